@@ -1,0 +1,125 @@
+/**
+ * Verifies JWTs with pinned algorithms (PROTOCOL.md section 2): HS256 with a shared
+ * secret, or RS256/ES256/EdDSA with a public key file or a JWKS file. `alg: none` and any
+ * algorithm the key does not pin are refused.
+ */
+import { createPublicKey, createSecretKey, type KeyObject } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { createLocalJWKSet, jwtVerify, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey } from "jose";
+import { ConfigError, type Config } from "../config/load-config.js";
+import { RoomcastError } from "../contracts/error-codes.js";
+
+/** Who a verified token speaks for. */
+export interface Principal {
+  sub: string;
+  scopes: ReadonlySet<string>;
+  /** Environment ids, or "*" for all. */
+  envs: readonly string[];
+  tenant: string | undefined;
+  /** Expiry, seconds since epoch. */
+  exp: number;
+}
+
+export type TokenVerifier = (token: string) => Promise<Principal>;
+
+function algorithmsForKey(key: KeyObject): string[] {
+  switch (key.asymmetricKeyType) {
+    case "rsa":
+      return ["RS256"];
+    case "ec":
+      return ["ES256"];
+    case "ed25519":
+      return ["EdDSA"];
+    default:
+      throw new ConfigError(`invalid setting ROOMCAST_JWT_PUBLIC_KEY_FILE: unsupported key type ${key.asymmetricKeyType ?? "unknown"} (RSA, EC P-256 or Ed25519)`);
+  }
+}
+
+function algorithmsForJwks(jwks: JSONWebKeySet): string[] {
+  const algs = new Set<string>();
+  for (const jwk of jwks.keys) {
+    if (jwk.alg) algs.add(jwk.alg);
+    else if (jwk.kty === "RSA") algs.add("RS256");
+    else if (jwk.kty === "EC") algs.add("ES256");
+    else if (jwk.kty === "OKP") algs.add("EdDSA");
+  }
+  const allowed = ["RS256", "ES256", "EdDSA"];
+  const bad = [...algs].filter((a) => !allowed.includes(a));
+  if (bad.length > 0 || algs.size === 0) throw new ConfigError(`invalid setting ROOMCAST_JWKS_FILE: keys must be RS256, ES256 or EdDSA${bad.length ? ` (found ${bad.join(", ")})` : ""}`);
+  return [...algs];
+}
+
+function readKeyFile(setting: string, path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (err) {
+    throw new ConfigError(`invalid setting ${setting}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? "error"})`);
+  }
+}
+
+function toPrincipal(payload: JWTPayload): Principal {
+  const { sub, exp } = payload;
+  if (typeof sub !== "string" || sub === "") throw new RoomcastError("unauthorized", "token has no sub claim");
+  if (typeof exp !== "number") throw new RoomcastError("unauthorized", "token has no exp claim");
+  const rawScope = payload.scope;
+  const scopes = typeof rawScope === "string" ? rawScope.split(" ").filter(Boolean) : Array.isArray(rawScope) ? rawScope.filter((s): s is string => typeof s === "string") : [];
+  const rawEnvs = payload.envs;
+  const envs = Array.isArray(rawEnvs) ? rawEnvs.filter((e): e is string => typeof e === "string") : [];
+  const tenant = typeof payload.tenant === "string" ? payload.tenant : undefined;
+  return { sub, exp, scopes: new Set(scopes), envs, tenant };
+}
+
+/** Reads the key settings once; the returned function verifies a token or throws 4401. */
+export function createTokenVerifier(config: Config): TokenVerifier {
+  let key: KeyObject | JWTVerifyGetKey;
+  let algorithms: string[];
+  if (config.jwtSecret) {
+    key = createSecretKey(Buffer.from(config.jwtSecret, "utf8"));
+    algorithms = ["HS256"];
+  } else if (config.jwtPublicKeyFile) {
+    const pem = readKeyFile("ROOMCAST_JWT_PUBLIC_KEY_FILE", config.jwtPublicKeyFile);
+    try {
+      key = createPublicKey(pem);
+    } catch {
+      throw new ConfigError(`invalid setting ROOMCAST_JWT_PUBLIC_KEY_FILE: ${config.jwtPublicKeyFile} holds no PEM public key`);
+    }
+    algorithms = algorithmsForKey(key);
+  } else if (config.jwksFile) {
+    let jwks: JSONWebKeySet;
+    try {
+      jwks = JSON.parse(readKeyFile("ROOMCAST_JWKS_FILE", config.jwksFile)) as JSONWebKeySet;
+      if (!Array.isArray(jwks.keys)) throw new Error("no keys");
+    } catch (err) {
+      if (err instanceof ConfigError) throw err;
+      throw new ConfigError(`invalid setting ROOMCAST_JWKS_FILE: ${config.jwksFile} is not a JWKS ({"keys": [...]})`);
+    }
+    algorithms = algorithmsForJwks(jwks);
+    key = createLocalJWKSet(jwks);
+  } else {
+    throw new ConfigError("missing setting ROOMCAST_JWT_SECRET: set it, ROOMCAST_JWT_PUBLIC_KEY_FILE or ROOMCAST_JWKS_FILE");
+  }
+  const options = {
+    algorithms,
+    requiredClaims: ["sub", "exp"],
+    ...(config.jwtIssuer ? { issuer: config.jwtIssuer } : {}),
+    ...(config.jwtAudience ? { audience: config.jwtAudience } : {}),
+  };
+  return async (token: string) => {
+    try {
+      const { payload } = typeof key === "function" ? await jwtVerify(token, key, options) : await jwtVerify(token, key, options);
+      return toPrincipal(payload);
+    } catch (err) {
+      if (err instanceof RoomcastError) throw err;
+      const code = (err as { code?: string }).code;
+      const message = code === "ERR_JWT_EXPIRED" ? "token expired" : code === "ERR_JOSE_ALG_NOT_ALLOWED" ? "token algorithm not allowed" : "invalid token";
+      throw new RoomcastError("unauthorized", message);
+    }
+  };
+}
+
+/** Extracts a token from `Authorization: Bearer <jwt>`. */
+export function bearerToken(header: string | string[] | undefined): string | undefined {
+  const value = Array.isArray(header) ? header[0] : header;
+  const match = value ? /^Bearer\s+(\S+)\s*$/i.exec(value) : null;
+  return match?.[1];
+}

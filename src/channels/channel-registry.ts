@@ -1,0 +1,101 @@
+/**
+ * Resolves a channel name to its namespace settings, and decides who may subscribe to
+ * or publish on it (PROTOCOL.md section 5).
+ */
+import type { Config } from "../config/load-config.js";
+import type { AccessRule, NamespaceConfig, Policy, SnapshotMode } from "../config/namespaces.js";
+import { parseChannelName } from "../contracts/channel-name.js";
+import { RoomcastError } from "../contracts/error-codes.js";
+import type { Principal } from "../auth/token-verifier.js";
+
+export interface ResolvedChannel {
+  channel: string;
+  namespace: string;
+  /** The id the access rule checks: user id, environment id, job id. */
+  id: string;
+  stream: string | undefined;
+  settings: NamespaceConfig;
+  policy: Policy;
+  snapshot: SnapshotMode;
+  historySize: number;
+  historyTtlS: number;
+}
+
+/** Where job channels find their owner and environment (written by the job API). */
+export interface JobDirectory {
+  lookup(jobId: string): Promise<{ owner: string; envId?: string | undefined } | undefined>;
+}
+
+export type Action = "subscribe" | "publish";
+
+export class ChannelRegistry {
+  constructor(
+    private readonly config: Config,
+    private readonly jobs: JobDirectory,
+  ) {}
+
+  /** Throws 4400 for a malformed name, 4404 for an unknown namespace or stream. */
+  resolve(channel: unknown): ResolvedChannel {
+    if (typeof channel !== "string") throw new RoomcastError("bad_request", "channel: must be a string", { field: "channel" });
+    const name = parseChannelName(channel);
+    if (!name) throw new RoomcastError("bad_request", "channel: must be <namespace>:<name> (PROTOCOL.md section 5)", { field: "channel" });
+    const settings = this.config.namespaces[name.namespace];
+    if (!settings) throw new RoomcastError("not_found", `unknown namespace ${name.namespace}`);
+    let id = name.rest;
+    let stream: string | undefined;
+    let policy = settings.policy;
+    let snapshot = settings.snapshot;
+    if (settings.streams) {
+      const cut = name.rest.lastIndexOf(":");
+      if (cut <= 0) throw new RoomcastError("bad_request", `channel: must be ${name.namespace}:<id>:<${Object.keys(settings.streams).join("|")}>`, { field: "channel" });
+      id = name.rest.slice(0, cut);
+      stream = name.rest.slice(cut + 1);
+      const streamSettings = settings.streams[stream];
+      if (!streamSettings) throw new RoomcastError("not_found", `unknown stream ${stream} in namespace ${name.namespace}`);
+      policy = streamSettings.policy ?? policy;
+      snapshot = streamSettings.snapshot ?? snapshot;
+    }
+    return {
+      channel,
+      namespace: name.namespace,
+      id,
+      stream,
+      settings,
+      policy,
+      snapshot,
+      historySize: settings.historySize ?? this.config.historySize,
+      historyTtlS: settings.historyTtlS ?? this.config.historyTtlS,
+    };
+  }
+
+  /** Throws 4403 unless the principal may do `action` on the channel (4404 for a missing job). */
+  async authorize(principal: Principal, resolved: ResolvedChannel, action: Action): Promise<void> {
+    const rule = action === "subscribe" ? resolved.settings.subscribe : resolved.settings.publish;
+    if (rule === false) throw new RoomcastError("forbidden", `clients may not publish in namespace ${resolved.namespace}`);
+    if (!(await this.allows(principal, resolved, rule))) {
+      throw new RoomcastError("forbidden", `not allowed to ${action} to ${resolved.channel}`);
+    }
+  }
+
+  /** Like authorize, but answers instead of throwing (4404 still throws). */
+  async allows(principal: Principal, resolved: ResolvedChannel, rule: AccessRule): Promise<boolean> {
+    if (rule.scope && !principal.scopes.has(rule.scope)) return false;
+    switch (rule.match) {
+      case "any":
+        return true;
+      case "user":
+        return principal.sub === resolved.id;
+      case "env":
+        return hasEnv(principal, resolved.id);
+      case "job": {
+        const job = await this.jobs.lookup(resolved.id);
+        if (!job) throw new RoomcastError("not_found", `job ${resolved.id} does not exist`);
+        return job.owner === principal.sub || (job.envId !== undefined && hasEnv(principal, job.envId));
+      }
+    }
+  }
+}
+
+export function hasEnv(principal: Principal, envId: string): boolean {
+  return principal.envs.includes("*") || principal.envs.includes(envId);
+}

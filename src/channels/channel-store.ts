@@ -1,0 +1,119 @@
+/**
+ * The one publish path and the history reader. HTTP publishes, client publishes and
+ * workers all call publish(); subscribe, recovery and the history API call read().
+ */
+import { randomBytes } from "node:crypto";
+import type { Redis } from "ioredis";
+import type { ChannelEvent } from "../contracts/events.js";
+import type { Priority } from "../contracts/schemas.js";
+import { adapterChannel, channelKeys, roomOf } from "./channel-keys.js";
+import type { ResolvedChannel } from "./channel-registry.js";
+import { PUBLISH_SCRIPT, READ_SCRIPT } from "./lua-scripts.js";
+
+export interface PublishInput {
+  type: string;
+  data: unknown;
+  priority?: Priority;
+  idempotencyKey?: string | undefined;
+  /** Overrides the namespace's snapshot rule: the channel's state after this event. */
+  snapshot?: unknown;
+}
+
+export interface PublishResult {
+  offset: number;
+  epoch: string;
+  id: string;
+  /** True when an idempotency key matched: nothing was published this time. */
+  duplicate: boolean;
+}
+
+export type ReadRequest = { since: number; limit: number } | { last: number };
+
+export interface ReadResult {
+  epoch: string;
+  /** The channel's newest offset. */
+  top: number;
+  /** The oldest offset history still holds (0: none). */
+  first: number;
+  events: ChannelEvent[];
+  snapshot: unknown;
+}
+
+type PublishReply = [number, string, string, number];
+type ReadReply = [string, number, number, string[], string | null];
+
+interface ScriptedRedis extends Redis {
+  roomcastPublish(...args: (string | number)[]): Promise<PublishReply>;
+  roomcastRead(...args: (string | number)[]): Promise<ReadReply>;
+}
+
+/** Epochs are fixed-width random tokens. */
+export function newEpoch(): string {
+  return randomBytes(6).toString("hex");
+}
+
+function newEventId(): string {
+  return randomBytes(12).toString("base64url");
+}
+
+export class ChannelStore {
+  private readonly redis: ScriptedRedis;
+
+  constructor(
+    redis: Redis,
+    private readonly prefix: string,
+    private readonly idempotencyTtlS: number,
+  ) {
+    redis.defineCommand("roomcastPublish", { numberOfKeys: 4, lua: PUBLISH_SCRIPT });
+    redis.defineCommand("roomcastRead", { numberOfKeys: 3, lua: READ_SCRIPT });
+    this.redis = redis as ScriptedRedis;
+  }
+
+  async publish(target: ResolvedChannel, input: PublishInput): Promise<PublishResult> {
+    const keys = channelKeys(this.prefix, target.channel);
+    const id = newEventId();
+    const priority = input.priority ?? "normal";
+    const dataJson = JSON.stringify(input.data) ?? "null";
+    // The script splices offset and epoch between head and tail, so the event is
+    // serialised once here and never parsed again on its way to the sockets.
+    const head = `{"channel":${JSON.stringify(target.channel)}`;
+    const tail = `,"id":"${id}","type":${JSON.stringify(input.type)},"ts":${Date.now()},"priority":"${priority}","data":${dataJson}}`;
+    let snapshot = "";
+    if (input.snapshot !== undefined) snapshot = JSON.stringify(input.snapshot);
+    else if (target.snapshot === "latest") snapshot = dataJson;
+    const idempotencyKey = input.idempotencyKey;
+    const [offset, epoch, firstId, duplicate] = await this.redis.roomcastPublish(
+      keys.meta,
+      keys.history,
+      keys.snapshot,
+      keys.idempotency(idempotencyKey ?? "-"),
+      newEpoch(),
+      target.historySize,
+      target.historyTtlS,
+      head,
+      tail,
+      adapterChannel(this.prefix, roomOf(target.channel)),
+      idempotencyKey ? this.idempotencyTtlS : 0,
+      snapshot,
+      id,
+    );
+    return { offset: Number(offset), epoch, id: firstId, duplicate: duplicate === 1 };
+  }
+
+  async read(target: ResolvedChannel, request: ReadRequest): Promise<ReadResult> {
+    const keys = channelKeys(this.prefix, target.channel);
+    const args =
+      "since" in request ? ["since", request.since, request.limit] : ["last", Math.min(request.last, target.historySize), 0];
+    const [epoch, top, first, entries, snapshot] = await this.redis.roomcastRead(
+      keys.meta,
+      keys.history,
+      keys.snapshot,
+      newEpoch(),
+      target.historyTtlS,
+      ...args,
+    );
+    const events = entries.map((json) => JSON.parse(json) as ChannelEvent);
+    if (!("since" in request)) events.reverse();
+    return { epoch, top: Number(top), first: Number(first), events, snapshot: snapshot === null ? undefined : JSON.parse(snapshot) };
+  }
+}

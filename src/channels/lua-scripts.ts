@@ -1,0 +1,79 @@
+/**
+ * The Lua scripts of the publish path and history. Each touches only one channel's keys
+ * (one hash tag), so each runs on one Redis Cluster shard and stays atomic.
+ */
+
+/**
+ * Assigns the next offset, appends to history, stores the snapshot and publishes the
+ * delivery, all in one step: the order in history is the order on the wire everywhere.
+ * KEYS: meta, history, snapshot, idempotency
+ * ARGV: candidate epoch, history size, ttl (s), json head, json tail, pub/sub channel,
+ *       idempotency ttl (s, 0: none), snapshot json ('' : none), id
+ * Returns { offset, epoch, id, duplicate (0|1) }.
+ */
+export const PUBLISH_SCRIPT = `
+local ttl = tonumber(ARGV[3])
+if ARGV[7] ~= '0' then
+  local prev = redis.call('GET', KEYS[4])
+  if prev then
+    local o, e, i = string.match(prev, '^(%d+) (%S+) (%S+)$')
+    return { tonumber(o), e, i, 1 }
+  end
+end
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'top', 0)
+end
+local offset = redis.call('HINCRBY', KEYS[1], 'top', 1)
+local json = ARGV[4] .. ',"offset":' .. offset .. ',"epoch":"' .. epoch .. '"' .. ARGV[5]
+local size = tonumber(ARGV[2])
+if size > 0 then
+  redis.call('XADD', KEYS[2], 'MAXLEN', size, offset .. '-0', 'e', json)
+  redis.call('EXPIRE', KEYS[2], ttl)
+end
+redis.call('EXPIRE', KEYS[1], ttl)
+if ARGV[8] ~= '' then
+  redis.call('SET', KEYS[3], ARGV[8], 'EX', ttl)
+end
+redis.call('PUBLISH', ARGV[6], offset .. ' ' .. epoch .. ' ' .. json)
+if ARGV[7] ~= '0' then
+  redis.call('SET', KEYS[4], offset .. ' ' .. epoch .. ' ' .. ARGV[9], 'EX', tonumber(ARGV[7]))
+end
+return { offset, epoch, ARGV[9], 0 }
+`;
+
+/**
+ * Reads a channel's position and history in one consistent step. A channel never
+ * published to gets its epoch now, so that subscribers before the first event and the
+ * first event agree on it.
+ * KEYS: meta, history, snapshot
+ * ARGV: candidate epoch, ttl (s), mode ('since' | 'last'), since offset or count, limit
+ * Returns { epoch, top, first offset held (0: none), entries (json strings), snapshot|false }.
+ */
+export const READ_SCRIPT = `
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'top', 0)
+  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
+end
+local top = tonumber(redis.call('HGET', KEYS[1], 'top'))
+local first = 0
+local head = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
+if head[1] then first = tonumber(string.match(head[1][1], '^(%d+)')) end
+local raw
+local n = tonumber(ARGV[4])
+if ARGV[3] == 'since' then
+  raw = redis.call('XRANGE', KEYS[2], (n + 1) .. '-0', '+', 'COUNT', tonumber(ARGV[5]))
+elseif n > 0 then
+  raw = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', n)
+else
+  raw = {}
+end
+local entries = {}
+for i, entry in ipairs(raw) do entries[i] = entry[2][2] end
+return { epoch, top, first, entries, redis.call('GET', KEYS[3]) }
+`;

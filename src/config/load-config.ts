@@ -1,0 +1,192 @@
+/**
+ * Parses the settings once, from (lowest first) defaults, a ROOMCAST_CONFIG file,
+ * environment variables and kebab-case flags; validates them; returns a frozen Config.
+ * A bad value throws ConfigError whose message is one line naming the setting.
+ */
+import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { parse as parseYaml } from "yaml";
+import { BUILT_IN_NAMESPACES, namespaceSchema, type NamespaceConfig } from "./namespaces.js";
+import { SETTINGS, type SettingKey, type SettingSpec } from "./settings.js";
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+export interface Config {
+  port: number;
+  host: string;
+  redisUrl: string | undefined;
+  redisPrefix: string;
+  jwtSecret: string | undefined;
+  jwtPublicKeyFile: string | undefined;
+  jwksFile: string | undefined;
+  jwtIssuer: string | undefined;
+  jwtAudience: string | undefined;
+  allowedTenants: readonly string[];
+  tokenQuery: boolean;
+  nodeId: string;
+  maxConnectionsPerUser: number;
+  maxConnectionsPerEnv: number;
+  maxConnectionsPerIp: number;
+  maxConnectionsPerNode: number;
+  maxSubscriptions: number;
+  rateLimit: number;
+  rateBurst: number;
+  maxMessageBytes: number;
+  historySize: number;
+  historyTtlS: number;
+  idempotencyTtlS: number;
+  drainS: number;
+  adminUser: string | undefined;
+  adminPasswordHash: string | undefined;
+  logLevel: string;
+  logPretty: boolean;
+  namespaces: Readonly<Record<string, NamespaceConfig>>;
+}
+
+const LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+const NAMESPACE_NAME = /^[a-z][a-z0-9_-]{0,31}$/;
+
+function convert(name: string, spec: SettingSpec, raw: unknown): unknown {
+  const fail = (expected: string): never => {
+    throw new ConfigError(`invalid setting ${name}: expected ${expected}, got ${JSON.stringify(raw)}`);
+  };
+  const text = typeof raw === "string" ? raw.trim() : raw;
+  switch (spec.kind) {
+    case "int": {
+      const n = typeof text === "number" ? text : /^\d+$/.test(String(text)) ? Number(text) : NaN;
+      if (!Number.isSafeInteger(n) || n < 0) fail("a whole number >= 0");
+      if (name === "PORT" && n > 65535) fail("a port number (0-65535)");
+      return n;
+    }
+    case "number": {
+      const n = typeof text === "number" ? text : /^\d+(\.\d+)?$/.test(String(text)) ? Number(text) : NaN;
+      if (!Number.isFinite(n) || n < 0) fail("a number >= 0");
+      return n;
+    }
+    case "bool": {
+      if (typeof text === "boolean") return text;
+      const s = String(text).toLowerCase();
+      if (["1", "true", "yes", "on"].includes(s)) return true;
+      if (["0", "false", "no", "off", ""].includes(s)) return false;
+      return fail("true or false");
+    }
+    case "list":
+      if (Array.isArray(text)) return text.map(String);
+      return String(text).split(",").map((s) => s.trim()).filter(Boolean);
+    case "level":
+      if (!LEVELS.includes(String(text))) fail(`one of ${LEVELS.join(", ")}`);
+      return String(text);
+    case "string":
+      if (typeof text !== "string" || text === "") fail("a non-empty string");
+      return text;
+  }
+}
+
+function flagName(env: string): string {
+  return "--" + env.toLowerCase().replace(/_/g, "-");
+}
+
+/** `--redis-url x`, `--redis-url=x`, and for ROOMCAST_ settings also the short `--history-size`. */
+function readFlag(argv: readonly string[], env: string): string | undefined {
+  const names = [flagName(env)];
+  if (env.startsWith("ROOMCAST_")) names.push("--" + env.slice(9).toLowerCase().replace(/_/g, "-"));
+  let value: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    for (const name of names) {
+      if (arg === name && i + 1 < argv.length) value = argv[i + 1];
+      else if (arg.startsWith(name + "=")) value = arg.slice(name.length + 1);
+    }
+  }
+  return value;
+}
+
+function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new ConfigError(`invalid setting ROOMCAST_CONFIG: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? "error"})`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = path.endsWith(".json") ? JSON.parse(text) : parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(`invalid setting ROOMCAST_CONFIG: ${path} is not valid ${path.endsWith(".json") ? "JSON" : "YAML"} (${(err as Error).message.split("\n")[0]})`);
+  }
+  if (parsed === null || parsed === undefined) return {};
+  if (typeof parsed !== "object" || Array.isArray(parsed)) throw new ConfigError(`invalid setting ROOMCAST_CONFIG: ${path} must hold an object`);
+  return parsed as Record<string, unknown>;
+}
+
+function parseNamespaces(fromFile: unknown): Record<string, NamespaceConfig> {
+  const namespaces: Record<string, NamespaceConfig> = { ...BUILT_IN_NAMESPACES };
+  if (fromFile === undefined) return namespaces;
+  if (typeof fromFile !== "object" || fromFile === null || Array.isArray(fromFile)) {
+    throw new ConfigError("invalid setting namespaces (ROOMCAST_CONFIG): expected an object of namespace name to settings");
+  }
+  for (const [name, value] of Object.entries(fromFile)) {
+    if (!NAMESPACE_NAME.test(name)) throw new ConfigError(`invalid setting namespaces.${name} (ROOMCAST_CONFIG): a namespace name must match ${NAMESPACE_NAME}`);
+    const result = namespaceSchema.safeParse(value);
+    if (!result.success) {
+      const issue = result.error.issues[0]!;
+      throw new ConfigError(`invalid setting namespaces.${name}.${issue.path.join(".")} (ROOMCAST_CONFIG): ${issue.message}`);
+    }
+    namespaces[name] = result.data;
+  }
+  return namespaces;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === "object") {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+export interface LoadOptions {
+  env?: NodeJS.ProcessEnv;
+  argv?: readonly string[];
+}
+
+export function loadConfig({ env = process.env, argv = [] }: LoadOptions = {}): Config {
+  const configPath = readFlag(argv, "ROOMCAST_CONFIG") ?? env.ROOMCAST_CONFIG;
+  const file = configPath ? readConfigFile(configPath) : {};
+  const known = new Set<string>([...Object.keys(SETTINGS), "namespaces"]);
+  for (const key of Object.keys(file)) {
+    if (!known.has(key)) throw new ConfigError(`invalid setting ${key} (ROOMCAST_CONFIG): unknown setting; known: ${[...known].join(", ")}`);
+  }
+  const values: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(SETTINGS) as [SettingKey, SettingSpec][]) {
+    const raw = readFlag(argv, spec.env) ?? env[spec.env] ?? file[key];
+    values[key] = raw === undefined || raw === "" ? spec.default : convert(spec.env, spec, raw);
+  }
+  values.nodeId ??= `${hostname()}-${process.pid}`;
+  values.namespaces = parseNamespaces(file.namespaces);
+  const config = values as unknown as Config;
+  if (config.rateLimit > 0 && config.rateBurst < 1) throw new ConfigError("invalid setting ROOMCAST_RATE_BURST: must be at least 1 when ROOMCAST_RATE_LIMIT is on");
+  if (config.historyTtlS < 1) throw new ConfigError("invalid setting ROOMCAST_HISTORY_TTL_S: must be at least 1");
+  if (config.idempotencyTtlS < 1) throw new ConfigError("invalid setting ROOMCAST_IDEMPOTENCY_TTL_S: must be at least 1");
+  if (config.redisUrl !== undefined && !/^(redis|rediss|redis\+cluster):\/\//.test(config.redisUrl)) {
+    throw new ConfigError(`invalid setting REDIS_URL: expected redis://, rediss:// or redis+cluster:// URL, got ${JSON.stringify(config.redisUrl)}`);
+  }
+  if (!/^[A-Za-z0-9_.-]+$/.test(config.redisPrefix)) throw new ConfigError("invalid setting ROOMCAST_REDIS_PREFIX: letters, digits and _.- only");
+  return deepFreeze(config);
+}
+
+/** Checks made only by commands that need them (gateway, worker), not by `token` or `start`. */
+export function requireServerSettings(config: Config): void {
+  if (!config.redisUrl) throw new ConfigError("missing setting REDIS_URL: the gateway needs Redis (for example REDIS_URL=redis://127.0.0.1:6379)");
+  if (config.redisUrl.startsWith("redis+cluster://")) throw new ConfigError("invalid setting REDIS_URL: Redis Cluster (redis+cluster://) is not supported yet");
+  requireKeySetting(config);
+}
+
+export function requireKeySetting(config: Config): void {
+  const keys = [config.jwtSecret, config.jwtPublicKeyFile, config.jwksFile].filter(Boolean).length;
+  if (keys === 0) throw new ConfigError("missing setting ROOMCAST_JWT_SECRET: set it, ROOMCAST_JWT_PUBLIC_KEY_FILE or ROOMCAST_JWKS_FILE");
+  if (keys > 1) throw new ConfigError("invalid setting ROOMCAST_JWT_SECRET: set only one of ROOMCAST_JWT_SECRET, ROOMCAST_JWT_PUBLIC_KEY_FILE, ROOMCAST_JWKS_FILE");
+}
+

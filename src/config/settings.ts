@@ -1,0 +1,45 @@
+/**
+ * Every setting of PROTOCOL.md section 8 (and a few of our own), once: its variable, its
+ * key in a ROOMCAST_CONFIG file, its default and what it means. Nothing else reads process.env.
+ */
+export type SettingKind = "int" | "number" | "string" | "bool" | "list" | "level";
+
+export interface SettingSpec {
+  env: string;
+  kind: SettingKind;
+  default?: number | string | boolean | string[];
+  doc: string;
+}
+
+export const SETTINGS = {
+  port: { env: "PORT", kind: "int", default: 3000, doc: "listen port" },
+  host: { env: "HOST", kind: "string", default: "0.0.0.0", doc: "listen address" },
+  redisUrl: { env: "REDIS_URL", kind: "string", doc: "Redis URL (redis://, rediss://); required for gateway and worker" },
+  redisPrefix: { env: "ROOMCAST_REDIS_PREFIX", kind: "string", default: "rc", doc: "prefix of every Redis key and pub/sub channel" },
+  jwtSecret: { env: "ROOMCAST_JWT_SECRET", kind: "string", doc: "HS256 shared secret" },
+  jwtPublicKeyFile: { env: "ROOMCAST_JWT_PUBLIC_KEY_FILE", kind: "string", doc: "PEM public key file (RS256, ES256 or EdDSA)" },
+  jwksFile: { env: "ROOMCAST_JWKS_FILE", kind: "string", doc: "JWKS file" },
+  jwtIssuer: { env: "ROOMCAST_JWT_ISSUER", kind: "string", doc: "required `iss` claim, if set" },
+  jwtAudience: { env: "ROOMCAST_JWT_AUDIENCE", kind: "string", doc: "required `aud` claim, if set" },
+  allowedTenants: { env: "ROOMCAST_ALLOWED_TENANTS", kind: "list", default: [], doc: "tenants allowed to connect (comma-separated); a valid token of another tenant is refused 4403; empty: any" },
+  tokenQuery: { env: "ROOMCAST_TOKEN_QUERY", kind: "bool", default: false, doc: "accept ?token= in the handshake URL (it leaks into proxy logs)" },
+  nodeId: { env: "ROOMCAST_NODE_ID", kind: "string", doc: "replica name in logs and stats (default: host name and pid)" },
+  maxConnectionsPerUser: { env: "ROOMCAST_MAX_CONNECTIONS_PER_USER", kind: "int", default: 50, doc: "connections per user, cluster-wide (0: off)" },
+  maxConnectionsPerEnv: { env: "ROOMCAST_MAX_CONNECTIONS_PER_ENV", kind: "int", default: 10, doc: "connections per environment, cluster-wide (0: off)" },
+  maxConnectionsPerIp: { env: "ROOMCAST_MAX_CONNECTIONS_PER_IP", kind: "int", default: 100, doc: "connections per IP, cluster-wide (0: off)" },
+  maxConnectionsPerNode: { env: "ROOMCAST_MAX_CONNECTIONS_PER_NODE", kind: "int", default: 20000, doc: "connections per replica (0: off)" },
+  maxSubscriptions: { env: "ROOMCAST_MAX_SUBSCRIPTIONS", kind: "int", default: 50, doc: "subscriptions per connection (0: off)" },
+  rateLimit: { env: "ROOMCAST_RATE_LIMIT", kind: "number", default: 10, doc: "client requests per second per connection (0: off)" },
+  rateBurst: { env: "ROOMCAST_RATE_BURST", kind: "int", default: 50, doc: "request burst per connection" },
+  maxMessageBytes: { env: "ROOMCAST_MAX_MESSAGE_BYTES", kind: "int", default: 65536, doc: "message size limit in bytes" },
+  historySize: { env: "ROOMCAST_HISTORY_SIZE", kind: "int", default: 1000, doc: "default history per channel (events)" },
+  historyTtlS: { env: "ROOMCAST_HISTORY_TTL_S", kind: "int", default: 3600, doc: "default history time to live after the last publish (s)" },
+  idempotencyTtlS: { env: "ROOMCAST_IDEMPOTENCY_TTL_S", kind: "int", default: 300, doc: "window in which a repeated idempotencyKey returns the first answer (s)" },
+  drainS: { env: "ROOMCAST_DRAIN_S", kind: "int", default: 10, doc: "time to spread disconnects over on SIGTERM (s)" },
+  adminUser: { env: "ROOMCAST_ADMIN_USER", kind: "string", doc: "admin UI user (admin UI off unless set)" },
+  adminPasswordHash: { env: "ROOMCAST_ADMIN_PASSWORD_HASH", kind: "string", doc: "admin UI password (bcrypt hash)" },
+  logLevel: { env: "LOG_LEVEL", kind: "level", default: "info", doc: "pino level" },
+  logPretty: { env: "ROOMCAST_LOG_PRETTY", kind: "bool", default: false, doc: "human-readable logs instead of JSON" },
+} as const satisfies Record<string, SettingSpec>;
+
+export type SettingKey = keyof typeof SETTINGS;

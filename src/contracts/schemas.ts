@@ -1,0 +1,78 @@
+/**
+ * Request payload schemas, declared once: the gateway validates with them and the client
+ * types below are inferred from them, so both sides cannot drift apart.
+ */
+import { z } from "zod";
+import { CHANNEL_NAME } from "./channel-name.js";
+import { RoomcastError } from "./error-codes.js";
+
+export const PRIORITIES = ["critical", "high", "normal", "low"] as const;
+export type Priority = (typeof PRIORITIES)[number];
+
+const channel = z.string().regex(CHANNEL_NAME, "must be <namespace>:<name> (PROTOCOL.md section 5)");
+const eventType = z.string().min(1).max(64).regex(/^[A-Za-z0-9_.:-]+$/, "letters, digits and _.:- only");
+const offset = z.number().int().min(0);
+
+export const logFilterSchema = z
+  .object({
+    stream: z.enum(["stdout", "stderr"]).optional(),
+    level: z.string().max(32).optional(),
+    contains: z.string().max(200).optional(),
+  })
+  .strict();
+
+export const subscribeSchema = z
+  .object({
+    channel,
+    since: z.object({ offset, epoch: z.string().min(1).max(64) }).strict().optional(),
+    history: z.number().int().min(0).max(100_000).optional(),
+    filter: logFilterSchema.optional(),
+  })
+  .strict();
+
+export const unsubscribeSchema = z.object({ channel }).strict();
+
+export const publishSchema = z
+  .object({ channel, type: eventType, data: z.unknown().refine((v) => v !== undefined, "is required") })
+  .strict();
+
+export const controlSchema = z
+  .object({ channel, action: z.enum(["pause", "resume", "filter"]), filter: logFilterSchema.optional() })
+  .strict();
+
+export const refreshSchema = z.object({ token: z.string().min(1).max(16_384) }).strict();
+
+/** HTTP: POST /v1/channels/:channel/events */
+export const httpPublishSchema = z
+  .object({
+    type: eventType,
+    data: z.unknown().refine((v) => v !== undefined, "is required"),
+    priority: z.enum(PRIORITIES).optional(),
+    idempotencyKey: z.string().min(1).max(200).optional(),
+  })
+  .strict();
+
+/** HTTP: GET /v1/channels/:channel/history */
+export const httpHistoryQuerySchema = z
+  .object({
+    since: z.coerce.number().int().min(0).optional(),
+    limit: z.coerce.number().int().min(1).max(100_000).optional(),
+  })
+  .strict();
+
+export type SubscribeRequest = z.infer<typeof subscribeSchema>;
+export type UnsubscribeRequest = z.infer<typeof unsubscribeSchema>;
+export type PublishRequest = z.infer<typeof publishSchema>;
+export type ControlRequest = z.infer<typeof controlSchema>;
+export type RefreshRequest = z.infer<typeof refreshSchema>;
+export type HttpPublishRequest = z.infer<typeof httpPublishSchema>;
+export type LogFilter = z.infer<typeof logFilterSchema>;
+
+/** Validates or throws 4400 with a message that names the first bad field. */
+export function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown, what = "payload"): T {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const field = issue && issue.path.length > 0 ? issue.path.join(".") : what;
+  throw new RoomcastError("bad_request", `${field}: ${issue?.message ?? "invalid"}`, { field });
+}

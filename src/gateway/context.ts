@@ -1,0 +1,16 @@
+import type { Logger } from "pino";
+import type { TokenVerifier } from "../auth/token-verifier.js";
+import type { ChannelRegistry } from "../channels/channel-registry.js";
+import type { ChannelStore } from "../channels/channel-store.js";
+import type { Config } from "../config/load-config.js";
+import type { Delivery } from "./delivery.js";
+
+/** What request handlers and middleware share on one replica. */
+export interface GatewayContext {
+  config: Config;
+  registry: ChannelRegistry;
+  store: ChannelStore;
+  delivery: Delivery;
+  verifyToken: TokenVerifier;
+  log: Logger;
+}

@@ -1,0 +1,62 @@
+import { roomOf } from "../../channels/channel-keys.js";
+import { readPosition } from "../../channels/recovery.js";
+import { RoomcastError } from "../../contracts/error-codes.js";
+import type { SubscribeOk } from "../../contracts/events.js";
+import { subscribeSchema, parseOrThrow } from "../../contracts/schemas.js";
+import type { GatewayContext } from "../context.js";
+import type { RequestScope } from "../request-router.js";
+import type { RoomcastSocket, Subscription } from "../types.js";
+
+/**
+ * Joins the room first, then reads history: live events that arrive meanwhile wait in the
+ * subscription's buffer and follow the answer, so nothing is missed or sent twice.
+ */
+export async function subscribe(ctx: GatewayContext, socket: RoomcastSocket, payload: unknown, request: RequestScope): Promise<SubscribeOk> {
+  const req = parseOrThrow(subscribeSchema, payload);
+  if (req.filter) throw new RoomcastError("bad_request", "filter: not supported on this channel yet", { field: "filter" });
+  const target = ctx.registry.resolve(req.channel);
+  await ctx.registry.authorize(socket.data.principal, target, "subscribe");
+  const subscriptions = socket.data.subscriptions;
+  let sub = subscriptions.get(req.channel);
+  if (!sub) {
+    const max = ctx.config.maxSubscriptions;
+    if (max > 0 && subscriptions.size >= max) {
+      throw new RoomcastError("too_many_subscriptions", `at most ${max} subscriptions per connection`, { limit: max });
+    }
+    sub = { target, epoch: "", offset: 0, state: "syncing", pending: [], generation: 0 } satisfies Subscription;
+    subscriptions.set(req.channel, sub);
+    await socket.join(roomOf(req.channel));
+  } else {
+    sub.state = "syncing";
+    sub.pending = [];
+  }
+  const generation = ++sub.generation;
+  let position;
+  try {
+    position = await readPosition(ctx.store, target, req);
+  } catch (err) {
+    if (subscriptions.get(req.channel) === sub && sub.generation === generation) {
+      subscriptions.delete(req.channel);
+      void socket.leave(roomOf(req.channel));
+    }
+    throw err;
+  }
+  if (subscriptions.get(req.channel) !== sub || sub.generation !== generation) {
+    throw new RoomcastError("bad_request", "subscription changed while subscribing (unsubscribed or subscribed again)");
+  }
+  sub.epoch = position.epoch;
+  sub.offset = position.offset;
+  const answer: SubscribeOk = {
+    channel: req.channel,
+    offset: position.offset,
+    epoch: position.epoch,
+    recovered: position.recovered,
+    events: position.events,
+  };
+  if (position.snapshot !== undefined) answer.snapshot = position.snapshot;
+  // The answer goes out first, then the live events that arrived while reading.
+  request.afterAnswer(() => {
+    if (subscriptions.get(req.channel) === sub && sub.generation === generation) ctx.delivery.goLive(socket, sub);
+  });
+  return answer;
+}

@@ -1,0 +1,58 @@
+/**
+ * The connection middleware chain (PROTOCOL.md section 2): availability, authentication,
+ * admission (tenant, connection limits), then the socket's session state. Refusals reach
+ * the client's `connect_error` with `data: { code, reason, message, ...details }`.
+ */
+import { randomUUID } from "node:crypto";
+import type { ExtendedError } from "socket.io";
+import { bearerToken } from "../auth/token-verifier.js";
+import { RoomcastError, toErrorBody } from "../contracts/error-codes.js";
+import type { GatewayContext } from "./context.js";
+import type { RoomcastServer, RoomcastSocket } from "./types.js";
+
+export type ConnectionCheck = (socket: RoomcastSocket) => void | Promise<void>;
+
+export function tokenOf(socket: RoomcastSocket, allowQuery: boolean): string | undefined {
+  const auth = socket.handshake.auth as { token?: unknown } | undefined;
+  if (typeof auth?.token === "string" && auth.token !== "") return auth.token;
+  const header = bearerToken(socket.handshake.headers.authorization);
+  if (header) return header;
+  const query = socket.handshake.query.token;
+  if (allowQuery && typeof query === "string" && query !== "") return query;
+  return undefined;
+}
+
+function refusal(err: unknown): ExtendedError {
+  const body = toErrorBody(err);
+  const error = new Error(body.message) as ExtendedError;
+  error.data = body;
+  return error;
+}
+
+export function installHandshake(io: RoomcastServer, ctx: GatewayContext, isAvailable: () => boolean, checks: readonly ConnectionCheck[] = []): void {
+  const { config } = ctx;
+  io.use(async (socket, next) => {
+    try {
+      if (!isAvailable()) throw new RoomcastError("unavailable");
+      const token = tokenOf(socket, config.tokenQuery);
+      if (!token) throw new RoomcastError("unauthorized", "token missing");
+      const principal = await ctx.verifyToken(token);
+      if (config.allowedTenants.length > 0 && !config.allowedTenants.includes(principal.tenant ?? "")) {
+        throw new RoomcastError("forbidden", "tenant not allowed on this gateway");
+      }
+      const max = config.maxConnectionsPerNode;
+      if (max > 0 && io.of("/").sockets.size >= max) {
+        throw new RoomcastError("too_many_connections", "this replica is full", { scope: "node", limit: max });
+      }
+      socket.data.principal = principal;
+      socket.data.connectionId = randomUUID();
+      socket.data.subscriptions = new Map();
+      for (const check of checks) await check(socket);
+      next();
+    } catch (err) {
+      if (!(err instanceof RoomcastError)) ctx.log.error({ err }, "handshake failed");
+      else ctx.log.debug({ code: err.code, reason: err.reason, ip: socket.handshake.address }, "handshake refused");
+      next(refusal(err));
+    }
+  });
+}

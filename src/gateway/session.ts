@@ -1,0 +1,47 @@
+/**
+ * A connection's token lifetime: closes it with `closing 4401 token_expired` when the token
+ * expires unrefreshed, and applies a refreshed token's grants at once.
+ */
+import type { Principal } from "../auth/token-verifier.js";
+import { ERROR_CODES } from "../contracts/error-codes.js";
+import type { GatewayContext } from "./context.js";
+import { endSubscription } from "./handlers/unsubscribe.js";
+import type { RoomcastSocket } from "./types.js";
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export function scheduleExpiry(socket: RoomcastSocket, exp: number): void {
+  clearTimeout(socket.data.expiryTimer);
+  const wait = exp * 1000 - Date.now();
+  if (wait > MAX_TIMER_MS) {
+    socket.data.expiryTimer = setTimeout(() => scheduleExpiry(socket, exp), MAX_TIMER_MS);
+    return;
+  }
+  socket.data.expiryTimer = setTimeout(() => {
+    if (!socket.connected) return;
+    socket.emit("closing", { code: ERROR_CODES.token_expired.code, reason: "token_expired", retryAfterMs: 0 });
+    socket.disconnect(true);
+  }, Math.max(wait, 0));
+}
+
+export function endSession(socket: RoomcastSocket): void {
+  clearTimeout(socket.data.expiryTimer);
+  socket.data.subscriptions.clear();
+}
+
+/** Swaps in a new principal and ends subscriptions its grants no longer cover. */
+export async function applyPrincipal(ctx: GatewayContext, socket: RoomcastSocket, principal: Principal): Promise<void> {
+  socket.data.principal = principal;
+  scheduleExpiry(socket, principal.exp);
+  for (const [channel, sub] of [...socket.data.subscriptions]) {
+    let allowed: boolean;
+    try {
+      allowed = await ctx.registry.allows(principal, sub.target, sub.target.settings.subscribe);
+    } catch {
+      allowed = false;
+    }
+    if (!allowed && endSubscription(socket, channel)) {
+      socket.emit("unsubscribed", { channel, code: ERROR_CODES.forbidden.code, reason: "forbidden" });
+    }
+  }
+}

@@ -1,0 +1,54 @@
+/**
+ * The Fastify app: JSON errors in the PROTOCOL.md shape for every failure, health and
+ * readiness, and the /v1 routes.
+ */
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from "fastify";
+import { RoomcastError, type ErrorBody } from "../contracts/error-codes.js";
+import type { Logger } from "pino";
+import type { GatewayContext } from "../gateway/context.js";
+import { channelRoutes } from "./channel-routes.js";
+
+export interface HttpAppOptions {
+  log: Logger;
+  isReady: () => boolean;
+  isRedisUp: () => boolean;
+}
+
+function toHttpError(err: FastifyError | Error, redisUp: boolean): RoomcastError {
+  if (err instanceof RoomcastError) return err;
+  const status = (err as FastifyError).statusCode;
+  if (status === 413) return new RoomcastError("too_large", "request body too large");
+  if (status === 415) return new RoomcastError("bad_request", "body: Content-Type must be application/json");
+  if (status !== undefined && status >= 400 && status < 500) return new RoomcastError("bad_request", `body: ${err.message}`);
+  if (!redisUp) return new RoomcastError("unavailable", "Redis is unavailable, nothing was published; retry");
+  return new RoomcastError("internal");
+}
+
+export function createHttpApp(ctx: GatewayContext, options: HttpAppOptions): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: options.log as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: ctx.config.maxMessageBytes > 0 ? ctx.config.maxMessageBytes : 1024 * 1024,
+    genReqId: () => crypto.randomUUID(),
+  });
+
+  app.setErrorHandler((err, request, reply) => {
+    const error = toHttpError(err as FastifyError, options.isRedisUp());
+    if (error.reason === "internal") request.log.error({ err }, "request failed");
+    else request.log.debug({ code: error.code, reason: error.reason, url: request.url }, "request refused");
+    const body: ErrorBody = error.toBody();
+    return reply.code(error.status).send({ error: body });
+  });
+  app.setNotFoundHandler((request, reply) => {
+    const body = new RoomcastError("not_found", `no route ${request.method} ${request.url.split("?")[0]}`).toBody();
+    return reply.code(404).send({ error: body });
+  });
+
+  app.get("/healthz", async () => ({ status: "ok", node: ctx.config.nodeId }));
+  app.get("/readyz", async (_request, reply) => {
+    const ready = options.isReady();
+    return reply.code(ready ? 200 : 503).send({ ready, node: ctx.config.nodeId });
+  });
+  channelRoutes(app, ctx);
+  return app;
+}

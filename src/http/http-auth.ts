@@ -1,0 +1,16 @@
+/** Bearer JWT on every /v1 route, and scope checks (PROTOCOL.md section 6). */
+import type { FastifyRequest } from "fastify";
+import { bearerToken, type Principal, type TokenVerifier } from "../auth/token-verifier.js";
+import { RoomcastError } from "../contracts/error-codes.js";
+
+export type Scope = "publish" | "jobs:write" | "jobs:read" | "admin";
+
+export async function authenticate(request: FastifyRequest, verify: TokenVerifier): Promise<Principal> {
+  const token = bearerToken(request.headers.authorization);
+  if (!token) throw new RoomcastError("unauthorized", "Authorization: Bearer <token> required");
+  return verify(token);
+}
+
+export function requireScope(principal: Principal, scope: Scope): void {
+  if (!principal.scopes.has(scope)) throw new RoomcastError("forbidden", `scope ${scope} required`);
+}

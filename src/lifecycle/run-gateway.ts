@@ -1,0 +1,44 @@
+/**
+ * `roomcast gateway`: starts one replica and stops it cleanly on SIGTERM/SIGINT. A replica
+ * that cannot start (bad settings, Redis unreachable) exits 1 with one line saying why.
+ */
+import type { Config } from "../config/load-config.js";
+import { createGateway, type Gateway } from "../gateway/gateway.js";
+import { createLogger } from "../logging/logger.js";
+
+export interface RunOptions {
+  /** Behind `roomcast start`'s sticky load balancer instead of listening itself. */
+  stickyWorker?: boolean;
+}
+
+export async function runGateway(config: Config, options: RunOptions = {}): Promise<Gateway> {
+  const log = createLogger({ level: config.logLevel, pretty: config.logPretty, base: { node: config.nodeId } });
+  const gateway = await createGateway(config, log);
+  if (options.stickyWorker) {
+    const { setupWorker } = await import("@socket.io/sticky");
+    setupWorker(gateway.io);
+    process.send?.({ type: "roomcast:ready" });
+    log.info("gateway ready behind the local load balancer");
+  } else {
+    const url = await gateway.listen();
+    log.info({ url }, "gateway listening");
+  }
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, "shutting down");
+    const force = setTimeout(() => process.exit(1), 10_000);
+    force.unref();
+    gateway
+      .close()
+      .then(() => process.exit(0))
+      .catch((err: unknown) => {
+        log.error({ err }, "shutdown failed");
+        process.exit(1);
+      });
+  };
+  process.once("SIGTERM", () => stop("SIGTERM"));
+  process.once("SIGINT", () => stop("SIGINT"));
+  return gateway;
+}
