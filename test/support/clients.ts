@@ -1,0 +1,98 @@
+/** Real socket.io-client connections, typed with the shared event maps. */
+import { io, type Socket } from "socket.io-client";
+import { mintToken, type MintOptions } from "../../src/auth/mint-token.js";
+import type { ChannelEvent, ClientToServerEvents, ServerToClientEvents } from "../../src/contracts/events.js";
+import { TEST_SECRET } from "./gateway-process.js";
+
+export type TestSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
+
+export function token(options: Omit<MintOptions, "secret"> & { secret?: string }): Promise<string> {
+  return mintToken({ secret: TEST_SECRET, ...options });
+}
+
+export interface ConnectOptions {
+  token?: string;
+  transports?: ("websocket" | "polling")[];
+  extraHeaders?: Record<string, string>;
+  query?: Record<string, string>;
+  reconnection?: boolean;
+}
+
+/** Connects and resolves once connected (rejects with the connect_error). */
+export function connect(url: string, options: ConnectOptions = {}): Promise<TestSocket> {
+  const socket: TestSocket = io(url, {
+    auth: options.token ? { token: options.token } : {},
+    transports: options.transports ?? ["websocket"],
+    extraHeaders: options.extraHeaders,
+    query: options.query,
+    reconnection: options.reconnection ?? false,
+    forceNew: true,
+  });
+  return new Promise((resolve, reject) => {
+    socket.once("connect", () => resolve(socket));
+    socket.once("connect_error", (err) => {
+      socket.close();
+      reject(err);
+    });
+  });
+}
+
+/** The connect_error a handshake ends in (fails if it connects). */
+export async function connectError(url: string, options: ConnectOptions = {}): Promise<{ message: string; data: Record<string, unknown> }> {
+  try {
+    const socket = await connect(url, options);
+    socket.close();
+  } catch (err) {
+    return err as { message: string; data: Record<string, unknown> };
+  }
+  throw new Error("expected the handshake to be refused");
+}
+
+/** Sends a request with an ack. */
+export async function request<T = Record<string, unknown>>(socket: TestSocket, event: string, payload: unknown, timeoutMs = 5000): Promise<T> {
+  return (await (socket as unknown as Socket).timeout(timeoutMs).emitWithAck(event, payload)) as T;
+}
+
+export function nextEvent<T = unknown>(socket: TestSocket, event: string, timeoutMs = 5000): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ${event} within ${timeoutMs} ms`)), timeoutMs);
+    (socket as unknown as Socket).once(event, (value: T) => {
+      clearTimeout(timer);
+      resolve(value);
+    });
+  });
+}
+
+/** Records every `event` delivery per channel, in arrival order. */
+export function recordEvents(socket: TestSocket): Map<string, ChannelEvent[]> {
+  const seen = new Map<string, ChannelEvent[]>();
+  socket.on("event", (e) => {
+    const list = seen.get(e.channel) ?? [];
+    list.push(e);
+    seen.set(e.channel, list);
+  });
+  return seen;
+}
+
+export async function waitUntil(check: () => boolean, timeoutMs = 10_000, what = "condition"): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** POST /v1/channels/:channel/events */
+export async function httpPublish(baseUrl: string, bearer: string, channel: string, body: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(`${baseUrl}/v1/channels/${encodeURIComponent(channel)}/events`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${bearer}`, "content-type": "application/json" },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+export async function httpGet(url: string, bearer?: string): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(url, { headers: bearer ? { authorization: `Bearer ${bearer}` } : {} });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
