@@ -1,6 +1,5 @@
 /** POST /v1/channels/:channel/events and GET /v1/channels/:channel/history. */
 import type { FastifyInstance } from "fastify";
-import { RoomcastError } from "../contracts/error-codes.js";
 import { httpHistoryQuerySchema, httpPublishSchema, parseOrThrow } from "../contracts/schemas.js";
 import type { GatewayContext } from "../gateway/context.js";
 import { authenticate, requireScope } from "./http-auth.js";
