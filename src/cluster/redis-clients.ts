@@ -44,8 +44,11 @@ export function redactUrl(url: string): string {
 export function createRedis(url: string, log: Logger, role: string): Redis {
   const client = new Redis(url, {
     connectionName: `roomcast-${role}`,
+    // Fail fast while Redis is away (the caller answers 503), and never resend a publish
+    // script whose reply was lost: it may have run, and running it twice would publish twice.
     maxRetriesPerRequest: 1,
-    enableOfflineQueue: true,
+    enableOfflineQueue: false,
+    autoResendUnfulfilledCommands: false,
     retryStrategy: (times) => Math.min(100 * times, 2000),
   });
   let lastError = "";

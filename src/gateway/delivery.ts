@@ -98,6 +98,18 @@ export class Delivery {
     if (socket.data.subscriptions.get(channel) === sub && sub.generation === generation) this.goLive(socket, sub);
   }
 
+  /**
+   * After the pub/sub connection came back: messages published while it was away are lost
+   * to it, so every live subscription on this replica catches up from history.
+   */
+  resyncAll(): void {
+    for (const socket of this.io.of("/").sockets.values()) {
+      for (const sub of socket.data.subscriptions.values()) {
+        if (sub.state === "live") void this.resync(socket, sub);
+      }
+    }
+  }
+
   /** Sends history events the socket has not had yet. */
   sendEvents(socket: RoomcastSocket, sub: Subscription, events: readonly ChannelEvent[]): void {
     for (const event of events) {

@@ -89,6 +89,8 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
     socket.on("disconnect", () => endSession(socket));
     socket.emit("welcome", { sessionId: socket.id, node: config.nodeId, serverTime: Date.now(), limits });
   });
+  // The first "ready" came before this point: each later one is a reconnect.
+  redis.subscriber.on("ready", () => delivery.resyncAll());
   await app.ready();
 
   return {

@@ -23,6 +23,8 @@ export async function subscribe(ctx: GatewayContext, socket: RoomcastSocket, pay
     if (max > 0 && subscriptions.size >= max) {
       throw new RoomcastError("too_many_subscriptions", `at most ${max} subscriptions per connection`, { limit: max });
     }
+    // The socket may have gone while authorization awaited Redis: joining now would leak the room.
+    if (!socket.connected) throw new RoomcastError("bad_request", "connection closed");
     sub = { target, epoch: "", offset: 0, state: "syncing", pending: [], generation: 0 } satisfies Subscription;
     subscriptions.set(req.channel, sub);
     await socket.join(roomOf(req.channel));
