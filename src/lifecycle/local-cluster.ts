@@ -69,10 +69,10 @@ export async function runLocalCluster(argv: readonly string[]): Promise<void> {
     }, RESTART_DELAY_MS);
   });
 
-  const stop = async () => {
+  const stop = async (exitCode = 0) => {
     if (stopping) return;
     stopping = true;
-    console.log("\nroomcast: stopping");
+    if (exitCode === 0) console.log("\nroomcast: stopping");
     for (const worker of Object.values(cluster.workers ?? {})) worker?.kill("SIGTERM");
     await new Promise<void>((resolve) => {
       const check = () => (Object.keys(cluster.workers ?? {}).length === 0 ? resolve() : setTimeout(check, 50));
@@ -80,7 +80,7 @@ export async function runLocalCluster(argv: readonly string[]): Promise<void> {
     });
     server.close();
     await redis?.stop();
-    process.exit(0);
+    process.exit(exitCode);
   };
   process.on("SIGINT", () => void stop());
   process.on("SIGTERM", () => void stop());
@@ -92,13 +92,20 @@ export async function runLocalCluster(argv: readonly string[]): Promise<void> {
     workers = await Promise.all(Array.from({ length: replicas }, (_, i) => fork(`gateway-${i + 1}`)));
   } catch (err) {
     process.stderr.write(`roomcast: ${(err as Error).message}\n`);
-    await stop();
+    await stop(1);
     return;
   }
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(config.port, config.host, () => resolve());
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(config.port, config.host, () => resolve());
+    });
+  } catch (err) {
+    const inUse = (err as NodeJS.ErrnoException).code === "EADDRINUSE";
+    process.stderr.write(`roomcast: ${inUse ? `port ${config.port} is in use; choose another with PORT=... or --port` : (err as Error).message}\n`);
+    await stop(1);
+    return;
+  }
 
   const url = `http://${config.host === "0.0.0.0" ? "localhost" : config.host}:${config.port}`;
   const token = await mintToken({ secret, sub: "dev", envs: ["*"], scope: "publish env:read jobs:read jobs:write admin", ttlS: 24 * 3600 });
