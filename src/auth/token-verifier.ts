@@ -27,6 +27,9 @@ function algorithmsForKey(key: KeyObject): string[] {
     case "rsa":
       return ["RS256"];
     case "ec":
+      if (key.asymmetricKeyDetails?.namedCurve !== "prime256v1") {
+        throw new ConfigError(`invalid setting ROOMCAST_JWT_PUBLIC_KEY_FILE: EC keys must be P-256 for ES256 (found ${key.asymmetricKeyDetails?.namedCurve ?? "unknown curve"})`);
+      }
       return ["ES256"];
     case "ed25519":
       return ["EdDSA"];

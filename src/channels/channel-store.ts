@@ -27,7 +27,8 @@ export interface PublishResult {
   duplicate: boolean;
 }
 
-export type ReadRequest = { since: number; limit: number } | { last: number };
+/** The events after `since` (all that history holds, unless `limit`), or the last n. */
+export type ReadRequest = { since: number; limit?: number } | { last: number };
 
 export interface ReadResult {
   epoch: string;
@@ -103,7 +104,7 @@ export class ChannelStore {
   async read(target: ResolvedChannel, request: ReadRequest): Promise<ReadResult> {
     const keys = channelKeys(this.prefix, target.channel);
     const args =
-      "since" in request ? ["since", request.since, request.limit] : ["last", Math.min(request.last, target.historySize), 0];
+      "since" in request ? ["since", request.since, request.limit ?? 0] : ["last", Math.min(request.last, target.historySize), 0];
     const [epoch, top, first, entries, snapshot] = await this.redis.roomcastRead(
       keys.meta,
       keys.history,

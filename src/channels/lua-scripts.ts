@@ -49,7 +49,7 @@ return { offset, epoch, ARGV[9], 0 }
  * published to gets its epoch now, so that subscribers before the first event and the
  * first event agree on it.
  * KEYS: meta, history, snapshot
- * ARGV: candidate epoch, ttl (s), mode ('since' | 'last'), since offset or count, limit
+ * ARGV: candidate epoch, ttl (s), mode ('since' | 'last'), since offset or count, limit (0: all)
  * Returns { epoch, top, first offset held (0: none), entries (json strings), snapshot|false }.
  */
 export const READ_SCRIPT = `
@@ -66,7 +66,9 @@ local head = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
 if head[1] then first = tonumber(string.match(head[1][1], '^(%d+)')) end
 local raw
 local n = tonumber(ARGV[4])
-if ARGV[3] == 'since' then
+if ARGV[3] == 'since' and ARGV[5] == '0' then
+  raw = redis.call('XRANGE', KEYS[2], (n + 1) .. '-0', '+')
+elseif ARGV[3] == 'since' then
   raw = redis.call('XRANGE', KEYS[2], (n + 1) .. '-0', '+', 'COUNT', tonumber(ARGV[5]))
 elseif n > 0 then
   raw = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', n)

@@ -32,7 +32,8 @@ export async function readPosition(
 ): Promise<SubscribePosition> {
   const { since, history = 0 } = request;
   if (since) {
-    const read = await store.read(target, { since: since.offset, limit: Math.max(target.historySize, 1) });
+    // Everything after `since` in one consistent read: history is capped, so this is bounded.
+    const read = await store.read(target, { since: since.offset });
     if (canRecover(since, read.epoch, read.top, read.first)) {
       return { offset: read.top, epoch: read.epoch, recovered: true, events: read.events, snapshot: read.snapshot };
     }

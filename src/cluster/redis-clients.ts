@@ -23,7 +23,7 @@ function waitReady(client: Redis, url: string, timeoutMs: number): Promise<void>
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       cleanup();
-      reject(new RedisUnavailableError(`Redis unreachable at ${redactUrl(url)} (no answer within ${timeoutMs} ms)`));
+      reject(new RedisUnavailableError(`Redis unreachable at ${redactUrl(url)} (REDIS_URL; no answer within ${timeoutMs} ms)`));
     }, timeoutMs);
     const onReady = () => {
       cleanup();

@@ -132,7 +132,8 @@ function parseNamespaces(fromFile: unknown): Record<string, NamespaceConfig> {
     const result = namespaceSchema.safeParse(value);
     if (!result.success) {
       const issue = result.error.issues[0]!;
-      throw new ConfigError(`invalid setting namespaces.${name}.${issue.path.join(".")} (ROOMCAST_CONFIG): ${issue.message}`);
+      const where = [name, ...issue.path].join(".");
+      throw new ConfigError(`invalid setting namespaces.${where} (ROOMCAST_CONFIG): ${issue.message}`);
     }
     namespaces[name] = result.data;
   }

@@ -76,12 +76,16 @@ export class Delivery {
    * arrived meanwhile. An unfillable gap is announced with `lag`, never silent.
    */
   async resync(socket: RoomcastSocket, sub: Subscription): Promise<void> {
+    // A pause that came in after the resume which scheduled this sync wins.
+    if (sub.state === "paused") return;
     sub.state = "syncing";
     const generation = sub.generation;
     const channel = sub.target.channel;
     try {
-      const read = await this.store.read(sub.target, { since: sub.offset, limit: Math.max(sub.target.historySize, 1) });
+      const read = await this.store.read(sub.target, { since: sub.offset });
       if (socket.data.subscriptions.get(channel) !== sub || sub.generation !== generation) return;
+      // Paused while reading: the next resume replays from sub.offset.
+      if ((sub.state as Subscription["state"]) === "paused") return;
       if (read.epoch !== sub.epoch) {
         sub.epoch = read.epoch;
         sub.offset = 0;
@@ -123,6 +127,7 @@ export class Delivery {
   goLive(socket: RoomcastSocket, sub: Subscription): void {
     const pending = sub.pending;
     sub.pending = [];
+    if (sub.state === "paused") return;
     sub.state = "live";
     pending.sort((a, b) => a.offset - b.offset);
     for (let i = 0; i < pending.length; i++) {

@@ -1,6 +1,6 @@
 /**
- * Runs client requests (PROTOCOL.md section 3): each known event goes through the request
- * hooks (room for rate limits) and its handler; the answer goes to the ack, or, without
+ * Runs client requests (PROTOCOL.md section 3), in order per connection: each known event
+ * goes through the request hooks (room for rate limits) and its handler; the answer goes to the ack, or, without
  * one, an error goes out as a `failure` event. Unknown events with an ack get 4400.
  */
 import { RoomcastError, toErrorBody } from "../contracts/error-codes.js";
@@ -38,11 +38,14 @@ export function attachRequests(
   hooks: readonly RequestHook[] = [],
 ): void {
   const known = new Set<string>(REQUEST_EVENTS);
+  // One connection's requests run one after another, in the order sent: a `pause` right
+  // behind its `subscribe`, or an `unsubscribe` behind a `subscribe`, sees it done.
+  let queue: Promise<void> = Promise.resolve();
   for (const event of REQUEST_EVENTS) {
     const handler = handlers[event];
     socket.on(event, ((...args: unknown[]) => {
       const ack = typeof args[args.length - 1] === "function" ? (args.pop() as Ack) : undefined;
-      void run(event, handler, args[0], ack);
+      queue = queue.then(() => run(event, handler, args[0], ack));
     }) as never);
   }
 

@@ -2,13 +2,14 @@
 import type { FastifyInstance } from "fastify";
 import { httpHistoryQuerySchema, httpPublishSchema, parseOrThrow } from "../contracts/schemas.js";
 import type { GatewayContext } from "../gateway/context.js";
-import { authenticate, requireScope } from "./http-auth.js";
+import { bearerAuth, principalOf, requireScope } from "./http-auth.js";
 
 const DEFAULT_HISTORY_LIMIT = 100;
 
 export function channelRoutes(app: FastifyInstance, ctx: GatewayContext): void {
-  app.post<{ Params: { channel: string } }>("/v1/channels/:channel/events", async (request, reply) => {
-    const principal = await authenticate(request, ctx.verifyToken);
+  const onRequest = bearerAuth(ctx.verifyToken);
+  app.post<{ Params: { channel: string } }>("/v1/channels/:channel/events", { onRequest }, async (request, reply) => {
+    const principal = principalOf(request);
     requireScope(principal, "publish");
     const target = ctx.registry.resolve(request.params.channel);
     const body = parseOrThrow(httpPublishSchema, request.body, "body");
@@ -17,8 +18,8 @@ export function channelRoutes(app: FastifyInstance, ctx: GatewayContext): void {
     return reply.code(202).send({ offset: result.offset, epoch: result.epoch, id: result.id });
   });
 
-  app.get<{ Params: { channel: string } }>("/v1/channels/:channel/history", async (request) => {
-    const principal = await authenticate(request, ctx.verifyToken);
+  app.get<{ Params: { channel: string } }>("/v1/channels/:channel/history", { onRequest }, async (request) => {
+    const principal = principalOf(request);
     const target = ctx.registry.resolve(request.params.channel);
     if (!principal.scopes.has("admin")) await ctx.registry.authorize(principal, target, "subscribe");
     const query = parseOrThrow(httpHistoryQuerySchema, request.query, "query");

@@ -2,7 +2,7 @@
  * The Fastify app: JSON errors in the PROTOCOL.md shape for every failure, health and
  * readiness, and the /v1 routes.
  */
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from "fastify";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from "fastify";
 import { RoomcastError, type ErrorBody } from "../contracts/error-codes.js";
 import type { Logger } from "pino";
 import type { GatewayContext } from "../gateway/context.js";
@@ -30,6 +30,14 @@ export function createHttpApp(ctx: GatewayContext, options: HttpAppOptions): Fas
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: ctx.config.maxMessageBytes > 0 ? ctx.config.maxMessageBytes : 1024 * 1024,
     genReqId: () => crypto.randomUUID(),
+    // A channel name may be 233 characters (PROTOCOL.md section 5), more once URL-encoded;
+    // Fastify's default (100) refused valid names with its own 414 body.
+    routerOptions: { maxParamLength: 1024 },
+    // Router-level refusals (path parameter too long, malformed URL) in the PROTOCOL.md shape too.
+    frameworkErrors: (err, _request, reply) => {
+      const message = err.code === "FST_ERR_MAX_PARAM_LENGTH" ? "url: a path parameter is too long" : "url: not a valid URL";
+      void (reply as unknown as FastifyReply).code(400).send({ error: new RoomcastError("bad_request", message).toBody() });
+    },
   });
 
   app.setErrorHandler((err, request, reply) => {

@@ -1,5 +1,5 @@
 /** Bearer JWT on every /v1 route, and scope checks (PROTOCOL.md section 6). */
-import type { FastifyRequest } from "fastify";
+import type { FastifyRequest, onRequestAsyncHookHandler } from "fastify";
 import { bearerToken, type Principal, type TokenVerifier } from "../auth/token-verifier.js";
 import { RoomcastError } from "../contracts/error-codes.js";
 
@@ -13,4 +13,23 @@ export async function authenticate(request: FastifyRequest, verify: TokenVerifie
 
 export function requireScope(principal: Principal, scope: Scope): void {
   if (!principal.scopes.has(scope)) throw new RoomcastError("forbidden", `scope ${scope} required`);
+}
+
+const principals = new WeakMap<FastifyRequest, Principal>();
+
+/**
+ * An onRequest hook: verifies the bearer token before the body is read, so that an
+ * unauthenticated request is answered 401 whatever its body.
+ */
+export function bearerAuth(verify: TokenVerifier): onRequestAsyncHookHandler {
+  return async (request) => {
+    principals.set(request, await authenticate(request, verify));
+  };
+}
+
+/** The principal bearerAuth verified for this request. */
+export function principalOf(request: FastifyRequest): Principal {
+  const principal = principals.get(request);
+  if (!principal) throw new RoomcastError("unauthorized");
+  return principal;
 }

@@ -223,6 +223,25 @@ describe("handshake and authentication", () => {
       await assertUnauthorized(tenantGw.url, { token: await token({ sub: "alice", tenant: "initech", secret: "another-secret-that-is-long-enough-too" }) });
     });
 
+    it("a refresh cannot switch the connection to a tenant the gateway does not allow", async () => {
+      const socket = await connect(tenantGw.url, { token: await token({ sub: "alice", tenant: "acme" }) });
+      sockets.push(socket);
+      assert.equal((await request(socket, "subscribe", { channel: "user:alice" })).ok, true);
+      let unsubscribed = 0;
+      socket.on("unsubscribed", () => unsubscribed++);
+      for (const claims of [{ tenant: "initech" }, {}]) {
+        const answer = await request<{ ok: boolean; error: Refusal }>(socket, "refresh", { token: await token({ sub: "alice", ttlS: 7200, ...claims }) });
+        assert.equal(answer.ok, false, JSON.stringify(answer));
+        assert.equal(answer.error.code, 4403);
+        assert.equal(answer.error.reason, "forbidden");
+      }
+      // Same tenant (or another allowed one) is fine.
+      const ok = await request<{ ok: boolean; exp: number }>(socket, "refresh", { token: await token({ sub: "alice", tenant: "globex" }) });
+      assert.equal(ok.ok, true);
+      assert.equal(socket.connected, true);
+      assert.equal(unsubscribed, 0);
+    });
+
     it("4429 too_many_connections scope node when ROOMCAST_MAX_CONNECTIONS_PER_NODE is full, and room again after a disconnect", async () => {
       const jwt = await token({ sub: "alice" });
       const first = await connect(limitGw.url, { token: jwt });
@@ -232,21 +251,22 @@ describe("handshake and authentication", () => {
       assert.equal(data.scope, "node");
       assert.equal(data.limit, 2);
       first.close();
-      // The server learns of the disconnect asynchronously: retry until the slot is free.
+      // The server learns of the disconnect asynchronously: retry while it still counts it.
+      const deadline = Date.now() + 5000;
       let third: TestSocket | undefined;
-      await waitUntil(() => third !== undefined, 5000, "a free slot");
-      async function attempt(): Promise<void> {
-        for (;;) {
-          try {
-            third = await connect(limitGw.url, { token: jwt });
-            return;
-          } catch (err) {
-            assert.equal((err as { data?: Refusal }).data?.reason, "too_many_connections");
-            await new Promise((r) => setTimeout(r, 50));
-          }
+      while (!third) {
+        try {
+          third = await connect(limitGw.url, { token: jwt });
+        } catch (err) {
+          assert.equal((err as { data?: Refusal }).data?.reason, "too_many_connections");
+          assert.ok(Date.now() < deadline, "no free slot 5 s after a disconnect");
+          await new Promise((r) => setTimeout(r, 50));
         }
       }
-      void attempt;
+      sockets.push(third);
+      assert.equal(third.connected, true);
+      // Full again.
+      await refused(limitGw.url, { token: jwt }, 4429, "too_many_connections");
     });
   });
 

@@ -12,7 +12,8 @@ export async function control(ctx: GatewayContext, socket: RoomcastSocket, paylo
   if (!sub) throw new RoomcastError("bad_request", `channel: not subscribed to ${req.channel}`, { field: "channel" });
   switch (req.action) {
     case "pause":
-      if (sub.state === "live") sub.state = "paused";
+      // Also while syncing (a resume or subscribe still reading history): the sync stops at its end.
+      sub.state = "paused";
       return { channel: req.channel, action: req.action, paused: true };
     case "resume": {
       if (sub.state === "paused") {

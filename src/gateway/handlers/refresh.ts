@@ -10,6 +10,8 @@ export async function refresh(ctx: GatewayContext, socket: RoomcastSocket, paylo
   const { token } = parseOrThrow(refreshSchema, payload);
   const principal = await ctx.verifyToken(token);
   if (principal.sub !== socket.data.principal.sub) throw new RoomcastError("unauthorized", "refresh token is for another sub");
+  const tenants = ctx.config.allowedTenants;
+  if (tenants.length > 0 && !tenants.includes(principal.tenant ?? "")) throw new RoomcastError("forbidden", "tenant not allowed on this gateway");
   await applyPrincipal(ctx, socket, principal);
   return { exp: principal.exp };
 }

@@ -1,0 +1,188 @@
+/**
+ * PROTOCOL.md section 8: a gateway that cannot start exits non-zero with one clear line
+ * naming the setting; `roomcast token` mints a token a gateway accepts.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { decodeJwt } from "jose";
+import { freePort } from "../../src/cluster/embedded-redis.js";
+import { connect, request } from "../support/clients.js";
+import { startCluster, type TestCluster } from "../support/cluster.js";
+import { runCli, TEST_SECRET } from "../support/gateway-process.js";
+
+/** A Redis URL nobody answers: startup must fail before it is ever used, or on it. */
+const UNUSED_REDIS = "redis://127.0.0.1:1";
+
+describe("gateway start-up failures", { concurrency: 4 }, () => {
+  let dir: string;
+  const base = () => ({ REDIS_URL: UNUSED_REDIS, ROOMCAST_JWT_SECRET: TEST_SECRET, HOST: "127.0.0.1", PORT: "0" });
+
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), "roomcast-config-test-"));
+  });
+  after(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Runs `roomcast gateway` and asserts: exit code 1, nothing on stdout, one stderr line that names the setting. */
+  async function failsNaming(env: Record<string, string>, setting: string, extraArgs: string[] = []): Promise<string> {
+    const result = await runCli(["gateway", ...extraArgs], env, 20_000);
+    assert.equal(result.code, 1, `exit code; stderr: ${result.stderr}`);
+    const lines = result.stderr.split("\n").filter((l) => l !== "");
+    assert.equal(lines.length, 1, `exactly one stderr line, got: ${JSON.stringify(result.stderr)}`);
+    assert.ok(result.stderr.endsWith("\n"));
+    const line = lines[0]!;
+    assert.ok(line.includes(setting), `${JSON.stringify(line)} should name ${setting}`);
+    assert.ok(!line.includes("    at "), "no stack trace");
+    assert.ok(!line.includes(TEST_SECRET), "never prints the secret");
+    return line;
+  }
+
+  const file = (name: string, text: string) => {
+    const path = join(dir, name);
+    writeFileSync(path, text);
+    return path;
+  };
+
+  // First, since it waits out the gateway's 5 s Redis timeout while the others run.
+  it("Redis unreachable (a free port with nothing on it)", async () => {
+    const port = await freePort();
+    const line = await failsNaming({ ...base(), REDIS_URL: `redis://127.0.0.1:${port}` }, "REDIS_URL");
+    assert.ok(line.includes(String(port)), line);
+  });
+
+  it("missing REDIS_URL", async () => {
+    const { REDIS_URL: _unused, ...env } = base();
+    await failsNaming(env, "REDIS_URL");
+  });
+
+  it("a REDIS_URL that is not a redis URL", async () => {
+    await failsNaming({ ...base(), REDIS_URL: "http://127.0.0.1:6379" }, "REDIS_URL");
+  });
+
+  it("PORT=abc", async () => {
+    await failsNaming({ ...base(), PORT: "abc" }, "PORT");
+  });
+
+  it("PORT out of range", async () => {
+    await failsNaming({ ...base(), PORT: "70000" }, "PORT");
+  });
+
+  it("ROOMCAST_HISTORY_SIZE=-1", async () => {
+    await failsNaming({ ...base(), ROOMCAST_HISTORY_SIZE: "-1" }, "ROOMCAST_HISTORY_SIZE");
+  });
+
+  it("LOG_LEVEL=loud", async () => {
+    await failsNaming({ ...base(), LOG_LEVEL: "loud" }, "LOG_LEVEL");
+  });
+
+  it("ROOMCAST_TOKEN_QUERY=maybe", async () => {
+    await failsNaming({ ...base(), ROOMCAST_TOKEN_QUERY: "maybe" }, "ROOMCAST_TOKEN_QUERY");
+  });
+
+  it("a bad value given as a flag names the setting too", async () => {
+    await failsNaming(base(), "ROOMCAST_MAX_SUBSCRIPTIONS", ["--max-subscriptions", "lots"]);
+  });
+
+  it("no key setting", async () => {
+    const { ROOMCAST_JWT_SECRET: _unused, ...env } = base();
+    await failsNaming(env, "ROOMCAST_JWT_SECRET");
+  });
+
+  it("two key settings", async () => {
+    const jwks = file("two-keys.json", JSON.stringify({ keys: [] }));
+    const line = await failsNaming({ ...base(), ROOMCAST_JWKS_FILE: jwks }, "ROOMCAST_JWT_SECRET");
+    assert.ok(line.includes("ROOMCAST_JWKS_FILE"), line);
+  });
+
+  it("an unreadable public key file", async () => {
+    const { ROOMCAST_JWT_SECRET: _unused, ...env } = base();
+    await failsNaming({ ...env, ROOMCAST_JWT_PUBLIC_KEY_FILE: join(dir, "missing.pem") }, "ROOMCAST_JWT_PUBLIC_KEY_FILE");
+  });
+
+  it("a public key file without a PEM key", async () => {
+    const { ROOMCAST_JWT_SECRET: _unused, ...env } = base();
+    await failsNaming({ ...env, ROOMCAST_JWT_PUBLIC_KEY_FILE: file("garbage.pem", "not a key\n") }, "ROOMCAST_JWT_PUBLIC_KEY_FILE");
+  });
+
+  it("a JWKS file that is not a JWKS", async () => {
+    const { ROOMCAST_JWT_SECRET: _unused, ...env } = base();
+    await failsNaming({ ...env, ROOMCAST_JWKS_FILE: file("bad-jwks.json", '{"nokeys": true}') }, "ROOMCAST_JWKS_FILE");
+  });
+
+  it("an unreadable ROOMCAST_CONFIG", async () => {
+    await failsNaming({ ...base(), ROOMCAST_CONFIG: join(dir, "does-not-exist.yaml") }, "ROOMCAST_CONFIG");
+  });
+
+  it("a ROOMCAST_CONFIG that does not parse", async () => {
+    await failsNaming({ ...base(), ROOMCAST_CONFIG: file("broken.yaml", "port: [1, 2\n") }, "ROOMCAST_CONFIG");
+    await failsNaming({ ...base(), ROOMCAST_CONFIG: file("broken.json", "{ port: ") }, "ROOMCAST_CONFIG");
+  });
+
+  it("a config file with an unknown key", async () => {
+    const line = await failsNaming({ ...base(), ROOMCAST_CONFIG: file("unknown-key.yaml", "historySize: 10\nbogusSetting: 1\n") }, "bogusSetting");
+    assert.ok(line.includes("ROOMCAST_CONFIG"), line);
+  });
+
+  it("a config file with a bad value", async () => {
+    await failsNaming({ ...base(), ROOMCAST_CONFIG: file("bad-value.yaml", "historySize: lots\n") }, "ROOMCAST_HISTORY_SIZE");
+  });
+
+  it("a config file with a bad namespace", async () => {
+    const badRule = file("bad-ns.yaml", "namespaces:\n  chat:\n    subscribe: { match: everyone }\n");
+    const line = await failsNaming({ ...base(), ROOMCAST_CONFIG: badRule }, "namespaces.chat.subscribe.match");
+    assert.ok(line.includes("ROOMCAST_CONFIG"), line);
+    await failsNaming({ ...base(), ROOMCAST_CONFIG: file("bad-ns-name.yaml", "namespaces:\n  Chat:\n    subscribe: { match: any }\n") }, "namespaces.Chat");
+    await failsNaming({ ...base(), ROOMCAST_CONFIG: file("bad-ns-key.json", JSON.stringify({ namespaces: { chat: { subscribe: { match: "any" }, colour: "blue" } } })) }, "namespaces.chat");
+  });
+
+});
+
+describe("roomcast token", () => {
+  let cluster: TestCluster;
+  before(async () => {
+    cluster = await startCluster({ replicas: 1 });
+  });
+  after(async () => {
+    await cluster?.close();
+  });
+
+  it("prints a JWT that a gateway accepts", async () => {
+    const result = await runCli(["token", "--sub", "x", "--envs", "e1,e2", "--scope", "env:read jobs:read", "--ttl", "10m"], { ROOMCAST_JWT_SECRET: TEST_SECRET });
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stderr, "");
+    const jwt = result.stdout.trim();
+    assert.match(jwt, /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/);
+    assert.equal(result.stdout, `${jwt}\n`);
+    const claims = decodeJwt(jwt);
+    assert.equal(claims.sub, "x");
+    assert.deepEqual(claims.envs, ["e1", "e2"]);
+    assert.equal(claims.scope, "env:read jobs:read");
+    const ttl = (claims.exp as number) - Math.floor(Date.now() / 1000);
+    assert.ok(ttl > 590 && ttl <= 600, `ttl ${ttl}`);
+
+    const socket = await connect(cluster.gateways[0]!.url, { token: jwt });
+    try {
+      assert.equal((await request(socket, "subscribe", { channel: "user:x" })).ok, true);
+      assert.equal((await request(socket, "subscribe", { channel: "env:e2:logs" })).ok, true);
+    } finally {
+      socket.close();
+    }
+  });
+
+  it("without --sub, or without the secret, exits 1 with one line", async () => {
+    const noSub = await runCli(["token"], { ROOMCAST_JWT_SECRET: TEST_SECRET });
+    assert.equal(noSub.code, 1);
+    assert.equal(noSub.stdout, "");
+    assert.equal(noSub.stderr.trim().split("\n").length, 1);
+    assert.match(noSub.stderr, /--sub/);
+    const noSecret = await runCli(["token", "--sub", "x"], {});
+    assert.equal(noSecret.code, 1);
+    assert.equal(noSecret.stdout, "");
+    assert.equal(noSecret.stderr.trim().split("\n").length, 1);
+    assert.match(noSecret.stderr, /ROOMCAST_JWT_SECRET/);
+  });
+});
