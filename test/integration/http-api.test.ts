@@ -144,6 +144,9 @@ describe("HTTP API", () => {
       assertError(await call("POST", url, { body, bearer: wrongSecret }), 401, 4401, "unauthorized");
       const expired = await token({ sub: "backend", scope: "publish", ttlS: -60 });
       assertError(await call("POST", url, { body, bearer: expired }), 401, 4401, "unauthorized");
+      // The token is checked before the body: a bad or oversized body without a token is still 401.
+      assertError(await call("POST", url, { body: "{not json" }), 401, 4401, "unauthorized");
+      assertError(await call("POST", url, { body: { type: "x", data: "y".repeat(MAX_MESSAGE_BYTES * 2) } }), 401, 4401, "unauthorized");
       // Nothing was published.
       const history = await call("GET", historyUrl(base, "user:auth"), { bearer: await token({ sub: "auth" }) });
       assert.equal(history.status, 200);

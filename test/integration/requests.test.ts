@@ -344,6 +344,21 @@ describe("requests", () => {
       assert.deepEqual(await request<Answer>(socket, "unsubscribe", { channel: "user:leaver" }), { ok: true, channel: "user:leaver" });
     });
 
+    it("handles one connection's requests in the order sent, without waiting for answers", async () => {
+      const socket = await open(a.url, { sub: "hasty" });
+      // Sent back to back: each must see the one before it done.
+      const [subscribed, paused, left, again] = await Promise.all([
+        request<Answer>(socket, "subscribe", { channel: "user:hasty" }),
+        request<Answer>(socket, "control", { channel: "user:hasty", action: "pause" }),
+        request<Answer>(socket, "unsubscribe", { channel: "user:hasty" }),
+        request<Answer>(socket, "control", { channel: "user:hasty", action: "resume" }),
+      ]);
+      okAnswer(subscribed);
+      assert.deepEqual(paused, { ok: true, channel: "user:hasty", action: "pause", paused: true });
+      assert.deepEqual(left, { ok: true, channel: "user:hasty" });
+      refusedWith(again, 4400, "bad_request");
+    });
+
     it("ROOMCAST_MAX_SUBSCRIPTIONS=2 refuses a third subscription with 4429 too_many_subscriptions", async () => {
       const socket = await open(limited.url, { sub: "many" });
       okAnswer(await request<Answer>(socket, "subscribe", { channel: "user:many" }));
