@@ -115,8 +115,8 @@ roomcast is running at ${url}
   replicas: ${workers.map((w) => `${names.get(w)} (pid ${w.process.pid})`).join(", ")}
   secret:   ${config.jwtSecret ? "from ROOMCAST_JWT_SECRET" : `${secret} (generated; set ROOMCAST_JWT_SECRET to keep one)`}
 
-dev token (sub "dev", every environment, 24 h):
-  ${token}
+dev token (sub "dev", every environment, scopes publish env:read jobs:read jobs:write admin, 24 h):
+  export TOKEN=${token}
 
 try it:
   curl -X POST ${url}/v1/channels/user:dev/events -H "Authorization: Bearer $TOKEN" \\
