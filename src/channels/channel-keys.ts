@@ -4,6 +4,8 @@
  */
 export interface ChannelKeys {
   meta: string;
+  /** The pub/sub channel (sharded on a Redis Cluster) that carries its events. */
+  feed: string;
   history: string;
   snapshot: string;
   idempotency: (key: string) => string;
@@ -13,6 +15,7 @@ export function channelKeys(prefix: string, channel: string): ChannelKeys {
   const base = `${prefix}:{${channel}}`;
   return {
     meta: `${base}:meta`,
+    feed: `${base}:feed`,
     history: `${base}:history`,
     snapshot: `${base}:snapshot`,
     idempotency: (key) => `${base}:idem:${key}`,
@@ -27,9 +30,4 @@ export function roomOf(channel: string): string {
 /** The channel of a room made by roomOf, or undefined for other rooms (socket ids). */
 export function channelOfRoom(room: string): string | undefined {
   return room.length > 2 && room.startsWith("{") && room.endsWith("}") ? room.slice(1, -1) : undefined;
-}
-
-/** The pub/sub channel the redis adapter listens on for a room (its `key#nsp#room#` format). */
-export function adapterChannel(prefix: string, room: string): string {
-  return `${prefix}#/#${room}#`;
 }

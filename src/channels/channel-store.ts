@@ -3,10 +3,10 @@
  * workers all call publish(); subscribe, recovery and the history API call read().
  */
 import { randomBytes } from "node:crypto";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../cluster/redis-clients.js";
 import type { ChannelEvent } from "../contracts/events.js";
 import type { Priority } from "../contracts/schemas.js";
-import { adapterChannel, channelKeys, roomOf } from "./channel-keys.js";
+import { channelKeys } from "./channel-keys.js";
 import type { ResolvedChannel } from "./channel-registry.js";
 import { PUBLISH_SCRIPT, READ_SCRIPT } from "./lua-scripts.js";
 
@@ -43,10 +43,10 @@ export interface ReadResult {
 type PublishReply = [number, string, string, number];
 type ReadReply = [string, number, number, string[], string | null];
 
-interface ScriptedRedis extends Redis {
+type ScriptedRedis = RedisClient & {
   roomcastPublish(...args: (string | number)[]): Promise<PublishReply>;
   roomcastRead(...args: (string | number)[]): Promise<ReadReply>;
-}
+};
 
 /** Epochs are fixed-width random tokens. */
 export function newEpoch(): string {
@@ -61,11 +61,13 @@ export class ChannelStore {
   private readonly redis: ScriptedRedis;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly prefix: string,
     private readonly idempotencyTtlS: number,
+    /** SPUBLISH (sharded pub/sub, Redis Cluster) instead of PUBLISH. */
+    private readonly sharded: boolean,
   ) {
-    redis.defineCommand("roomcastPublish", { numberOfKeys: 4, lua: PUBLISH_SCRIPT });
+    redis.defineCommand("roomcastPublish", { numberOfKeys: 5, lua: PUBLISH_SCRIPT });
     redis.defineCommand("roomcastRead", { numberOfKeys: 3, lua: READ_SCRIPT });
     this.redis = redis as ScriptedRedis;
   }
@@ -88,12 +90,13 @@ export class ChannelStore {
       keys.history,
       keys.snapshot,
       keys.idempotency(idempotencyKey ?? "-"),
+      keys.feed,
       newEpoch(),
       target.historySize,
       target.historyTtlS,
       head,
       tail,
-      adapterChannel(this.prefix, roomOf(target.channel)),
+      this.sharded ? "SPUBLISH" : "PUBLISH",
       idempotencyKey ? this.idempotencyTtlS : 0,
       snapshot,
       id,

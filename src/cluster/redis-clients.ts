@@ -1,15 +1,20 @@
 /**
- * Redis connections of a replica: `commands` (scripts, reads; the adapter publishes on it
- * too) and `subscriber` (the adapter's pub/sub). Start-up waits until both are ready, or
- * fails with one line; afterwards commands fail fast while Redis is away, so that a
- * publish is refused (503), never silently queued.
+ * Redis connections of a replica, on a single Redis or a Redis Cluster: `commands`
+ * (scripts, reads; the socket.io adapter publishes on it too) and `subscriber` (pub/sub for
+ * the adapter and the channel feed). Start-up waits until both are ready, or fails with
+ * one line; afterwards commands fail fast while Redis is away, so that a publish is refused
+ * (503), never silently queued or sent twice.
  */
-import { Redis } from "ioredis";
+import { Cluster, Redis, type ClusterNode, type RedisOptions } from "ioredis";
 import type { Logger } from "pino";
 
+export type RedisClient = Redis | Cluster;
+
 export interface RedisClients {
-  commands: Redis;
-  subscriber: Redis;
+  commands: RedisClient;
+  subscriber: RedisClient;
+  /** True on a Redis Cluster (redis+cluster:// seeds). */
+  cluster: boolean;
   isUp(): boolean;
   close(): Promise<void>;
 }
@@ -18,7 +23,34 @@ export class RedisUnavailableError extends Error {
   override name = "RedisUnavailableError";
 }
 
-function waitReady(client: Redis, url: string, timeoutMs: number): Promise<void> {
+export type RedisTarget =
+  | { cluster: false; url: string }
+  | { cluster: true; seeds: ClusterNode[]; username?: string; password?: string; tls: boolean };
+
+/** `redis://`, `rediss://`, or `redis+cluster://[user:pass@]host:port,host:port` (`rediss+cluster://` for TLS). */
+export function parseRedisUrl(url: string): RedisTarget {
+  const match = /^(rediss?)\+cluster:\/\/(?:([^@/]*)@)?([^/?#]+)/.exec(url);
+  if (!match) return { cluster: false, url };
+  const [, scheme, auth, hosts] = match;
+  const seeds = hosts!.split(",").map((hostPort) => {
+    const cut = hostPort.lastIndexOf(":");
+    return cut > 0 ? { host: hostPort.slice(0, cut), port: Number(hostPort.slice(cut + 1)) } : { host: hostPort, port: 6379 };
+  });
+  let username: string | undefined;
+  let password: string | undefined;
+  if (auth) {
+    const colon = auth.indexOf(":");
+    username = colon >= 0 ? decodeURIComponent(auth.slice(0, colon)) || undefined : undefined;
+    password = decodeURIComponent(colon >= 0 ? auth.slice(colon + 1) : auth);
+  }
+  return { cluster: true, seeds, username, password, tls: scheme === "rediss" };
+}
+
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/([^@/]*)@/, "//[redacted]@");
+}
+
+function waitReady(client: RedisClient, url: string, timeoutMs: number): Promise<void> {
   if (client.status === "ready") return Promise.resolve();
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -37,12 +69,8 @@ function waitReady(client: Redis, url: string, timeoutMs: number): Promise<void>
   });
 }
 
-export function redactUrl(url: string): string {
-  return url.replace(/\/\/([^@/]*)@/, "//[redacted]@");
-}
-
-export function createRedis(url: string, log: Logger, role: string): Redis {
-  const client = new Redis(url, {
+export function createRedis(target: RedisTarget, log: Logger, role: string): RedisClient {
+  const options: RedisOptions = {
     connectionName: `roomcast-${role}`,
     // Fail fast while Redis is away (the caller answers 503), and never resend a publish
     // script whose reply was lost: it may have run, and running it twice would publish twice.
@@ -50,7 +78,19 @@ export function createRedis(url: string, log: Logger, role: string): Redis {
     enableOfflineQueue: false,
     autoResendUnfulfilledCommands: false,
     retryStrategy: (times) => Math.min(100 * times, 2000),
-  });
+  };
+  const client: RedisClient = target.cluster
+    ? new Cluster(target.seeds, {
+        redisOptions: { ...options, username: target.username, password: target.password, ...(target.tls ? { tls: {} } : {}) },
+        enableOfflineQueue: false,
+        // Sharded pub/sub (SSUBSCRIBE) goes to the shard that owns each channel's slot.
+        shardedSubscribers: role === "subscriber",
+        clusterRetryStrategy: (times) => Math.min(100 * times, 2000),
+        retryDelayOnFailover: 200,
+        retryDelayOnClusterDown: 200,
+        slotsRefreshTimeout: 2000,
+      })
+    : new Redis(target.url, options);
   let lastError = "";
   client.on("error", (err: Error) => {
     // One line per distinct error, not one per retry.
@@ -65,8 +105,9 @@ export function createRedis(url: string, log: Logger, role: string): Redis {
 }
 
 export async function connectRedis(url: string, log: Logger, timeoutMs = 5000): Promise<RedisClients> {
-  const commands = createRedis(url, log, "commands");
-  const subscriber = createRedis(url, log, "subscriber");
+  const target = parseRedisUrl(url);
+  const commands = createRedis(target, log, "commands");
+  const subscriber = createRedis(target, log, "subscriber");
   try {
     await Promise.all([waitReady(commands, url, timeoutMs), waitReady(subscriber, url, timeoutMs)]);
   } catch (err) {
@@ -77,6 +118,7 @@ export async function connectRedis(url: string, log: Logger, timeoutMs = 5000): 
   return {
     commands,
     subscriber,
+    cluster: target.cluster,
     isUp: () => commands.status === "ready" && subscriber.status === "ready",
     close: async () => {
       await Promise.allSettled([commands.quit(), subscriber.quit()]);

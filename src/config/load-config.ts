@@ -8,6 +8,7 @@ import { hostname } from "node:os";
 import { parse as parseYaml } from "yaml";
 import { BUILT_IN_NAMESPACES, namespaceSchema, type NamespaceConfig } from "./namespaces.js";
 import { SETTINGS, type SettingKey, type SettingSpec } from "./settings.js";
+import { redactUrl } from "../cluster/redis-clients.js";
 
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -17,6 +18,7 @@ export interface Config {
   port: number;
   host: string;
   redisUrl: string | undefined;
+  adapter: "auto" | "classic" | "sharded";
   redisPrefix: string;
   jwtSecret: string | undefined;
   jwtPublicKeyFile: string | undefined;
@@ -81,6 +83,9 @@ function convert(name: string, spec: SettingSpec, raw: unknown): unknown {
     case "string":
       if (typeof text !== "string" || text === "") fail("a non-empty string");
       return text;
+    case "choice":
+      if (!spec.choices?.includes(String(text))) fail(`one of ${spec.choices?.join(", ")}`);
+      return String(text);
   }
 }
 
@@ -171,8 +176,8 @@ export function loadConfig({ env = process.env, argv = [] }: LoadOptions = {}): 
   if (config.rateLimit > 0 && config.rateBurst < 1) throw new ConfigError("invalid setting ROOMCAST_RATE_BURST: must be at least 1 when ROOMCAST_RATE_LIMIT is on");
   if (config.historyTtlS < 1) throw new ConfigError("invalid setting ROOMCAST_HISTORY_TTL_S: must be at least 1");
   if (config.idempotencyTtlS < 1) throw new ConfigError("invalid setting ROOMCAST_IDEMPOTENCY_TTL_S: must be at least 1");
-  if (config.redisUrl !== undefined && !/^(redis|rediss|redis\+cluster):\/\//.test(config.redisUrl)) {
-    throw new ConfigError(`invalid setting REDIS_URL: expected redis://, rediss:// or redis+cluster:// URL, got ${JSON.stringify(config.redisUrl)}`);
+  if (config.redisUrl !== undefined && !/^rediss?(\+cluster)?:\/\/./.test(config.redisUrl)) {
+    throw new ConfigError(`invalid setting REDIS_URL: expected a redis://, rediss:// or redis+cluster:// URL, got ${JSON.stringify(redactUrl(config.redisUrl))}`);
   }
   if (!/^[A-Za-z0-9_.-]+$/.test(config.redisPrefix)) throw new ConfigError("invalid setting ROOMCAST_REDIS_PREFIX: letters, digits and _.- only");
   return deepFreeze(config);
@@ -181,7 +186,6 @@ export function loadConfig({ env = process.env, argv = [] }: LoadOptions = {}): 
 /** Checks made only by commands that need them (gateway, worker), not by `token` or `start`. */
 export function requireServerSettings(config: Config): void {
   if (!config.redisUrl) throw new ConfigError("missing setting REDIS_URL: the gateway needs Redis (for example REDIS_URL=redis://127.0.0.1:6379)");
-  if (config.redisUrl.startsWith("redis+cluster://")) throw new ConfigError("invalid setting REDIS_URL: Redis Cluster (redis+cluster://) is not supported yet");
   requireKeySetting(config);
 }
 

@@ -2,19 +2,22 @@
  * Every setting of PROTOCOL.md section 8 (and a few of our own), once: its variable, its
  * key in a ROOMCAST_CONFIG file, its default and what it means. Nothing else reads process.env.
  */
-export type SettingKind = "int" | "number" | "string" | "bool" | "list" | "level";
+export type SettingKind = "int" | "number" | "string" | "bool" | "list" | "level" | "choice";
 
 export interface SettingSpec {
   env: string;
   kind: SettingKind;
   default?: number | string | boolean | string[];
+  /** The allowed values of a "choice". */
+  choices?: readonly string[];
   doc: string;
 }
 
 export const SETTINGS = {
   port: { env: "PORT", kind: "int", default: 3000, doc: "listen port" },
   host: { env: "HOST", kind: "string", default: "0.0.0.0", doc: "listen address" },
-  redisUrl: { env: "REDIS_URL", kind: "string", doc: "Redis URL (redis://, rediss://); required for gateway and worker" },
+  redisUrl: { env: "REDIS_URL", kind: "string", doc: "Redis URL (redis://, rediss://), or Redis Cluster seeds (redis+cluster://host:port,host:port); required for gateway and worker" },
+  adapter: { env: "ROOMCAST_ADAPTER", kind: "choice", choices: ["auto", "classic", "sharded"], default: "auto", doc: "pub/sub between replicas: classic (PUBLISH) or sharded (SPUBLISH, Redis 7+); auto: sharded on a Redis Cluster, classic on a single Redis" },
   redisPrefix: { env: "ROOMCAST_REDIS_PREFIX", kind: "string", default: "rc", doc: "prefix of every Redis key and pub/sub channel" },
   jwtSecret: { env: "ROOMCAST_JWT_SECRET", kind: "string", doc: "HS256 shared secret" },
   jwtPublicKeyFile: { env: "ROOMCAST_JWT_PUBLIC_KEY_FILE", kind: "string", doc: "PEM public key file (RS256, ES256 or EdDSA)" },

@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import type { TokenVerifier } from "../auth/token-verifier.js";
 import type { ChannelRegistry } from "../channels/channel-registry.js";
 import type { ChannelStore } from "../channels/channel-store.js";
+import type { ChannelFeed } from "../cluster/channel-feed.js";
 import type { Config } from "../config/load-config.js";
 import type { Delivery } from "./delivery.js";
 
@@ -11,6 +12,9 @@ export interface GatewayContext {
   registry: ChannelRegistry;
   store: ChannelStore;
   delivery: Delivery;
+  feed: ChannelFeed;
   verifyToken: TokenVerifier;
+  /** Whether Redis answers: an unexpected failure while it does not is `unavailable`, not `internal`. */
+  isRedisUp: () => boolean;
   log: Logger;
 }

@@ -5,10 +5,10 @@
  */
 import type { Logger } from "pino";
 import { WebSocket } from "ws";
-import { channelOfRoom } from "../channels/channel-keys.js";
+import { roomOf } from "../channels/channel-keys.js";
 import type { ChannelStore } from "../channels/channel-store.js";
 import { canRecover } from "../channels/recovery.js";
-import type { ChannelMessage } from "../cluster/channel-adapter.js";
+import type { ChannelMessage } from "../cluster/channel-feed.js";
 import type { ChannelEvent } from "../contracts/events.js";
 import type { PendingEvent, RoomcastServer, RoomcastSocket, Subscription } from "./types.js";
 
@@ -31,10 +31,10 @@ export class Delivery {
     private readonly log: Logger,
   ) {}
 
-  /** From the adapter: one channel message for the sockets of its room on this replica. */
-  onChannelMessage(room: string, message: ChannelMessage, socketIds: ReadonlySet<string>): void {
-    const channel = channelOfRoom(room);
-    if (!channel) return;
+  /** From the feed: one channel event for the sockets of its room on this replica. */
+  onChannelMessage(channel: string, message: ChannelMessage): void {
+    const socketIds = this.io.of("/").adapter.rooms.get(roomOf(channel));
+    if (!socketIds || socketIds.size === 0) return;
     const event: PendingEvent = { offset: message.offset, epoch: message.epoch, packet: eventPacket(message.json) };
     const options: WriteOptions = {};
     if (frame && socketIds.size > 1) {

@@ -10,7 +10,9 @@ import { createTokenVerifier } from "../auth/token-verifier.js";
 import { ChannelRegistry } from "../channels/channel-registry.js";
 import { ChannelStore } from "../channels/channel-store.js";
 import { redisJobDirectory } from "../channels/job-directory.js";
-import { channelAdapterFactory } from "../cluster/channel-adapter.js";
+import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
+import { channelOfRoom } from "../channels/channel-keys.js";
+import { ChannelFeed } from "../cluster/channel-feed.js";
 import { connectRedis, type RedisClients } from "../cluster/redis-clients.js";
 import { requireServerSettings, type Config } from "../config/load-config.js";
 import type { Limits } from "../contracts/events.js";
@@ -56,7 +58,8 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
   const verifyToken = createTokenVerifier(config);
   const redis: RedisClients = await connectRedis(config.redisUrl!, log);
   const registry = new ChannelRegistry(config, redisJobDirectory(redis.commands, config.redisPrefix));
-  const store = new ChannelStore(redis.commands, config.redisPrefix, config.idempotencyTtlS);
+  const sharded = config.adapter === "sharded" || (config.adapter === "auto" && redis.cluster);
+  const store = new ChannelStore(redis.commands, config.redisPrefix, config.idempotencyTtlS, sharded);
 
   let closing = false;
   const isReady = () => !closing && redis.isUp();
@@ -71,12 +74,31 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
     cors: { origin: "*" },
   });
   const delivery = new Delivery(io, store, log.child({ module: "delivery" }));
-  io.adapter(
-    channelAdapterFactory(redis.commands, redis.subscriber, config.redisPrefix, (room, message, sockets) =>
-      delivery.onChannelMessage(room, message, sockets),
-    ),
+  const feed = new ChannelFeed(redis.subscriber, config.redisPrefix, sharded, log.child({ module: "feed" }), (channel, message) =>
+    delivery.onChannelMessage(channel, message),
   );
-  const context: GatewayContext = { config, registry, store, delivery, verifyToken, log: log.child({ module: "gateway" }) };
+  // The socket.io adapter links the replicas for everything but channel events (those
+  // travel on the feed): its own key, so that the two never read each other's messages.
+  const adapterKey = `${config.redisPrefix}:sio`;
+  io.adapter(
+    sharded
+      ? createShardedAdapter(redis.commands, redis.subscriber, { channelPrefix: adapterKey, subscriptionMode: "static" })
+      : createAdapter(redis.commands, redis.subscriber, { key: adapterKey, requestsTimeout: 5000 }),
+  );
+  io.of("/").adapter.on("delete-room", (room: string) => {
+    const channel = channelOfRoom(room);
+    if (channel) feed.release(channel);
+  });
+  const context: GatewayContext = {
+    config,
+    registry,
+    store,
+    delivery,
+    feed,
+    verifyToken,
+    isRedisUp: redis.isUp,
+    log: log.child({ module: "gateway" }),
+  };
   const app = createHttpApp(context, { isReady, isRedisUp: redis.isUp, log: log.child({ module: "http" }) });
   io.attach(app.server);
 
@@ -89,8 +111,9 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
     socket.on("disconnect", () => endSession(socket));
     socket.emit("welcome", { sessionId: socket.id, node: config.nodeId, serverTime: Date.now(), limits });
   });
-  // The first "ready" came before this point: each later one is a reconnect.
-  redis.subscriber.on("ready", () => delivery.resyncAll());
+  // The first "ready" came before this point: each later one is a reconnect (on a Cluster,
+  // "subscribersReady" follows a failover), after which ioredis has resubscribed the feeds.
+  redis.subscriber.on(redis.cluster ? "subscribersReady" : "ready", () => delivery.resyncAll());
   await app.ready();
 
   return {

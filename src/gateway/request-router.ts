@@ -67,7 +67,7 @@ export function attachRequests(
       const result = await handler(ctx, socket, payload, scope);
       answer = { ok: true, ...result };
     } catch (err) {
-      const error = toErrorBody(err);
+      const error = err instanceof RoomcastError || ctx.isRedisUp() ? toErrorBody(err) : new RoomcastError("unavailable").toBody();
       if (!(err instanceof RoomcastError)) ctx.log.error({ err, event, connectionId: socket.data.connectionId }, "request failed");
       else ctx.log.debug({ event, code: error.code, reason: error.reason, connectionId: socket.data.connectionId }, "request refused");
       answer = { ok: false, error };

@@ -1,9 +1,28 @@
-/** A test cluster: its own redis-server and N real gateway processes. */
-import { startEmbeddedRedis, type EmbeddedRedis } from "../../src/cluster/embedded-redis.js";
+/**
+ * A test cluster: its own Redis and N real gateway processes. The Redis topology comes from
+ * ROOMCAST_TEST_REDIS: `single` (default, one redis-server) or `cluster` (a Redis Cluster of
+ * three masters with a replica each), so that one suite runs against both.
+ */
+import { startEmbeddedRedis } from "../../src/cluster/embedded-redis.js";
 import { startGateway, type GatewayProcess } from "./gateway-process.js";
+import { startRedisCluster } from "./redis-cluster.js";
+
+export type RedisTopology = "single" | "cluster";
+
+export const TOPOLOGY: RedisTopology = process.env.ROOMCAST_TEST_REDIS === "cluster" ? "cluster" : "single";
+
+export interface TestRedis {
+  url: string;
+  /** Stops every Redis process of the topology. */
+  stop(): Promise<void>;
+}
+
+export async function startTestRedis(topology: RedisTopology = TOPOLOGY): Promise<TestRedis> {
+  return topology === "cluster" ? startRedisCluster() : startEmbeddedRedis();
+}
 
 export interface TestCluster {
-  redis: EmbeddedRedis;
+  redis: TestRedis;
   gateways: GatewayProcess[];
   /** Starts one more replica on the same Redis. */
   addGateway(env?: Record<string, string>): Promise<GatewayProcess>;
@@ -11,7 +30,7 @@ export interface TestCluster {
 }
 
 export async function startCluster(options: { replicas?: number; env?: Record<string, string> } = {}): Promise<TestCluster> {
-  const redis = await startEmbeddedRedis();
+  const redis = await startTestRedis();
   const gateways: GatewayProcess[] = [];
   const addGateway = async (env: Record<string, string> = {}) => {
     const gateway = await startGateway({ redisUrl: redis.url, env: { ...options.env, ...env } });

@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import { ChannelRegistry, type JobDirectory } from "../../src/channels/channel-registry.js";
 import { channelKeys, channelOfRoom, roomOf } from "../../src/channels/channel-keys.js";
 import { canRecover } from "../../src/channels/recovery.js";
-import { parseChannelMessage } from "../../src/cluster/channel-adapter.js";
+import { parseChannelMessage } from "../../src/cluster/channel-feed.js";
 import { loadConfig } from "../../src/config/load-config.js";
 import { RoomcastError } from "../../src/contracts/error-codes.js";
 import type { Principal } from "../../src/auth/token-verifier.js";
@@ -73,7 +73,7 @@ describe("channel names and namespaces", () => {
 describe("keys, rooms and pub/sub messages", () => {
   it("puts every key of a channel in one hash slot", () => {
     const keys = channelKeys("rc", "env:e1:logs");
-    for (const key of [keys.meta, keys.history, keys.snapshot, keys.idempotency("k")]) assert.match(key, /^rc:\{env:e1:logs\}:/);
+    for (const key of [keys.meta, keys.history, keys.snapshot, keys.feed, keys.idempotency("k")]) assert.match(key, /^rc:\{env:e1:logs\}:/);
     assert.equal(roomOf("env:e1:logs"), "{env:e1:logs}");
     assert.equal(channelOfRoom("{env:e1:logs}"), "env:e1:logs");
     assert.equal(channelOfRoom("socketid"), undefined);

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { parseRedisUrl, redactUrl } from "../../src/cluster/redis-clients.js";
 import { ConfigError, loadConfig, requireServerSettings } from "../../src/config/load-config.js";
 import { BUILT_IN_NAMESPACES } from "../../src/config/namespaces.js";
 
@@ -221,9 +222,26 @@ describe("loadConfig", () => {
       assert.throws(check({ ROOMCAST_JWT_SECRET: "s" }), /^ConfigError: missing setting REDIS_URL/);
       assert.throws(check({ REDIS_URL: "redis://x" }), /^ConfigError: missing setting ROOMCAST_JWT_SECRET/);
       assert.throws(check({ REDIS_URL: "redis://x", ROOMCAST_JWT_SECRET: "s", ROOMCAST_JWKS_FILE: "/k" }), /set only one of/);
-      assert.throws(check({ REDIS_URL: "redis+cluster://x", ROOMCAST_JWT_SECRET: "s" }), /^ConfigError: invalid setting REDIS_URL/);
+      assert.doesNotThrow(check({ REDIS_URL: "redis+cluster://a:1,b:2", ROOMCAST_JWT_SECRET: "s" }));
+      assert.throws(check({ REDIS_URL: "http://x", ROOMCAST_JWT_SECRET: "s" }), /^ConfigError: invalid setting REDIS_URL/);
+      assert.throws(check({ REDIS_URL: "redis://x", ROOMCAST_JWT_SECRET: "s", ROOMCAST_ADAPTER: "fast" }), /^ConfigError: invalid setting ROOMCAST_ADAPTER: expected one of auto, classic, sharded/);
       assert.doesNotThrow(check({ REDIS_URL: "redis://x", ROOMCAST_JWT_SECRET: "s" }));
       assert.doesNotThrow(check({ REDIS_URL: "rediss://x", ROOMCAST_JWT_PUBLIC_KEY_FILE: "/k.pem" }));
     });
+  });
+});
+
+describe("parseRedisUrl", () => {
+  it("reads Redis Cluster seeds and credentials, and leaves single URLs to ioredis", () => {
+    assert.deepEqual(parseRedisUrl("redis://h:1/0"), { cluster: false, url: "redis://h:1/0" });
+    assert.deepEqual(parseRedisUrl("redis+cluster://10.0.0.1:7000,10.0.0.2:7001"), {
+      cluster: true,
+      seeds: [{ host: "10.0.0.1", port: 7000 }, { host: "10.0.0.2", port: 7001 }],
+      username: undefined,
+      password: undefined,
+      tls: false,
+    });
+    assert.deepEqual(parseRedisUrl("rediss+cluster://user:p%40ss@h"), { cluster: true, seeds: [{ host: "h", port: 6379 }], username: "user", password: "p@ss", tls: true });
+    assert.equal(redactUrl("redis+cluster://user:secret@h:1"), "redis+cluster://[redacted]@h:1");
   });
 });

@@ -5,6 +5,7 @@ import type { SubscribeOk } from "../../contracts/events.js";
 import { subscribeSchema, parseOrThrow } from "../../contracts/schemas.js";
 import type { GatewayContext } from "../context.js";
 import type { RequestScope } from "../request-router.js";
+import { endSubscription } from "./unsubscribe.js";
 import type { RoomcastSocket, Subscription } from "../types.js";
 
 /**
@@ -28,6 +29,12 @@ export async function subscribe(ctx: GatewayContext, socket: RoomcastSocket, pay
     sub = { target, epoch: "", offset: 0, state: "syncing", pending: [], generation: 0 } satisfies Subscription;
     subscriptions.set(req.channel, sub);
     await socket.join(roomOf(req.channel));
+    try {
+      await ctx.feed.ready(req.channel);
+    } catch {
+      if (subscriptions.get(req.channel) === sub) endSubscription(socket, req.channel);
+      throw new RoomcastError("unavailable", "cannot subscribe while Redis is unavailable; retry");
+    }
   } else {
     sub.state = "syncing";
     sub.pending = [];
@@ -37,10 +44,7 @@ export async function subscribe(ctx: GatewayContext, socket: RoomcastSocket, pay
   try {
     position = await readPosition(ctx.store, target, req);
   } catch (err) {
-    if (subscriptions.get(req.channel) === sub && sub.generation === generation) {
-      subscriptions.delete(req.channel);
-      void socket.leave(roomOf(req.channel));
-    }
+    if (subscriptions.get(req.channel) === sub && sub.generation === generation) endSubscription(socket, req.channel);
     throw err;
   }
   if (subscriptions.get(req.channel) !== sub || sub.generation !== generation) {
