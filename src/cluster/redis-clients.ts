@@ -23,6 +23,19 @@ export class RedisUnavailableError extends Error {
   override name = "RedisUnavailableError";
 }
 
+const UNAVAILABLE = /Connection is closed|Stream isn't writeable|CLUSTERDOWN|TRYAGAIN|LOADING|READONLY|MASTERDOWN|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|redirections|Cluster is ended|Failed to refresh slots|No sharded subscriber|All channels must hash/;
+
+/**
+ * Whether an error means Redis (or the Redis Cluster shard) could not be reached or was
+ * failing over, as opposed to a bug: the caller answers `unavailable` (503), and the client
+ * retries.
+ */
+export function isRedisUnavailable(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  if (["MaxRetriesPerRequestError", "ClusterAllFailedError", "AbortError"].includes(err.name)) return true;
+  return UNAVAILABLE.test(err.message);
+}
+
 export type RedisTarget =
   | { cluster: false; url: string }
   | { cluster: true; seeds: ClusterNode[]; username?: string; password?: string; tls: boolean };

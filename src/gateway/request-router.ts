@@ -3,6 +3,7 @@
  * goes through the request hooks (room for rate limits) and its handler; the answer goes to the ack, or, without
  * one, an error goes out as a `failure` event. Unknown events with an ack get 4400.
  */
+import { isRedisUnavailable } from "../cluster/redis-clients.js";
 import { RoomcastError, toErrorBody } from "../contracts/error-codes.js";
 import { REQUEST_EVENTS, type RequestEvent } from "../contracts/events.js";
 import type { GatewayContext } from "./context.js";
@@ -67,8 +68,10 @@ export function attachRequests(
       const result = await handler(ctx, socket, payload, scope);
       answer = { ok: true, ...result };
     } catch (err) {
-      const error = err instanceof RoomcastError || ctx.isRedisUp() ? toErrorBody(err) : new RoomcastError("unavailable").toBody();
-      if (!(err instanceof RoomcastError)) ctx.log.error({ err, event, connectionId: socket.data.connectionId }, "request failed");
+      const redisDown = !(err instanceof RoomcastError) && (!ctx.isRedisUp() || isRedisUnavailable(err));
+      const error = redisDown ? new RoomcastError("unavailable").toBody() : toErrorBody(err);
+      if (redisDown) ctx.log.warn({ err: (err as Error).message, event }, "refused: Redis unavailable");
+      else if (!(err instanceof RoomcastError)) ctx.log.error({ err, event, connectionId: socket.data.connectionId }, "request failed");
       else ctx.log.debug({ event, code: error.code, reason: error.reason, connectionId: socket.data.connectionId }, "request refused");
       answer = { ok: false, error };
       if (!ack && socket.connected) {

@@ -3,6 +3,7 @@
  * readiness, and the /v1 routes.
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from "fastify";
+import { isRedisUnavailable } from "../cluster/redis-clients.js";
 import { RoomcastError, type ErrorBody } from "../contracts/error-codes.js";
 import type { Logger } from "pino";
 import type { GatewayContext } from "../gateway/context.js";
@@ -20,7 +21,7 @@ function toHttpError(err: FastifyError | Error, redisUp: boolean): RoomcastError
   if (status === 413) return new RoomcastError("too_large", "request body too large");
   if (status === 415) return new RoomcastError("bad_request", "body: Content-Type must be application/json");
   if (status !== undefined && status >= 400 && status < 500) return new RoomcastError("bad_request", `body: ${err.message}`);
-  if (!redisUp) return new RoomcastError("unavailable", "Redis is unavailable, nothing was published; retry");
+  if (!redisUp || isRedisUnavailable(err)) return new RoomcastError("unavailable", "Redis is unavailable; retry");
   return new RoomcastError("internal");
 }
 
@@ -43,6 +44,7 @@ export function createHttpApp(ctx: GatewayContext, options: HttpAppOptions): Fas
   app.setErrorHandler((err, request, reply) => {
     const error = toHttpError(err as FastifyError, options.isRedisUp());
     if (error.reason === "internal") request.log.error({ err }, "request failed");
+    else if (error.reason === "unavailable") request.log.warn({ err: (err as Error).message, url: request.url }, "refused: Redis unavailable");
     else request.log.debug({ code: error.code, reason: error.reason, url: request.url }, "request refused");
     const body: ErrorBody = error.toBody();
     return reply.code(error.status).send({ error: body });

@@ -21,6 +21,10 @@ export interface RedisClusterHandle {
   nodes: ClusterNode[];
   /** The master ports, as `redis-cli cluster nodes` reports them now. */
   masters(): number[];
+  /** The port of the master that serves a key's slot now. */
+  masterFor(key: string): number;
+  /** Blocks until a replica replaced the (killed) master on that port and the cluster is ok. */
+  waitFailover(deadPort: number, timeoutMs?: number): Promise<void>;
   /** Blocks until every slot is served by a reachable master (after a failover). */
   waitHealthy(timeoutMs?: number): Promise<void>;
   stop(): Promise<void>;
@@ -94,6 +98,34 @@ export async function startRedisCluster(options: { masters?: number; replicas?: 
           .map((line) => line.split(" "))
           .filter((f) => f.length > 7 && f[2]!.split(",").includes("master") && !f[2]!.includes("fail") && f[7] === "connected")
           .map((f) => Number(f[1]!.split(":")[1]!.split("@")[0]));
+      },
+      masterFor(key: string) {
+        const alive = nodes.find((n) => n.process.exitCode === null && n.process.signalCode === null)!;
+        const slot = Number(cli(alive.port, "cluster", "keyslot", key).trim());
+        for (const line of cli(alive.port, "cluster", "nodes").split("\n")) {
+          const f = line.split(" ");
+          if (f.length < 9 || !f[2]!.split(",").includes("master") || f[2]!.includes("fail")) continue;
+          for (const range of f.slice(8)) {
+            const [from, to] = range.split("-").map(Number);
+            if (slot >= from! && slot <= (to ?? from)!) return Number(f[1]!.split(":")[1]!.split("@")[0]);
+          }
+        }
+        throw new Error(`no master serves slot ${slot}`);
+      },
+      async waitFailover(deadPort: number, timeoutMs = 20_000) {
+        const deadline = Date.now() + timeoutMs;
+        const flaggedFailed = () => {
+          const alive = nodes.find((n) => n.process.exitCode === null && n.process.signalCode === null);
+          const line = alive ? cli(alive.port, "cluster", "nodes").split("\n").find((l) => l.includes(`:${deadPort}@`)) : undefined;
+          const fields = line?.split(" ") ?? [];
+          // Flagged failed, and its slots handed to the promoted replica.
+          return (fields[2]?.split(",") ?? []).includes("fail") && fields.slice(8).filter(Boolean).length === 0;
+        };
+        while (!flaggedFailed() || handle.masters().length < masters) {
+          if (Date.now() > deadline) throw new Error(`no replica replaced master ${deadPort} in time`);
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        await handle.waitHealthy(timeoutMs);
       },
       async waitHealthy(timeoutMs = 20_000) {
         const deadline = Date.now() + timeoutMs;
