@@ -31,7 +31,7 @@ function subscriber(url: string, token: string, onEvent: () => void): Promise<vo
 
 async function main() {
   const redis = await startEmbeddedRedis();
-  const gateways = await Promise.all([0, 1].map(() => startGateway({ redisUrl: redis.url, env: { ROOMCAST_MAX_CONNECTIONS_PER_NODE: "0" } })));
+  const gateways = await Promise.all([0, 1].map(() => startGateway({ redisUrl: redis.url, env: { ROOMCAST_MAX_CONNECTIONS_PER_NODE: "0", ROOMCAST_HTTP_RATE_LIMIT: "0", ROOMCAST_MAX_CONNECTIONS_PER_USER: "0", ROOMCAST_MAX_CONNECTIONS_PER_IP: "0" } })));
   const userToken = await mintToken({ secret: TEST_SECRET, sub: "bench" });
   const publisherToken = await mintToken({ secret: TEST_SECRET, sub: "publisher", scope: "publish" });
   let delivered = 0;

@@ -79,7 +79,7 @@ interface TopologyResult {
 async function runTopology(topology: "single" | "cluster", configPath: string): Promise<TopologyResult> {
   const redis = topology === "single" ? await startEmbeddedRedis() : await startRedisCluster({ masters: 3, replicas: 0 });
   const redisPids = topology === "single" ? [(redis as Awaited<ReturnType<typeof startEmbeddedRedis>>).process.pid!] : (redis as Awaited<ReturnType<typeof startRedisCluster>>).nodes.map((n) => n.process.pid!);
-  const env = { ROOMCAST_CONFIG: configPath, ROOMCAST_MAX_CONNECTIONS_PER_NODE: "0", ROOMCAST_MAX_SUBSCRIPTIONS: "0" };
+  const env = { ROOMCAST_CONFIG: configPath, ROOMCAST_MAX_CONNECTIONS_PER_NODE: "0", ROOMCAST_MAX_SUBSCRIPTIONS: "0", ROOMCAST_MAX_CONNECTIONS_PER_USER: "0", ROOMCAST_MAX_CONNECTIONS_PER_IP: "0" };
   const gateways: GatewayProcess[] = [];
   const sockets: WebSocket[] = [];
   try {
@@ -143,7 +143,7 @@ async function runTopology(topology: "single" | "cluster", configPath: string): 
 
 async function idleMemory(): Promise<{ connections: number; bytesPerConnection: number }> {
   const redis = await startEmbeddedRedis();
-  const gateway = await startGateway({ redisUrl: redis.url, env: { ROOMCAST_MAX_CONNECTIONS_PER_NODE: "0" } });
+  const gateway = await startGateway({ redisUrl: redis.url, env: { ROOMCAST_MAX_CONNECTIONS_PER_NODE: "0", ROOMCAST_MAX_CONNECTIONS_PER_USER: "0", ROOMCAST_MAX_CONNECTIONS_PER_IP: "0" } });
   const sockets: WebSocket[] = [];
   try {
     const token = await mintToken({ secret: TEST_SECRET, sub: "idle" });

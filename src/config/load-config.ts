@@ -36,6 +36,10 @@ export interface Config {
   rateLimit: number;
   rateBurst: number;
   maxMessageBytes: number;
+  quotaLeaseS: number;
+  slowConsumerPackets: number;
+  slowConsumerBytes: number;
+  httpRateLimit: number;
   historySize: number;
   historyTtlS: number;
   idempotencyTtlS: number;
@@ -175,6 +179,7 @@ export function loadConfig({ env = process.env, argv = [] }: LoadOptions = {}): 
   const config = values as unknown as Config;
   if (config.rateLimit > 0 && config.rateBurst < 1) throw new ConfigError("invalid setting ROOMCAST_RATE_BURST: must be at least 1 when ROOMCAST_RATE_LIMIT is on");
   if (config.historyTtlS < 1) throw new ConfigError("invalid setting ROOMCAST_HISTORY_TTL_S: must be at least 1");
+  if (config.quotaLeaseS < 3) throw new ConfigError("invalid setting ROOMCAST_QUOTA_LEASE_S: must be at least 3");
   if (config.idempotencyTtlS < 1) throw new ConfigError("invalid setting ROOMCAST_IDEMPOTENCY_TTL_S: must be at least 1");
   if (config.redisUrl !== undefined && !/^rediss?(\+cluster)?:\/\/./.test(config.redisUrl)) {
     throw new ConfigError(`invalid setting REDIS_URL: expected a redis://, rediss:// or redis+cluster:// URL, got ${JSON.stringify(redactUrl(config.redisUrl))}`);

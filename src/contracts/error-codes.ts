@@ -17,6 +17,7 @@ export const ERROR_CODES = {
   unavailable: { code: 4503, status: 503, message: "service unavailable, retry elsewhere" },
   draining: { code: 4503, status: 503, message: "server is draining, reconnect elsewhere" },
   slow_consumer: { code: 4008, status: 503, message: "client too slow, reconnect and recover" },
+  history_lost: { code: 4503, status: 503, message: "the channel's history was lost; resubscribe with since and reload your state" },
 } as const;
 
 export type ErrorReason = keyof typeof ERROR_CODES;

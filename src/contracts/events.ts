@@ -112,5 +112,8 @@ export interface ServerToClientEvents {
 export type RequestEvent = keyof ClientToServerEvents;
 export const REQUEST_EVENTS: readonly RequestEvent[] = ["subscribe", "unsubscribe", "publish", "control", "refresh"];
 
-// eslint-disable-next-line @typescript-eslint/no-empty-object-type
-export interface InterServerEvents {}
+/** Between replicas (socket.io serverSideEmit). */
+export interface InterServerEvents {
+  /** Disconnect this user's connections here; answers how many. */
+  kick: (userId: string, ack: (disconnected: number) => void) => void;
+}

@@ -4,6 +4,7 @@ import type { ChannelRegistry } from "../channels/channel-registry.js";
 import type { ChannelStore } from "../channels/channel-store.js";
 import type { ChannelFeed } from "../cluster/channel-feed.js";
 import type { Config } from "../config/load-config.js";
+import type { Admission } from "./admission.js";
 import type { Delivery } from "./delivery.js";
 
 /** What request handlers and middleware share on one replica. */
@@ -13,6 +14,7 @@ export interface GatewayContext {
   store: ChannelStore;
   delivery: Delivery;
   feed: ChannelFeed;
+  admission: Admission;
   verifyToken: TokenVerifier;
   /** Whether Redis answers: an unexpected failure while it does not is `unavailable`, not `internal`. */
   isRedisUp: () => boolean;

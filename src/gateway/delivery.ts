@@ -1,7 +1,9 @@
 /**
  * Puts channel events on each subscriber's wire in offset order, exactly once: buffers
  * them while the subscription reads history, drops what the socket already has, and
- * fills a gap (a pub/sub message lost to a Redis reconnect) from history.
+ * fills a gap (a pub/sub message lost to a Redis reconnect) from history. A slow consumer
+ * (too much buffered for it) gets only the newest event and a `lag` notice on conflating
+ * channels, and `closing 4008` on reliable ones, so that it reconnects and recovers.
  */
 import type { Logger } from "pino";
 import { WebSocket } from "ws";
@@ -9,6 +11,8 @@ import { roomOf } from "../channels/channel-keys.js";
 import type { ChannelStore } from "../channels/channel-store.js";
 import { canRecover } from "../channels/recovery.js";
 import type { ChannelMessage } from "../cluster/channel-feed.js";
+import type { Config } from "../config/load-config.js";
+import { ERROR_CODES } from "../contracts/error-codes.js";
 import type { ChannelEvent } from "../contracts/events.js";
 import type { PendingEvent, RoomcastServer, RoomcastSocket, Subscription } from "./types.js";
 
@@ -24,12 +28,73 @@ interface WriteOptions {
 // ws exposes Sender.frame; Socket.IO uses it the same way to frame a broadcast once.
 const frame = (WebSocket as unknown as { Sender?: { frame?: (data: Buffer, opts: object) => unknown } }).Sender?.frame;
 
+/** What engine.io and ws hold for a connection that the client has not read yet. */
+interface Buffered {
+  writeBuffer?: unknown[];
+  transport?: { socket?: { bufferedAmount?: number } };
+}
+
+/** Ends a subscription and tells the client why (set by the gateway). */
+export type EndSubscription = (socket: RoomcastSocket, channel: string, code: number, reason: string) => void;
+
+const CONFLATED_FLUSH_MS = 50;
+
 export class Delivery {
+  private readonly flushing = new WeakSet<RoomcastSocket>();
+
   constructor(
     private readonly io: RoomcastServer,
     private readonly store: ChannelStore,
+    private readonly config: Config,
     private readonly log: Logger,
+    private readonly endSubscription: EndSubscription,
   ) {}
+
+  /** Whether more is buffered for this client than the slow-consumer limits allow. */
+  isSlow(socket: RoomcastSocket): boolean {
+    const conn = socket.conn as unknown as Buffered;
+    const { slowConsumerPackets: packets, slowConsumerBytes: bytes } = this.config;
+    return (packets > 0 && (conn.writeBuffer?.length ?? 0) >= packets) || (bytes > 0 && (conn.transport?.socket?.bufferedAmount ?? 0) >= bytes);
+  }
+
+  /** Writes a live event, unless the client is too slow for it. */
+  private write(socket: RoomcastSocket, sub: Subscription, event: PendingEvent, options: WriteOptions): void {
+    if (!this.isSlow(socket)) {
+      sub.offset = event.offset;
+      socket.conn.write(event.packet, options as object);
+    } else if (sub.target.policy === "conflate") {
+      sub.conflated = { event, skipped: 0 };
+      this.flushConflatedLater(socket);
+    } else {
+      this.log.info({ connectionId: socket.data.connectionId, channel: sub.target.channel }, "slow consumer disconnected");
+      socket.emit("closing", { code: ERROR_CODES.slow_consumer.code, reason: "slow_consumer", retryAfterMs: Math.floor(Math.random() * 1000) });
+      socket.disconnect(true);
+    }
+  }
+
+  /** Once the client has read its backlog: `lag`, then the newest state of each conflated channel. */
+  private flushConflatedLater(socket: RoomcastSocket): void {
+    if (this.flushing.has(socket)) return;
+    this.flushing.add(socket);
+    const check = () => {
+      if (!socket.connected) return;
+      if (this.isSlow(socket)) {
+        setTimeout(check, CONFLATED_FLUSH_MS);
+        return;
+      }
+      this.flushing.delete(socket);
+      for (const sub of socket.data.subscriptions.values()) {
+        const held = sub.conflated;
+        if (!held || sub.state !== "live") continue;
+        sub.conflated = undefined;
+        const skipped = held.event.offset - sub.offset - 1;
+        if (skipped > 0) socket.emit("lag", { channel: sub.target.channel, skipped, offset: held.event.offset });
+        sub.offset = held.event.offset;
+        socket.conn.write(held.event.packet);
+      }
+    };
+    setTimeout(check, CONFLATED_FLUSH_MS);
+  }
 
   /** From the feed: one channel event for the sockets of its room on this replica. */
   onChannelMessage(channel: string, message: ChannelMessage): void {
@@ -62,20 +127,24 @@ export class Delivery {
       sub.offset = 0;
     }
     if (event.offset <= sub.offset) return;
+    if (sub.conflated) {
+      // Still behind: the newest state replaces the one held back.
+      if (event.offset > sub.conflated.event.offset) sub.conflated = { event, skipped: sub.conflated.skipped + 1 };
+      return;
+    }
     if (event.offset > sub.offset + 1) {
       sub.pending.push(event);
       void this.resync(socket, sub);
       return;
     }
-    sub.offset = event.offset;
-    socket.conn.write(event.packet, options as object);
+    this.write(socket, sub, event, options);
   }
 
   /**
    * Catches a subscription up from history (after a gap, or on resume), then delivers what
    * arrived meanwhile. An unfillable gap is announced with `lag`, never silent.
    */
-  async resync(socket: RoomcastSocket, sub: Subscription): Promise<void> {
+  async resync(socket: RoomcastSocket, sub: Subscription, afterReconnect = false): Promise<void> {
     // A pause that came in after the resume which scheduled this sync wins.
     if (sub.state === "paused") return;
     sub.state = "syncing";
@@ -87,6 +156,12 @@ export class Delivery {
       // Paused while reading: the next resume replays from sub.offset.
       if ((sub.state as Subscription["state"]) === "paused") return;
       if (read.epoch !== sub.epoch) {
+        if (afterReconnect) {
+          // Redis lost this channel's history (a restart, a failover) while we were cut off:
+          // events may be gone. The client resubscribes with `since` and is told `recovered: false`.
+          this.endSubscription(socket, channel, ERROR_CODES.unavailable.code, "history_lost");
+          return;
+        }
         sub.epoch = read.epoch;
         sub.offset = 0;
       }
@@ -104,12 +179,13 @@ export class Delivery {
 
   /**
    * After the pub/sub connection came back: messages published while it was away are lost
-   * to it, so every live subscription on this replica catches up from history.
+   * to it, so every live subscription on this replica catches up from history, or, where
+   * the channel's epoch changed, is ended with `unsubscribed` (4503 history_lost).
    */
   resyncAll(): void {
     for (const socket of this.io.of("/").sockets.values()) {
       for (const sub of socket.data.subscriptions.values()) {
-        if (sub.state === "live") void this.resync(socket, sub);
+        if (sub.state === "live") void this.resync(socket, sub, true);
       }
     }
   }

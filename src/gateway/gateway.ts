@@ -24,19 +24,28 @@ import { publish } from "./handlers/publish.js";
 import { refresh } from "./handlers/refresh.js";
 import { subscribe } from "./handlers/subscribe.js";
 import { unsubscribe } from "./handlers/unsubscribe.js";
+import { ConnectionQuotas } from "../cluster/connection-quotas.js";
+import { ERROR_CODES, RoomcastError } from "../contracts/error-codes.js";
+import { Admission } from "./admission.js";
 import { installHandshake } from "./handshake.js";
-import { attachRequests } from "./request-router.js";
-import { endSession, scheduleExpiry } from "./session.js";
+import { RequestLimits } from "./request-limits.js";
+import { attachRequests, requestsInFlight } from "./request-router.js";
+import { endSession, endWithNotice, kickLocal, scheduleExpiry } from "./session.js";
 import type { RoomcastServer } from "./types.js";
 
 const PING_INTERVAL_MS = 25_000;
 const PING_TIMEOUT_MS = 20_000;
+const KICK_TIMEOUT_MS = 3000;
+const DRAIN_RETRY_JITTER_MS = 500;
+const IN_FLIGHT_WAIT_MS = 5000;
 
 export interface Gateway {
   app: FastifyInstance;
   io: RoomcastServer;
   context: GatewayContext;
   isReady(): boolean;
+  /** Turns unready and moves every client away (PROTOCOL.md `closing 4503 draining`). */
+  drain(): Promise<void>;
   /** Listens on config.host:config.port; returns the base URL. */
   listen(): Promise<string>;
   close(): Promise<void>;
@@ -61,8 +70,8 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
   const sharded = config.adapter === "sharded" || (config.adapter === "auto" && redis.cluster);
   const store = new ChannelStore(redis.commands, config.redisPrefix, config.idempotencyTtlS, sharded);
 
-  let closing = false;
-  const isReady = () => !closing && redis.isUp();
+  let draining = false;
+  const isReady = () => !draining && redis.isUp();
 
   const io: RoomcastServer = new Server({
     path: "/socket.io/",
@@ -73,7 +82,11 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
     maxHttpBufferSize: Math.max(config.maxMessageBytes * 2, 1_000_000),
     cors: { origin: "*" },
   });
-  const delivery = new Delivery(io, store, log.child({ module: "delivery" }));
+  const quotas = new ConnectionQuotas(redis.commands, config.redisPrefix, config.quotaLeaseS * 1000, log.child({ module: "quotas" }));
+  const admission = new Admission(quotas, config);
+  const delivery = new Delivery(io, store, config, log.child({ module: "delivery" }), (socket, channel, code, reason) =>
+    endWithNotice(context, socket, channel, code, reason),
+  );
   const feed = new ChannelFeed(redis.subscriber, config.redisPrefix, sharded, log.child({ module: "feed" }), (channel, message) =>
     delivery.onChannelMessage(channel, message),
   );
@@ -95,26 +108,69 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
     store,
     delivery,
     feed,
+    admission,
     verifyToken,
     isRedisUp: redis.isUp,
     log: log.child({ module: "gateway" }),
   };
-  const app = createHttpApp(context, { isReady, isRedisUp: redis.isUp, log: log.child({ module: "http" }) });
+
+  const kickUser = async (userId: string): Promise<number> => {
+    let count = kickLocal(io, userId);
+    const others = await Promise.race([
+      io.serverSideEmitWithAck("kick", userId),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new RoomcastError("unavailable", "not every replica answered; retry")), KICK_TIMEOUT_MS).unref()),
+    ]);
+    for (const n of others) count += typeof n === "number" ? n : 0;
+    return count;
+  };
+  io.on("kick", (userId, ack) => ack(kickLocal(io, userId)));
+
+  const app = createHttpApp(context, { isReady, isRedisUp: redis.isUp, redis: redis.commands, kickUser, log: log.child({ module: "http" }) });
   io.attach(app.server);
 
-  installHandshake(io, context, isReady);
+  installHandshake(io, context, isReady, [(socket) => admission.admit(socket)]);
   const handlers = { subscribe, unsubscribe, publish, control, refresh };
   const limits = limitsOf(config);
+  const requestLimits = new RequestLimits(config);
   io.on("connection", (socket) => {
-    attachRequests(context, socket, handlers);
+    attachRequests(context, socket, handlers, requestLimits);
     scheduleExpiry(socket, socket.data.principal.exp);
-    socket.on("disconnect", () => endSession(socket));
+    socket.on("disconnect", () => endSession(context, socket));
     socket.emit("welcome", { sessionId: socket.id, node: config.nodeId, serverTime: Date.now(), limits });
   });
   // The first "ready" came before this point: each later one is a reconnect (on a Cluster,
   // "subscribersReady" follows a failover), after which ioredis has resubscribed the feeds.
   redis.subscriber.on(redis.cluster ? "subscribersReady" : "ready", () => delivery.resyncAll());
   await app.ready();
+
+  /**
+   * Graceful drain: unready at once (new handshakes get 4503), each client gets `closing 4503
+   * draining` at a random moment within ROOMCAST_DRAIN_S (so reconnects to the other
+   * replicas are spread out) and is disconnected, then in-flight requests finish.
+   */
+  const drain = async () => {
+    if (draining) return;
+    draining = true;
+    const sockets = [...io.of("/").sockets.values()];
+    context.log.info({ connections: sockets.length, drainS: config.drainS }, "draining");
+    const spreadMs = config.drainS * 1000;
+    await Promise.all(
+      sockets.map(
+        (socket) =>
+          new Promise<void>((resolve) =>
+            setTimeout(() => {
+              if (socket.connected) {
+                socket.emit("closing", { code: ERROR_CODES.draining.code, reason: "draining", retryAfterMs: Math.floor(Math.random() * DRAIN_RETRY_JITTER_MS) });
+                socket.disconnect(true);
+              }
+              resolve();
+            }, Math.random() * spreadMs),
+          ),
+      ),
+    );
+    const deadline = Date.now() + IN_FLIGHT_WAIT_MS;
+    while (requestsInFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  };
 
   return {
     app,
@@ -124,11 +180,14 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
     async listen() {
       return app.listen({ port: config.port, host: config.host });
     },
+    drain,
     async close() {
-      closing = true;
+      await drain();
       io.local.disconnectSockets(true);
+      // io.close() also closes the HTTP server; app.close() then waits for in-flight HTTP requests.
       await new Promise<void>((resolve) => io.close(() => resolve()));
       await app.close();
+      quotas.close();
       await redis.close();
     },
   };

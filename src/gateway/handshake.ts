@@ -31,28 +31,39 @@ function refusal(err: unknown): ExtendedError {
 
 export function installHandshake(io: RoomcastServer, ctx: GatewayContext, isAvailable: () => boolean, checks: readonly ConnectionCheck[] = []): void {
   const { config } = ctx;
+  // Handshakes past the replica cap check but not connected yet, so a burst cannot overshoot it.
+  let admitting = 0;
   io.use(async (socket, next) => {
+    const max = config.maxConnectionsPerNode;
+    let counted = false;
     try {
       if (!isAvailable()) throw new RoomcastError("unavailable");
+      if (max > 0 && io.of("/").sockets.size + admitting >= max) {
+        throw new RoomcastError("too_many_connections", "this replica is full", { scope: "node", limit: max });
+      }
+      admitting++;
+      counted = true;
       const token = tokenOf(socket, config.tokenQuery);
       if (!token) throw new RoomcastError("unauthorized", "token missing");
       const principal = await ctx.verifyToken(token);
       if (config.allowedTenants.length > 0 && !config.allowedTenants.includes(principal.tenant ?? "")) {
         throw new RoomcastError("forbidden", "tenant not allowed on this gateway");
       }
-      const max = config.maxConnectionsPerNode;
-      if (max > 0 && io.of("/").sockets.size >= max) {
-        throw new RoomcastError("too_many_connections", "this replica is full", { scope: "node", limit: max });
-      }
       socket.data.principal = principal;
       socket.data.connectionId = randomUUID();
       socket.data.subscriptions = new Map();
+      socket.data.quotaHolds = [];
+      socket.data.bucket = { tokens: config.rateBurst, at: Date.now() };
+      socket.data.refusals = { count: 0, since: Date.now() };
       for (const check of checks) await check(socket);
       next();
     } catch (err) {
       if (!(err instanceof RoomcastError)) ctx.log.error({ err }, "handshake failed");
       else ctx.log.debug({ code: err.code, reason: err.reason, ip: socket.handshake.address }, "handshake refused");
       next(refusal(err));
+    } finally {
+      // socket.io adds the socket to the namespace on the next tick after next(); count it till then.
+      if (counted) process.nextTick(() => admitting--);
     }
   });
 }

@@ -6,7 +6,7 @@ import type { Principal } from "../auth/token-verifier.js";
 import { ERROR_CODES } from "../contracts/error-codes.js";
 import type { GatewayContext } from "./context.js";
 import { endSubscription } from "./handlers/unsubscribe.js";
-import type { RoomcastSocket } from "./types.js";
+import type { RoomcastServer, RoomcastSocket } from "./types.js";
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -24,9 +24,27 @@ export function scheduleExpiry(socket: RoomcastSocket, exp: number): void {
   }, Math.max(wait, 0));
 }
 
-export function endSession(socket: RoomcastSocket): void {
+export function endSession(ctx: GatewayContext, socket: RoomcastSocket): void {
   clearTimeout(socket.data.expiryTimer);
   socket.data.subscriptions.clear();
+  ctx.admission.releaseAll(socket);
+}
+
+/** Ends a subscription on the server's initiative and tells the client (`unsubscribed`). */
+export function endWithNotice(ctx: GatewayContext, socket: RoomcastSocket, channel: string, code: number, reason: string): void {
+  if (endSubscription(ctx, socket, channel)) socket.emit("unsubscribed", { channel, code, reason });
+}
+
+/** Disconnects a user's connections on this replica with `closing 4403 kicked`; returns how many. */
+export function kickLocal(io: RoomcastServer, userId: string): number {
+  let count = 0;
+  for (const socket of io.of("/").sockets.values()) {
+    if (socket.data.principal?.sub !== userId) continue;
+    socket.emit("closing", { code: ERROR_CODES.kicked.code, reason: "kicked", retryAfterMs: 0 });
+    socket.disconnect(true);
+    count++;
+  }
+  return count;
 }
 
 /** Swaps in a new principal and ends subscriptions its grants no longer cover. */
@@ -40,8 +58,6 @@ export async function applyPrincipal(ctx: GatewayContext, socket: RoomcastSocket
     } catch {
       allowed = false;
     }
-    if (!allowed && endSubscription(socket, channel)) {
-      socket.emit("unsubscribed", { channel, code: ERROR_CODES.forbidden.code, reason: "forbidden" });
-    }
+    if (!allowed) endWithNotice(ctx, socket, channel, ERROR_CODES.forbidden.code, "forbidden");
   }
 }

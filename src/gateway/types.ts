@@ -1,6 +1,7 @@
 import type { Server, Socket } from "socket.io";
 import type { Principal } from "../auth/token-verifier.js";
 import type { ResolvedChannel } from "../channels/channel-registry.js";
+import type { QuotaScope } from "../cluster/connection-quotas.js";
 import type { ClientToServerEvents, InterServerEvents, ServerToClientEvents } from "../contracts/events.js";
 
 /** One delivery waiting in a subscription's buffer. */
@@ -23,12 +24,20 @@ export interface Subscription {
   pending: PendingEvent[];
   /** Bumped by each (re)subscribe, so a slower earlier one does not win. */
   generation: number;
+  /** Conflating channels of a slow consumer: the newest event held back, and how many it replaced. */
+  conflated?: { event: PendingEvent; skipped: number };
 }
 
 export interface SocketData {
   principal: Principal;
   connectionId: string;
   subscriptions: Map<string, Subscription>;
+  /** Cluster-wide quota entries this connection holds. */
+  quotaHolds: { scope: QuotaScope; id: string }[];
+  /** Request token bucket (PROTOCOL.md section 7). */
+  bucket: { tokens: number; at: number };
+  /** Refused requests in the current abuse window. */
+  refusals: { count: number; since: number };
   expiryTimer?: NodeJS.Timeout;
 }
 

@@ -2,13 +2,13 @@
 import type { FastifyInstance } from "fastify";
 import { httpHistoryQuerySchema, httpPublishSchema, parseOrThrow } from "../contracts/schemas.js";
 import type { GatewayContext } from "../gateway/context.js";
-import { bearerAuth, principalOf, requireScope } from "./http-auth.js";
+import { principalOf, requireScope, v1RouteOptions } from "./http-auth.js";
 
 const DEFAULT_HISTORY_LIMIT = 100;
 
 export function channelRoutes(app: FastifyInstance, ctx: GatewayContext): void {
-  const onRequest = bearerAuth(ctx.verifyToken);
-  app.post<{ Params: { channel: string } }>("/v1/channels/:channel/events", { onRequest }, async (request, reply) => {
+  const route = v1RouteOptions(ctx.verifyToken, ctx.config.httpRateLimit);
+  app.post<{ Params: { channel: string } }>("/v1/channels/:channel/events", route, async (request, reply) => {
     const principal = principalOf(request);
     requireScope(principal, "publish");
     const target = ctx.registry.resolve(request.params.channel);
@@ -18,7 +18,7 @@ export function channelRoutes(app: FastifyInstance, ctx: GatewayContext): void {
     return reply.code(202).send({ offset: result.offset, epoch: result.epoch, id: result.id });
   });
 
-  app.get<{ Params: { channel: string } }>("/v1/channels/:channel/history", { onRequest }, async (request) => {
+  app.get<{ Params: { channel: string } }>("/v1/channels/:channel/history", route, async (request) => {
     const principal = principalOf(request);
     const target = ctx.registry.resolve(request.params.channel);
     if (!principal.scopes.has("admin")) await ctx.registry.authorize(principal, target, "subscribe");

@@ -3,14 +3,23 @@
  * readiness, and the /v1 routes.
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from "fastify";
-import { isRedisUnavailable } from "../cluster/redis-clients.js";
+import { createHash } from "node:crypto";
+import helmet from "@fastify/helmet";
+import rateLimit from "@fastify/rate-limit";
+import { bearerToken } from "../auth/token-verifier.js";
+import { isRedisUnavailable, type RedisClient } from "../cluster/redis-clients.js";
 import { RoomcastError, type ErrorBody } from "../contracts/error-codes.js";
 import type { Logger } from "pino";
 import type { GatewayContext } from "../gateway/context.js";
+import { adminRoutes } from "./admin-routes.js";
 import { channelRoutes } from "./channel-routes.js";
 
 export interface HttpAppOptions {
   log: Logger;
+  /** Holds the cluster-wide HTTP rate-limit counters. */
+  redis: RedisClient;
+  /** Disconnects a user everywhere; resolves how many connections ended. */
+  kickUser: (userId: string) => Promise<number>;
   isReady: () => boolean;
   isRedisUp: () => boolean;
 }
@@ -54,11 +63,35 @@ export function createHttpApp(ctx: GatewayContext, options: HttpAppOptions): Fas
     return reply.code(404).send({ error: body });
   });
 
+  // Security headers on every answer (an API: no CSP needed for JSON).
+  void app.register(helmet, { contentSecurityPolicy: false, global: true });
+  if (ctx.config.httpRateLimit > 0) {
+    // Per token, cluster-wide (counters in Redis); requests without a token count per IP.
+    void app.register(rateLimit, {
+      global: false,
+      max: ctx.config.httpRateLimit,
+      timeWindow: 1000,
+      redis: options.redis,
+      nameSpace: `${ctx.config.redisPrefix}:http-rate:`,
+      skipOnError: true,
+      keyGenerator: (request) => {
+        const token = bearerToken(request.headers.authorization);
+        return token ? createHash("sha256").update(token).digest("base64url").slice(0, 22) : `ip:${request.ip}`;
+      },
+      errorResponseBuilder: (_request, context) =>
+        new RoomcastError("rate_limited", `more than ${context.max} requests per second for this token`, { retryAfterMs: context.ttl }),
+    });
+  }
+
   app.get("/healthz", async () => ({ status: "ok", node: ctx.config.nodeId }));
   app.get("/readyz", async (_request, reply) => {
     const ready = options.isReady();
     return reply.code(ready ? 200 : 503).send({ ready, node: ctx.config.nodeId });
   });
-  channelRoutes(app, ctx);
+  // Route plugins are registered after the rate limiter, so their `config.rateLimit` applies.
+  void app.register(async (v1) => {
+    channelRoutes(v1, ctx);
+    adminRoutes(v1, ctx, options.kickUser);
+  });
   return app;
 }

@@ -33,3 +33,11 @@ export function principalOf(request: FastifyRequest): Principal {
   if (!principal) throw new RoomcastError("unauthorized");
   return principal;
 }
+
+/** Route options for a /v1 route: bearer auth before the body, and the per-token rate limit. */
+export function v1RouteOptions(verify: TokenVerifier, ratePerSecond: number) {
+  return {
+    onRequest: bearerAuth(verify),
+    ...(ratePerSecond > 0 ? { config: { rateLimit: { max: ratePerSecond, timeWindow: 1000 } } } : {}),
+  };
+}

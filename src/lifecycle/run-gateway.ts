@@ -27,8 +27,9 @@ export async function runGateway(config: Config, options: RunOptions = {}): Prom
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal }, "shutting down");
-    const force = setTimeout(() => process.exit(1), 10_000);
+    log.info({ signal, drainS: config.drainS }, "shutting down: draining clients");
+    // The drain takes up to ROOMCAST_DRAIN_S; past that and a margin, give up.
+    const force = setTimeout(() => process.exit(1), (config.drainS + 15) * 1000);
     force.unref();
     gateway
       .close()

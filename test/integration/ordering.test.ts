@@ -85,6 +85,7 @@ describe("ordering with concurrent publishers on three replicas", () => {
       env: {
         ROOMCAST_CONFIG: configPath,
         ROOMCAST_RATE_LIMIT: "0",
+        ROOMCAST_HTTP_RATE_LIMIT: "0",
         ROOMCAST_MAX_CONNECTIONS_PER_IP: "0",
         ROOMCAST_MAX_CONNECTIONS_PER_USER: "0",
       },

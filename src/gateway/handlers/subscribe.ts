@@ -24,15 +24,19 @@ export async function subscribe(ctx: GatewayContext, socket: RoomcastSocket, pay
     if (max > 0 && subscriptions.size >= max) {
       throw new RoomcastError("too_many_subscriptions", `at most ${max} subscriptions per connection`, { limit: max });
     }
+    await ctx.admission.enterEnvironment(socket, target);
     // The socket may have gone while authorization awaited Redis: joining now would leak the room.
-    if (!socket.connected) throw new RoomcastError("bad_request", "connection closed");
+    if (!socket.connected) {
+      ctx.admission.leaveEnvironment(socket, target);
+      throw new RoomcastError("bad_request", "connection closed");
+    }
     sub = { target, epoch: "", offset: 0, state: "syncing", pending: [], generation: 0 } satisfies Subscription;
     subscriptions.set(req.channel, sub);
     await socket.join(roomOf(req.channel));
     try {
       await ctx.feed.ready(req.channel);
     } catch {
-      if (subscriptions.get(req.channel) === sub) endSubscription(socket, req.channel);
+      if (subscriptions.get(req.channel) === sub) endSubscription(ctx, socket, req.channel);
       throw new RoomcastError("unavailable", "cannot subscribe while Redis is unavailable; retry");
     }
   } else {
@@ -44,7 +48,7 @@ export async function subscribe(ctx: GatewayContext, socket: RoomcastSocket, pay
   try {
     position = await readPosition(ctx.store, target, req);
   } catch (err) {
-    if (subscriptions.get(req.channel) === sub && sub.generation === generation) endSubscription(socket, req.channel);
+    if (subscriptions.get(req.channel) === sub && sub.generation === generation) endSubscription(ctx, socket, req.channel);
     throw err;
   }
   if (subscriptions.get(req.channel) !== sub || sub.generation !== generation) {

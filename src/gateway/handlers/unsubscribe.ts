@@ -5,15 +5,18 @@ import type { GatewayContext } from "../context.js";
 import type { RoomcastSocket } from "../types.js";
 
 /** Leaving a channel one is not subscribed to is not an error. */
-export async function unsubscribe(_ctx: GatewayContext, socket: RoomcastSocket, payload: unknown): Promise<UnsubscribeOk> {
+export async function unsubscribe(ctx: GatewayContext, socket: RoomcastSocket, payload: unknown): Promise<UnsubscribeOk> {
   const { channel } = parseOrThrow(unsubscribeSchema, payload);
-  endSubscription(socket, channel);
+  endSubscription(ctx, socket, channel);
   return { channel };
 }
 
-/** Drops a socket's subscription and leaves the room. */
-export function endSubscription(socket: RoomcastSocket, channel: string): boolean {
-  const existed = socket.data.subscriptions.delete(channel);
-  if (existed) void socket.leave(roomOf(channel));
-  return existed;
+/** Drops a socket's subscription, leaves the room and, with its last channel, its environment. */
+export function endSubscription(ctx: GatewayContext, socket: RoomcastSocket, channel: string): boolean {
+  const sub = socket.data.subscriptions.get(channel);
+  if (!sub) return false;
+  socket.data.subscriptions.delete(channel);
+  void socket.leave(roomOf(channel));
+  ctx.admission.leaveEnvironment(socket, sub.target);
+  return true;
 }

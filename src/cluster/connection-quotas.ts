@@ -1,0 +1,93 @@
+/**
+ * Cluster-wide connection quotas (PROTOCOL.md section 7) held in Redis with leases. Each
+ * scope id (a user, an IP, an environment) has a sorted set of connection entries scored by
+ * lease expiry; acquiring drops expired entries, counts and adds in one script (one key, so
+ * one Cluster slot). Each replica renews the leases of its connections; a replica that dies
+ * stops renewing, and its connections stop counting within one lease.
+ */
+import type { Logger } from "pino";
+import type { RedisClient } from "./redis-clients.js";
+
+export type QuotaScope = "user" | "ip" | "environment";
+
+/** KEYS: quota set. ARGV: lease ms, limit, member. Returns 1 (admitted) or 0 (full). */
+const ACQUIRE_SCRIPT = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local limit = tonumber(ARGV[2])
+if not redis.call('ZSCORE', KEYS[1], ARGV[3]) and redis.call('ZCARD', KEYS[1]) >= limit then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), ARGV[3])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]) * 2)
+return 1
+`;
+
+/** KEYS: quota set. ARGV: lease ms, members... Extends (or restores) the leases. */
+const RENEW_SCRIPT = `
+local t = redis.call('TIME')
+local expiry = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
+for i = 2, #ARGV do redis.call('ZADD', KEYS[1], expiry, ARGV[i]) end
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]) * 2)
+return #ARGV - 1
+`;
+
+type QuotaRedis = RedisClient & {
+  roomcastQuotaAcquire(key: string, leaseMs: number, limit: number, member: string): Promise<number>;
+  roomcastQuotaRenew(key: string, leaseMs: number, ...members: string[]): Promise<number>;
+};
+
+export class ConnectionQuotas {
+  private readonly redis: QuotaRedis;
+  /** The entries this replica holds: quota key -> members. */
+  private readonly held = new Map<string, Set<string>>();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    redis: RedisClient,
+    private readonly prefix: string,
+    private readonly leaseMs: number,
+    private readonly log: Logger,
+  ) {
+    redis.defineCommand("roomcastQuotaAcquire", { numberOfKeys: 1, lua: ACQUIRE_SCRIPT });
+    redis.defineCommand("roomcastQuotaRenew", { numberOfKeys: 1, lua: RENEW_SCRIPT });
+    this.redis = redis as QuotaRedis;
+    // Renew three times per lease, so one missed renewal never expires a live connection.
+    this.timer = setInterval(() => void this.renew(), Math.max(leaseMs / 3, 500));
+    this.timer.unref();
+  }
+
+  key(scope: QuotaScope, id: string): string {
+    return `${this.prefix}:quota:{${scope}:${id}}`;
+  }
+
+  /** Adds the member to the scope's quota unless `limit` entries are live; true if admitted. */
+  async acquire(scope: QuotaScope, id: string, member: string, limit: number): Promise<boolean> {
+    const key = this.key(scope, id);
+    const admitted = (await this.redis.roomcastQuotaAcquire(key, this.leaseMs, limit, member)) === 1;
+    if (admitted) {
+      let members = this.held.get(key);
+      if (!members) this.held.set(key, (members = new Set()));
+      members.add(member);
+    }
+    return admitted;
+  }
+
+  release(scope: QuotaScope, id: string, member: string): void {
+    const key = this.key(scope, id);
+    const members = this.held.get(key);
+    if (!members?.delete(member)) return;
+    if (members.size === 0) this.held.delete(key);
+    // If Redis is away the lease expires on its own.
+    this.redis.zrem(key, member).catch(() => undefined);
+  }
+
+  async renew(): Promise<void> {
+    const renewals = [...this.held].map(([key, members]) => this.redis.roomcastQuotaRenew(key, this.leaseMs, ...members));
+    const failed = (await Promise.allSettled(renewals)).filter((r) => r.status === "rejected").length;
+    if (failed > 0) this.log.warn({ failed }, "quota lease renewal failed (Redis unavailable?)");
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+  }
+}

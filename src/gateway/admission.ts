@@ -1,0 +1,74 @@
+/**
+ * Who may hold a connection or a subscription, cluster-wide (PROTOCOL.md section 7):
+ * connections per user and per IP at the handshake, connections per environment at the
+ * first subscription to one of its channels. Refusals are 4429 too_many_connections with
+ * `scope` and `limit`.
+ */
+import type { ResolvedChannel } from "../channels/channel-registry.js";
+import type { ConnectionQuotas, QuotaScope } from "../cluster/connection-quotas.js";
+import type { Config } from "../config/load-config.js";
+import { RoomcastError } from "../contracts/error-codes.js";
+import type { RoomcastSocket } from "./types.js";
+
+/** The environment whose quota a channel counts against, if any. */
+export function environmentOf(target: ResolvedChannel): string | undefined {
+  return target.settings.subscribe.match === "env" ? target.id : undefined;
+}
+
+export class Admission {
+  constructor(
+    private readonly quotas: ConnectionQuotas,
+    private readonly config: Config,
+  ) {}
+
+  private member(socket: RoomcastSocket): string {
+    return `${this.config.nodeId}|${socket.data.connectionId}`;
+  }
+
+  private async take(socket: RoomcastSocket, scope: QuotaScope, id: string, limit: number): Promise<void> {
+    if (limit <= 0) return;
+    if (!(await this.quotas.acquire(scope, id, this.member(socket), limit))) {
+      const what = scope === "environment" ? `environment ${id}` : scope;
+      throw new RoomcastError("too_many_connections", `connection limit of this ${what} reached (${limit})`, { scope, limit });
+    }
+    socket.data.quotaHolds.push({ scope, id });
+  }
+
+  /** Handshake check: the user's and the IP's quotas. */
+  async admit(socket: RoomcastSocket): Promise<void> {
+    try {
+      await this.take(socket, "user", socket.data.principal.sub, this.config.maxConnectionsPerUser);
+      await this.take(socket, "ip", socket.handshake.address, this.config.maxConnectionsPerIp);
+    } catch (err) {
+      this.releaseAll(socket);
+      throw err;
+    }
+  }
+
+  /** Before subscribing: counts the connection in the channel's environment, once. */
+  async enterEnvironment(socket: RoomcastSocket, target: ResolvedChannel): Promise<void> {
+    const envId = environmentOf(target);
+    if (envId === undefined || socket.data.quotaHolds.some((h) => h.scope === "environment" && h.id === envId)) return;
+    await this.take(socket, "environment", envId, this.config.maxConnectionsPerEnv);
+  }
+
+  /** After a subscription ended: leaves the environment when no channel of it remains. */
+  leaveEnvironment(socket: RoomcastSocket, target: ResolvedChannel): void {
+    const envId = environmentOf(target);
+    if (envId === undefined) return;
+    for (const sub of socket.data.subscriptions.values()) if (environmentOf(sub.target) === envId) return;
+    this.release(socket, "environment", envId);
+  }
+
+  private release(socket: RoomcastSocket, scope: QuotaScope, id: string): void {
+    const holds = socket.data.quotaHolds;
+    const at = holds.findIndex((h) => h.scope === scope && h.id === id);
+    if (at < 0) return;
+    holds.splice(at, 1);
+    this.quotas.release(scope, id, this.member(socket));
+  }
+
+  releaseAll(socket: RoomcastSocket): void {
+    for (const hold of [...socket.data.quotaHolds]) this.release(socket, hold.scope, hold.id);
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * Per-connection request limits (PROTOCOL.md section 7), checked as each request arrives:
+ * a token bucket (ROOMCAST_RATE_LIMIT per second, ROOMCAST_RATE_BURST) answered 4429
+ * rate_limited with retryAfterMs, and the message size limit answered 4413 too_large.
+ * A connection that keeps getting refused is closed (`closing 4429`).
+ */
+import type { Config } from "../config/load-config.js";
+import { ERROR_CODES, RoomcastError } from "../contracts/error-codes.js";
+import type { RoomcastSocket } from "./types.js";
+
+const ABUSE_WINDOW_MS = 10_000;
+const ABUSE_RETRY_AFTER_MS = 5_000;
+
+export class RequestLimits {
+  /** Refusals within ABUSE_WINDOW_MS after which the connection is closed. */
+  private readonly abuseThreshold: number;
+
+  constructor(private readonly config: Config) {
+    this.abuseThreshold = Math.max(config.rateBurst, 20);
+  }
+
+  /** Throws the refusal for a request that is over a limit; takes a token otherwise. */
+  check(socket: RoomcastSocket, args: readonly unknown[]): void {
+    const { rateLimit, rateBurst, maxMessageBytes } = this.config;
+    if (rateLimit > 0) {
+      const bucket = socket.data.bucket;
+      const now = Date.now();
+      bucket.tokens = Math.min(rateBurst, bucket.tokens + ((now - bucket.at) / 1000) * rateLimit);
+      bucket.at = now;
+      if (bucket.tokens < 1) {
+        const retryAfterMs = Math.ceil(((1 - bucket.tokens) / rateLimit) * 1000);
+        throw new RoomcastError("rate_limited", `more than ${rateLimit} requests per second`, { retryAfterMs });
+      }
+      bucket.tokens -= 1;
+    }
+    if (maxMessageBytes > 0) {
+      // Requests are JSON on the wire (the default parser): their JSON length is their size.
+      const size = JSON.stringify(args)?.length ?? 0;
+      if (size > maxMessageBytes) throw new RoomcastError("too_large", `request of ${size} bytes is over the limit of ${maxMessageBytes}`, { limit: maxMessageBytes });
+    }
+  }
+
+  /** Counts a refusal; true when the connection has been closed for abuse. */
+  refused(socket: RoomcastSocket): boolean {
+    const refusals = socket.data.refusals;
+    const now = Date.now();
+    if (now - refusals.since > ABUSE_WINDOW_MS) {
+      refusals.count = 0;
+      refusals.since = now;
+    }
+    if (++refusals.count < this.abuseThreshold) return false;
+    socket.emit("closing", {
+      code: ERROR_CODES.rate_limited.code,
+      reason: "rate_limited",
+      retryAfterMs: ABUSE_RETRY_AFTER_MS + Math.floor(Math.random() * ABUSE_RETRY_AFTER_MS),
+    });
+    socket.disconnect(true);
+    return true;
+  }
+}

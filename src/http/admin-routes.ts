@@ -1,0 +1,17 @@
+/** POST /v1/users/:id/disconnect (scope admin): ends a user's connections on every replica. */
+import type { FastifyInstance } from "fastify";
+import { RoomcastError } from "../contracts/error-codes.js";
+import type { GatewayContext } from "../gateway/context.js";
+import { principalOf, requireScope, v1RouteOptions } from "./http-auth.js";
+
+export function adminRoutes(app: FastifyInstance, ctx: GatewayContext, kickUser: (userId: string) => Promise<number>): void {
+  const route = v1RouteOptions(ctx.verifyToken, ctx.config.httpRateLimit);
+  app.post<{ Params: { id: string } }>("/v1/users/:id/disconnect", route, async (request) => {
+    requireScope(principalOf(request), "admin");
+    const userId = request.params.id;
+    if (userId === "" || userId.length > 256) throw new RoomcastError("bad_request", "id: a user id of 1 to 256 characters");
+    const disconnected = await kickUser(userId);
+    ctx.log.info({ userId, disconnected }, "user disconnected by an administrator");
+    return { userId, disconnected };
+  });
+}
