@@ -122,9 +122,8 @@ export class Delivery {
     }
     if (sub.state === "paused") return;
     if (event.epoch !== sub.epoch) {
-      // History was lost and restarted: follow the new generation from its start.
-      sub.epoch = event.epoch;
-      sub.offset = 0;
+      this.historyLost(socket, sub);
+      return;
     }
     if (event.offset <= sub.offset) return;
     if (sub.conflated) {
@@ -144,7 +143,7 @@ export class Delivery {
    * Catches a subscription up from history (after a gap, or on resume), then delivers what
    * arrived meanwhile. An unfillable gap is announced with `lag`, never silent.
    */
-  async resync(socket: RoomcastSocket, sub: Subscription, afterReconnect = false): Promise<void> {
+  async resync(socket: RoomcastSocket, sub: Subscription): Promise<void> {
     // A pause that came in after the resume which scheduled this sync wins.
     if (sub.state === "paused") return;
     sub.state = "syncing";
@@ -156,14 +155,8 @@ export class Delivery {
       // Paused while reading: the next resume replays from sub.offset.
       if ((sub.state as Subscription["state"]) === "paused") return;
       if (read.epoch !== sub.epoch) {
-        if (afterReconnect) {
-          // Redis lost this channel's history (a restart, a failover) while we were cut off:
-          // events may be gone. The client resubscribes with `since` and is told `recovered: false`.
-          this.endSubscription(socket, channel, ERROR_CODES.unavailable.code, "history_lost");
-          return;
-        }
-        sub.epoch = read.epoch;
-        sub.offset = 0;
+        this.historyLost(socket, sub);
+        return;
       }
       if (!canRecover({ offset: sub.offset, epoch: sub.epoch }, read.epoch, read.top, read.first)) {
         const resumeAt = read.events[0]?.offset ?? read.top + 1;
@@ -185,9 +178,19 @@ export class Delivery {
   resyncAll(): void {
     for (const socket of this.io.of("/").sockets.values()) {
       for (const sub of socket.data.subscriptions.values()) {
-        if (sub.state === "live") void this.resync(socket, sub, true);
+        if (sub.state === "live") void this.resync(socket, sub);
       }
     }
+  }
+
+  /**
+   * The channel moved to a new epoch under a live subscription: its history was lost or
+   * restarted (expiry, a Redis restart, a failover), and events may be gone. The subscription
+   * ends with `unsubscribed` 4503 history_lost; the client resubscribes with `since`, is told
+   * `recovered: false` and reloads its state.
+   */
+  private historyLost(socket: RoomcastSocket, sub: Subscription): void {
+    this.endSubscription(socket, sub.target.channel, ERROR_CODES.history_lost.code, "history_lost");
   }
 
   /** Sends history events the socket has not had yet. */

@@ -30,7 +30,8 @@ describe("Redis Cluster failover under load", { skip: TOPOLOGY !== "cluster" ? "
 
   before(async () => {
     redis = await startRedisCluster({ masters: 3, replicas: 1, nodeTimeoutMs: 1000 });
-    gateways = [await startGateway({ redisUrl: redis.url }), await startGateway({ redisUrl: redis.url })];
+    const env = { ROOMCAST_HTTP_RATE_LIMIT: "0" };
+    gateways = [await startGateway({ redisUrl: redis.url, env }), await startGateway({ redisUrl: redis.url, env })];
   });
   after(async () => {
     for (const s of sockets) s.close();
@@ -40,12 +41,30 @@ describe("Redis Cluster failover under load", { skip: TOPOLOGY !== "cluster" ? "
 
   it("delivers or refuses every event while a master fails over, and loses none", async () => {
     // One subscriber per channel on each replica (user channels: the sub is the user).
-    const subscribers: { channel: string; seen: Map<string, ChannelEvent[]> }[] = [];
+    // Like a real client: when the server ends the subscription because the channel's
+    // history was lost (history_lost), resubscribe with `since` and note the break.
+    const subscribers: { channel: string; seen: Map<string, ChannelEvent[]>; breaks: number; recoveredFalse: number }[] = [];
     for (const gateway of gateways) {
       for (const channel of CHANNELS) {
         const socket = await connect(gateway.url, { token: await token({ sub: channel.slice(5) }) });
         sockets.push(socket);
-        subscribers.push({ channel, seen: recordEvents(socket) });
+        const subscriber = { channel, seen: recordEvents(socket), breaks: 0, recoveredFalse: 0 };
+        subscribers.push(subscriber);
+        socket.on("unsubscribed", (notice) => {
+          assert.deepEqual(notice, { channel, code: 4503, reason: "history_lost" });
+          subscriber.breaks++;
+          const last = subscriber.seen.get(channel)?.at(-1);
+          // `history` too: on recovered: false, the new epoch's events so far come in the answer.
+          const since = last ? { since: { offset: last.offset, epoch: last.epoch } } : {};
+          void request<{ ok: boolean; recovered: boolean; events: ChannelEvent[] }>(socket, "subscribe", { channel, ...since, history: 1000 }).then((answer) => {
+            if (!answer.ok) return;
+            if (!answer.recovered) subscriber.recoveredFalse++;
+            // The answer's events precede any live event of the new subscription.
+            const list = subscriber.seen.get(channel) ?? [];
+            const live = list.splice(list.length - countAfter(list, answer.events));
+            subscriber.seen.set(channel, [...list, ...answer.events, ...live]);
+          });
+        });
         const answer = await request(socket, "subscribe", { channel });
         assert.equal(answer.ok, true, JSON.stringify(answer));
       }
@@ -95,16 +114,20 @@ describe("Redis Cluster failover under load", { skip: TOPOLOGY !== "cluster" ? "
 
     // Every acked event reached every subscriber of its channel, or the subscriber saw that
     // channel move to a new epoch after it (the announced break a client reloads on).
-    const received = (events: ChannelEvent[] | undefined) => new Set((events ?? []).map((e) => e.id));
-    const settled = ({ channel, seen }: (typeof subscribers)[number]) => {
-      const events = seen.get(channel) ?? [];
-      const ids = received(events);
-      return acked.filter((a) => a.channel === channel).every((a) => ids.has(a.id) || laterEpochSeen(events, a));
+    // Every acked event must reach every subscriber of its channel, except events of an
+    // older epoch on a channel whose subscriber was told its history was lost (the announced
+    // break: a client reloads its state then). The final epoch's events must all arrive.
+    const finalEpoch = new Map<string, string>();
+    for (const a of acked) finalEpoch.set(a.channel, a.epoch);
+    const missing = ({ channel, seen, breaks }: (typeof subscribers)[number]) => {
+      const ids = new Set((seen.get(channel) ?? []).map((e) => e.id));
+      return acked.filter((a) => a.channel === channel && !ids.has(a.id) && !(breaks > 0 && a.epoch !== finalEpoch.get(channel)));
     };
-    await waitUntil(() => subscribers.every(settled), 15_000, "subscribers to catch up").catch(() => undefined);
+    await waitUntil(() => subscribers.every((s) => missing(s).length === 0), 15_000, "subscribers to catch up").catch(() => undefined);
     let lost = 0;
     let delivered = 0;
-    for (const { channel, seen } of subscribers) {
+    for (const subscriber of subscribers) {
+      const { channel, seen } = subscriber;
       const events = seen.get(channel) ?? [];
       // In order, once each, within every epoch.
       const ids = new Set<string>();
@@ -114,21 +137,21 @@ describe("Redis Cluster failover under load", { skip: TOPOLOGY !== "cluster" ? "
         const prev = events[i - 1];
         if (prev && prev.epoch === events[i]!.epoch) assert.equal(events[i]!.offset, prev.offset + 1, `gap or disorder on ${channel}`);
       }
-      for (const a of acked.filter((x) => x.channel === channel)) {
-        if (ids.has(a.id)) delivered++;
-        else if (!laterEpochSeen(events, a)) lost++;
-      }
+      delivered += ids.size;
+      lost += missing(subscriber).length;
     }
-    const epochChanges = subscribers.filter(({ channel, seen }) => new Set((seen.get(channel) ?? []).map((e) => e.epoch)).size > 1).length;
+    const epochChanges = subscribers.filter((s) => s.breaks > 0).length;
+    const recoveredFalse = subscribers.reduce((n, s) => n + s.recoveredFalse, 0);
     console.log(
       `failover: ${acked.length} publishes acked, ${refused} refused (503), ${delivered} deliveries, ${lost} lost; ` +
         `replica promoted ${healthyAt - killedAt} ms after the kill, first publish on the failed shard acked ${recoveredAt ? recoveredAt - killedAt : "never"} ms after; ` +
-        `${epochChanges} subscriptions saw a new epoch; ${CHANNELS.length} channels, ${channelOnKilledShard.size} on the failed shard, run ${((Date.now() - started) / 1000).toFixed(1)} s`,
+        `${epochChanges} subscriptions told history_lost (${recoveredFalse} resubscribed with recovered: false); ${CHANNELS.length} channels, ${channelOnKilledShard.size} on the failed shard, run ${((Date.now() - started) / 1000).toFixed(1)} s`,
     );
     assert.equal(lost, 0);
     // The failed shard's channels continue in a new epoch (their newest events may not have
-    // reached the promoted replica), and their subscribers were shown it.
+    // reached the promoted replica): their subscribers were told, and recovery said so.
     assert.equal(epochChanges, 2 * channelOnKilledShard.size);
+    assert.equal(recoveredFalse, 2 * channelOnKilledShard.size);
     assert.ok(recoveredAt > 0, "publishing on the failed shard's channels resumed");
     assert.ok(acked.some((a) => channelOnKilledShard.has(a.channel) && a.offset > 0));
     // The gateways stayed up and ready.
@@ -136,8 +159,11 @@ describe("Redis Cluster failover under load", { skip: TOPOLOGY !== "cluster" ? "
   });
 });
 
-/** Whether the subscriber got an event of a newer epoch of the channel after this one was published. */
-function laterEpochSeen(events: ChannelEvent[], acked: Acked): boolean {
-  const at = events.findIndex((e) => e.epoch === acked.epoch);
-  return events.some((e, i) => e.epoch !== acked.epoch && (at < 0 || i > at));
+/** How many events at the end of `list` arrived after the answer was sent (live events newer than it). */
+function countAfter(list: ChannelEvent[], answerEvents: ChannelEvent[]): number {
+  const last = answerEvents.at(-1);
+  if (!last) return 0;
+  let n = 0;
+  for (let i = list.length - 1; i >= 0 && list[i]!.epoch === last.epoch && list[i]!.offset > last.offset; i--) n++;
+  return n;
 }
