@@ -112,8 +112,6 @@ describe("Redis Cluster failover under load", { skip: TOPOLOGY !== "cluster" ? "
     await Promise.all(workers);
     const recoveredAt = firstAckAfterKill;
 
-    // Every acked event reached every subscriber of its channel, or the subscriber saw that
-    // channel move to a new epoch after it (the announced break a client reloads on).
     // Every acked event must reach every subscriber of its channel, except events of an
     // older epoch on a channel whose subscriber was told its history was lost (the announced
     // break: a client reloads its state then). The final epoch's events must all arrive.
