@@ -5,7 +5,7 @@
  * over HTTP by a few concurrent publishers. Prints deliveries per second and CPU seconds.
  *   npx tsx bench/quick-fanout.ts [subscribers=500] [events=2000]
  */
-import { WebSocket } from "ws";
+import { rawClient } from "./raw-client.js";
 import { startEmbeddedRedis } from "../src/cluster/embedded-redis.js";
 import { mintToken } from "../src/auth/mint-token.js";
 import { startGateway, TEST_SECRET } from "../test/support/gateway-process.js";
@@ -14,28 +14,13 @@ const subscribers = Number(process.argv[2] ?? 500);
 const events = Number(process.argv[3] ?? 2000);
 const channel = "user:bench";
 
-function subscriber(url: string, token: string, onEvent: () => void): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`${url.replace("http", "ws")}/socket.io/?EIO=4&transport=websocket`);
-    ws.on("error", reject);
-    ws.on("message", (raw) => {
-      const text = raw.toString();
-      if (text.startsWith("0")) ws.send(`40${JSON.stringify({ token })}`);
-      else if (text.startsWith("40")) ws.send(`421${JSON.stringify(["subscribe", { channel }])}`);
-      else if (text.startsWith("431")) resolve();
-      else if (text.startsWith('42["event"')) onEvent();
-      else if (text === "2") ws.send("3");
-    });
-  });
-}
-
 async function main() {
   const redis = await startEmbeddedRedis();
   const gateways = await Promise.all([0, 1].map(() => startGateway({ redisUrl: redis.url, env: { ROOMCAST_MAX_CONNECTIONS_PER_NODE: "0", ROOMCAST_HTTP_RATE_LIMIT: "0", ROOMCAST_MAX_CONNECTIONS_PER_USER: "0", ROOMCAST_MAX_CONNECTIONS_PER_IP: "0" } })));
   const userToken = await mintToken({ secret: TEST_SECRET, sub: "bench" });
   const publisherToken = await mintToken({ secret: TEST_SECRET, sub: "publisher", scope: "publish" });
   let delivered = 0;
-  for (let i = 0; i < subscribers; i++) await subscriber(gateways[i % 2]!.url, userToken, () => delivered++);
+  for (let i = 0; i < subscribers; i++) await rawClient(gateways[i % 2]!.url, userToken, channel, () => delivered++);
   const expected = subscribers * events;
   const cpuBefore = process.cpuUsage();
   const started = performance.now();

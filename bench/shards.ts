@@ -12,7 +12,7 @@
 import { readFileSync, mkdirSync, writeFileSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { WebSocket } from "ws";
+import type { WebSocket } from "ws";
 import { mintToken } from "../src/auth/mint-token.js";
 import { ChannelRegistry } from "../src/channels/channel-registry.js";
 import { ChannelStore } from "../src/channels/channel-store.js";
@@ -22,6 +22,7 @@ import { loadConfig } from "../src/config/load-config.js";
 import { createLogger } from "../src/logging/logger.js";
 import { startGateway, TEST_SECRET, type GatewayProcess } from "../test/support/gateway-process.js";
 import { startRedisCluster } from "../test/support/redis-cluster.js";
+import { rawClient } from "./raw-client.js";
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -41,24 +42,6 @@ function cpuSeconds(pid: number): number {
 function rssBytes(pid: number): number {
   const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmRSS:"))!;
   return Number(line.split(/\s+/)[1]) * 1024;
-}
-
-/** A raw Socket.IO client: handshake with the token, optional subscribe, count events. */
-function rawClient(url: string, token: string, channel: string | undefined, onEvent: () => void): Promise<WebSocket> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`${url.replace("http", "ws")}/socket.io/?EIO=4&transport=websocket`);
-    ws.on("error", reject);
-    ws.on("message", (raw) => {
-      const text = raw.toString();
-      if (text.startsWith("0")) ws.send(`40${JSON.stringify({ token })}`);
-      else if (text.startsWith("40")) {
-        if (channel) ws.send(`421${JSON.stringify(["subscribe", { channel }])}`);
-        else resolve(ws);
-      } else if (text.startsWith("431")) resolve(ws);
-      else if (text.startsWith('42["event"')) onEvent();
-      else if (text === "2") ws.send("3");
-    });
-  });
 }
 
 interface TopologyResult {
