@@ -4,6 +4,7 @@
  */
 import { randomBytes } from "node:crypto";
 import type { RedisClient } from "../cluster/redis-clients.js";
+import { RoomcastError } from "../contracts/error-codes.js";
 import type { ChannelEvent } from "../contracts/events.js";
 import type { Priority } from "../contracts/schemas.js";
 import { channelKeys } from "./channel-keys.js";
@@ -57,6 +58,19 @@ function newEventId(): string {
   return randomBytes(12).toString("base64url");
 }
 
+/**
+ * JSON.stringify, but data nested deeper than its stack allows (a few thousand levels, well
+ * under the message size limit) is the client's 4400, not a 4500 internal error.
+ */
+function serialise(value: unknown, field: string): string {
+  try {
+    return JSON.stringify(value);
+  } catch (err) {
+    if (err instanceof RangeError) throw new RoomcastError("bad_request", `${field}: nested too deeply`, { field });
+    throw err;
+  }
+}
+
 export class ChannelStore {
   private readonly redis: ScriptedRedis;
 
@@ -76,13 +90,13 @@ export class ChannelStore {
     const keys = channelKeys(this.prefix, target.channel);
     const id = newEventId();
     const priority = input.priority ?? "normal";
-    const dataJson = JSON.stringify(input.data) ?? "null";
+    const dataJson = serialise(input.data, "data") ?? "null";
     // The script splices offset and epoch between head and tail, so the event is
     // serialised once here and never parsed again on its way to the sockets.
     const head = `{"channel":${JSON.stringify(target.channel)}`;
     const tail = `,"id":"${id}","type":${JSON.stringify(input.type)},"ts":${Date.now()},"priority":"${priority}","data":${dataJson}}`;
     let snapshot = "";
-    if (input.snapshot !== undefined) snapshot = JSON.stringify(input.snapshot);
+    if (input.snapshot !== undefined) snapshot = serialise(input.snapshot, "snapshot");
     else if (target.snapshot === "latest") snapshot = dataJson;
     const idempotencyKey = input.idempotencyKey;
     const [offset, epoch, firstId, duplicate] = await this.redis.roomcastPublish(

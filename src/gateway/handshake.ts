@@ -56,8 +56,12 @@ export function installHandshake(io: RoomcastServer, ctx: GatewayContext, isAvai
       socket.data.bucket = { tokens: config.rateBurst, at: Date.now() };
       socket.data.refusals = { count: 0, since: Date.now() };
       for (const check of checks) await check(socket);
+      // The client may have left while the checks awaited Redis: socket.io then drops the socket
+      // without a disconnect event, so the quota entries just taken would be renewed forever.
+      if (socket.conn.readyState !== "open") throw new RoomcastError("bad_request", "connection closed during the handshake");
       next();
     } catch (err) {
+      if (socket.data.quotaHolds) ctx.admission.releaseAll(socket);
       if (!(err instanceof RoomcastError)) ctx.log.error({ err }, "handshake failed");
       else ctx.log.debug({ code: err.code, reason: err.reason, ip: socket.handshake.address }, "handshake refused");
       next(refusal(err));

@@ -11,6 +11,18 @@ import type { RoomcastSocket } from "./types.js";
 const ABUSE_WINDOW_MS = 10_000;
 const ABUSE_RETRY_AFTER_MS = 5_000;
 
+/** Requests are JSON on the wire (the default parser): their UTF-8 JSON length is their size. */
+function jsonBytes(args: readonly unknown[]): number {
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(args);
+  } catch {
+    // Nesting deep enough to exhaust the stack (Socket.IO's parser still took it).
+    throw new RoomcastError("bad_request", "payload: nested too deeply", { field: "payload" });
+  }
+  return json === undefined ? 0 : Buffer.byteLength(json);
+}
+
 export class RequestLimits {
   /** Refusals within ABUSE_WINDOW_MS after which the connection is closed. */
   private readonly abuseThreshold: number;
@@ -34,8 +46,7 @@ export class RequestLimits {
       bucket.tokens -= 1;
     }
     if (maxMessageBytes > 0) {
-      // Requests are JSON on the wire (the default parser): their JSON length is their size.
-      const size = JSON.stringify(args)?.length ?? 0;
+      const size = jsonBytes(args);
       if (size > maxMessageBytes) throw new RoomcastError("too_large", `request of ${size} bytes is over the limit of ${maxMessageBytes}`, { limit: maxMessageBytes });
     }
   }

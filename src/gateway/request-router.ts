@@ -33,6 +33,11 @@ export function requestsInFlight(): number {
   return inFlight;
 }
 
+function unknownEvent(event: string): ErrorBody {
+  const name = String(event).slice(0, 64);
+  return new RoomcastError("bad_request", `unknown event ${name}`, { event: name }).toBody();
+}
+
 function channelOf(payload: unknown): string | undefined {
   const channel = (payload as { channel?: unknown } | null)?.channel;
   return typeof channel === "string" ? channel.slice(0, 240) : undefined;
@@ -59,9 +64,11 @@ export function attachRequests(ctx: GatewayContext, socket: RoomcastSocket, hand
       limits.check(socket, args);
       return true;
     } catch (err) {
-      const error = toErrorBody(err);
+      // An unknown event is answered as unknown unless it is over a limit (4413, 4429).
+      const error = !known.has(event) && err instanceof RoomcastError && err.reason === "bad_request" ? unknownEvent(event) : toErrorBody(err);
       ctx.log.debug({ event, code: error.code, reason: error.reason, connectionId: socket.data.connectionId }, "request over a limit");
-      if (!limits.refused(socket)) answer(event, args[0], ack, { ok: false, error });
+      // An unknown event without ack is ignored (PROTOCOL.md section 3), refused or not.
+      if (!limits.refused(socket) && (ack || known.has(event))) answer(event, args[0], ack, { ok: false, error });
       return false;
     }
   };
@@ -79,8 +86,7 @@ export function attachRequests(ctx: GatewayContext, socket: RoomcastSocket, hand
     if (known.has(event)) return;
     const ack = typeof args[args.length - 1] === "function" ? (args.pop() as Ack) : undefined;
     if (!admit(event, args, ack) || !ack) return;
-    const name = String(event).slice(0, 64);
-    ack({ ok: false, error: new RoomcastError("bad_request", `unknown event ${name}`, { event: name }).toBody() });
+    ack({ ok: false, error: unknownEvent(event) });
   });
 
   async function run(event: RequestEvent, handler: RequestHandler, payload: unknown, ack: Ack | undefined) {
