@@ -206,6 +206,9 @@ export class Delivery {
   goLive(socket: RoomcastSocket, sub: Subscription): void {
     const pending = sub.pending;
     sub.pending = [];
+    // The sync read the channel past any state held back for a slow client: holding it still
+    // would make offer() swallow every later event (a flush skips subscriptions not live).
+    sub.conflated = undefined;
     if (sub.state === "paused") return;
     sub.state = "live";
     pending.sort((a, b) => a.offset - b.offset);

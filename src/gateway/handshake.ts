@@ -6,6 +6,7 @@
 import { randomUUID } from "node:crypto";
 import type { ExtendedError } from "socket.io";
 import { bearerToken } from "../auth/token-verifier.js";
+import { isRedisUnavailable } from "../cluster/redis-clients.js";
 import { RoomcastError, toErrorBody } from "../contracts/error-codes.js";
 import type { GatewayContext } from "./context.js";
 import type { RoomcastServer, RoomcastSocket } from "./types.js";
@@ -62,9 +63,11 @@ export function installHandshake(io: RoomcastServer, ctx: GatewayContext, isAvai
       next();
     } catch (err) {
       if (socket.data.quotaHolds) ctx.admission.releaseAll(socket);
-      if (!(err instanceof RoomcastError)) ctx.log.error({ err }, "handshake failed");
+      const redisDown = !(err instanceof RoomcastError) && (!ctx.isRedisUp() || isRedisUnavailable(err));
+      if (redisDown) ctx.log.warn({ err: (err as Error).message }, "handshake refused: Redis unavailable");
+      else if (!(err instanceof RoomcastError)) ctx.log.error({ err }, "handshake failed");
       else ctx.log.debug({ code: err.code, reason: err.reason, ip: socket.handshake.address }, "handshake refused");
-      next(refusal(err));
+      next(refusal(redisDown ? new RoomcastError("unavailable") : err));
     } finally {
       // socket.io adds the socket to the namespace on the next tick after next(); count it till then.
       if (counted) process.nextTick(() => admitting--);

@@ -1,5 +1,5 @@
 /** Bearer JWT on every /v1 route, and scope checks (PROTOCOL.md section 6). */
-import type { FastifyRequest, onRequestAsyncHookHandler } from "fastify";
+import type { FastifyReply, FastifyRequest } from "fastify";
 import { bearerToken, type Principal, type TokenVerifier } from "../auth/token-verifier.js";
 import { RoomcastError } from "../contracts/error-codes.js";
 
@@ -18,12 +18,14 @@ export function requireScope(principal: Principal, scope: Scope): void {
 const principals = new WeakMap<FastifyRequest, Principal>();
 
 /**
- * An onRequest hook: verifies the bearer token before the body is read, so that an
- * unauthenticated request is answered 401 whatever its body.
+ * A preParsing hook: verifies the bearer token before the body is read, so that an
+ * unauthenticated request is answered 401 whatever its body. (The rate limiter runs earlier,
+ * onRequest, so that unauthenticated floods are counted too.)
  */
-export function bearerAuth(verify: TokenVerifier): onRequestAsyncHookHandler {
-  return async (request) => {
+export function bearerAuth(verify: TokenVerifier) {
+  return async (request: FastifyRequest, _reply: FastifyReply, payload: unknown) => {
     principals.set(request, await authenticate(request, verify));
+    return payload;
   };
 }
 
@@ -37,7 +39,7 @@ export function principalOf(request: FastifyRequest): Principal {
 /** Route options for a /v1 route: bearer auth before the body, and the per-token rate limit. */
 export function v1RouteOptions(verify: TokenVerifier, ratePerSecond: number) {
   return {
-    onRequest: bearerAuth(verify),
+    preParsing: bearerAuth(verify),
     ...(ratePerSecond > 0 ? { config: { rateLimit: { max: ratePerSecond, timeWindow: 1000 } } } : {}),
   };
 }
