@@ -32,7 +32,35 @@ const frame = (WebSocket as unknown as { Sender?: { frame?: (data: Buffer, opts:
 interface Buffered {
   writeBuffer?: unknown[];
   transport?: { socket?: { bufferedAmount?: number } };
+  request?: { socket?: { destroy(): void } };
+  close(discard?: boolean): void;
 }
+
+interface EnginePacket {
+  data?: unknown;
+}
+
+function packetBytes(packet: EnginePacket): number {
+  const data = packet.data;
+  return typeof data === "string" ? data.length : data instanceof Uint8Array ? data.byteLength : 0;
+}
+
+/**
+ * Keeps a running count of the bytes queued in engine.io's write buffer for a connection
+ * (added as packets are created, removed as they are flushed to the transport), so the slow
+ * consumer check costs no scan of the buffer.
+ */
+export function trackQueuedBytes(socket: RoomcastSocket): void {
+  const queue = { bytes: 0 };
+  socket.data.queued = queue;
+  socket.conn.on("packetCreate", (packet: EnginePacket) => (queue.bytes += packetBytes(packet)));
+  socket.conn.on("flush", (packets: EnginePacket[]) => {
+    for (const packet of packets) queue.bytes -= packetBytes(packet);
+  });
+}
+
+/** How long a cut slow consumer gets to read its `closing` before its connection is destroyed. */
+const SLOW_CONSUMER_GRACE_MS = 5000;
 
 /** Ends a subscription and tells the client why (set by the gateway). */
 export type EndSubscription = (socket: RoomcastSocket, channel: string, code: number, reason: string) => void;
@@ -54,7 +82,8 @@ export class Delivery {
   isSlow(socket: RoomcastSocket): boolean {
     const conn = socket.conn as unknown as Buffered;
     const { slowConsumerPackets: packets, slowConsumerBytes: bytes } = this.config;
-    return (packets > 0 && (conn.writeBuffer?.length ?? 0) >= packets) || (bytes > 0 && (conn.transport?.socket?.bufferedAmount ?? 0) >= bytes);
+    if (packets > 0 && (conn.writeBuffer?.length ?? 0) >= packets) return true;
+    return bytes > 0 && (socket.data.queued?.bytes ?? 0) + (conn.transport?.socket?.bufferedAmount ?? 0) >= bytes;
   }
 
   /** Writes a live event, unless the client is too slow for it. */
@@ -69,6 +98,13 @@ export class Delivery {
       this.log.info({ connectionId: socket.data.connectionId, channel: sub.target.channel }, "slow consumer disconnected");
       socket.emit("closing", { code: ERROR_CODES.slow_consumer.code, reason: "slow_consumer", retryAfterMs: Math.floor(Math.random() * 1000) });
       socket.disconnect(true);
+      // disconnect() waits for the backlog to be read; a client that never reads it would keep
+      // it in memory: after a grace period, drop the backlog and the TCP connection.
+      const conn = socket.conn as unknown as Buffered;
+      setTimeout(() => {
+        conn.close(true);
+        conn.request?.socket?.destroy();
+      }, SLOW_CONSUMER_GRACE_MS).unref();
     }
   }
 

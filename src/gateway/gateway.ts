@@ -18,7 +18,7 @@ import { requireServerSettings, type Config } from "../config/load-config.js";
 import type { Limits } from "../contracts/events.js";
 import { createHttpApp } from "../http/http-app.js";
 import type { GatewayContext } from "./context.js";
-import { Delivery } from "./delivery.js";
+import { Delivery, trackQueuedBytes } from "./delivery.js";
 import { control } from "./handlers/control.js";
 import { publish } from "./handlers/publish.js";
 import { refresh } from "./handlers/refresh.js";
@@ -134,6 +134,7 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
   const requestLimits = new RequestLimits(config);
   io.on("connection", (socket) => {
     attachRequests(context, socket, handlers, requestLimits);
+    trackQueuedBytes(socket);
     scheduleExpiry(socket, socket.data.principal.exp);
     socket.on("disconnect", () => endSession(context, socket));
     socket.emit("welcome", { sessionId: socket.id, node: config.nodeId, serverTime: Date.now(), limits });

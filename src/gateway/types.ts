@@ -39,6 +39,8 @@ export interface SocketData {
   /** Refused requests in the current abuse window. */
   refusals: { count: number; since: number };
   expiryTimer?: NodeJS.Timeout;
+  /** Bytes queued in engine.io's write buffer (see trackQueuedBytes). */
+  queued?: { bytes: number };
 }
 
 export type RoomcastServer = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
