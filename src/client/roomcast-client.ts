@@ -1,0 +1,306 @@
+/**
+ * The roomcast client SDK: a thin layer over socket.io-client that does the right thing by
+ * default. It tracks each channel's offset and epoch, resubscribes with `since` after every
+ * reconnect, delivers each event once and in offset order, hands over the snapshot when
+ * history could not fill a gap (`recovered: false`), honours `closing.retryAfterMs`, backs
+ * off with jitter, and refreshes the token before it expires. Runs in browsers and Node.
+ */
+import { io, type Socket } from "socket.io-client";
+import type {
+  Answer,
+  ChannelEvent,
+  ClientToServerEvents,
+  Closing,
+  Lag,
+  PublishOk,
+  ServerToClientEvents,
+  SubscribeOk,
+  Unsubscribed,
+  Welcome,
+} from "../contracts/events.js";
+import { backoffDelay, tokenExpiry, type BackoffOptions } from "./backoff.js";
+
+export interface RoomcastClientOptions {
+  /** A gateway URL, or several tried in turn on each reconnect (without a load balancer). */
+  url: string | readonly string[];
+  /** A token; or use getToken. */
+  token?: string;
+  /** Called for the first token, before each expiry (refresh) and after a 4401. */
+  getToken?: () => string | Promise<string>;
+  /** Refresh this long before the token expires (ms). @default 30000 (or a third of its life) */
+  refreshBeforeMs?: number;
+  backoff?: BackoffOptions;
+  /** Transports, in order. @default ["websocket", "polling"] */
+  transports?: ("websocket" | "polling")[];
+}
+
+export interface SubscribeOptions {
+  /** Events from history on the first subscribe. @default 0 */
+  history?: number;
+  /**
+   * History could not fill a gap (epoch changed or too old): reload your state from
+   * `snapshot` (where the namespace keeps one) and the last `events`.
+   */
+  onReset?: (reset: { snapshot: unknown; events: ChannelEvent[]; offset: number; epoch: string }) => void;
+}
+
+export type EventHandler = (event: ChannelEvent) => void;
+
+interface Tracked {
+  channel: string;
+  handler: EventHandler;
+  options: SubscribeOptions;
+  /** Last offset delivered to the handler, and its epoch; undefined before the first answer. */
+  position?: { offset: number; epoch: string };
+  /** A subscribe is in flight: live events wait for its answer. */
+  waiting: boolean;
+  /** The caller of subscribe(), waiting for the first answer. */
+  firstAnswer?: { resolve: (ok: SubscribeOk) => void; reject: (err: Error) => void };
+}
+
+export interface ClientEvents {
+  welcome: (welcome: Welcome) => void;
+  lag: (lag: Lag) => void;
+  unsubscribed: (notice: Unsubscribed) => void;
+  closing: (closing: Closing) => void;
+  disconnected: (reason: string) => void;
+  /** A refusal the client cannot retry past (for example 4401 without getToken). */
+  error: (error: { code?: number; reason?: string; message: string }) => void;
+}
+
+type RoomcastSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
+type Listener = (...args: never[]) => void;
+
+export class RoomcastClient {
+  private readonly urls: readonly string[];
+  private urlIndex = 0;
+  private socket: RoomcastSocket | undefined;
+  private token: string | undefined;
+  private readonly subscriptions = new Map<string, Tracked>();
+  private readonly listeners = new Map<keyof ClientEvents, Set<Listener>>();
+  private attempt = 0;
+  private retryAfterMs: number | undefined;
+  private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  private refreshTimer: ReturnType<typeof setTimeout> | undefined;
+  private closed = false;
+
+  constructor(private readonly options: RoomcastClientOptions) {
+    this.urls = typeof options.url === "string" ? [options.url] : options.url;
+    if (this.urls.length === 0) throw new Error("roomcast: url is required");
+    if (!options.token && !options.getToken) throw new Error("roomcast: token or getToken is required");
+    this.token = options.token;
+  }
+
+  /** Connects (and keeps reconnecting until close()). Resolves on the first `welcome`. */
+  async connect(): Promise<Welcome> {
+    const welcomed = new Promise<Welcome>((resolve) => this.once("welcome", resolve));
+    await this.open();
+    return welcomed;
+  }
+
+  get connected(): boolean {
+    return this.socket?.connected ?? false;
+  }
+
+  /** The replica's session id while connected. */
+  get sessionId(): string | undefined {
+    return this.socket?.id;
+  }
+
+  on<E extends keyof ClientEvents>(event: E, listener: ClientEvents[E]): () => void {
+    let set = this.listeners.get(event);
+    if (!set) this.listeners.set(event, (set = new Set()));
+    set.add(listener as Listener);
+    return () => set.delete(listener as Listener);
+  }
+
+  once<E extends keyof ClientEvents>(event: E, listener: ClientEvents[E]): void {
+    const off = this.on(event, ((...args: never[]) => {
+      off();
+      (listener as Listener)(...args);
+    }) as ClientEvents[E]);
+  }
+
+  /**
+   * Subscribes; `handler` gets every event of the channel once, in offset order, across
+   * reconnects. Resolves with the first answer (rejects with its error).
+   */
+  subscribe(channel: string, handler: EventHandler, options: SubscribeOptions = {}): Promise<SubscribeOk> {
+    return new Promise((resolve, reject) => {
+      const tracked: Tracked = { channel, handler, options, waiting: false, firstAnswer: { resolve, reject } };
+      this.subscriptions.set(channel, tracked);
+      // Not connected yet: the next `welcome` sends it.
+      if (this.socket?.connected) this.sendSubscribe(tracked);
+    });
+  }
+
+  async unsubscribe(channel: string): Promise<void> {
+    if (!this.subscriptions.delete(channel)) return;
+    if (this.socket?.connected) await this.socket.emitWithAck("unsubscribe", { channel });
+  }
+
+  async publish(channel: string, type: string, data: unknown): Promise<PublishOk> {
+    if (!this.socket?.connected) throw new Error("roomcast: not connected");
+    return unwrap(await this.socket.emitWithAck("publish", { channel, type, data }));
+  }
+
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.reconnectTimer);
+    clearTimeout(this.refreshTimer);
+    this.socket?.disconnect();
+  }
+
+  private emitLocal<E extends keyof ClientEvents>(event: E, ...args: Parameters<ClientEvents[E]>): void {
+    for (const listener of [...(this.listeners.get(event) ?? [])]) (listener as unknown as (...a: Parameters<ClientEvents[E]>) => void)(...args);
+  }
+
+  private async currentToken(forceNew = false): Promise<string> {
+    if ((forceNew || !this.token) && this.options.getToken) this.token = await this.options.getToken();
+    if (!this.token) throw new Error("roomcast: no token");
+    return this.token;
+  }
+
+  private async open(): Promise<void> {
+    const token = await this.currentToken();
+    const url = this.urls[this.urlIndex % this.urls.length]!;
+    this.socket?.removeAllListeners();
+    this.socket?.disconnect();
+    const socket: RoomcastSocket = io(url, {
+      auth: (cb) => cb({ token: this.token ?? token }),
+      transports: this.options.transports ?? ["websocket", "polling"],
+      reconnection: false,
+      forceNew: true,
+    });
+    this.socket = socket;
+    socket.on("welcome", (welcome) => {
+      this.attempt = 0;
+      this.retryAfterMs = undefined;
+      this.scheduleRefresh();
+      for (const tracked of this.subscriptions.values()) this.sendSubscribe(tracked);
+      this.emitLocal("welcome", welcome);
+    });
+    socket.on("event", (event) => this.onEvent(event));
+    socket.on("lag", (lag) => {
+      const tracked = this.subscriptions.get(lag.channel);
+      if (tracked?.position) tracked.position = { offset: lag.offset, epoch: tracked.position.epoch };
+      this.emitLocal("lag", lag);
+    });
+    socket.on("unsubscribed", (notice) => {
+      const tracked = this.subscriptions.get(notice.channel);
+      // History lost under us: resubscribe with `since`, which answers recovered: false.
+      if (tracked && notice.reason === "history_lost") this.sendSubscribe(tracked);
+      else this.subscriptions.delete(notice.channel);
+      this.emitLocal("unsubscribed", notice);
+    });
+    socket.on("closing", (closing) => {
+      this.retryAfterMs = closing.retryAfterMs;
+      this.emitLocal("closing", closing);
+    });
+    socket.on("connect_error", (err: Error & { data?: { code?: number; reason?: string } }) => {
+      const code = err.data?.code;
+      if ((code === 4401 || code === 4403) && !(code === 4401 && this.options.getToken)) {
+        this.emitLocal("error", { code, reason: err.data?.reason, message: err.message });
+        this.close();
+        return;
+      }
+      if (code === 4401) this.token = undefined; // fetch a new one before retrying
+      this.scheduleReconnect();
+    });
+    socket.on("disconnect", (reason) => {
+      clearTimeout(this.refreshTimer);
+      for (const tracked of this.subscriptions.values()) tracked.waiting = false;
+      this.emitLocal("disconnected", reason);
+      if (reason !== "io client disconnect") this.scheduleReconnect();
+    });
+  }
+
+  private scheduleReconnect(): void {
+    if (this.closed || this.reconnectTimer) return;
+    const delay = this.retryAfterMs ?? backoffDelay(this.attempt, this.options.backoff);
+    this.retryAfterMs = undefined;
+    this.attempt++;
+    this.urlIndex++;
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      if (!this.closed) this.open().catch(() => this.scheduleReconnect());
+    }, delay);
+  }
+
+  private scheduleRefresh(): void {
+    clearTimeout(this.refreshTimer);
+    const exp = this.token ? tokenExpiry(this.token) : undefined;
+    if (exp === undefined || !this.options.getToken) return;
+    const remaining = exp * 1000 - Date.now();
+    const before = this.options.refreshBeforeMs ?? Math.min(30_000, remaining / 3);
+    this.refreshTimer = setTimeout(() => void this.refresh(), Math.max(remaining - before, 0));
+  }
+
+  private async refresh(): Promise<void> {
+    try {
+      const token = await this.currentToken(true);
+      const answer = await this.socket?.timeout(10_000).emitWithAck("refresh", { token });
+      if (answer && !answer.ok) this.emitLocal("error", answer.error);
+    } catch (err) {
+      this.emitLocal("error", { message: `token refresh failed: ${(err as Error).message}` });
+    }
+    if (this.socket?.connected) this.scheduleRefresh();
+  }
+
+  /** Sends a subscribe for a tracked channel: with `since` once it has a position. */
+  private sendSubscribe(tracked: Tracked): void {
+    const socket = this.socket;
+    if (!socket?.connected) return; // the next `welcome` sends it
+    tracked.waiting = true;
+    const request = tracked.position ? { channel: tracked.channel, since: tracked.position } : { channel: tracked.channel, history: tracked.options.history ?? 0 };
+    // The answer is handled inside the ack callback: it runs before any later event packet.
+    socket.emit("subscribe", request, (answer: Answer<SubscribeOk>) => {
+      if (this.subscriptions.get(tracked.channel) !== tracked) return;
+      const first = tracked.firstAnswer;
+      tracked.firstAnswer = undefined;
+      tracked.waiting = false;
+      if (!answer.ok) {
+        this.subscriptions.delete(tracked.channel);
+        first?.reject(Object.assign(new Error(answer.error.message), { code: answer.error.code, reason: answer.error.reason }));
+        return;
+      }
+      if (tracked.position && !answer.recovered) {
+        tracked.position = { offset: answer.offset, epoch: answer.epoch };
+        tracked.options.onReset?.({ snapshot: answer.snapshot, events: answer.events, offset: answer.offset, epoch: answer.epoch });
+      } else {
+        // First answer (or recovered): deliver its events, then follow from its offset.
+        if (!tracked.position) tracked.position = { offset: (answer.events[0]?.offset ?? answer.offset + 1) - 1, epoch: answer.epoch };
+        for (const event of answer.events) this.deliver(tracked, event);
+        tracked.position = { offset: Math.max(tracked.position.offset, answer.offset), epoch: answer.epoch };
+      }
+      first?.resolve(answer);
+    });
+  }
+
+  private onEvent(event: ChannelEvent): void {
+    const tracked = this.subscriptions.get(event.channel);
+    if (!tracked || tracked.waiting || !tracked.position) return;
+    if (event.epoch !== tracked.position.epoch) return; // the server ends such a subscription (history_lost)
+    if (event.offset > tracked.position.offset + 1) {
+      // Never expected from the server; recover rather than deliver out of order.
+      this.sendSubscribe(tracked);
+      return;
+    }
+    this.deliver(tracked, event);
+  }
+
+  private deliver(tracked: Tracked, event: ChannelEvent): void {
+    if (tracked.position && event.epoch === tracked.position.epoch && event.offset <= tracked.position.offset) return;
+    tracked.position = { offset: event.offset, epoch: event.epoch };
+    tracked.handler(event);
+  }
+}
+
+function unwrap<T>(answer: Answer<T>): { ok: true } & T {
+  if (answer.ok) return answer;
+  throw Object.assign(new Error(answer.error.message), { code: answer.error.code, reason: answer.error.reason });
+}
+
+export function createClient(options: RoomcastClientOptions): RoomcastClient {
+  return new RoomcastClient(options);
+}

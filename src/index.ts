@@ -1,0 +1,6 @@
+/** roomcast as a library: the gateway, configuration, the publish path, and the protocol types. */
+export { createGateway, type Gateway } from "./gateway/gateway.js";
+export { loadConfig, ConfigError, type Config } from "./config/load-config.js";
+export { mintToken } from "./auth/mint-token.js";
+export type * from "./contracts/events.js";
+export { ERROR_CODES, RoomcastError, type ErrorBody, type ErrorReason } from "./contracts/error-codes.js";

@@ -1,0 +1,92 @@
+/**
+ * The client SDK (roomcast/client) against real replicas: a replica SIGKILLed under a
+ * subscribed client, token refresh before expiry, and expiry without refresh.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { createClient, type RoomcastClient } from "../../src/client/index.js";
+import type { ChannelEvent, Closing } from "../../src/contracts/events.js";
+import { httpPublish, token, waitUntil } from "../support/clients.js";
+import { startCluster, type TestCluster } from "../support/cluster.js";
+
+describe("client SDK", () => {
+  let cluster: TestCluster;
+  const clients: RoomcastClient[] = [];
+  before(async () => {
+    cluster = await startCluster({ replicas: 3, env: { ROOMCAST_HTTP_RATE_LIMIT: "0" } });
+  });
+  after(async () => {
+    for (const c of clients) c.close();
+    await cluster?.close();
+  });
+
+  it("ends with every event exactly once and in order after its replica is SIGKILLed mid-stream", async () => {
+    const [a, b, c] = cluster.gateways;
+    const client = createClient({ url: [a!.url, b!.url], token: await token({ sub: "sdk-user" }), backoff: { initialMs: 100, maxMs: 400 } });
+    clients.push(client);
+    const welcome = await client.connect();
+    assert.equal(welcome.node, a!.nodeId);
+    const received: ChannelEvent[] = [];
+    await client.subscribe("user:sdk-user", (event) => received.push(event));
+    const publisher = await token({ sub: "backend", scope: "publish" });
+    let published = 0;
+    const publishSome = async (n: number) => {
+      for (let i = 0; i < n; i++) {
+        const res = await httpPublish(c!.url, publisher, "user:sdk-user", { type: "tick", data: { n: ++published } });
+        assert.equal(res.status, 202);
+      }
+    };
+    await publishSome(50);
+    await waitUntil(() => received.length === 50, 5000, "the first 50 events");
+    const reconnected = new Promise((resolve) => client.once("welcome", resolve));
+    await a!.kill();
+    await publishSome(100); // while the client is away or reconnecting
+    const again = (await reconnected) as { node: string };
+    assert.equal(again.node, b!.nodeId);
+    await publishSome(50);
+    await waitUntil(() => received.length >= published, 10_000, "every event");
+    await new Promise((r) => setTimeout(r, 200)); // any duplicate would arrive by now
+    assert.deepEqual(received.map((e) => e.offset), Array.from({ length: published }, (_, i) => i + 1));
+    assert.deepEqual(received.map((e) => (e.data as { n: number }).n), Array.from({ length: published }, (_, i) => i + 1));
+  });
+
+  it("refreshes the token before it expires and keeps the connection", async () => {
+    const url = cluster.gateways[1]!.url;
+    let minted = 0;
+    const client = createClient({
+      url,
+      getToken: () => {
+        minted++;
+        return token({ sub: "sdk-refresh", ttlS: 3 });
+      },
+      refreshBeforeMs: 1500,
+    });
+    clients.push(client);
+    const closings: Closing[] = [];
+    client.on("closing", (c) => closings.push(c));
+    await client.connect();
+    const sessionId = client.sessionId;
+    const received: ChannelEvent[] = [];
+    await client.subscribe("user:sdk-refresh", (e) => received.push(e));
+    await new Promise((r) => setTimeout(r, 5000)); // past the first token's expiry
+    assert.equal(client.connected, true);
+    assert.equal(client.sessionId, sessionId, "same connection, no reconnect");
+    assert.deepEqual(closings, []);
+    assert.ok(minted >= 2, `tokens minted: ${minted}`);
+    const publisher = await token({ sub: "backend", scope: "publish" });
+    assert.equal((await httpPublish(url, publisher, "user:sdk-refresh", { type: "after", data: {} })).status, 202);
+    await waitUntil(() => received.length === 1, 5000, "an event after the refresh");
+  });
+
+  it("is closed with 4401 token_expired when its token expires without a refresh", async () => {
+    const client = createClient({ url: cluster.gateways[1]!.url, token: await token({ sub: "sdk-expiring", ttlS: 2 }) });
+    clients.push(client);
+    const closing = new Promise<Closing>((resolve) => client.once("closing", resolve));
+    const gaveUp = new Promise<{ code?: number }>((resolve) => client.once("error", resolve));
+    await client.connect();
+    assert.deepEqual(await closing, { code: 4401, reason: "token_expired", retryAfterMs: 0 });
+    // Reconnecting with the same (expired) token is refused 4401, and without getToken the client stops.
+    assert.equal((await gaveUp).code, 4401);
+    await waitUntil(() => !client.connected, 5000, "disconnected");
+  });
+});
