@@ -44,6 +44,7 @@ public final class InteropClient {
   }
 
   private static Socket connect(String url, String token, JSONObject request, String label) throws Exception {
+    // example:connect
     IO.Options options = IO.Options.builder()
         .setAuth(Map.of("token", token))
         .setTransports(new String[] {WebSocket.NAME})
@@ -71,6 +72,7 @@ public final class InteropClient {
       answered.countDown();
     }));
     socket.connect();
+    // end example
     if (!answered.await(10, TimeUnit.SECONDS)) {
       say("ERROR", "no answer to subscribe");
       System.exit(2);
