@@ -50,6 +50,29 @@ describe("client SDK", () => {
     assert.deepEqual(received.map((e) => (e.data as { n: number }).n), Array.from({ length: published }, (_, i) => i + 1));
   });
 
+  it("hands over the snapshot (onReset) when history cannot fill the gap after a reconnect", async () => {
+    const env = { ROOMCAST_HISTORY_SIZE: "3", ROOMCAST_HTTP_RATE_LIMIT: "0" };
+    const d = await cluster.addGateway(env);
+    const e = await cluster.addGateway(env);
+    const client = createClient({ url: [d.url, e.url], token: await token({ sub: "sdk-ops", envs: ["e9"], scope: "env:read" }), backoff: { initialMs: 300, maxMs: 300 } });
+    clients.push(client);
+    await client.connect();
+    const received: ChannelEvent[] = [];
+    const resets: { snapshot: unknown; offset: number }[] = [];
+    await client.subscribe("env:e9:status", (event) => received.push(event), { onReset: ({ snapshot, offset }) => resets.push({ snapshot, offset }) });
+    const publisher = await token({ sub: "backend", scope: "publish" });
+    const publish = async (n: number) => assert.equal((await httpPublish(e.url, publisher, "env:e9:status", { type: "status", data: { n } })).status, 202);
+    await publish(1);
+    await waitUntil(() => received.length === 1, 5000, "the first status");
+    await d.kill();
+    for (let n = 2; n <= 8; n++) await publish(n); // more than history holds, while it is away
+    await waitUntil(() => resets.length === 1, 10_000, "onReset");
+    assert.deepEqual(resets[0], { snapshot: { n: 8 }, offset: 8 });
+    await publish(9);
+    await waitUntil(() => received.length === 2, 5000, "the next live status");
+    assert.deepEqual(received.map((ev) => ev.offset), [1, 9]);
+  });
+
   it("refreshes the token before it expires and keeps the connection", async () => {
     const url = cluster.gateways[1]!.url;
     let minted = 0;
