@@ -4,6 +4,7 @@
  */
 import { randomBytes } from "node:crypto";
 import type { RedisClient } from "../cluster/redis-clients.js";
+import type { GatewayMetrics, RedisOperation } from "../metrics/metrics.js";
 import { RoomcastError } from "../contracts/error-codes.js";
 import type { ChannelEvent } from "../contracts/events.js";
 import type { Priority } from "../contracts/schemas.js";
@@ -80,6 +81,7 @@ export class ChannelStore {
     private readonly idempotencyTtlS: number,
     /** SPUBLISH (sharded pub/sub, Redis Cluster) instead of PUBLISH. */
     private readonly sharded: boolean,
+    private readonly metrics?: Pick<GatewayMetrics, "timeRedis" | "published">,
   ) {
     redis.defineCommand("roomcastPublish", { numberOfKeys: 5, lua: PUBLISH_SCRIPT });
     redis.defineCommand("roomcastRead", { numberOfKeys: 3, lua: READ_SCRIPT });
@@ -99,7 +101,7 @@ export class ChannelStore {
     if (input.snapshot !== undefined) snapshot = serialise(input.snapshot, "snapshot");
     else if (target.snapshot === "latest") snapshot = dataJson;
     const idempotencyKey = input.idempotencyKey;
-    const [offset, epoch, firstId, duplicate] = await this.redis.roomcastPublish(
+    const [offset, epoch, firstId, duplicate] = await this.timed("publish", () => this.redis.roomcastPublish(
       keys.meta,
       keys.history,
       keys.snapshot,
@@ -114,22 +116,27 @@ export class ChannelStore {
       idempotencyKey ? this.idempotencyTtlS : 0,
       snapshot,
       id,
-    );
+    ));
+    if (duplicate !== 1) this.metrics?.published.inc({ namespace: target.namespace });
     return { offset: Number(offset), epoch, id: firstId, duplicate: duplicate === 1 };
+  }
+
+  private timed<T>(operation: RedisOperation, call: () => Promise<T>): Promise<T> {
+    return this.metrics ? this.metrics.timeRedis(operation, call) : call();
   }
 
   async read(target: ResolvedChannel, request: ReadRequest): Promise<ReadResult> {
     const keys = channelKeys(this.prefix, target.channel);
     const args =
       "since" in request ? ["since", request.since, request.limit ?? 0] : ["last", Math.min(request.last, target.historySize), 0];
-    const [epoch, top, first, entries, snapshot] = await this.redis.roomcastRead(
+    const [epoch, top, first, entries, snapshot] = await this.timed("read", () => this.redis.roomcastRead(
       keys.meta,
       keys.history,
       keys.snapshot,
       newEpoch(),
       target.historyTtlS,
       ...args,
-    );
+    ));
     const events = entries.map((json) => JSON.parse(json) as ChannelEvent);
     if (!("since" in request)) events.reverse();
     return { epoch, top: Number(top), first: Number(first), events, snapshot: snapshot === null ? undefined : JSON.parse(snapshot) };

@@ -6,6 +6,7 @@
  * stops renewing, and its connections stop counting within one lease.
  */
 import type { Logger } from "pino";
+import type { GatewayMetrics } from "../metrics/metrics.js";
 import type { RedisClient } from "./redis-clients.js";
 
 export type QuotaScope = "user" | "ip" | "environment";
@@ -47,6 +48,7 @@ export class ConnectionQuotas {
     private readonly prefix: string,
     private readonly leaseMs: number,
     private readonly log: Logger,
+    private readonly metrics?: Pick<GatewayMetrics, "timeRedis">,
   ) {
     redis.defineCommand("roomcastQuotaAcquire", { numberOfKeys: 1, lua: ACQUIRE_SCRIPT });
     redis.defineCommand("roomcastQuotaRenew", { numberOfKeys: 1, lua: RENEW_SCRIPT });
@@ -63,7 +65,8 @@ export class ConnectionQuotas {
   /** Adds the member to the scope's quota unless `limit` entries are live; true if admitted. */
   async acquire(scope: QuotaScope, id: string, member: string, limit: number): Promise<boolean> {
     const key = this.key(scope, id);
-    const admitted = (await this.redis.roomcastQuotaAcquire(key, this.leaseMs, limit, member)) === 1;
+    const acquire = () => this.redis.roomcastQuotaAcquire(key, this.leaseMs, limit, member);
+    const admitted = (await (this.metrics ? this.metrics.timeRedis("quota", acquire) : acquire())) === 1;
     if (admitted) {
       let members = this.held.get(key);
       if (!members) this.held.set(key, (members = new Set()));

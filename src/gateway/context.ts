@@ -5,6 +5,7 @@ import type { ChannelStore } from "../channels/channel-store.js";
 import type { ChannelFeed } from "../cluster/channel-feed.js";
 import type { Config } from "../config/load-config.js";
 import type { Admission } from "./admission.js";
+import type { GatewayMetrics } from "../metrics/metrics.js";
 import type { Delivery } from "./delivery.js";
 
 /** What request handlers and middleware share on one replica. */
@@ -15,6 +16,7 @@ export interface GatewayContext {
   delivery: Delivery;
   feed: ChannelFeed;
   admission: Admission;
+  metrics: GatewayMetrics;
   verifyToken: TokenVerifier;
   /** Whether Redis answers: an unexpected failure while it does not is `unavailable`, not `internal`. */
   isRedisUp: () => boolean;

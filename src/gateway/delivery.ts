@@ -14,7 +14,14 @@ import type { ChannelMessage } from "../cluster/channel-feed.js";
 import type { Config } from "../config/load-config.js";
 import { ERROR_CODES } from "../contracts/error-codes.js";
 import type { ChannelEvent } from "../contracts/events.js";
+import type { GatewayMetrics } from "../metrics/metrics.js";
 import type { PendingEvent, RoomcastServer, RoomcastSocket, Subscription } from "./types.js";
+
+/** The event's `ts` (publish time), read without parsing: the first `,"ts":` is ours (type and id cannot hold quotes). */
+function publishTime(json: string): number {
+  const at = json.indexOf(',"ts":');
+  return at < 0 ? 0 : parseInt(json.slice(at + 6, at + 26), 10) || 0;
+}
 
 /** Socket.IO EVENT packet for namespace "/": `2["event",<json>]`. */
 export function eventPacket(json: string): string {
@@ -76,6 +83,7 @@ export class Delivery {
     private readonly config: Config,
     private readonly log: Logger,
     private readonly endSubscription: EndSubscription,
+    private readonly metrics: GatewayMetrics,
   ) {}
 
   /** Whether more is buffered for this client than the slow-consumer limits allow. */
@@ -87,15 +95,18 @@ export class Delivery {
   }
 
   /** Writes a live event, unless the client is too slow for it. */
-  private write(socket: RoomcastSocket, sub: Subscription, event: PendingEvent, options: WriteOptions): void {
+  private write(socket: RoomcastSocket, sub: Subscription, event: PendingEvent, options: WriteOptions): boolean {
     if (!this.isSlow(socket)) {
       sub.offset = event.offset;
       socket.conn.write(event.packet, options as object);
-    } else if (sub.target.policy === "conflate") {
+      return true;
+    }
+    if (sub.target.policy === "conflate") {
       sub.conflated = { event, skipped: 0 };
       this.flushConflatedLater(socket);
     } else {
       this.log.info({ connectionId: socket.data.connectionId, channel: sub.target.channel }, "slow consumer disconnected");
+      this.metrics.slowConsumerDisconnects.inc();
       socket.emit("closing", { code: ERROR_CODES.slow_consumer.code, reason: "slow_consumer", retryAfterMs: Math.floor(Math.random() * 1000) });
       socket.disconnect(true);
       // disconnect() waits for the backlog to be read; a client that never reads it would keep
@@ -106,6 +117,7 @@ export class Delivery {
         conn.request?.socket?.destroy();
       }, SLOW_CONSUMER_GRACE_MS).unref();
     }
+    return false;
   }
 
   /** Once the client has read its backlog: `lag`, then the newest state of each conflated channel. */
@@ -124,9 +136,13 @@ export class Delivery {
         if (!held || sub.state !== "live") continue;
         sub.conflated = undefined;
         const skipped = held.event.offset - sub.offset - 1;
-        if (skipped > 0) socket.emit("lag", { channel: sub.target.channel, skipped, offset: held.event.offset });
+        if (skipped > 0) {
+          socket.emit("lag", { channel: sub.target.channel, skipped, offset: held.event.offset });
+          this.metrics.lagNotices.inc();
+        }
         sub.offset = held.event.offset;
         socket.conn.write(held.event.packet);
+        this.metrics.delivered.inc({ namespace: sub.target.namespace });
       }
     };
     setTimeout(check, CONFLATED_FLUSH_MS);
@@ -143,36 +159,47 @@ export class Delivery {
       options.wsPreEncodedFrame = frame(Buffer.from("4" + event.packet), { readOnly: false, mask: false, rsv1: false, opcode: 1, fin: true });
     }
     const sockets = this.io.of("/").sockets;
+    let written = 0;
     for (const id of socketIds) {
       const socket = sockets.get(id);
       const subscription = socket?.data.subscriptions.get(channel);
-      if (socket && subscription) this.offer(socket, subscription, event, options);
+      if (socket && subscription && this.offer(socket, subscription, event, options)) written++;
+    }
+    // Measured once per event and replica, not per socket, to keep the hot path cheap.
+    if (written > 0) {
+      this.metrics.delivered.inc({ namespace: channel.slice(0, channel.indexOf(":")) }, written);
+      this.metrics.fanout.observe(written);
+      const ts = publishTime(message.json);
+      if (ts > 0) this.metrics.deliveryLatency.observe(Math.max(Date.now() - ts, 0) / 1000);
     }
   }
 
-  /** Sends the event if it is the next one for this subscription; buffers, drops or resyncs otherwise. */
-  offer(socket: RoomcastSocket, sub: Subscription, event: PendingEvent, options: WriteOptions = {}): void {
+  /**
+   * Sends the event if it is the next one for this subscription; buffers, drops or resyncs
+   * otherwise. True when it was written.
+   */
+  offer(socket: RoomcastSocket, sub: Subscription, event: PendingEvent, options: WriteOptions = {}): boolean {
     if (sub.state === "syncing") {
       sub.pending.push(event);
-      return;
+      return false;
     }
-    if (sub.state === "paused") return;
+    if (sub.state === "paused") return false;
     if (event.epoch !== sub.epoch) {
       this.historyLost(socket, sub);
-      return;
+      return false;
     }
-    if (event.offset <= sub.offset) return;
+    if (event.offset <= sub.offset) return false;
     if (sub.conflated) {
       // Still behind: the newest state replaces the one held back.
       if (event.offset > sub.conflated.event.offset) sub.conflated = { event, skipped: sub.conflated.skipped + 1 };
-      return;
+      return false;
     }
     if (event.offset > sub.offset + 1) {
       sub.pending.push(event);
       void this.resync(socket, sub);
-      return;
+      return false;
     }
-    this.write(socket, sub, event, options);
+    return this.write(socket, sub, event, options);
   }
 
   /**
@@ -197,6 +224,7 @@ export class Delivery {
       if (!canRecover({ offset: sub.offset, epoch: sub.epoch }, read.epoch, read.top, read.first)) {
         const resumeAt = read.events[0]?.offset ?? read.top + 1;
         socket.emit("lag", { channel, skipped: Math.max(resumeAt - sub.offset - 1, 0), offset: resumeAt - 1 });
+        this.metrics.lagNotices.inc();
         sub.offset = resumeAt - 1;
       }
       this.sendEvents(socket, sub, read.events);
@@ -231,11 +259,14 @@ export class Delivery {
 
   /** Sends history events the socket has not had yet. */
   sendEvents(socket: RoomcastSocket, sub: Subscription, events: readonly ChannelEvent[]): void {
+    let written = 0;
     for (const event of events) {
       if (event.offset <= sub.offset) continue;
       sub.offset = event.offset;
       socket.conn.write(eventPacket(JSON.stringify(event)));
+      written++;
     }
+    if (written > 0) this.metrics.delivered.inc({ namespace: sub.target.namespace }, written);
   }
 
   /** Ends a sync: flushes the buffered live events in order. */

@@ -17,6 +17,7 @@ import { connectRedis, type RedisClients } from "../cluster/redis-clients.js";
 import { requireServerSettings, type Config } from "../config/load-config.js";
 import type { Limits } from "../contracts/events.js";
 import { createHttpApp } from "../http/http-app.js";
+import { createMetrics, type LiveCounts } from "../metrics/metrics.js";
 import type { GatewayContext } from "./context.js";
 import { Delivery, trackQueuedBytes } from "./delivery.js";
 import { control } from "./handlers/control.js";
@@ -25,13 +26,14 @@ import { refresh } from "./handlers/refresh.js";
 import { subscribe } from "./handlers/subscribe.js";
 import { unsubscribe } from "./handlers/unsubscribe.js";
 import { ConnectionQuotas } from "../cluster/connection-quotas.js";
+import { NodeRegistry } from "../cluster/node-registry.js";
 import { ERROR_CODES, RoomcastError } from "../contracts/error-codes.js";
 import { Admission } from "./admission.js";
 import { installHandshake } from "./handshake.js";
 import { RequestLimits } from "./request-limits.js";
 import { attachRequests, requestsInFlight } from "./request-router.js";
 import { endSession, endWithNotice, kickLocal, scheduleExpiry } from "./session.js";
-import type { RoomcastServer } from "./types.js";
+import type { RoomcastServer, RoomcastSocket } from "./types.js";
 
 const PING_INTERVAL_MS = 25_000;
 const PING_TIMEOUT_MS = 20_000;
@@ -62,13 +64,33 @@ export function limitsOf(config: Config): Limits {
   };
 }
 
+/** Connections by transport and subscriptions by namespace, counted when scraped. */
+function liveCounts(server: () => RoomcastServer): LiveCounts {
+  const tally = (count: (add: (key: string, n?: number) => void, socket: RoomcastSocket) => void) => {
+    const totals = new Map<string, number>();
+    const add = (key: string, n = 1) => totals.set(key, (totals.get(key) ?? 0) + n);
+    for (const socket of server().of("/").sockets.values()) count(add, socket);
+    return totals;
+  };
+  return {
+    connectionsByTransport: () => tally((add, socket) => add(socket.conn.transport.name)),
+    subscriptionsByNamespace: () =>
+      tally((add, socket) => {
+        for (const sub of socket.data.subscriptions?.values() ?? []) add(sub.target.namespace);
+      }),
+  };
+}
+
 export async function createGateway(config: Config, log: Logger): Promise<Gateway> {
   requireServerSettings(config);
   const verifyToken = createTokenVerifier(config);
   const redis: RedisClients = await connectRedis(config.redisUrl!, log);
   const registry = new ChannelRegistry(config, redisJobDirectory(redis.commands, config.redisPrefix));
   const sharded = config.adapter === "sharded" || (config.adapter === "auto" && redis.cluster);
-  const store = new ChannelStore(redis.commands, config.redisPrefix, config.idempotencyTtlS, sharded);
+  // Live counts are read when scraped, from the Socket.IO server created below.
+  const live = liveCounts(() => io);
+  const metrics = createMetrics(config.nodeId, live);
+  const store = new ChannelStore(redis.commands, config.redisPrefix, config.idempotencyTtlS, sharded, metrics);
 
   let draining = false;
   const isReady = () => !draining && redis.isUp();
@@ -82,10 +104,15 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
     maxHttpBufferSize: Math.max(config.maxMessageBytes * 2, 1_000_000),
     cors: { origin: "*" },
   });
-  const quotas = new ConnectionQuotas(redis.commands, config.redisPrefix, config.quotaLeaseS * 1000, log.child({ module: "quotas" }));
+  const quotas = new ConnectionQuotas(redis.commands, config.redisPrefix, config.quotaLeaseS * 1000, log.child({ module: "quotas" }), metrics);
   const admission = new Admission(quotas, config);
-  const delivery = new Delivery(io, store, config, log.child({ module: "delivery" }), (socket, channel, code, reason) =>
-    endWithNotice(context, socket, channel, code, reason),
+  const delivery = new Delivery(
+    io,
+    store,
+    config,
+    log.child({ module: "delivery" }),
+    (socket, channel, code, reason) => endWithNotice(context, socket, channel, code, reason),
+    metrics,
   );
   const feed = new ChannelFeed(redis.subscriber, config.redisPrefix, sharded, log.child({ module: "feed" }), (channel, message) =>
     delivery.onChannelMessage(channel, message),
@@ -111,6 +138,7 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
     admission,
     verifyToken,
     isRedisUp: redis.isUp,
+    metrics,
     log: log.child({ module: "gateway" }),
   };
 
@@ -125,7 +153,20 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
   };
   io.on("kick", (userId, ack) => ack(kickLocal(io, userId)));
 
-  const app = createHttpApp(context, { isReady, isRedisUp: redis.isUp, redis: redis.commands, kickUser, log: log.child({ module: "http" }) });
+  const nodes = new NodeRegistry(
+    redis.commands,
+    config.redisPrefix,
+    config.nodeId,
+    () => ({
+      ready: isReady(),
+      connections: io.of("/").sockets.size,
+      subscriptions: Object.fromEntries(live.subscriptionsByNamespace()),
+    }),
+    log.child({ module: "nodes" }),
+  );
+
+  const app = createHttpApp(context, {
+    clusterStats: () => nodes.cluster(), isReady, isRedisUp: redis.isUp, redis: redis.commands, kickUser, log: log.child({ module: "http" }) });
   io.attach(app.server);
 
   installHandshake(io, context, isReady, [(socket) => admission.admit(socket)]);
@@ -153,6 +194,8 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
     if (draining) return;
     draining = true;
     const sockets = [...io.of("/").sockets.values()];
+    metrics.draining.set(1);
+    metrics.drainRemaining.set(sockets.length);
     context.log.info({ connections: sockets.length, drainS: config.drainS }, "draining");
     const spreadMs = config.drainS * 1000;
     await Promise.all(
@@ -164,6 +207,7 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
                 socket.emit("closing", { code: ERROR_CODES.draining.code, reason: "draining", retryAfterMs: Math.floor(Math.random() * DRAIN_RETRY_JITTER_MS) });
                 socket.disconnect(true);
               }
+              metrics.drainRemaining.dec();
               resolve();
             }, Math.random() * spreadMs),
           ),
@@ -189,6 +233,7 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
       await new Promise<void>((resolve) => io.close(() => resolve()));
       await app.close();
       quotas.close();
+      await nodes.close();
       await redis.close();
     },
   };

@@ -35,6 +35,7 @@ export function installHandshake(io: RoomcastServer, ctx: GatewayContext, isAvai
   // Handshakes past the replica cap check but not connected yet, so a burst cannot overshoot it.
   let admitting = 0;
   io.use(async (socket, next) => {
+    ctx.metrics.connectionAttempts.inc();
     const max = config.maxConnectionsPerNode;
     let counted = false;
     try {
@@ -67,7 +68,9 @@ export function installHandshake(io: RoomcastServer, ctx: GatewayContext, isAvai
       if (redisDown) ctx.log.warn({ err: (err as Error).message }, "handshake refused: Redis unavailable");
       else if (!(err instanceof RoomcastError)) ctx.log.error({ err }, "handshake failed");
       else ctx.log.debug({ code: err.code, reason: err.reason, ip: socket.handshake.address }, "handshake refused");
-      next(refusal(redisDown ? new RoomcastError("unavailable") : err));
+      const refused = redisDown ? new RoomcastError("unavailable") : err;
+      ctx.metrics.connectionRefusals.inc({ reason: refused instanceof RoomcastError ? refused.reason : "internal" });
+      next(refusal(refused));
     } finally {
       // socket.io adds the socket to the namespace on the next tick after next(); count it till then.
       if (counted) process.nextTick(() => admitting--);

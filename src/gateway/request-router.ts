@@ -50,6 +50,7 @@ export function attachRequests(ctx: GatewayContext, socket: RoomcastSocket, hand
   let queue: Promise<void> = Promise.resolve();
 
   const answer = (event: string, payload: unknown, ack: Ack | undefined, result: { ok: true } | { ok: false; error: ErrorBody }) => {
+    ctx.metrics.requests.inc({ event: known.has(event) ? event : "unknown", outcome: result.ok ? "ok" : result.error.reason });
     if (!socket.connected) return;
     if (ack) ack(result);
     else if (!result.ok) {
@@ -67,8 +68,11 @@ export function attachRequests(ctx: GatewayContext, socket: RoomcastSocket, hand
       // An unknown event is answered as unknown unless it is over a limit (4413, 4429).
       const error = !known.has(event) && err instanceof RoomcastError && err.reason === "bad_request" ? unknownEvent(event) : toErrorBody(err);
       ctx.log.debug({ event, code: error.code, reason: error.reason, connectionId: socket.data.connectionId }, "request over a limit");
+      if (error.reason === "rate_limited") ctx.metrics.rateLimited.inc({ kind: "socket" });
+      const closed = limits.refused(socket);
+      if (closed) ctx.metrics.rateLimited.inc({ kind: "abuse_close" });
       // An unknown event without ack is ignored (PROTOCOL.md section 3), refused or not.
-      if (!limits.refused(socket) && (ack || known.has(event))) answer(event, args[0], ack, { ok: false, error });
+      if (!closed && (ack || known.has(event))) answer(event, args[0], ack, { ok: false, error });
       return false;
     }
   };

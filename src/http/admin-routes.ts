@@ -1,11 +1,24 @@
-/** POST /v1/users/:id/disconnect (scope admin): ends a user's connections on every replica. */
+/**
+ * Admin routes (scope admin): POST /v1/users/:id/disconnect ends a user's connections on
+ * every replica; GET /v1/stats describes the whole cluster from any replica.
+ */
 import type { FastifyInstance } from "fastify";
+import type { ClusterStats } from "../cluster/node-registry.js";
 import { RoomcastError } from "../contracts/error-codes.js";
 import type { GatewayContext } from "../gateway/context.js";
 import { principalOf, requireScope, v1RouteOptions } from "./http-auth.js";
 
-export function adminRoutes(app: FastifyInstance, ctx: GatewayContext, kickUser: (userId: string) => Promise<number>): void {
+export interface AdminOperations {
+  kickUser: (userId: string) => Promise<number>;
+  clusterStats: () => Promise<ClusterStats>;
+}
+
+export function adminRoutes(app: FastifyInstance, ctx: GatewayContext, { kickUser, clusterStats }: AdminOperations): void {
   const route = v1RouteOptions(ctx.verifyToken, ctx.config.httpRateLimit);
+  app.get("/v1/stats", route, async (request) => {
+    requireScope(principalOf(request), "admin");
+    return clusterStats();
+  });
   app.post<{ Params: { id: string } }>("/v1/users/:id/disconnect", route, async (request) => {
     requireScope(principalOf(request), "admin");
     const userId = request.params.id;

@@ -7,6 +7,7 @@ import { createHash } from "node:crypto";
 import helmet from "@fastify/helmet";
 import rateLimit from "@fastify/rate-limit";
 import { bearerToken } from "../auth/token-verifier.js";
+import type { ClusterStats } from "../cluster/node-registry.js";
 import { isRedisUnavailable, type RedisClient } from "../cluster/redis-clients.js";
 import { RoomcastError, type ErrorBody } from "../contracts/error-codes.js";
 import type { Logger } from "pino";
@@ -20,6 +21,8 @@ export interface HttpAppOptions {
   redis: RedisClient;
   /** Disconnects a user everywhere; resolves how many connections ended. */
   kickUser: (userId: string) => Promise<number>;
+  /** The whole cluster, from the node registry. */
+  clusterStats: () => Promise<ClusterStats>;
   isReady: () => boolean;
   isRedisUp: () => boolean;
 }
@@ -78,12 +81,17 @@ export function createHttpApp(ctx: GatewayContext, options: HttpAppOptions): Fas
         const token = bearerToken(request.headers.authorization);
         return token ? createHash("sha256").update(token).digest("base64url").slice(0, 22) : `ip:${request.ip}`;
       },
+      onExceeded: () => ctx.metrics.rateLimited.inc({ kind: "http" }),
       errorResponseBuilder: (_request, context) =>
         new RoomcastError("rate_limited", `more than ${context.max} requests per second for this token`, { retryAfterMs: context.ttl }),
     });
   }
 
   app.get("/healthz", async () => ({ status: "ok", node: ctx.config.nodeId }));
+  app.get("/metrics", async (_request, reply) => {
+    const registry = ctx.metrics.registry;
+    return reply.type(registry.contentType).send(await registry.metrics());
+  });
   app.get("/readyz", async (_request, reply) => {
     const ready = options.isReady();
     return reply.code(ready ? 200 : 503).send({ ready, node: ctx.config.nodeId });
@@ -91,7 +99,7 @@ export function createHttpApp(ctx: GatewayContext, options: HttpAppOptions): Fas
   // Route plugins are registered after the rate limiter, so their `config.rateLimit` applies.
   void app.register(async (v1) => {
     channelRoutes(v1, ctx);
-    adminRoutes(v1, ctx, options.kickUser);
+    adminRoutes(v1, ctx, options);
   });
   return app;
 }

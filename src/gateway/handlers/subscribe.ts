@@ -54,6 +54,7 @@ export async function subscribe(ctx: GatewayContext, socket: RoomcastSocket, pay
   if (subscriptions.get(req.channel) !== sub || sub.generation !== generation) {
     throw new RoomcastError("bad_request", "subscription changed while subscribing (unsubscribed or subscribed again)");
   }
+  if (req.since) ctx.metrics.recoveries.inc({ outcome: position.recovered ? "recovered" : "not_recovered" });
   sub.epoch = position.epoch;
   sub.offset = position.offset;
   const answer: SubscribeOk = {

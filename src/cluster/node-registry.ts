@@ -1,0 +1,76 @@
+/**
+ * The cluster's node registry in Redis, for `GET /v1/stats` from any replica: every replica
+ * writes its heartbeat and counts to one hash (one key: one Cluster slot) every few seconds;
+ * readers skip (and remove) entries whose heartbeat is too old, so a dead replica drops out.
+ */
+import type { Logger } from "pino";
+import type { RedisClient } from "./redis-clients.js";
+
+export interface NodeStats {
+  node: string;
+  startedAt: number;
+  heartbeat: number;
+  ready: boolean;
+  connections: number;
+  subscriptions: Record<string, number>;
+}
+
+export interface ClusterStats {
+  nodes: NodeStats[];
+  connections: number;
+  subscriptions: Record<string, number>;
+}
+
+const HEARTBEAT_MS = 5000;
+/** Missing this many heartbeats drops a node from the stats. */
+const DEAD_AFTER_BEATS = 3;
+
+export class NodeRegistry {
+  private readonly key: string;
+  private readonly timer: NodeJS.Timeout;
+  private readonly startedAt = Date.now();
+
+  constructor(
+    private readonly redis: RedisClient,
+    prefix: string,
+    private readonly nodeId: string,
+    private readonly snapshot: () => Omit<NodeStats, "node" | "startedAt" | "heartbeat">,
+    private readonly log: Logger,
+  ) {
+    this.key = `${prefix}:{nodes}`;
+    this.timer = setInterval(() => void this.beat(), HEARTBEAT_MS);
+    this.timer.unref();
+    void this.beat();
+  }
+
+  async beat(): Promise<void> {
+    const stats: NodeStats = { node: this.nodeId, startedAt: this.startedAt, heartbeat: Date.now(), ...this.snapshot() };
+    try {
+      await this.redis.hset(this.key, this.nodeId, JSON.stringify(stats));
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, "node heartbeat failed");
+    }
+  }
+
+  async cluster(): Promise<ClusterStats> {
+    await this.beat(); // our own entry is always current
+    const entries = await this.redis.hgetall(this.key);
+    const now = Date.now();
+    const nodes: NodeStats[] = [];
+    for (const [node, json] of Object.entries(entries)) {
+      const stats = JSON.parse(json) as NodeStats;
+      if (now - stats.heartbeat > HEARTBEAT_MS * DEAD_AFTER_BEATS) void this.redis.hdel(this.key, node).catch(() => undefined);
+      else nodes.push(stats);
+    }
+    nodes.sort((a, b) => a.node.localeCompare(b.node));
+    const subscriptions: Record<string, number> = {};
+    for (const stats of nodes) for (const [ns, n] of Object.entries(stats.subscriptions)) subscriptions[ns] = (subscriptions[ns] ?? 0) + n;
+    return { nodes, connections: nodes.reduce((sum, s) => sum + s.connections, 0), subscriptions };
+  }
+
+  /** Leaves the registry (on shutdown). */
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await this.redis.hdel(this.key, this.nodeId).catch(() => undefined);
+  }
+}
