@@ -46,6 +46,7 @@ export interface Config {
   drainS: number;
   adminUser: string | undefined;
   adminPasswordHash: string | undefined;
+  adminReadonly: boolean;
   logLevel: string;
   logPretty: boolean;
   namespaces: Readonly<Record<string, NamespaceConfig>>;
@@ -53,6 +54,8 @@ export interface Config {
 
 const LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 const NAMESPACE_NAME = /^[a-z][a-z0-9_-]{0,31}$/;
+/** What bcryptjs (the admin UI's password check) accepts: $2$, $2a$, $2b$ or $2y$ hashes. */
+const BCRYPT_HASH = /^\$2[aby]?\$\d{2}\$[./A-Za-z0-9]{53}$/;
 
 function convert(name: string, spec: SettingSpec, raw: unknown): unknown {
   const fail = (expected: string): never => {
@@ -185,6 +188,14 @@ export function loadConfig({ env = process.env, argv = [] }: LoadOptions = {}): 
     throw new ConfigError(`invalid setting REDIS_URL: expected a redis://, rediss:// or redis+cluster:// URL, got ${JSON.stringify(redactUrl(config.redisUrl))}`);
   }
   if (!/^[A-Za-z0-9_.-]+$/.test(config.redisPrefix)) throw new ConfigError("invalid setting ROOMCAST_REDIS_PREFIX: letters, digits and _.- only");
+  if ((config.adminUser === undefined) !== (config.adminPasswordHash === undefined)) {
+    const missing = config.adminUser === undefined ? "ROOMCAST_ADMIN_USER" : "ROOMCAST_ADMIN_PASSWORD_HASH";
+    throw new ConfigError(`missing setting ${missing}: the admin UI needs both ROOMCAST_ADMIN_USER and ROOMCAST_ADMIN_PASSWORD_HASH (set neither to turn it off)`);
+  }
+  // Never echo the value: it is a password hash.
+  if (config.adminPasswordHash !== undefined && !BCRYPT_HASH.test(config.adminPasswordHash)) {
+    throw new ConfigError("invalid setting ROOMCAST_ADMIN_PASSWORD_HASH: expected a bcrypt hash ($2b$, two cost digits, $, then 53 characters of ./A-Za-z0-9)");
+  }
   return deepFreeze(config);
 }
 

@@ -43,8 +43,9 @@ export const SETTINGS = {
   historyTtlS: { env: "ROOMCAST_HISTORY_TTL_S", kind: "int", default: 3600, doc: "default history time to live after the last publish (s)" },
   idempotencyTtlS: { env: "ROOMCAST_IDEMPOTENCY_TTL_S", kind: "int", default: 300, doc: "window in which a repeated idempotencyKey returns the first answer (s)" },
   drainS: { env: "ROOMCAST_DRAIN_S", kind: "int", default: 10, doc: "time to spread disconnects over on SIGTERM (s)" },
-  adminUser: { env: "ROOMCAST_ADMIN_USER", kind: "string", doc: "admin UI user (admin UI off unless set)" },
-  adminPasswordHash: { env: "ROOMCAST_ADMIN_PASSWORD_HASH", kind: "string", doc: "admin UI password (bcrypt hash)" },
+  adminUser: { env: "ROOMCAST_ADMIN_USER", kind: "string", doc: "admin UI user; the Socket.IO admin UI at /admin/ is off unless this and ROOMCAST_ADMIN_PASSWORD_HASH are set" },
+  adminPasswordHash: { env: "ROOMCAST_ADMIN_PASSWORD_HASH", kind: "string", doc: "admin UI password as a bcrypt hash ($2a$, $2b$ or $2y$)" },
+  adminReadonly: { env: "ROOMCAST_ADMIN_READONLY", kind: "bool", default: true, doc: "admin UI read-only: namespace /admin takes no emit, join, leave or disconnect commands (false takes them, bypassing channel authorization, offsets and history)" },
   logLevel: { env: "LOG_LEVEL", kind: "level", default: "info", doc: "pino level" },
   logPretty: { env: "ROOMCAST_LOG_PRETTY", kind: "bool", default: false, doc: "human-readable logs instead of JSON" },
 } as const satisfies Record<string, SettingSpec>;

@@ -15,9 +15,10 @@ import { channelOfRoom } from "../channels/channel-keys.js";
 import { ChannelFeed } from "../cluster/channel-feed.js";
 import { connectRedis, type RedisClients } from "../cluster/redis-clients.js";
 import { requireServerSettings, type Config } from "../config/load-config.js";
-import type { Limits } from "../contracts/events.js";
+import { REQUEST_EVENTS, type Limits } from "../contracts/events.js";
 import { createHttpApp } from "../http/http-app.js";
 import { createMetrics, type LiveCounts } from "../metrics/metrics.js";
+import { adminUiEnabled, installAdminUi } from "./admin-ui.js";
 import type { GatewayContext } from "./context.js";
 import { Delivery, trackQueuedBytes } from "./delivery.js";
 import { control } from "./handlers/control.js";
@@ -89,7 +90,7 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
   const sharded = config.adapter === "sharded" || (config.adapter === "auto" && redis.cluster);
   // Live counts are read when scraped, from the Socket.IO server created below.
   const live = liveCounts(() => io);
-  const metrics = createMetrics(config.nodeId, live);
+  const metrics = createMetrics(config.nodeId, live, { namespaces: Object.keys(config.namespaces), events: REQUEST_EVENTS });
   const store = new ChannelStore(redis.commands, config.redisPrefix, config.idempotencyTtlS, sharded, metrics);
 
   let draining = false;
@@ -168,6 +169,9 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
   const app = createHttpApp(context, {
     clusterStats: () => nodes.cluster(), isReady, isRedisUp: redis.isUp, redis: redis.commands, kickUser, log: log.child({ module: "http" }) });
   io.attach(app.server);
+
+  // The Socket.IO admin UI (namespace /admin, page /admin/): only when its settings are set.
+  if (adminUiEnabled(config)) installAdminUi(io, app, { config, redis: redis.commands, log: log.child({ module: "admin-ui" }) });
 
   installHandshake(io, context, isReady, [(socket) => admission.admit(socket)]);
   const handlers = { subscribe, unsubscribe, publish, control, refresh };

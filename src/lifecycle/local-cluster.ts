@@ -25,6 +25,16 @@ function replicasFlag(argv: readonly string[]): number {
   return n;
 }
 
+/** The flags for the gateways: all but `--replicas N` / `--replicas=N`. */
+function withoutReplicasFlag(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === "--replicas") i++;
+    else if (!argv[i]!.startsWith("--replicas=")) out.push(argv[i]!);
+  }
+  return out;
+}
+
 export async function runLocalCluster(argv: readonly string[]): Promise<void> {
   const config = loadConfig({ argv });
   const replicas = replicasFlag(argv);
@@ -44,7 +54,7 @@ export async function runLocalCluster(argv: readonly string[]): Promise<void> {
 
   let stopping = false;
   const names = new Map<Worker, string>();
-  cluster.setupPrimary({ exec: fileURLToPath(new URL("../cli.js", import.meta.url)), args: ["gateway", ...argv.filter((a) => !a.startsWith("--replicas"))] });
+  cluster.setupPrimary({ exec: fileURLToPath(new URL("../cli.js", import.meta.url)), args: ["gateway", ...withoutReplicasFlag(argv)] });
   const fork = (name: string): Promise<Worker> => {
     const worker = cluster.fork({
       REDIS_URL: redisUrl,

@@ -35,7 +35,17 @@ export interface LiveCounts {
   subscriptionsByNamespace(): Map<string, number>;
 }
 
-export function createMetrics(nodeId: string, live: LiveCounts): GatewayMetrics {
+/** Label values known up front: their series exist from the start (at 0), so rate() sees the first burst. */
+export interface KnownLabels {
+  namespaces: readonly string[];
+  events: readonly string[];
+}
+
+const TRANSPORTS = ["websocket", "polling"];
+const REFUSAL_REASONS = ["unauthorized", "forbidden", "too_many_connections", "unavailable", "internal"];
+const REDIS_OPERATIONS: RedisOperation[] = ["publish", "read", "quota"];
+
+export function createMetrics(nodeId: string, live: LiveCounts, known: KnownLabels): GatewayMetrics {
   const registry = new Registry();
   registry.setDefaultLabels({ node: nodeId });
   collectDefaultMetrics({ register: registry, prefix: "roomcast_" });
@@ -48,6 +58,7 @@ export function createMetrics(nodeId: string, live: LiveCounts): GatewayMetrics 
     registers,
     collect() {
       this.reset();
+      for (const transport of TRANSPORTS) this.set({ transport }, 0);
       for (const [transport, n] of live.connectionsByTransport()) this.set({ transport }, n);
     },
   });
@@ -58,6 +69,7 @@ export function createMetrics(nodeId: string, live: LiveCounts): GatewayMetrics 
     registers,
     collect() {
       this.reset();
+      for (const namespace of known.namespaces) this.set({ namespace }, 0);
       for (const [namespace, n] of live.subscriptionsByNamespace()) this.set({ namespace }, n);
     },
   });
@@ -71,7 +83,7 @@ export function createMetrics(nodeId: string, live: LiveCounts): GatewayMetrics 
   });
   const redisErrors = new Counter({ name: "roomcast_redis_errors_total", help: "Redis calls that failed, by operation.", labelNames: ["operation"], registers });
 
-  return {
+  const metrics: GatewayMetrics = {
     registry,
     connectionAttempts: new Counter({ name: "roomcast_connection_attempts_total", help: "Socket.IO handshakes started.", registers }),
     connectionRefusals: new Counter({ name: "roomcast_connection_refusals_total", help: "Handshakes refused, by reason.", labelNames: ["reason"], registers }),
@@ -110,4 +122,17 @@ export function createMetrics(nodeId: string, live: LiveCounts): GatewayMetrics 
       }
     },
   };
+  for (const reason of REFUSAL_REASONS) metrics.connectionRefusals.inc({ reason }, 0);
+  for (const event of known.events) metrics.requests.inc({ event, outcome: "ok" }, 0);
+  for (const namespace of known.namespaces) {
+    metrics.published.inc({ namespace }, 0);
+    metrics.delivered.inc({ namespace }, 0);
+  }
+  for (const outcome of ["recovered", "not_recovered"]) metrics.recoveries.inc({ outcome }, 0);
+  for (const kind of ["socket", "http", "abuse_close"]) metrics.rateLimited.inc({ kind }, 0);
+  for (const operation of REDIS_OPERATIONS) {
+    metrics.redisErrors.inc({ operation }, 0);
+    metrics.redisDuration.zero({ operation });
+  }
+  return metrics;
 }

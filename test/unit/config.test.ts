@@ -8,6 +8,9 @@ import { parseRedisUrl, redactUrl } from "../../src/cluster/redis-clients.js";
 import { ConfigError, loadConfig, requireServerSettings } from "../../src/config/load-config.js";
 import { BUILT_IN_NAMESPACES } from "../../src/config/namespaces.js";
 
+/** A bcrypt hash (of "pw", cost 4). */
+const BCRYPT = "$2a$04$OBCLNttAtWFyRrq3SasuuuFjLClqXzXEYJpHcuDGYeFLaR/Lb3eu6";
+
 describe("loadConfig", () => {
   let dir: string;
   before(() => {
@@ -45,6 +48,7 @@ describe("loadConfig", () => {
     assert.equal(config.drainS, 10);
     assert.equal(config.adminUser, undefined);
     assert.equal(config.adminPasswordHash, undefined);
+    assert.equal(config.adminReadonly, true);
     assert.equal(config.logLevel, "info");
     assert.match(config.nodeId, new RegExp(`-${process.pid}$`));
     assert.deepEqual(Object.keys(config.namespaces).sort(), ["env", "job", "user"]);
@@ -107,6 +111,18 @@ describe("loadConfig", () => {
     assert.equal(loadConfig({ env: { ROOMCAST_CONFIG: fromEnv } }).port, 1111);
     assert.equal(loadConfig({ env: { ROOMCAST_CONFIG: fromEnv }, argv: ["--config", fromFlag] }).port, 2222);
     assert.equal(loadConfig({ env: { ROOMCAST_CONFIG: fromEnv }, argv: ["--roomcast-config", fromFlag] }).port, 2222);
+  });
+
+  it("reads the admin UI settings: both or neither, a bcrypt hash ($2a$, $2b$, $2y$), read-only unless false", () => {
+    const config = loadConfig({ env: { ROOMCAST_ADMIN_USER: "ops", ROOMCAST_ADMIN_PASSWORD_HASH: BCRYPT } });
+    assert.equal(config.adminUser, "ops");
+    assert.equal(config.adminPasswordHash, BCRYPT);
+    assert.equal(config.adminReadonly, true);
+    for (const version of ["2b", "2y"]) {
+      const hash = BCRYPT.replace("$2a$", `$${version}$`);
+      assert.equal(loadConfig({ env: { ROOMCAST_ADMIN_USER: "ops", ROOMCAST_ADMIN_PASSWORD_HASH: hash } }).adminPasswordHash, hash);
+    }
+    assert.equal(loadConfig({ env: { ROOMCAST_ADMIN_READONLY: "false" } }).adminReadonly, false);
   });
 
   it("returns a deeply frozen config", () => {
@@ -175,6 +191,10 @@ describe("loadConfig", () => {
       ["REDIS_URL scheme", () => loadConfig({ env: { REDIS_URL: "http://x" } }), /^invalid setting REDIS_URL: /],
       ["redis prefix", () => loadConfig({ env: { ROOMCAST_REDIS_PREFIX: "a b" } }), /^invalid setting ROOMCAST_REDIS_PREFIX: /],
       ["unreadable file", () => loadConfig({ env: { ROOMCAST_CONFIG: "/nonexistent/roomcast.yaml" } }), /^invalid setting ROOMCAST_CONFIG: .*ENOENT/],
+      ["admin user without hash", () => loadConfig({ env: { ROOMCAST_ADMIN_USER: "ops" } }), /^missing setting ROOMCAST_ADMIN_PASSWORD_HASH: /],
+      ["admin hash without user", () => loadConfig({ env: { ROOMCAST_ADMIN_PASSWORD_HASH: BCRYPT } }), /^missing setting ROOMCAST_ADMIN_USER: /],
+      ["admin password in clear", () => loadConfig({ env: { ROOMCAST_ADMIN_USER: "ops", ROOMCAST_ADMIN_PASSWORD_HASH: "hunter2" } }), /^invalid setting ROOMCAST_ADMIN_PASSWORD_HASH: (?!.*hunter2)/],
+      ["admin read-only not a bool", () => loadConfig({ env: { ROOMCAST_ADMIN_READONLY: "sometimes" } }), /^invalid setting ROOMCAST_ADMIN_READONLY: /],
     ];
     for (const [name, load, message] of cases) {
       it(name, () => {

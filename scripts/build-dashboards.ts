@@ -1,0 +1,588 @@
+/**
+ * The Grafana dashboards of grafana/dashboards/, generated from the short specs below so that
+ * every panel has the same datasource, variables and layout rules. Regenerate after editing:
+ *
+ *     npx tsx scripts/build-dashboards.ts
+ *
+ * test/integration/observability.test.ts fails when the committed JSON differs from this
+ * output, and runs every expression below against a real Prometheus scraping real gateways.
+ * Metric names come from src/metrics/metrics.ts (and prom-client's Node defaults, with the
+ * `roomcast_` prefix); every series carries `node`. Do not add panels for metrics that do not
+ * exist yet (queue and job metrics arrive with the workers).
+ */
+import { writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+/** The datasource of every panel and query: the dashboard's datasource variable. */
+const DATASOURCE = { type: "prometheus", uid: "${DS_PROMETHEUS}" } as const;
+/** Label matcher for the replica picker. */
+const N = 'node=~"$node"';
+
+export interface Target {
+  expr: string;
+  legend: string;
+}
+
+export interface PanelSpec {
+  title: string;
+  description: string;
+  type?: "timeseries" | "stat" | "heatmap";
+  unit?: string;
+  targets: Target[];
+  /** Width in grid units (24 across); default 12 (stat: 4). */
+  w?: number;
+  /** Height; default 8 (stat: 4). */
+  h?: number;
+  /** Stacked areas (for parts of a whole). */
+  stack?: boolean;
+  min?: number;
+  max?: number;
+}
+
+export interface RowSpec {
+  title: string;
+  panels: PanelSpec[];
+}
+
+export interface DashboardSpec {
+  file: string;
+  uid: string;
+  title: string;
+  description: string;
+  rows: RowSpec[];
+}
+
+const rate = (metric: string, extra = "") => `rate(${metric}{${N}${extra}}[$__rate_interval])`;
+const sumRate = (by: string, metric: string, extra = "") => `sum${by ? ` by (${by})` : ""} (${rate(metric, extra)})`;
+const quantile = (q: number, histogram: string, by = "") =>
+  `histogram_quantile(${q}, sum by (${by ? `${by}, ` : ""}le) (${rate(`${histogram}_bucket`)}))`;
+
+const LIMIT_OUTCOMES = 'outcome=~"rate_limited|too_large|too_many_.*"';
+
+const OVERVIEW: DashboardSpec = {
+  file: "roomcast-overview.json",
+  uid: "roomcast-overview",
+  title: "roomcast / Overview",
+  description:
+    "Gateway replicas at a glance: connections, handshakes, requests, events published and delivered, delivery latency, Redis latency and the Node runtime. Metrics: src/metrics/metrics.ts.",
+  rows: [
+    {
+      title: "At a glance",
+      panels: [
+        {
+          type: "stat",
+          title: "Replicas",
+          description: "Replicas whose /metrics Prometheus scraped (by their node label).",
+          targets: [{ expr: `count(count by (node) (roomcast_process_start_time_seconds{${N}}))`, legend: "replicas" }],
+        },
+        { type: "stat", title: "Connections", description: "Connected clients, all transports.", targets: [{ expr: `sum(roomcast_connections{${N}})`, legend: "connections" }] },
+        { type: "stat", title: "Subscriptions", description: "Channel subscriptions, all namespaces.", targets: [{ expr: `sum(roomcast_subscriptions{${N}})`, legend: "subscriptions" }] },
+        {
+          type: "stat",
+          title: "Published / s",
+          unit: "ops",
+          description: "Events entering channels through these replicas (HTTP and client publishes; idempotent repeats not counted).",
+          targets: [{ expr: sumRate("", "roomcast_events_published_total"), legend: "published" }],
+        },
+        {
+          type: "stat",
+          title: "Delivered / s",
+          unit: "ops",
+          description: "Event deliveries written to client sockets.",
+          targets: [{ expr: sumRate("", "roomcast_events_delivered_total"), legend: "delivered" }],
+        },
+        {
+          type: "stat",
+          title: "Delivery latency p99",
+          unit: "s",
+          description: "99th percentile from publish time to the write to the subscribers' sockets.",
+          targets: [{ expr: quantile(0.99, "roomcast_delivery_latency_seconds"), legend: "p99" }],
+        },
+      ],
+    },
+    {
+      title: "Connections",
+      panels: [
+        {
+          title: "Connections by node and transport",
+          description: "Connected clients per replica, by Engine.IO transport (websocket, polling). A replica with no connection has no series.",
+          stack: true,
+          targets: [{ expr: `sum by (node, transport) (roomcast_connections{${N}})`, legend: "{{node}} {{transport}}" }],
+        },
+        {
+          title: "Connection attempts and refusals",
+          unit: "ops",
+          description: "Socket.IO handshakes started, and those refused by reason (unauthorized, forbidden, too_many_connections, unavailable: Redis down or draining).",
+          targets: [
+            { expr: sumRate("", "roomcast_connection_attempts_total"), legend: "attempts" },
+            { expr: sumRate("reason", "roomcast_connection_refusals_total"), legend: "refused: {{reason}}" },
+          ],
+        },
+      ],
+    },
+    {
+      title: "Requests and events",
+      panels: [
+        {
+          title: "Requests by event and outcome",
+          unit: "reqps",
+          description: "Client requests (subscribe, unsubscribe, publish, control, refresh, unknown) by outcome: ok or the error reason.",
+          targets: [{ expr: sumRate("event, outcome", "roomcast_requests_total"), legend: "{{event}} {{outcome}}" }],
+        },
+        {
+          title: "Events published and delivered",
+          unit: "ops",
+          description: "Events published through these replicas, and deliveries written to their clients (one per subscriber).",
+          targets: [
+            { expr: sumRate("", "roomcast_events_published_total"), legend: "published" },
+            { expr: sumRate("", "roomcast_events_delivered_total"), legend: "delivered" },
+          ],
+        },
+        {
+          title: "Delivery latency",
+          unit: "s",
+          description: "From publish time (the event's ts, set by the publishing replica) to the write to the subscribers' sockets, p50, p90, p99.",
+          targets: [
+            { expr: quantile(0.5, "roomcast_delivery_latency_seconds"), legend: "p50" },
+            { expr: quantile(0.9, "roomcast_delivery_latency_seconds"), legend: "p90" },
+            { expr: quantile(0.99, "roomcast_delivery_latency_seconds"), legend: "p99" },
+          ],
+        },
+        {
+          title: "Redis command latency p99 by operation",
+          unit: "s",
+          description: "p99 of the Redis scripts and commands: publish (the publish script), read (history and recovery), quota (connection quota acquisition).",
+          targets: [{ expr: quantile(0.99, "roomcast_redis_command_duration_seconds", "operation"), legend: "{{operation}}" }],
+        },
+        {
+          title: "Redis errors by operation",
+          unit: "ops",
+          description: "Redis calls that failed, by operation. No series until the first error of an operation.",
+          targets: [{ expr: sumRate("operation", "roomcast_redis_errors_total"), legend: "{{operation}}" }],
+        },
+      ],
+    },
+    {
+      title: "Runtime",
+      panels: [
+        {
+          title: "Event loop lag",
+          unit: "s",
+          description: "Node event loop lag per replica: p99 over the collection interval, and the latest sample.",
+          targets: [
+            { expr: `max by (node) (roomcast_nodejs_eventloop_lag_p99_seconds{${N}})`, legend: "{{node}} p99" },
+            { expr: `max by (node) (roomcast_nodejs_eventloop_lag_seconds{${N}})`, legend: "{{node}}" },
+          ],
+        },
+        {
+          title: "Memory",
+          unit: "bytes",
+          description: "Resident set size and V8 heap used per replica.",
+          targets: [
+            { expr: `max by (node) (roomcast_process_resident_memory_bytes{${N}})`, legend: "{{node}} RSS" },
+            { expr: `max by (node) (roomcast_nodejs_heap_size_used_bytes{${N}})`, legend: "{{node}} heap used" },
+          ],
+        },
+        {
+          title: "CPU",
+          unit: "percentunit",
+          description: "CPU time per second of wall time, per replica (1 = one core).",
+          targets: [{ expr: sumRate("node", "roomcast_process_cpu_seconds_total"), legend: "{{node}}" }],
+        },
+        {
+          title: "GC time",
+          unit: "percentunit",
+          description: "Share of time spent in garbage collection, per replica and GC kind.",
+          targets: [{ expr: sumRate("node, kind", "roomcast_nodejs_gc_duration_seconds_sum"), legend: "{{node}} {{kind}}" }],
+        },
+      ],
+    },
+  ],
+};
+
+const CHANNELS: DashboardSpec = {
+  file: "roomcast-channels.json",
+  uid: "roomcast-channels",
+  title: "roomcast / Channels and delivery",
+  description:
+    "Subscriptions, published and delivered events by namespace, fan-out, delivery latency, recoveries with since, lag notices and slow-consumer disconnects.",
+  rows: [
+    {
+      title: "Subscriptions",
+      panels: [
+        {
+          title: "Subscriptions by namespace",
+          description: "Channel subscriptions on the selected replicas, by namespace (env, job, user, configured ones).",
+          stack: true,
+          targets: [{ expr: `sum by (namespace) (roomcast_subscriptions{${N}})`, legend: "{{namespace}}" }],
+        },
+        {
+          title: "Subscriptions by node",
+          description: "Channel subscriptions per replica.",
+          targets: [{ expr: `sum by (node) (roomcast_subscriptions{${N}})`, legend: "{{node}}" }],
+        },
+      ],
+    },
+    {
+      title: "Throughput",
+      panels: [
+        {
+          title: "Published by namespace",
+          unit: "ops",
+          description: "Events entering channels through the selected replicas (counted where they were published).",
+          targets: [{ expr: sumRate("namespace", "roomcast_events_published_total"), legend: "{{namespace}}" }],
+        },
+        {
+          title: "Delivered by namespace",
+          unit: "ops",
+          description: "Deliveries written to clients of the selected replicas (one per subscriber and event).",
+          targets: [{ expr: sumRate("namespace", "roomcast_events_delivered_total"), legend: "{{namespace}}" }],
+        },
+        {
+          title: "Deliveries per published event (cluster)",
+          description:
+            "Cluster-wide deliveries divided by publishes, by namespace: the effective fan-out. Ignores the node picker: an event is counted as published on one replica and delivered on many.",
+          w: 24,
+          targets: [
+            {
+              expr: "sum by (namespace) (rate(roomcast_events_delivered_total[$__rate_interval])) / sum by (namespace) (rate(roomcast_events_published_total[$__rate_interval]))",
+              legend: "{{namespace}}",
+            },
+          ],
+        },
+      ],
+    },
+    {
+      title: "Fan-out and latency",
+      panels: [
+        {
+          type: "heatmap",
+          title: "Fan-out distribution",
+          description: "Local subscribers each live event was written to, per event and replica (roomcast_broadcast_fanout).",
+          targets: [{ expr: `sum by (le) (increase(roomcast_broadcast_fanout_bucket{${N}}[$__rate_interval]))`, legend: "{{le}}" }],
+        },
+        {
+          title: "Fan-out per event",
+          description: "Median, p99 and mean of the local subscribers an event was written to.",
+          targets: [
+            { expr: quantile(0.5, "roomcast_broadcast_fanout"), legend: "p50" },
+            { expr: quantile(0.99, "roomcast_broadcast_fanout"), legend: "p99" },
+            { expr: `${sumRate("", "roomcast_broadcast_fanout_sum")} / ${sumRate("", "roomcast_broadcast_fanout_count")}`, legend: "mean" },
+          ],
+        },
+        {
+          type: "heatmap",
+          title: "Delivery latency distribution",
+          description: "From publish time to the write to the subscribers' sockets.",
+          unit: "s",
+          targets: [{ expr: `sum by (le) (increase(roomcast_delivery_latency_seconds_bucket{${N}}[$__rate_interval]))`, legend: "{{le}}" }],
+        },
+        {
+          title: "Delivery latency p99 by node",
+          unit: "s",
+          description: "99th percentile delivery latency per replica: one slow replica stands out here.",
+          targets: [{ expr: quantile(0.99, "roomcast_delivery_latency_seconds", "node"), legend: "{{node}}" }],
+        },
+      ],
+    },
+    {
+      title: "Recovery and slow consumers",
+      panels: [
+        {
+          title: "Recoveries by outcome",
+          unit: "ops",
+          description: "Subscribes with since: recovered (every missed event replayed) or not_recovered (epoch changed or history no longer holds the gap: the client reloads its state).",
+          targets: [{ expr: sumRate("outcome", "roomcast_recoveries_total"), legend: "{{outcome}}" }],
+        },
+        {
+          title: "Recovered share",
+          unit: "percentunit",
+          min: 0,
+          max: 1,
+          description: "Share of subscribes with since that recovered every missed event.",
+          targets: [
+            {
+              expr: `${sumRate("", "roomcast_recoveries_total", ', outcome="recovered"')} / ${sumRate("", "roomcast_recoveries_total")}`,
+              legend: "recovered",
+            },
+          ],
+        },
+        {
+          title: "Lag notices",
+          unit: "ops",
+          description: "lag notices sent: a slow client of a conflating channel got only the newest state, or history could not fill a gap.",
+          targets: [{ expr: sumRate("node", "roomcast_lag_notices_total"), legend: "{{node}}" }],
+        },
+        {
+          title: "Slow-consumer disconnects",
+          unit: "ops",
+          description: "Clients closed with 4008 slow_consumer (too much buffered and unread on a reliable channel); they reconnect and recover from history.",
+          targets: [{ expr: sumRate("node", "roomcast_slow_consumer_disconnects_total"), legend: "{{node}}" }],
+        },
+      ],
+    },
+  ],
+};
+
+const LIMITS: DashboardSpec = {
+  file: "roomcast-limits.json",
+  uid: "roomcast-limits",
+  title: "roomcast / Limits and abuse",
+  description:
+    "Handshake refusals, rate limits (socket, HTTP, abuse closes), requests refused by a limit (rate_limited, too_large, too_many_*), and replicas draining for shutdown.",
+  rows: [
+    {
+      title: "Handshakes",
+      panels: [
+        {
+          title: "Handshake refusals by reason",
+          unit: "ops",
+          description: "unauthorized / forbidden (token, tenant), too_many_connections (user, IP or replica quota), unavailable (Redis down or the replica draining).",
+          targets: [{ expr: sumRate("reason", "roomcast_connection_refusals_total"), legend: "{{reason}}" }],
+        },
+        {
+          title: "Refused share of handshakes",
+          unit: "percentunit",
+          min: 0,
+          max: 1,
+          description: "Handshakes refused divided by handshakes started, per replica.",
+          targets: [
+            {
+              expr: `${sumRate("node", "roomcast_connection_refusals_total")} / ${sumRate("node", "roomcast_connection_attempts_total")}`,
+              legend: "{{node}}",
+            },
+          ],
+        },
+      ],
+    },
+    {
+      title: "Requests",
+      panels: [
+        {
+          title: "Rate limited by kind",
+          unit: "ops",
+          description: "socket: a request over the per-connection token bucket; http: an HTTP API request over the per-token limit; abuse_close: a connection closed (closing 4429) for sustained refusals.",
+          targets: [{ expr: sumRate("kind", "roomcast_rate_limited_total"), legend: "{{kind}}" }],
+        },
+        {
+          title: "Requests refused by a limit",
+          unit: "reqps",
+          description: "Client requests answered rate_limited (4429), too_large (4413) or too_many_* (4429: subscriptions, environment connections), by event.",
+          targets: [{ expr: sumRate("event, outcome", "roomcast_requests_total", `, ${LIMIT_OUTCOMES}`), legend: "{{event}} {{outcome}}" }],
+        },
+        {
+          title: "Requests refused by a limit, by node",
+          unit: "reqps",
+          description: "The same refusals per replica: abuse usually concentrates on the replicas its connections landed on.",
+          targets: [{ expr: sumRate("node", "roomcast_requests_total", `, ${LIMIT_OUTCOMES}`), legend: "{{node}}" }],
+        },
+        {
+          title: "Requests not ok (share)",
+          unit: "percentunit",
+          min: 0,
+          max: 1,
+          description: "Share of client requests answered with any error, per replica.",
+          targets: [
+            {
+              expr: `${sumRate("node", "roomcast_requests_total", ', outcome!="ok"')} / ${sumRate("node", "roomcast_requests_total")}`,
+              legend: "{{node}}",
+            },
+          ],
+        },
+      ],
+    },
+    {
+      title: "Drain",
+      panels: [
+        {
+          title: "Draining",
+          min: 0,
+          max: 1,
+          description: "1 while a replica drains for shutdown (SIGTERM): unready, refusing handshakes, moving its clients away within ROOMCAST_DRAIN_S.",
+          targets: [{ expr: `max by (node) (roomcast_draining{${N}})`, legend: "{{node}}" }],
+        },
+        {
+          title: "Connections left to drain",
+          description: "Connections a draining replica has still to close with closing 4503 draining.",
+          targets: [{ expr: `max by (node) (roomcast_drain_remaining_connections{${N}})`, legend: "{{node}}" }],
+        },
+      ],
+    },
+  ],
+};
+
+export const DASHBOARDS: DashboardSpec[] = [OVERVIEW, CHANNELS, LIMITS];
+
+const TEMPLATING = {
+  list: [
+    {
+      name: "DS_PROMETHEUS",
+      label: "Data source",
+      type: "datasource",
+      query: "prometheus",
+      current: {},
+      hide: 0,
+      includeAll: false,
+      multi: false,
+      options: [],
+      refresh: 1,
+      regex: "",
+      skipUrlSync: false,
+    },
+    {
+      name: "node",
+      label: "Replica",
+      type: "query",
+      datasource: DATASOURCE,
+      definition: "label_values(roomcast_connections, node)",
+      query: { qryType: 1, query: "label_values(roomcast_connections, node)", refId: "PrometheusVariableQueryEditor-VariableQuery" },
+      current: { selected: true, text: ["All"], value: ["$__all"] },
+      hide: 0,
+      includeAll: true,
+      allValue: ".*",
+      multi: true,
+      options: [],
+      refresh: 2,
+      regex: "",
+      skipUrlSync: false,
+      sort: 1,
+    },
+  ],
+};
+
+function panelJson(spec: PanelSpec, id: number, gridPos: { x: number; y: number; w: number; h: number }): Record<string, unknown> {
+  const type = spec.type ?? "timeseries";
+  const targets = spec.targets.map((t, i) => ({
+    datasource: DATASOURCE,
+    editorMode: "code",
+    expr: t.expr,
+    ...(type === "heatmap" ? { format: "heatmap" } : {}),
+    legendFormat: t.legend,
+    range: true,
+    refId: String.fromCharCode(65 + i),
+  }));
+  const defaults: Record<string, unknown> = { unit: spec.unit ?? "short" };
+  if (spec.min !== undefined) defaults.min = spec.min;
+  if (spec.max !== undefined) defaults.max = spec.max;
+  let options: Record<string, unknown>;
+  if (type === "stat") {
+    defaults.color = { mode: "thresholds" };
+    defaults.thresholds = { mode: "absolute", steps: [{ color: "green", value: null }] };
+    options = {
+      colorMode: "value",
+      graphMode: "area",
+      justifyMode: "auto",
+      orientation: "auto",
+      reduceOptions: { calcs: ["lastNotNull"], fields: "", values: false },
+      textMode: "auto",
+    };
+  } else if (type === "heatmap") {
+    delete defaults.unit;
+    options = {
+      calculate: false,
+      cellGap: 1,
+      color: { exponent: 0.5, fill: "dark-orange", mode: "scheme", reverse: false, scale: "exponential", scheme: "Oranges", steps: 64 },
+      filterValues: { le: 1e-9 },
+      legend: { show: true },
+      rowsFrame: { layout: "auto" },
+      tooltip: { mode: "single", showColorScale: false, yHistogram: false },
+      yAxis: { axisPlacement: "left", reverse: false, unit: spec.unit ?? "short" },
+    };
+  } else {
+    defaults.color = { mode: "palette-classic" };
+    defaults.custom = {
+      drawStyle: "line",
+      fillOpacity: spec.stack ? 30 : 10,
+      lineWidth: 1,
+      showPoints: "never",
+      spanNulls: false,
+      stacking: { group: "A", mode: spec.stack ? "normal" : "none" },
+    };
+    options = {
+      legend: { calcs: [], displayMode: "list", placement: "bottom", showLegend: true },
+      tooltip: { mode: "multi", sort: "desc" },
+    };
+  }
+  return {
+    datasource: DATASOURCE,
+    description: spec.description,
+    fieldConfig: { defaults, overrides: [] },
+    gridPos,
+    id,
+    options,
+    targets,
+    title: spec.title,
+    type,
+  };
+}
+
+export function dashboardJson(spec: DashboardSpec): Record<string, unknown> {
+  const panels: Record<string, unknown>[] = [];
+  let id = 0;
+  let y = 0;
+  for (const row of spec.rows) {
+    panels.push({ collapsed: false, gridPos: { h: 1, w: 24, x: 0, y }, id: ++id, panels: [], title: row.title, type: "row" });
+    y += 1;
+    let x = 0;
+    let rowHeight = 0;
+    for (const panel of row.panels) {
+      const w = panel.w ?? (panel.type === "stat" ? 4 : 12);
+      const h = panel.h ?? (panel.type === "stat" ? 4 : 8);
+      if (x + w > 24) {
+        x = 0;
+        y += rowHeight;
+        rowHeight = 0;
+      }
+      panels.push(panelJson(panel, ++id, { h, w, x, y }));
+      x += w;
+      rowHeight = Math.max(rowHeight, h);
+    }
+    y += rowHeight;
+  }
+  return {
+    annotations: {
+      list: [
+        {
+          builtIn: 1,
+          datasource: { type: "grafana", uid: "-- Grafana --" },
+          enable: true,
+          hide: true,
+          iconColor: "rgba(0, 211, 255, 1)",
+          name: "Annotations & Alerts",
+          type: "dashboard",
+        },
+      ],
+    },
+    description: spec.description,
+    editable: true,
+    fiscalYearStartMonth: 0,
+    graphTooltip: 1,
+    id: null,
+    links: [{ asDropdown: false, icon: "external link", includeVars: true, keepTime: true, tags: ["roomcast"], targetBlank: false, title: "roomcast", type: "dashboards" }],
+    panels,
+    refresh: "30s",
+    schemaVersion: 39,
+    tags: ["roomcast"],
+    templating: TEMPLATING,
+    time: { from: "now-1h", to: "now" },
+    timepicker: {},
+    timezone: "",
+    title: spec.title,
+    uid: spec.uid,
+    version: 1,
+  };
+}
+
+/** File name -> the JSON text committed in grafana/dashboards/. */
+export function renderDashboards(): Map<string, string> {
+  return new Map(DASHBOARDS.map((spec) => [spec.file, `${JSON.stringify(dashboardJson(spec), null, 2)}\n`]));
+}
+
+export const DASHBOARD_DIR = fileURLToPath(new URL("../grafana/dashboards/", import.meta.url));
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  for (const [file, json] of renderDashboards()) {
+    writeFileSync(`${DASHBOARD_DIR}${file}`, json);
+    console.log(`wrote grafana/dashboards/${file}`);
+  }
+}
