@@ -27,6 +27,7 @@ import type { ChannelEvent } from "../../src/contracts/events.js";
 import { connect, httpPublish, token, waitUntil, type TestSocket } from "../support/clients.js";
 import { startCluster, type TestCluster } from "../support/cluster.js";
 import { TEST_SECRET, type GatewayProcess } from "../support/gateway-process.js";
+import { refusedWith, type Answer, type ErrorBody } from "../support/answers.js";
 
 const MAX_MESSAGE_BYTES = 65_536;
 const nowS = () => Math.floor(Date.now() / 1000);
@@ -71,13 +72,6 @@ const describeFrame = (f: Step) =>
     ? `(${f.waitMs} ms)`
     : typeof f === "string" ? JSON.stringify(f.length > 80 ? `${f.slice(0, 80)}...(${f.length} chars)` : f) : "binary" in f ? `binary(${f.binary.length} bytes)` : `text-bytes(${f.textBytes.toString("hex").slice(0, 40)})`;
 
-interface ErrorBody {
-  code: number;
-  reason: string;
-  message: string;
-  [detail: string]: unknown;
-}
-type Answer = { ok: true; [k: string]: unknown } | { ok: false; error: ErrorBody };
 
 class RawSocket {
   readonly received: string[] = [];
@@ -325,23 +319,6 @@ function assertHttpError(res: HttpResult, status: number, reason: string): void 
 // ---------------------------------------------------------------------------------------
 // Answers
 // ---------------------------------------------------------------------------------------
-
-function refusedWith(answer: Answer, code: number, reason: string, field?: string | RegExp): ErrorBody {
-  assert.equal(answer.ok, false, `expected a refusal, got ${JSON.stringify(answer).slice(0, 300)}`);
-  const { error } = answer as { ok: false; error: ErrorBody };
-  assert.deepEqual(Object.keys(answer).sort(), ["error", "ok"]);
-  assert.equal(error.code, code, JSON.stringify(error));
-  assert.equal(error.reason, reason, JSON.stringify(error));
-  assert.equal(typeof error.message, "string");
-  assert.ok(error.message.length > 0);
-  assert.doesNotMatch(error.message, /at .*\.js:\d+|node_modules/, "the message leaks internals");
-  if (field !== undefined) {
-    const got = String(error.field);
-    if (typeof field === "string") assert.equal(got, field, `field: ${JSON.stringify(error)}`);
-    else assert.match(got, field, `field: ${JSON.stringify(error)}`);
-  }
-  return error;
-}
 
 function parseEvent(msg: string): [string, Record<string, unknown>] | undefined {
   if (!msg.startsWith("42[")) return undefined;

@@ -10,14 +10,8 @@ import WebSocket from "ws";
 import { connect, connectError, request, token, type TestSocket } from "../support/clients.js";
 import { startCluster, type TestCluster } from "../support/cluster.js";
 import { runCli, TEST_SECRET, type GatewayProcess } from "../support/gateway-process.js";
+import { okAnswer, type Answer, type ErrorBody } from "../support/answers.js";
 
-interface ErrorBody {
-  code: number;
-  reason: string;
-  message: string;
-  [detail: string]: unknown;
-}
-type Answer = { ok: true; [k: string]: unknown } | { ok: false; error: ErrorBody };
 
 const LEASE_S = 3;
 
@@ -32,10 +26,6 @@ function assertTooMany(data: Record<string, unknown> | undefined, scope: string,
   assert.equal(typeof data.message, "string");
 }
 
-function okAnswer(answer: Answer): Record<string, unknown> {
-  assert.equal(answer.ok, true, `expected ok, got ${JSON.stringify(answer)}`);
-  return answer;
-}
 
 /** Asserts the subscribe answer `{ ok: false, error: { 4429 too_many_connections, scope environment, limit } }`. */
 function assertEnvironmentFull(answer: Answer, limit: number): void {

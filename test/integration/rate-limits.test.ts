@@ -13,36 +13,14 @@ import type { ChannelEvent, Closing, FailureEvent } from "../../src/contracts/ev
 import { connect, httpPublish, nextEvent, recordEvents, request, token, waitUntil, type TestSocket } from "../support/clients.js";
 import { startCluster, type TestCluster } from "../support/cluster.js";
 import type { GatewayProcess } from "../support/gateway-process.js";
+import { okAnswer, refusedWith, type Answer, type ErrorBody } from "../support/answers.js";
 
-interface ErrorBody {
-  code: number;
-  reason: string;
-  message: string;
-  [detail: string]: unknown;
-}
-type Answer = { ok: true; [k: string]: unknown } | { ok: false; error: ErrorBody };
 
 const RATE = 5;
 const BURST = 10;
 const MAX_BYTES = 2048;
 const HTTP_RATE = 5;
 
-function okAnswer(answer: Answer): Record<string, unknown> {
-  assert.equal(answer.ok, true, `expected ok, got ${JSON.stringify(answer)}`);
-  return answer;
-}
-
-/** Asserts a refused answer with the exact code, reason and detail keys; returns its error. */
-function refusedWith(answer: Answer, code: number, reason: string, details: string[]): ErrorBody {
-  assert.equal(answer.ok, false, `expected a refusal, got ${JSON.stringify(answer)}`);
-  assert.deepEqual(Object.keys(answer).sort(), ["error", "ok"]);
-  const { error } = answer as { ok: false; error: ErrorBody };
-  assert.deepEqual(Object.keys(error).sort(), ["code", "message", "reason", ...details].sort(), JSON.stringify(error));
-  assert.equal(error.code, code, JSON.stringify(error));
-  assert.equal(error.reason, reason, JSON.stringify(error));
-  assert.ok(typeof error.message === "string" && error.message.length > 0);
-  return error;
-}
 
 /** Asserts a 4429 rate_limited error with a positive retryAfterMs of at most one token's refill time. */
 function assertRateLimited(error: ErrorBody): void {

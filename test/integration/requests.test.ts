@@ -11,31 +11,8 @@ import type { ChannelEvent, FailureEvent } from "../../src/contracts/events.js";
 import { connect, httpPublish, nextEvent, recordEvents, request, token, waitUntil, type TestSocket } from "../support/clients.js";
 import { startCluster, type TestCluster } from "../support/cluster.js";
 import type { GatewayProcess } from "../support/gateway-process.js";
+import { okAnswer, refusedWith, type Answer } from "../support/answers.js";
 
-interface ErrorBody {
-  code: number;
-  reason: string;
-  message: string;
-  [detail: string]: unknown;
-}
-type Answer = { ok: true; [k: string]: unknown } | { ok: false; error: ErrorBody };
-
-/** Asserts a refused answer with the exact code and reason; returns its error. */
-function refusedWith(answer: Answer, code: number, reason: string): ErrorBody {
-  assert.equal(answer.ok, false, `expected a refusal, got ${JSON.stringify(answer)}`);
-  const { error } = answer as { ok: false; error: ErrorBody };
-  assert.deepEqual(Object.keys(answer).sort(), ["error", "ok"]);
-  assert.equal(error.code, code, JSON.stringify(error));
-  assert.equal(error.reason, reason, JSON.stringify(error));
-  assert.equal(typeof error.message, "string");
-  assert.ok(error.message.length > 0);
-  return error;
-}
-
-function okAnswer(answer: Answer): Record<string, unknown> {
-  assert.equal(answer.ok, true, `expected ok, got ${JSON.stringify(answer)}`);
-  return answer;
-}
 
 const SUBSCRIBE_OK_KEYS = ["channel", "epoch", "events", "offset", "ok", "recovered"];
 
