@@ -66,7 +66,7 @@ export function limitsOf(config: Config): Limits {
 }
 
 /** Connections by transport and subscriptions by namespace, counted when scraped. */
-function liveCounts(server: () => RoomcastServer): LiveCounts {
+function liveCounts(server: () => RoomcastServer, redisUp: () => boolean): LiveCounts {
   const tally = (count: (add: (key: string, n?: number) => void, socket: RoomcastSocket) => void) => {
     const totals = new Map<string, number>();
     const add = (key: string, n = 1) => totals.set(key, (totals.get(key) ?? 0) + n);
@@ -74,6 +74,7 @@ function liveCounts(server: () => RoomcastServer): LiveCounts {
     return totals;
   };
   return {
+    redisUp,
     connectionsByTransport: () => tally((add, socket) => add(socket.conn.transport.name)),
     subscriptionsByNamespace: () =>
       tally((add, socket) => {
@@ -89,7 +90,7 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
   const registry = new ChannelRegistry(config, redisJobDirectory(redis.commands, config.redisPrefix));
   const sharded = config.adapter === "sharded" || (config.adapter === "auto" && redis.cluster);
   // Live counts are read when scraped, from the Socket.IO server created below.
-  const live = liveCounts(() => io);
+  const live = liveCounts(() => io, redis.isUp);
   const metrics = createMetrics(config.nodeId, live, { namespaces: Object.keys(config.namespaces), events: REQUEST_EVENTS });
   const store = new ChannelStore(redis.commands, config.redisPrefix, config.idempotencyTtlS, sharded, metrics);
 

@@ -87,6 +87,13 @@ export function createHttpApp(ctx: GatewayContext, options: HttpAppOptions): Fas
     });
   }
 
+  // Every answer, errors included, by route pattern (bounded: never the channel or user id).
+  app.addHook("onResponse", async (request, reply) => {
+    const route = request.routeOptions.url ?? "unmatched";
+    ctx.metrics.httpRequests.inc({ route, status: String(reply.statusCode) });
+    ctx.metrics.httpDuration.observe({ route }, reply.elapsedTime / 1000);
+  });
+
   app.get("/healthz", async () => ({ status: "ok", node: ctx.config.nodeId }));
   app.get("/metrics", async (_request, reply) => {
     const registry = ctx.metrics.registry;

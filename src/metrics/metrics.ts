@@ -24,11 +24,15 @@ export interface GatewayMetrics {
   redisErrors: Counter<"operation">;
   draining: Gauge;
   drainRemaining: Gauge;
+  httpRequests: Counter<"route" | "status">;
+  httpDuration: Histogram<"route">;
   /** Times a Redis call for the Redis latency and error metrics. */
   timeRedis<T>(operation: RedisOperation, call: () => Promise<T>): Promise<T>;
 }
 
 export interface LiveCounts {
+  /** Whether this replica's Redis connections are up. */
+  redisUp(): boolean;
   /** Connections by transport ("websocket", "polling"). */
   connectionsByTransport(): Map<string, number>;
   /** Subscriptions by namespace. */
@@ -74,6 +78,15 @@ export function createMetrics(nodeId: string, live: LiveCounts, known: KnownLabe
     },
   });
 
+  new Gauge({
+    name: "roomcast_redis_up",
+    help: "1 while this replica's Redis connections are up.",
+    registers,
+    collect() {
+      this.set(live.redisUp() ? 1 : 0);
+    },
+  });
+
   const redisDuration = new Histogram({
     name: "roomcast_redis_command_duration_seconds",
     help: "Latency of the Redis scripts and commands of the publish path, history and quotas.",
@@ -110,6 +123,14 @@ export function createMetrics(nodeId: string, live: LiveCounts, known: KnownLabe
     redisErrors,
     draining: new Gauge({ name: "roomcast_draining", help: "1 while this replica drains for shutdown.", registers }),
     drainRemaining: new Gauge({ name: "roomcast_drain_remaining_connections", help: "Connections still to be moved away by the drain.", registers }),
+    httpRequests: new Counter({ name: "roomcast_http_requests_total", help: "HTTP API requests, by route pattern and status.", labelNames: ["route", "status"], registers }),
+    httpDuration: new Histogram({
+      name: "roomcast_http_request_duration_seconds",
+      help: "HTTP API request latency, by route pattern.",
+      labelNames: ["route"],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    }),
     async timeRedis(operation, call) {
       const end = redisDuration.startTimer({ operation });
       try {

@@ -55,6 +55,9 @@ describe("cluster stats and metrics", () => {
     const text = await res.text();
     assert.match(text, new RegExp(`roomcast_connection_attempts_total\\{node="${a.nodeId}"\\}`));
     assert.match(text, /roomcast_nodejs_eventloop_lag_seconds/);
+    assert.match(text, new RegExp(`roomcast_redis_up\\{node="${a.nodeId}"\\} 1`));
+    // The stats requests of the test above, by route pattern (never the id in the path).
+    assert.match(text, /roomcast_http_requests_total\{route="\/v1\/stats",status="200",node="[^"]+"\} [1-9]/);
     assert.doesNotMatch(text, /channel="|user="|sub="/, "no unbounded labels");
   });
 });
