@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import WebSocket from "ws";
-import { connect, connectError, request, token, type TestSocket } from "../support/clients.js";
+import { connect, connectError, request, token, type TestSocket, openAs } from "../support/clients.js";
 import { startCluster, type TestCluster } from "../support/cluster.js";
 import { runCli, TEST_SECRET, type GatewayProcess } from "../support/gateway-process.js";
 import { okAnswer, type Answer, type ErrorBody } from "../support/answers.js";
@@ -56,11 +56,7 @@ describe("connection limits", () => {
   let unlimited: GatewayProcess;
   const sockets: TestSocket[] = [];
 
-  async function open(url: string, claims: Parameters<typeof token>[0]): Promise<TestSocket> {
-    const socket = await connect(url, { token: await token(claims) });
-    sockets.push(socket);
-    return socket;
-  }
+  const open = (url: string, claims: Parameters<typeof token>[0]) => openAs(sockets, url, claims);
 
   /** Retries a handshake until it is admitted (a release reaches Redis, a lease expires); returns the socket. */
   async function openEventually(url: string, claims: Parameters<typeof token>[0], timeoutMs: number): Promise<TestSocket> {

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { ChannelEvent, Closing, FailureEvent } from "../../src/contracts/events.js";
-import { connect, httpPublish, nextEvent, recordEvents, request, token, waitUntil, type TestSocket } from "../support/clients.js";
+import { httpPublish, nextEvent, recordEvents, request, token, waitUntil, type TestSocket, openAs } from "../support/clients.js";
 import { startCluster, type TestCluster } from "../support/cluster.js";
 import type { GatewayProcess } from "../support/gateway-process.js";
 import { okAnswer, refusedWith, type Answer, type ErrorBody } from "../support/answers.js";
@@ -74,11 +74,7 @@ describe("request limits", () => {
   let publisher: string;
   const sockets: TestSocket[] = [];
 
-  async function open(url: string, claims: Parameters<typeof token>[0]): Promise<TestSocket> {
-    const socket = await connect(url, { token: await token(claims) });
-    sockets.push(socket);
-    return socket;
-  }
+  const open = (url: string, claims: Parameters<typeof token>[0]) => openAs(sockets, url, claims);
 
   async function publish(gateway: GatewayProcess, channel: string, type: string, data: unknown = {}): Promise<number> {
     const res = await httpPublish(gateway.url, publisher, channel, { type, data });

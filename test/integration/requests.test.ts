@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { ChannelEvent, FailureEvent } from "../../src/contracts/events.js";
-import { connect, httpPublish, nextEvent, recordEvents, request, token, waitUntil, type TestSocket } from "../support/clients.js";
+import { httpPublish, nextEvent, recordEvents, request, token, waitUntil, type TestSocket, openAs } from "../support/clients.js";
 import { startCluster, type TestCluster } from "../support/cluster.js";
 import type { GatewayProcess } from "../support/gateway-process.js";
 import { okAnswer, refusedWith, type Answer } from "../support/answers.js";
@@ -25,11 +25,7 @@ describe("requests", () => {
   let publisher: string;
   const sockets: TestSocket[] = [];
 
-  async function open(url: string, claims: Parameters<typeof token>[0]): Promise<TestSocket> {
-    const socket = await connect(url, { token: await token(claims) });
-    sockets.push(socket);
-    return socket;
-  }
+  const open = (url: string, claims: Parameters<typeof token>[0]) => openAs(sockets, url, claims);
 
   async function publish(channel: string, type: string, data: unknown = {}): Promise<number> {
     const res = await httpPublish(a.url, publisher, channel, { type, data });

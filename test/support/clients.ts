@@ -48,6 +48,13 @@ export async function connectError(url: string, options: ConnectOptions = {}): P
   throw new Error("expected the handshake to be refused");
 }
 
+/** Connects with a token minted for `claims` and records the socket in `opened`, for closing after the test. */
+export async function openAs(opened: TestSocket[], url: string, claims: Parameters<typeof token>[0]): Promise<TestSocket> {
+  const socket = await connect(url, { token: await token(claims) });
+  opened.push(socket);
+  return socket;
+}
+
 /** Sends a request with an ack. */
 export async function request<T = Record<string, unknown>>(socket: TestSocket, event: string, payload: unknown, timeoutMs = 5000): Promise<T> {
   return (await (socket as unknown as Socket).timeout(timeoutMs).emitWithAck(event, payload)) as T;
