@@ -7,6 +7,7 @@
  */
 import { Cluster, Redis, type ClusterNode, type RedisOptions } from "ioredis";
 import type { Logger } from "pino";
+import { RoomcastError } from "../contracts/error-codes.js";
 
 export type RedisClient = Redis | Cluster;
 
@@ -34,6 +35,15 @@ export function isRedisUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   if (["MaxRetriesPerRequestError", "ClusterAllFailedError", "AbortError"].includes(err.name)) return true;
   return UNAVAILABLE.test(err.message);
+}
+
+/**
+ * Whether an unexpected failure is Redis being away or failing over (answered 4503
+ * unavailable, the client retries) rather than a bug (4500). Client-facing refusals
+ * (RoomcastError) are never reclassified.
+ */
+export function failedBecauseRedis(err: unknown, redisUp: boolean): boolean {
+  return !(err instanceof RoomcastError) && (!redisUp || isRedisUnavailable(err));
 }
 
 export type RedisTarget =

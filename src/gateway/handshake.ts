@@ -6,7 +6,7 @@
 import { randomUUID } from "node:crypto";
 import type { ExtendedError } from "socket.io";
 import { bearerToken } from "../auth/token-verifier.js";
-import { isRedisUnavailable } from "../cluster/redis-clients.js";
+import { failedBecauseRedis } from "../cluster/redis-clients.js";
 import { RoomcastError, toErrorBody } from "../contracts/error-codes.js";
 import type { GatewayContext } from "./context.js";
 import type { RoomcastServer, RoomcastSocket } from "./types.js";
@@ -64,7 +64,7 @@ export function installHandshake(io: RoomcastServer, ctx: GatewayContext, isAvai
       next();
     } catch (err) {
       if (socket.data.quotaHolds) ctx.admission.releaseAll(socket);
-      const redisDown = !(err instanceof RoomcastError) && (!ctx.isRedisUp() || isRedisUnavailable(err));
+      const redisDown = failedBecauseRedis(err, ctx.isRedisUp());
       if (redisDown) ctx.log.warn({ err: (err as Error).message }, "handshake refused: Redis unavailable");
       else if (!(err instanceof RoomcastError)) ctx.log.error({ err }, "handshake failed");
       else ctx.log.debug({ code: err.code, reason: err.reason, ip: socket.handshake.address }, "handshake refused");

@@ -5,7 +5,7 @@
  * The answer goes to the ack, or, without one, an error goes out as a `failure` event.
  * Unknown events with an ack get 4400.
  */
-import { isRedisUnavailable } from "../cluster/redis-clients.js";
+import { failedBecauseRedis } from "../cluster/redis-clients.js";
 import { RoomcastError, toErrorBody, type ErrorBody } from "../contracts/error-codes.js";
 import { REQUEST_EVENTS, type RequestEvent } from "../contracts/events.js";
 import type { GatewayContext } from "./context.js";
@@ -101,7 +101,7 @@ export function attachRequests(ctx: GatewayContext, socket: RoomcastSocket, hand
       const result = await handler(ctx, socket, payload, scope);
       answer(event, payload, ack, { ok: true, ...result });
     } catch (err) {
-      const redisDown = !(err instanceof RoomcastError) && (!ctx.isRedisUp() || isRedisUnavailable(err));
+      const redisDown = failedBecauseRedis(err, ctx.isRedisUp());
       const error = redisDown ? new RoomcastError("unavailable").toBody() : toErrorBody(err);
       if (redisDown) ctx.log.warn({ err: (err as Error).message, event }, "refused: Redis unavailable");
       else if (!(err instanceof RoomcastError)) ctx.log.error({ err, event, connectionId: socket.data.connectionId }, "request failed");

@@ -8,7 +8,7 @@ import helmet from "@fastify/helmet";
 import rateLimit from "@fastify/rate-limit";
 import { bearerToken } from "../auth/token-verifier.js";
 import type { ClusterStats } from "../cluster/node-registry.js";
-import { isRedisUnavailable, type RedisClient } from "../cluster/redis-clients.js";
+import { failedBecauseRedis, type RedisClient } from "../cluster/redis-clients.js";
 import { RoomcastError, type ErrorBody } from "../contracts/error-codes.js";
 import type { Logger } from "pino";
 import type { GatewayContext } from "../gateway/context.js";
@@ -33,7 +33,7 @@ function toHttpError(err: FastifyError | Error, redisUp: boolean): RoomcastError
   if (status === 413) return new RoomcastError("too_large", "request body too large");
   if (status === 415) return new RoomcastError("bad_request", "body: Content-Type must be application/json");
   if (status !== undefined && status >= 400 && status < 500) return new RoomcastError("bad_request", `body: ${err.message}`);
-  if (!redisUp || isRedisUnavailable(err)) return new RoomcastError("unavailable", "Redis is unavailable; retry");
+  if (failedBecauseRedis(err, redisUp)) return new RoomcastError("unavailable", "Redis is unavailable; retry");
   return new RoomcastError("internal");
 }
 
