@@ -1,19 +1,21 @@
 #!/usr/bin/env node
 /**
- * roomcast gateway | start | token
+ * roomcast gateway | worker | start | token
  */
 import { parseDuration, mintToken } from "./auth/mint-token.js";
 import { ConfigError, loadConfig, requireKeySetting } from "./config/load-config.js";
 import { SETTINGS } from "./config/settings.js";
 import { RedisUnavailableError } from "./cluster/redis-clients.js";
 import { runGateway } from "./lifecycle/run-gateway.js";
+import { runWorker } from "./lifecycle/run-worker.js";
 import { runLocalCluster } from "./lifecycle/local-cluster.js";
 
 const USAGE = `usage: roomcast <command> [--flags]
 
 commands:
   gateway   start one gateway replica (needs REDIS_URL and a JWT key setting)
-  start     a whole local cluster: Redis (embedded unless REDIS_URL is set) and --replicas N gateways on one port
+  worker    start one BullMQ worker running the processors (needs REDIS_URL; /healthz, /readyz, /metrics on PORT)
+  start     a whole local cluster: Redis (embedded unless REDIS_URL is set), --replicas N gateways on one port, one worker
   token     mint a token: --sub <id> [--envs a,b] [--scope "a b"] [--ttl 1h] [--tenant t]
 
 settings (environment variables, or the same name as a --kebab-case flag):
@@ -55,6 +57,9 @@ async function main(argv: readonly string[]): Promise<void> {
   switch (command) {
     case "gateway":
       await runGateway(loadConfig({ argv: rest }), { stickyWorker: process.env.ROOMCAST_STICKY_WORKER === "1" });
+      return;
+    case "worker":
+      await runWorker(loadConfig({ argv: rest }));
       return;
     case "start":
       await runLocalCluster(rest);

@@ -4,13 +4,14 @@
  */
 import { randomBytes } from "node:crypto";
 import type { RedisClient } from "../cluster/redis-clients.js";
-import type { GatewayMetrics, RedisOperation } from "../metrics/metrics.js";
-import { RoomcastError } from "../contracts/error-codes.js";
+import type { PublishPathMetrics, RedisOperation } from "../metrics/metrics.js";
 import type { ChannelEvent } from "../contracts/events.js";
 import type { Priority } from "../contracts/schemas.js";
 import { channelKeys } from "./channel-keys.js";
 import type { ResolvedChannel } from "./channel-registry.js";
-import { PUBLISH_SCRIPT, READ_SCRIPT } from "./lua-scripts.js";
+import { CLOSE_SCRIPT, PUBLISH_SCRIPT, READ_SCRIPT } from "./lua-scripts.js";
+import { closeMessage } from "../cluster/channel-feed.js";
+import { ERROR_CODES, RoomcastError, type ErrorReason } from "../contracts/error-codes.js";
 
 export interface PublishInput {
   type: string;
@@ -19,6 +20,8 @@ export interface PublishInput {
   idempotencyKey?: string | undefined;
   /** Overrides the namespace's snapshot rule: the channel's state after this event. */
   snapshot?: unknown;
+  /** Overrides the channel's history time to live from this event on (s). */
+  ttlS?: number;
 }
 
 export interface PublishResult {
@@ -48,6 +51,7 @@ type ReadReply = [string, number, number, string[], string | null];
 type ScriptedRedis = RedisClient & {
   roomcastPublish(...args: (string | number)[]): Promise<PublishReply>;
   roomcastRead(...args: (string | number)[]): Promise<ReadReply>;
+  roomcastClose(...args: (string | number)[]): Promise<number>;
 };
 
 /** Epochs are fixed-width random tokens. */
@@ -81,10 +85,12 @@ export class ChannelStore {
     private readonly idempotencyTtlS: number,
     /** SPUBLISH (sharded pub/sub, Redis Cluster) instead of PUBLISH. */
     private readonly sharded: boolean,
-    private readonly metrics?: Pick<GatewayMetrics, "timeRedis" | "published">,
+    private readonly metrics?: PublishPathMetrics,
   ) {
     redis.defineCommand("roomcastPublish", { numberOfKeys: 5, lua: PUBLISH_SCRIPT });
     redis.defineCommand("roomcastRead", { numberOfKeys: 3, lua: READ_SCRIPT });
+    // The key count varies: the caller passes it first.
+    redis.defineCommand("roomcastClose", { lua: CLOSE_SCRIPT });
     this.redis = redis as ScriptedRedis;
   }
 
@@ -109,7 +115,7 @@ export class ChannelStore {
       keys.feed,
       newEpoch(),
       target.historySize,
-      target.historyTtlS,
+      input.ttlS ?? target.historyTtlS,
       head,
       tail,
       this.sharded ? "SPUBLISH" : "PUBLISH",
@@ -119,6 +125,17 @@ export class ChannelStore {
     ));
     if (duplicate !== 1) this.metrics?.published.inc({ namespace: target.namespace });
     return { offset: Number(offset), epoch, id: firstId, duplicate: duplicate === 1 };
+  }
+
+  /**
+   * Ends a channel everywhere: its history, snapshot and position are deleted (with
+   * `alsoDelete`, keys of the same hash tag), and every replica ends its subscriptions with
+   * `unsubscribed { code, reason }`. A later subscribe starts a new epoch.
+   */
+  async close(target: ResolvedChannel, reason: Extract<ErrorReason, "expired">, alsoDelete: readonly string[] = []): Promise<void> {
+    const keys = channelKeys(this.prefix, target.channel);
+    const deleted = [keys.meta, keys.history, keys.snapshot, ...alsoDelete];
+    await this.redis.roomcastClose(1 + deleted.length, keys.feed, ...deleted, this.sharded ? "SPUBLISH" : "PUBLISH", closeMessage(ERROR_CODES[reason].code, reason));
   }
 
   private timed<T>(operation: RedisOperation, call: () => Promise<T>): Promise<T> {

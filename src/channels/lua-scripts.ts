@@ -86,3 +86,15 @@ local entries = {}
 for i, entry in ipairs(raw) do entries[i] = entry[2][2] end
 return { epoch, top, first, entries, redis.call('GET', KEYS[3]) }
 `;
+
+/**
+ * Ends a channel: deletes its keys (and any others of its hash tag passed along) and tells every
+ * replica on its feed, which ends the local subscriptions with `unsubscribed`.
+ * KEYS: feed, then the keys to delete
+ * ARGV: publish command ('PUBLISH' | 'SPUBLISH'), message ('close <code> <reason>')
+ */
+export const CLOSE_SCRIPT = `
+for i = 2, #KEYS do redis.call('DEL', KEYS[i]) end
+redis.call(ARGV[1], KEYS[1], ARGV[2])
+return 1
+`;

@@ -11,6 +11,7 @@ import type {
   ChannelEvent,
   ClientToServerEvents,
   Closing,
+  ControlOk,
   Lag,
   PublishOk,
   ServerToClientEvents,
@@ -18,6 +19,7 @@ import type {
   Unsubscribed,
   Welcome,
 } from "../contracts/events.js";
+import type { LogFilter } from "../contracts/schemas.js";
 import { backoffDelay, tokenExpiry, type BackoffOptions } from "./backoff.js";
 
 export interface RoomcastClientOptions {
@@ -42,6 +44,8 @@ export interface SubscribeOptions {
    * `snapshot` (where the namespace keeps one) and the last `events`.
    */
   onReset?: (reset: { snapshot: unknown; events: ChannelEvent[]; offset: number; epoch: string }) => void;
+  /** Narrows the lines of log events (kept across reconnects; change it with setFilter). */
+  filter?: LogFilter;
 }
 
 export type EventHandler = (event: ChannelEvent) => void;
@@ -54,6 +58,10 @@ interface Tracked {
   position?: { offset: number; epoch: string };
   /** A subscribe is in flight: live events wait for its answer. */
   waiting: boolean;
+  /** The connection whose server holds this subscription now. */
+  subscribedOn?: RoomcastSocket;
+  /** Paused by pause(): not resubscribed on reconnect until resume(). */
+  paused?: boolean;
   /** The caller of subscribe(), waiting for the first answer. */
   firstAnswer?: { resolve: (ok: SubscribeOk) => void; reject: (err: Error) => void };
 }
@@ -139,6 +147,39 @@ export class RoomcastClient {
     if (this.socket?.connected) await this.socket.emitWithAck("unsubscribe", { channel });
   }
 
+  /** Stops delivery on a channel until resume() (also across reconnects). */
+  async pause(channel: string): Promise<void> {
+    const tracked = this.subscriptions.get(channel);
+    if (!tracked) throw new Error(`roomcast: not subscribed to ${channel}`);
+    tracked.paused = true;
+    if (this.isLive(tracked)) await this.control({ channel, action: "pause" });
+  }
+
+  /** Replays what was published while paused (from history), then delivers live again. */
+  async resume(channel: string): Promise<void> {
+    const tracked = this.subscriptions.get(channel);
+    if (!tracked) throw new Error(`roomcast: not subscribed to ${channel}`);
+    tracked.paused = false;
+    if (this.isLive(tracked)) await this.control({ channel, action: "resume" });
+    else this.sendSubscribe(tracked);
+  }
+
+  /** Narrows the lines of log events from now on (`{}` or undefined: every line). */
+  async setFilter(channel: string, filter: LogFilter | undefined): Promise<void> {
+    const tracked = this.subscriptions.get(channel);
+    if (!tracked) throw new Error(`roomcast: not subscribed to ${channel}`);
+    tracked.options = { ...tracked.options, filter };
+    if (this.isLive(tracked)) await this.control({ channel, action: "filter", filter: filter ?? {} });
+  }
+
+  private isLive(tracked: Tracked): boolean {
+    return this.socket !== undefined && this.socket.connected && tracked.subscribedOn === this.socket;
+  }
+
+  private async control(request: Parameters<ClientToServerEvents["control"]>[0]): Promise<ControlOk> {
+    return unwrap(await this.socket!.timeout(10_000).emitWithAck("control", request));
+  }
+
   async publish(channel: string, type: string, data: unknown): Promise<PublishOk> {
     if (!this.socket?.connected) throw new Error("roomcast: not connected");
     return unwrap(await this.socket.emitWithAck("publish", { channel, type, data }));
@@ -177,7 +218,7 @@ export class RoomcastClient {
       this.attempt = 0;
       this.retryAfterMs = undefined;
       this.scheduleRefresh();
-      for (const tracked of this.subscriptions.values()) this.sendSubscribe(tracked);
+      for (const tracked of this.subscriptions.values()) if (!tracked.paused) this.sendSubscribe(tracked);
       this.emitLocal("welcome", welcome);
     });
     socket.on("event", (event) => this.onEvent(event));
@@ -252,13 +293,17 @@ export class RoomcastClient {
     const socket = this.socket;
     if (!socket?.connected) return; // the next `welcome` sends it
     tracked.waiting = true;
-    const request = tracked.position ? { channel: tracked.channel, since: tracked.position } : { channel: tracked.channel, history: tracked.options.history ?? 0 };
+    const request: Parameters<ClientToServerEvents["subscribe"]>[0] = tracked.position
+      ? { channel: tracked.channel, since: tracked.position }
+      : { channel: tracked.channel, history: tracked.options.history ?? 0 };
+    if (tracked.options.filter) request.filter = tracked.options.filter;
     // The answer is handled inside the ack callback: it runs before any later event packet.
     socket.emit("subscribe", request, (answer: Answer<SubscribeOk>) => {
       if (this.subscriptions.get(tracked.channel) !== tracked) return;
       const first = tracked.firstAnswer;
       tracked.firstAnswer = undefined;
       tracked.waiting = false;
+      tracked.subscribedOn = answer.ok ? socket : undefined;
       if (!answer.ok) {
         this.subscriptions.delete(tracked.channel);
         first?.reject(Object.assign(new Error(answer.error.message), { code: answer.error.code, reason: answer.error.reason }));

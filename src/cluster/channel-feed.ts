@@ -18,12 +18,24 @@ export interface ChannelMessage {
   json: string;
 }
 
-export type ChannelMessageHandler = (channel: string, message: ChannelMessage) => void;
+/** A message `close <code> <reason>` from the close script: the channel ended. */
+export interface ChannelClosed {
+  closed: true;
+  code: number;
+  reason: string;
+}
 
-export function parseChannelMessage(text: string): ChannelMessage | undefined {
+export type ChannelMessageHandler = (channel: string, message: ChannelMessage | ChannelClosed) => void;
+
+export function closeMessage(code: number, reason: string): string {
+  return `close ${code} ${reason}`;
+}
+
+export function parseChannelMessage(text: string): ChannelMessage | ChannelClosed | undefined {
   const a = text.indexOf(" ");
   const b = text.indexOf(" ", a + 1);
   if (a <= 0 || b <= a) return undefined;
+  if (text.startsWith("close ")) return { closed: true, code: Number(text.slice(a + 1, b)), reason: text.slice(b + 1) };
   return { offset: Number(text.slice(0, a)), epoch: text.slice(a + 1, b), json: text.slice(b + 1) };
 }
 

@@ -16,6 +16,8 @@ export interface RedisClients {
   subscriber: RedisClient;
   /** True on a Redis Cluster (redis+cluster:// seeds). */
   cluster: boolean;
+  /** Where they connect: for more clients (BullMQ's). */
+  target: RedisTarget;
   isUp(): boolean;
   close(): Promise<void>;
 }
@@ -92,7 +94,13 @@ function waitReady(client: RedisClient, url: string, timeoutMs: number): Promise
   });
 }
 
-export function createRedis(target: RedisTarget, log: Logger, role: string): RedisClient {
+/**
+ * BullMQ's workers need the opposite of our fail-fast defaults: commands wait (and blocking
+ * ones are resent) across a Redis reconnect.
+ */
+export const WAIT_FOR_REDIS: Partial<RedisOptions> = { maxRetriesPerRequest: null, enableOfflineQueue: true, autoResendUnfulfilledCommands: true };
+
+export function createRedis(target: RedisTarget, log: Logger, role: string, overrides: Partial<RedisOptions> = {}): RedisClient {
   const options: RedisOptions = {
     connectionName: `roomcast-${role}`,
     // Fail fast while Redis is away (the caller answers 503), and never resend a publish
@@ -101,11 +109,12 @@ export function createRedis(target: RedisTarget, log: Logger, role: string): Red
     enableOfflineQueue: false,
     autoResendUnfulfilledCommands: false,
     retryStrategy: (times) => Math.min(100 * times, 2000),
+    ...overrides,
   };
   const client: RedisClient = target.cluster
     ? new Cluster(target.seeds, {
         redisOptions: { ...options, username: target.username, password: target.password, ...(target.tls ? { tls: {} } : {}) },
-        enableOfflineQueue: false,
+        enableOfflineQueue: options.enableOfflineQueue ?? false,
         // Sharded pub/sub (SSUBSCRIBE) goes to the shard that owns each channel's slot.
         shardedSubscribers: role === "subscriber",
         clusterRetryStrategy: (times) => Math.min(100 * times, 2000),
@@ -142,6 +151,7 @@ export async function connectRedis(url: string, log: Logger, timeoutMs = 5000): 
     commands,
     subscriber,
     cluster: target.cluster,
+    target,
     isUp: () => commands.status === "ready" && subscriber.status === "ready",
     close: async () => {
       await Promise.allSettled([commands.quit(), subscriber.quit()]);

@@ -44,6 +44,15 @@ export interface Config {
   historyTtlS: number;
   idempotencyTtlS: number;
   drainS: number;
+  queueName: string;
+  workerConcurrency: number;
+  processors: readonly string[];
+  sampleProcessors: boolean;
+  jobAttempts: number;
+  jobBackoffMs: number;
+  jobLockS: number;
+  jobRetentionS: number;
+  console: boolean;
   adminUser: string | undefined;
   adminPasswordHash: string | undefined;
   adminReadonly: boolean;
@@ -187,6 +196,11 @@ export function loadConfig({ env = process.env, argv = [] }: LoadOptions = {}): 
   if (config.redisUrl !== undefined && !/^rediss?(\+cluster)?:\/\/./.test(config.redisUrl)) {
     throw new ConfigError(`invalid setting REDIS_URL: expected a redis://, rediss:// or redis+cluster:// URL, got ${JSON.stringify(redactUrl(config.redisUrl))}`);
   }
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(config.queueName)) throw new ConfigError("invalid setting ROOMCAST_QUEUE: letters, digits, _ and - only, at most 64");
+  if (config.workerConcurrency < 1) throw new ConfigError("invalid setting ROOMCAST_WORKER_CONCURRENCY: must be at least 1");
+  if (config.jobAttempts < 1) throw new ConfigError("invalid setting ROOMCAST_JOB_ATTEMPTS: must be at least 1");
+  if (config.jobLockS < 2) throw new ConfigError("invalid setting ROOMCAST_JOB_LOCK_S: must be at least 2");
+  if (config.jobRetentionS < 1) throw new ConfigError("invalid setting ROOMCAST_JOB_RETENTION_S: must be at least 1");
   if (!/^[A-Za-z0-9_.-]+$/.test(config.redisPrefix)) throw new ConfigError("invalid setting ROOMCAST_REDIS_PREFIX: letters, digits and _.- only");
   if ((config.adminUser === undefined) !== (config.adminPasswordHash === undefined)) {
     const missing = config.adminUser === undefined ? "ROOMCAST_ADMIN_USER" : "ROOMCAST_ADMIN_PASSWORD_HASH";
@@ -201,8 +215,12 @@ export function loadConfig({ env = process.env, argv = [] }: LoadOptions = {}): 
 
 /** Checks made only by commands that need them (gateway, worker), not by `token` or `start`. */
 export function requireServerSettings(config: Config): void {
-  if (!config.redisUrl) throw new ConfigError("missing setting REDIS_URL: the gateway needs Redis (for example REDIS_URL=redis://127.0.0.1:6379)");
+  requireRedisSetting(config, "gateway");
   requireKeySetting(config);
+}
+
+export function requireRedisSetting(config: Config, who: "gateway" | "worker"): void {
+  if (!config.redisUrl) throw new ConfigError(`missing setting REDIS_URL: the ${who} needs Redis (for example REDIS_URL=redis://127.0.0.1:6379)`);
 }
 
 export function requireKeySetting(config: Config): void {

@@ -5,6 +5,7 @@
 import type { ErrorBody } from "./error-codes.js";
 import type {
   ControlRequest,
+  LogFilter,
   Priority,
   PublishRequest,
   RefreshRequest,
@@ -47,7 +48,8 @@ export interface ControlOk {
   channel: string;
   action: ControlRequest["action"];
   paused: boolean;
-  replayed?: number;
+  /** The subscription's filter now (none: every line). */
+  filter?: LogFilter;
 }
 export interface RefreshOk {
   exp: number;

@@ -5,6 +5,7 @@
 import { z } from "zod";
 import { CHANNEL_NAME } from "./channel-name.js";
 import { RoomcastError } from "./error-codes.js";
+import { LOG_LEVELS, LOG_STREAMS } from "./jobs.js";
 
 export const PRIORITIES = ["critical", "high", "normal", "low"] as const;
 export type Priority = (typeof PRIORITIES)[number];
@@ -13,11 +14,16 @@ const channel = z.string().regex(CHANNEL_NAME, "must be <namespace>:<name> (PROT
 const eventType = z.string().min(1).max(64).regex(/^[A-Za-z0-9_.:-]+$/, "letters, digits and _.:- only");
 const offset = z.number().int().min(0);
 
+/**
+ * Narrows the lines of `log` events (job and `env:<id>:logs` channels): one stream, a lowest
+ * level (lines without a level count as info), a substring (case-insensitive). Other event
+ * types pass unchanged.
+ */
 export const logFilterSchema = z
   .object({
-    stream: z.enum(["stdout", "stderr"]).optional(),
-    level: z.string().max(32).optional(),
-    contains: z.string().max(200).optional(),
+    stream: z.enum(LOG_STREAMS).optional(),
+    level: z.enum(LOG_LEVELS).optional(),
+    contains: z.string().min(1).max(200).optional(),
   })
   .strict();
 

@@ -10,11 +10,12 @@ import { WebSocket } from "ws";
 import { roomOf } from "../channels/channel-keys.js";
 import type { ChannelStore } from "../channels/channel-store.js";
 import { canRecover } from "../channels/recovery.js";
-import type { ChannelMessage } from "../cluster/channel-feed.js";
+import type { ChannelClosed, ChannelMessage } from "../cluster/channel-feed.js";
 import type { Config } from "../config/load-config.js";
 import { ERROR_CODES } from "../contracts/error-codes.js";
 import type { ChannelEvent } from "../contracts/events.js";
 import type { GatewayMetrics } from "../metrics/metrics.js";
+import { filterEvent } from "./log-filter.js";
 import type { PendingEvent, RoomcastServer, RoomcastSocket, Subscription } from "./types.js";
 
 /** The event's `ts` (publish time), read without parsing: the first `,"ts":` is ours (type and id cannot hold quotes). */
@@ -23,9 +24,19 @@ function publishTime(json: string): number {
   return at < 0 ? 0 : parseInt(json.slice(at + 6, at + 26), 10) || 0;
 }
 
+const PACKET_HEAD = '2["event",';
+
 /** Socket.IO EVENT packet for namespace "/": `2["event",<json>]`. */
 export function eventPacket(json: string): string {
-  return `2["event",${json}]`;
+  return `${PACKET_HEAD}${json}]`;
+}
+
+/** The packet this subscription gets: the shared one, or, under a filter, its own. */
+function packetFor(sub: Subscription, event: PendingEvent): string {
+  if (!sub.filter) return event.packet;
+  const parsed = (event.parsed ??= JSON.parse(event.packet.slice(PACKET_HEAD.length, -1)) as ChannelEvent);
+  const out = filterEvent(parsed, sub.filter);
+  return out === parsed ? event.packet : eventPacket(JSON.stringify(out));
 }
 
 interface WriteOptions {
@@ -98,7 +109,8 @@ export class Delivery {
   private write(socket: RoomcastSocket, sub: Subscription, event: PendingEvent, options: WriteOptions): boolean {
     if (!this.isSlow(socket)) {
       sub.offset = event.offset;
-      socket.conn.write(event.packet, options as object);
+      if (sub.filter) socket.conn.write(packetFor(sub, event));
+      else socket.conn.write(event.packet, options as object);
       return true;
     }
     if (sub.target.policy === "conflate") {
@@ -141,7 +153,7 @@ export class Delivery {
           this.metrics.lagNotices.inc();
         }
         sub.offset = held.event.offset;
-        socket.conn.write(held.event.packet);
+        socket.conn.write(packetFor(sub, held.event));
         this.metrics.delivered.inc({ namespace: sub.target.namespace });
       }
     };
@@ -171,6 +183,16 @@ export class Delivery {
       this.metrics.fanout.observe(written);
       const ts = publishTime(message.json);
       if (ts > 0) this.metrics.deliveryLatency.observe(Math.max(Date.now() - ts, 0) / 1000);
+    }
+  }
+
+  /** From the feed: the channel ended (a finished job's retention ran out): its subscriptions here end. */
+  onChannelClosed(channel: string, closed: ChannelClosed): void {
+    const socketIds = this.io.of("/").adapter.rooms.get(roomOf(channel));
+    const sockets = this.io.of("/").sockets;
+    for (const id of [...(socketIds ?? [])]) {
+      const socket = sockets.get(id);
+      if (socket) this.endSubscription(socket, channel, closed.code, closed.reason);
     }
   }
 
@@ -263,7 +285,7 @@ export class Delivery {
     for (const event of events) {
       if (event.offset <= sub.offset) continue;
       sub.offset = event.offset;
-      socket.conn.write(eventPacket(JSON.stringify(event)));
+      socket.conn.write(eventPacket(JSON.stringify(filterEvent(event, sub.filter))));
       written++;
     }
     if (written > 0) this.metrics.delivered.inc({ namespace: sub.target.namespace }, written);

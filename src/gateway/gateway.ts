@@ -9,8 +9,11 @@ import { Server } from "socket.io";
 import { createTokenVerifier } from "../auth/token-verifier.js";
 import { ChannelRegistry } from "../channels/channel-registry.js";
 import { ChannelStore } from "../channels/channel-store.js";
-import { redisJobDirectory } from "../channels/job-directory.js";
 import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
+import { JobChannels } from "../jobs/job-channel.js";
+import { bullConnection, openJobQueues } from "../jobs/job-queue.js";
+import { JobRecords } from "../jobs/job-records.js";
+import { JobService } from "../jobs/job-service.js";
 import { channelOfRoom } from "../channels/channel-keys.js";
 import { ChannelFeed } from "../cluster/channel-feed.js";
 import { connectRedis, type RedisClients } from "../cluster/redis-clients.js";
@@ -87,12 +90,24 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
   requireServerSettings(config);
   const verifyToken = createTokenVerifier(config);
   const redis: RedisClients = await connectRedis(config.redisUrl!, log);
-  const registry = new ChannelRegistry(config, redisJobDirectory(redis.commands, config.redisPrefix));
+  const records = new JobRecords(redis.commands, config.redisPrefix);
+  const registry = new ChannelRegistry(config, records);
   const sharded = config.adapter === "sharded" || (config.adapter === "auto" && redis.cluster);
   // Live counts are read when scraped, from the Socket.IO server created below.
   const live = liveCounts(() => io, redis.isUp);
   const metrics = createMetrics(config.nodeId, live, { namespaces: Object.keys(config.namespaces), events: REQUEST_EVENTS });
   const store = new ChannelStore(redis.commands, config.redisPrefix, config.idempotencyTtlS, sharded, metrics);
+  // The job API adds to the queue through a connection of its own (BullMQ's), failing fast like ours.
+  const bullProducer = bullConnection(redis.target, log, "producer");
+  const queues = openJobQueues(config, bullProducer);
+  const jobs = new JobService({
+    config,
+    queues,
+    records,
+    channels: new JobChannels(store, registry, records, queues, config.jobRetentionS),
+    redis: redis.commands,
+    sharded,
+  });
 
   let draining = false;
   const isReady = () => !draining && redis.isUp();
@@ -117,7 +132,7 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
     metrics,
   );
   const feed = new ChannelFeed(redis.subscriber, config.redisPrefix, sharded, log.child({ module: "feed" }), (channel, message) =>
-    delivery.onChannelMessage(channel, message),
+    "closed" in message ? delivery.onChannelClosed(channel, message) : delivery.onChannelMessage(channel, message),
   );
   // The socket.io adapter links the replicas for everything but channel events (those
   // travel on the feed): its own key, so that the two never read each other's messages.
@@ -168,7 +183,14 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
   );
 
   const app = createHttpApp(context, {
-    clusterStats: () => nodes.cluster(), isReady, isRedisUp: redis.isUp, redis: redis.commands, kickUser, log: log.child({ module: "http" }) });
+    clusterStats: () => nodes.cluster(),
+    isReady,
+    isRedisUp: redis.isUp,
+    redis: redis.commands,
+    kickUser,
+    jobs,
+    log: log.child({ module: "http" }),
+  });
   io.attach(app.server);
 
   // The Socket.IO admin UI (namespace /admin, page /admin/): only when its settings are set.
@@ -239,6 +261,8 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
       await app.close();
       quotas.close();
       await nodes.close();
+      await queues.close();
+      await bullProducer.quit().catch(() => bullProducer.disconnect());
       await redis.close();
     },
   };

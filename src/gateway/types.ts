@@ -2,6 +2,8 @@ import type { Server, Socket } from "socket.io";
 import type { Principal } from "../auth/token-verifier.js";
 import type { ResolvedChannel } from "../channels/channel-registry.js";
 import type { QuotaScope } from "../cluster/connection-quotas.js";
+import type { ChannelEvent } from "../contracts/events.js";
+import type { CompiledFilter } from "./log-filter.js";
 import type { ClientToServerEvents, InterServerEvents, ServerToClientEvents } from "../contracts/events.js";
 
 /** One delivery waiting in a subscription's buffer. */
@@ -10,6 +12,8 @@ export interface PendingEvent {
   epoch: string;
   /** The Socket.IO packet, encoded once per replica. */
   packet: string;
+  /** The event, parsed once per replica for the subscriptions that filter it. */
+  parsed?: ChannelEvent;
 }
 
 /**
@@ -26,6 +30,8 @@ export interface Subscription {
   generation: number;
   /** Conflating channels of a slow consumer: the newest event held back, and how many it replaced. */
   conflated?: { event: PendingEvent; skipped: number };
+  /** Narrows the lines of log events (subscribe `filter`, control `filter`). */
+  filter?: CompiledFilter;
 }
 
 export interface SocketData {

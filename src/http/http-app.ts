@@ -14,6 +14,9 @@ import type { Logger } from "pino";
 import type { GatewayContext } from "../gateway/context.js";
 import { adminRoutes } from "./admin-routes.js";
 import { channelRoutes } from "./channel-routes.js";
+import { jobRoutes } from "./job-routes.js";
+import { consoleRoutes } from "./console-routes.js";
+import type { JobService } from "../jobs/job-service.js";
 
 export interface HttpAppOptions {
   log: Logger;
@@ -25,6 +28,7 @@ export interface HttpAppOptions {
   clusterStats: () => Promise<ClusterStats>;
   isReady: () => boolean;
   isRedisUp: () => boolean;
+  jobs: JobService;
 }
 
 function toHttpError(err: FastifyError | Error, redisUp: boolean): RoomcastError {
@@ -103,9 +107,11 @@ export function createHttpApp(ctx: GatewayContext, options: HttpAppOptions): Fas
     const ready = options.isReady();
     return reply.code(ready ? 200 : 503).send({ ready, node: ctx.config.nodeId });
   });
+  if (ctx.config.console) consoleRoutes(app);
   // Route plugins are registered after the rate limiter, so their `config.rateLimit` applies.
   void app.register(async (v1) => {
     channelRoutes(v1, ctx);
+    jobRoutes(v1, options.jobs, ctx.verifyToken, ctx.config.httpRateLimit);
     adminRoutes(v1, ctx, options);
   });
   return app;

@@ -1,9 +1,12 @@
 /**
  * `roomcast start`: a whole local cluster for trying roomcast. Redis (a private
  * redis-server unless REDIS_URL is set), then --replicas N gateway processes behind one
- * port (node:cluster with @socket.io/sticky, so that long-polling works too). A replica
- * that dies is restarted; Ctrl-C stops everything it started.
+ * port (node:cluster with @socket.io/sticky, so that long-polling works too), serving the
+ * live console at `/`, and one worker running the sample processors, with a simulated status
+ * feed for the environments dev, staging and prod. A process that dies is restarted; Ctrl-C
+ * stops everything it started.
  */
+import { fork as forkProcess, type ChildProcess } from "node:child_process";
 import cluster, { type Worker } from "node:cluster";
 import { randomBytes } from "node:crypto";
 import { createServer } from "node:http";
@@ -11,10 +14,12 @@ import { fileURLToPath } from "node:url";
 import { setupMaster } from "@socket.io/sticky";
 import { mintToken } from "../auth/mint-token.js";
 import { ConfigError, loadConfig } from "../config/load-config.js";
-import { hasRedisServer, NO_REDIS_HINT, startEmbeddedRedis, type EmbeddedRedis } from "../cluster/embedded-redis.js";
+import { freePort, hasRedisServer, NO_REDIS_HINT, startEmbeddedRedis, type EmbeddedRedis } from "../cluster/embedded-redis.js";
 import { redactUrl } from "../cluster/redis-clients.js";
 
 const RESTART_DELAY_MS = 1000;
+export const DEMO_ENVIRONMENTS = ["dev", "staging", "prod"];
+const CLI = fileURLToPath(new URL("../cli.js", import.meta.url));
 
 function replicasFlag(argv: readonly string[]): number {
   const i = argv.findIndex((a) => a === "--replicas" || a.startsWith("--replicas="));
@@ -25,12 +30,13 @@ function replicasFlag(argv: readonly string[]): number {
   return n;
 }
 
-/** The flags for the gateways: all but `--replicas N` / `--replicas=N`. */
-function withoutReplicasFlag(argv: readonly string[]): string[] {
+/** argv without the named flags (`--name value` and `--name=value`). */
+function withoutFlags(argv: readonly string[], names: readonly string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === "--replicas") i++;
-    else if (!argv[i]!.startsWith("--replicas=")) out.push(argv[i]!);
+    const arg = argv[i]!;
+    if (names.includes(arg)) i++;
+    else if (!names.some((name) => arg.startsWith(`${name}=`))) out.push(arg);
   }
   return out;
 }
@@ -54,15 +60,16 @@ export async function runLocalCluster(argv: readonly string[]): Promise<void> {
 
   let stopping = false;
   const names = new Map<Worker, string>();
-  cluster.setupPrimary({ exec: fileURLToPath(new URL("../cli.js", import.meta.url)), args: ["gateway", ...withoutReplicasFlag(argv)] });
+  cluster.setupPrimary({ exec: CLI, args: ["gateway", ...withoutFlags(argv, ["--replicas"])] });
+  const shared = {
+    REDIS_URL: redisUrl,
+    ROOMCAST_JWT_SECRET: secret,
+    ROOMCAST_LOG_PRETTY: process.env.ROOMCAST_LOG_PRETTY ?? "1",
+    ROOMCAST_CONSOLE: process.env.ROOMCAST_CONSOLE ?? "1",
+    ROOMCAST_SAMPLE_PROCESSORS: process.env.ROOMCAST_SAMPLE_PROCESSORS ?? "1",
+  };
   const fork = (name: string): Promise<Worker> => {
-    const worker = cluster.fork({
-      REDIS_URL: redisUrl,
-      ROOMCAST_JWT_SECRET: secret,
-      ROOMCAST_NODE_ID: name,
-      ROOMCAST_STICKY_WORKER: "1",
-      ROOMCAST_LOG_PRETTY: process.env.ROOMCAST_LOG_PRETTY ?? "1",
-    });
+    const worker = cluster.fork({ ...shared, ROOMCAST_NODE_ID: name, ROOMCAST_STICKY_WORKER: "1" });
     names.set(worker, name);
     return new Promise((resolve, reject) => {
       worker.on("message", (m: { type?: string }) => m?.type === "roomcast:ready" && resolve(worker));
@@ -79,13 +86,38 @@ export async function runLocalCluster(argv: readonly string[]): Promise<void> {
     }, RESTART_DELAY_MS);
   });
 
+  // The job worker: a plain child process (it serves only /healthz, /readyz, /metrics, on a port of its own).
+  const workerPort = await freePort();
+  let jobWorker: ChildProcess | undefined;
+  const forkWorker = (): Promise<ChildProcess> => {
+    // The worker listens on a port of its own: the gateways' --port and --host are not for it.
+    const child = forkProcess(CLI, ["worker", ...withoutFlags(argv, ["--replicas", "--port", "--host"])], {
+      env: { ...process.env, ...shared, ROOMCAST_NODE_ID: "worker-1", PORT: String(workerPort), HOST: "127.0.0.1" },
+    });
+    jobWorker = child;
+    child.once("exit", (code, signal) => {
+      if (stopping || jobWorker !== child) return;
+      console.log(`roomcast: worker-1 (pid ${child.pid}) stopped (${signal ?? `code ${code}`}); restarting it in ${RESTART_DELAY_MS} ms`);
+      setTimeout(() => {
+        if (!stopping) forkWorker().then((w) => console.log(`roomcast: worker-1 is back (pid ${w.pid})`), () => undefined);
+      }, RESTART_DELAY_MS);
+    });
+    return new Promise((resolve, reject) => {
+      child.on("message", (m: { type?: string }) => m?.type === "roomcast:ready" && resolve(child));
+      child.once("exit", (code) => reject(new Error(`worker-1 exited with code ${code} before it was ready`)));
+    });
+  };
+
+  let demoFeed: string | undefined;
   const stop = async (exitCode = 0) => {
     if (stopping) return;
     stopping = true;
     if (exitCode === 0) console.log("\nroomcast: stopping");
+    if (demoFeed) await callApi("DELETE", `/v1/jobs/${demoFeed}`).catch(() => undefined);
     for (const worker of Object.values(cluster.workers ?? {})) worker?.kill("SIGTERM");
+    jobWorker?.kill("SIGTERM");
     await new Promise<void>((resolve) => {
-      const check = () => (Object.keys(cluster.workers ?? {}).length === 0 ? resolve() : setTimeout(check, 50));
+      const check = () => (Object.keys(cluster.workers ?? {}).length === 0 && (!jobWorker || jobWorker.exitCode !== null || jobWorker.signalCode !== null) ? resolve() : setTimeout(check, 50));
       check();
     });
     server.close();
@@ -99,7 +131,7 @@ export async function runLocalCluster(argv: readonly string[]): Promise<void> {
   setupMaster(server, { loadBalancingMethod: "least-connection" });
   let workers: Worker[];
   try {
-    workers = await Promise.all(Array.from({ length: replicas }, (_, i) => fork(`gateway-${i + 1}`)));
+    [workers] = await Promise.all([Promise.all(Array.from({ length: replicas }, (_, i) => fork(`gateway-${i + 1}`))), forkWorker()]);
   } catch (err) {
     process.stderr.write(`roomcast: ${(err as Error).message}\n`);
     await stop(1);
@@ -119,19 +151,43 @@ export async function runLocalCluster(argv: readonly string[]): Promise<void> {
 
   const url = `http://${config.host === "0.0.0.0" ? "localhost" : config.host}:${config.port}`;
   const token = await mintToken({ secret, sub: "dev", envs: ["*"], scope: "publish env:read jobs:read jobs:write admin", ttlS: 24 * 3600 });
+  const local = `http://${config.host === "0.0.0.0" ? "127.0.0.1" : config.host}:${config.port}`;
+  const callApi = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${local}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body ? { "content-type": "application/json" } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    const answer = (await res.json()) as { jobId?: string; error?: { message: string } };
+    if (!res.ok) throw new Error(answer.error?.message ?? `HTTP ${res.status}`);
+    return answer;
+  };
+  // The demo's environment status feed (a sample job, cancelled when this stops).
+  if (shared.ROOMCAST_SAMPLE_PROCESSORS !== "0") {
+    demoFeed = await callApi("POST", "/v1/jobs", { name: "sample.env-status", data: { envs: DEMO_ENVIRONMENTS, intervalMs: 5000, durationMs: 24 * 3600 * 1000 } })
+      .then((answer) => answer.jobId)
+      .catch((err: unknown) => {
+        console.log(`roomcast: no environment status feed (${(err as Error).message})`);
+        return undefined;
+      });
+  }
   console.log(`
 roomcast is running at ${url}
+  console:  ${url}/#token=${token}
   redis:    ${redis ? `embedded, ${redis.url}` : redactUrl(redisUrl)}
   replicas: ${workers.map((w) => `${names.get(w)} (pid ${w.process.pid})`).join(", ")}
+  worker:   worker-1 (pid ${jobWorker?.pid}), sample processors, metrics at http://127.0.0.1:${workerPort}/metrics
   secret:   ${config.jwtSecret ? "from ROOMCAST_JWT_SECRET" : `${secret} (generated; set ROOMCAST_JWT_SECRET to keep one)`}
 
 dev token (sub "dev", every environment, scopes publish env:read jobs:read jobs:write admin, 24 h):
   export TOKEN=${token}
 
 try it:
+  open the console link above, press Start, and watch the build's progress and log tail
+  curl -X POST ${url}/v1/jobs -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" \\
+       -d '{"name":"sample.build","envId":"dev","data":{"lines":500,"durationMs":20000}}'
   curl -X POST ${url}/v1/channels/user:dev/events -H "Authorization: Bearer $TOKEN" \\
        -H "Content-Type: application/json" -d '{"type":"hello","data":{"text":"hi"}}'
-  curl ${url}/v1/channels/user:dev/history -H "Authorization: Bearer $TOKEN"
 
 Ctrl-C stops everything.
 `);

@@ -1,10 +1,10 @@
 /**
- * A test cluster: its own Redis and N real gateway processes. The Redis topology comes from
+ * A test cluster: its own Redis, N real gateway processes and M workers. The Redis topology comes from
  * ROOMCAST_TEST_REDIS: `single` (default, one redis-server) or `cluster` (a Redis Cluster of
  * three masters with a replica each), so that one suite runs against both.
  */
 import { startEmbeddedRedis } from "../../src/cluster/embedded-redis.js";
-import { startGateway, type GatewayProcess } from "./gateway-process.js";
+import { startGateway, startWorker, type GatewayProcess } from "./gateway-process.js";
 import { startRedisCluster } from "./redis-cluster.js";
 
 export type RedisTopology = "single" | "cluster";
@@ -13,43 +13,63 @@ export const TOPOLOGY: RedisTopology = process.env.ROOMCAST_TEST_REDIS === "clus
 
 export interface TestRedis {
   url: string;
+  /** The loopback ports of its redis-server processes. */
+  ports: number[];
   /** Stops every Redis process of the topology. */
   stop(): Promise<void>;
 }
 
 export async function startTestRedis(topology: RedisTopology = TOPOLOGY): Promise<TestRedis> {
-  return topology === "cluster" ? startRedisCluster() : startEmbeddedRedis();
+  if (topology === "cluster") {
+    const cluster = await startRedisCluster();
+    return { url: cluster.url, ports: cluster.nodes.map((n) => n.port), stop: () => cluster.stop() };
+  }
+  const redis = await startEmbeddedRedis();
+  return { url: redis.url, ports: [redis.port], stop: () => redis.stop() };
 }
 
 export interface TestCluster {
   redis: TestRedis;
   gateways: GatewayProcess[];
+  workers: GatewayProcess[];
   /** Starts one more replica on the same Redis. */
   addGateway(env?: Record<string, string>): Promise<GatewayProcess>;
+  /** Starts one more worker (sample processors on) on the same Redis. */
+  addWorker(env?: Record<string, string>): Promise<GatewayProcess>;
   close(): Promise<void>;
 }
 
-export async function startCluster(options: { replicas?: number; env?: Record<string, string> } = {}): Promise<TestCluster> {
+export async function startCluster(options: { replicas?: number; workers?: number; env?: Record<string, string> } = {}): Promise<TestCluster> {
   const redis = await startTestRedis();
   const gateways: GatewayProcess[] = [];
+  const workers: GatewayProcess[] = [];
   const addGateway = async (env: Record<string, string> = {}) => {
     const gateway = await startGateway({ redisUrl: redis.url, env: { ...options.env, ...env } });
     gateways.push(gateway);
     return gateway;
   };
+  const addWorker = async (env: Record<string, string> = {}) => {
+    const worker = await startWorker({ redisUrl: redis.url, env: { ...options.env, ...env } });
+    workers.push(worker);
+    return worker;
+  };
+  const killAll = () => Promise.all([...gateways, ...workers].map((p) => p.kill()));
   try {
     for (let i = 0; i < (options.replicas ?? 2); i++) await addGateway();
+    for (let i = 0; i < (options.workers ?? 0); i++) await addWorker();
   } catch (err) {
-    await Promise.all(gateways.map((g) => g.kill()));
+    await killAll();
     await redis.stop();
     throw err;
   }
   return {
     redis,
     gateways,
+    workers,
     addGateway,
+    addWorker,
     async close() {
-      await Promise.all(gateways.map((g) => g.kill()));
+      await killAll();
       await redis.stop();
     },
   };

@@ -1,6 +1,6 @@
 /**
- * Real gateway processes (`node dist/cli.js gateway`) on free loopback ports, for tests.
- * `npm test` builds dist/ first.
+ * Real gateway and worker processes (`node dist/cli.js gateway|worker`) on free loopback
+ * ports, for tests. `npm test` builds dist/ first.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -51,7 +51,7 @@ export async function runCli(args: string[], env: Record<string, string>, timeou
 async function waitReady(url: string, child: ChildProcess, output: () => string, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`gateway exited with ${child.exitCode}: ${output()}`);
+    if (child.exitCode !== null) throw new Error(`process exited with ${child.exitCode}: ${output()}`);
     try {
       const res = await fetch(`${url}/readyz`);
       if (res.status === 200) return;
@@ -60,13 +60,22 @@ async function waitReady(url: string, child: ChildProcess, output: () => string,
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-  throw new Error(`gateway at ${url} not ready in ${timeoutMs} ms: ${output()}`);
+  throw new Error(`process at ${url} not ready in ${timeoutMs} ms: ${output()}`);
 }
 
-export async function startGateway(options: GatewayOptions): Promise<GatewayProcess> {
+export function startGateway(options: GatewayOptions): Promise<GatewayProcess> {
+  return startRoomcast("gateway", options);
+}
+
+/** A worker (its /readyz, /metrics on `url`), with the sample processors unless env says otherwise. */
+export function startWorker(options: GatewayOptions): Promise<GatewayProcess> {
+  return startRoomcast("worker", { ...options, env: { ROOMCAST_SAMPLE_PROCESSORS: "1", ...options.env } });
+}
+
+async function startRoomcast(command: "gateway" | "worker", options: GatewayOptions): Promise<GatewayProcess> {
   const port = await freePort();
-  const nodeId = options.nodeId ?? `test-gw-${process.pid}-${++counter}`;
-  const child = spawn(process.execPath, [CLI, "gateway"], {
+  const nodeId = options.nodeId ?? `test-${command === "gateway" ? "gw" : "worker"}-${process.pid}-${++counter}`;
+  const child = spawn(process.execPath, [CLI, command], {
     env: {
       PATH: process.env.PATH ?? "",
       HOST: "127.0.0.1",

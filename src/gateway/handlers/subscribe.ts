@@ -5,6 +5,7 @@ import type { SubscribeOk } from "../../contracts/events.js";
 import { subscribeSchema, parseOrThrow } from "../../contracts/schemas.js";
 import type { GatewayContext } from "../context.js";
 import type { RequestScope } from "../request-router.js";
+import { compileFilter, filterEvent } from "../log-filter.js";
 import { endSubscription } from "./unsubscribe.js";
 import type { RoomcastSocket, Subscription } from "../types.js";
 
@@ -14,7 +15,6 @@ import type { RoomcastSocket, Subscription } from "../types.js";
  */
 export async function subscribe(ctx: GatewayContext, socket: RoomcastSocket, payload: unknown, request: RequestScope): Promise<SubscribeOk> {
   const req = parseOrThrow(subscribeSchema, payload);
-  if (req.filter) throw new RoomcastError("bad_request", "filter: not supported on this channel yet", { field: "filter" });
   const target = ctx.registry.resolve(req.channel);
   await ctx.registry.authorize(socket.data.principal, target, "subscribe");
   const subscriptions = socket.data.subscriptions;
@@ -43,6 +43,7 @@ export async function subscribe(ctx: GatewayContext, socket: RoomcastSocket, pay
     sub.state = "syncing";
     sub.pending = [];
   }
+  sub.filter = compileFilter(req.filter);
   const generation = ++sub.generation;
   let position;
   try {
@@ -62,7 +63,7 @@ export async function subscribe(ctx: GatewayContext, socket: RoomcastSocket, pay
     offset: position.offset,
     epoch: position.epoch,
     recovered: position.recovered,
-    events: position.events,
+    events: sub.filter ? position.events.map((event) => filterEvent(event, sub.filter)) : position.events,
   };
   if (position.snapshot !== undefined) answer.snapshot = position.snapshot;
   // The answer goes out first, then the live events that arrived while reading.

@@ -1,0 +1,362 @@
+// The roomcast live console: start a sample job, watch its progress and log tail, see
+// environment status tiles. Everything goes through the roomcast/client SDK, which resumes
+// every subscription with `since` after a reconnect, so the log continues without a gap.
+import { createClient } from "/console/sdk/roomcast-client.js";
+
+const ENVIRONMENTS = ["dev", "staging", "prod"];
+const MAX_LINES = 3000;
+const HISTORY = 1000;
+const $ = (id) => document.getElementById(id);
+
+let client;
+let token;
+let watching; // { jobId, channel, lastN, gaps, lines, stateOffset }
+let everDisconnected = false;
+let bannerTimer;
+
+function showBanner(text, kind = "warn", hideAfterMs = 0) {
+  const banner = $("banner");
+  banner.textContent = text;
+  banner.dataset.kind = kind;
+  banner.hidden = false;
+  clearTimeout(bannerTimer);
+  if (hideAfterMs > 0) bannerTimer = setTimeout(() => (banner.hidden = true), hideAfterMs);
+}
+
+function setPill(el, state, text = state) {
+  el.dataset.state = state;
+  el.textContent = text;
+}
+
+async function api(method, path, body) {
+  const res = await fetch(path, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body ? { "content-type": "application/json" } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const json = await res.json().catch(() => ({}));
+  if (!res.ok) throw new Error(json.error ? `${json.error.code} ${json.error.reason}: ${json.error.message}` : `HTTP ${res.status}`);
+  return json;
+}
+
+// --- token -------------------------------------------------------------------------------
+
+function initialToken() {
+  const fromHash = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (fromHash) {
+    localStorage.setItem("roomcast.token", fromHash);
+    history.replaceState(null, "", location.pathname + location.search);
+    return fromHash;
+  }
+  return localStorage.getItem("roomcast.token") ?? undefined;
+}
+
+function askForToken(message) {
+  $("token-panel").hidden = false;
+  $("app").hidden = true;
+  const error = $("token-error");
+  error.hidden = !message;
+  error.textContent = message ?? "";
+}
+
+$("token-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const value = $("token").value.trim();
+  if (!value) return;
+  localStorage.setItem("roomcast.token", value);
+  start(value);
+});
+
+// --- connection --------------------------------------------------------------------------
+
+function start(newToken) {
+  client?.close();
+  token = newToken;
+  $("token-panel").hidden = true;
+  $("app").hidden = false;
+  client = createClient({ url: location.origin, token, transports: ["websocket", "polling"] });
+  client.on("welcome", (welcome) => {
+    setPill($("connection"), "online", `online · ${welcome.node}`);
+    if (everDisconnected) showBanner(`Reconnected to ${welcome.node}: subscriptions resumed where they stopped.`, "ok", 5000);
+  });
+  client.on("disconnected", (reason) => {
+    everDisconnected = true;
+    setPill($("connection"), "reconnecting", "reconnecting…");
+    showBanner(`Connection lost (${reason}). Reconnecting… the log will resume without a gap.`);
+  });
+  client.on("closing", (closing) => showBanner(`The server is closing this connection (${closing.code} ${closing.reason}); reconnecting…`));
+  client.on("error", (error) => {
+    if (error.code === 4401 || error.code === 4403) {
+      localStorage.removeItem("roomcast.token");
+      askForToken(`The token was refused (${error.code} ${error.reason ?? ""}): ${error.message}`);
+    }
+  });
+  client.on("unsubscribed", (notice) => {
+    if (watching && notice.channel === watching.channel) marker(`the channel ended (${notice.code} ${notice.reason})`);
+  });
+  client.on("lag", (lag) => {
+    if (watching && lag.channel === watching.channel) marker(`${lag.skipped} events could not be delivered (lag)`);
+  });
+  client.connect();
+  for (const env of ENVIRONMENTS) subscribeEnvironment(env);
+  refreshJobs();
+}
+
+// --- environments ------------------------------------------------------------------------
+
+function tileOf(env) {
+  let tile = document.querySelector(`.tile[data-env="${env}"]`);
+  if (!tile) {
+    tile = document.createElement("div");
+    tile.className = "tile";
+    tile.dataset.env = env;
+    tile.innerHTML = `<h3><span></span><span class="pill">waiting</span></h3><dl></dl>`;
+    tile.querySelector("h3 span").textContent = env;
+    $("env-tiles").append(tile);
+    const option = document.createElement("option");
+    option.value = option.textContent = env;
+    $("env-select").append(option);
+  }
+  return tile;
+}
+
+function renderEnvironment(env, status) {
+  const tile = tileOf(env);
+  if (!status || typeof status !== "object") return;
+  const label = String(status.status ?? "unknown");
+  setPill(tile.querySelector(".pill"), label);
+  const rows = Object.entries(status.metrics ?? {}).map(([k, v]) => [k, v]);
+  if (status.version) rows.unshift(["version", status.version]);
+  if (status.ts) rows.push(["updated", new Date(status.ts).toLocaleTimeString()]);
+  const dl = tile.querySelector("dl");
+  dl.replaceChildren(...rows.flatMap(([k, v]) => {
+    const dt = document.createElement("dt");
+    const dd = document.createElement("dd");
+    dt.textContent = k;
+    dd.textContent = String(v);
+    return [dt, dd];
+  }));
+}
+
+function subscribeEnvironment(env) {
+  tileOf(env);
+  client
+    .subscribe(`env:${env}:status`, (event) => renderEnvironment(env, event.data), {
+      onReset: ({ snapshot }) => renderEnvironment(env, snapshot),
+    })
+    .then((answer) => renderEnvironment(env, answer.snapshot))
+    .catch((err) => setPill(tileOf(env).querySelector(".pill"), "failed", err.message.slice(0, 40)));
+}
+
+// --- jobs --------------------------------------------------------------------------------
+
+$("job-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = new FormData(event.target);
+  const name = form.get("name");
+  const seconds = Number(form.get("seconds"));
+  const data = name === "sample.build"
+    ? { lines: Number(form.get("lines")), durationMs: seconds * 1000, failAttempts: Number(form.get("failAttempts")) }
+    : { durationMs: seconds * 1000 };
+  $("job-error").hidden = true;
+  try {
+    const created = await api("POST", "/v1/jobs", { name, envId: form.get("envId"), data });
+    watch(created.jobId);
+    refreshJobs();
+  } catch (err) {
+    $("job-error").hidden = false;
+    $("job-error").textContent = err.message;
+  }
+});
+
+$("watch-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  watch(new FormData(event.target).get("jobId").trim());
+});
+
+$("cancel-job").addEventListener("click", async () => {
+  if (!watching) return;
+  try {
+    const answer = await api("DELETE", `/v1/jobs/${watching.jobId}`);
+    marker(`cancel requested: ${answer.state}`);
+  } catch (err) {
+    marker(`cancel failed: ${err.message}`);
+  }
+});
+
+async function refreshJobs() {
+  try {
+    const stats = await api("GET", "/v1/jobs/stats");
+    const list = $("job-list");
+    list.replaceChildren(...(stats.active.length === 0 ? [Object.assign(document.createElement("li"), { className: "muted", textContent: "none" })] : stats.active.map((job) => {
+      const li = document.createElement("li");
+      const a = document.createElement("a");
+      a.textContent = job.jobId;
+      a.addEventListener("click", () => watch(job.jobId));
+      li.append(a, ` ${job.name}${job.envId ? ` on ${job.envId}` : ""}: ${Math.round(job.progress)}%${job.status ? ` (${job.status})` : ""}`);
+      return li;
+    })));
+  } catch {
+    // shown again on the next refresh
+  }
+  setTimeout(refreshJobs, 3000);
+}
+
+function currentFilter() {
+  const filter = {};
+  if ($("filter-stream").value) filter.stream = $("filter-stream").value;
+  if ($("filter-level").value) filter.level = $("filter-level").value;
+  if ($("filter-contains").value.trim()) filter.contains = $("filter-contains").value.trim();
+  return Object.keys(filter).length > 0 ? filter : undefined;
+}
+
+for (const id of ["filter-stream", "filter-level", "filter-contains"]) {
+  $(id).addEventListener("change", () => {
+    if (!watching) return;
+    client.setFilter(watching.channel, currentFilter()).then(
+      () => marker(`filter: ${JSON.stringify(currentFilter() ?? {})}`),
+      (err) => marker(`filter refused: ${err.message}`),
+    );
+  });
+}
+
+$("pause").addEventListener("click", async () => {
+  if (!watching) return;
+  const button = $("pause");
+  button.disabled = true;
+  try {
+    if (watching.paused) {
+      await client.resume(watching.channel);
+      watching.paused = false;
+      marker("resumed: what was missed follows from history");
+    } else {
+      await client.pause(watching.channel);
+      watching.paused = true;
+      marker("paused");
+    }
+  } finally {
+    button.textContent = watching.paused ? "Resume" : "Pause";
+    button.disabled = false;
+  }
+});
+
+function setProgress(value) {
+  const percent = Math.max(0, Math.min(100, Math.round(value)));
+  $("progress").setAttribute("aria-valuenow", String(percent));
+  $("progress-bar").style.width = `${percent}%`;
+  $("progress-text").textContent = `${percent}%`;
+}
+
+function applySnapshot(snapshot) {
+  if (!snapshot) return;
+  setPill($("job-state"), snapshot.state);
+  setProgress(snapshot.progress ?? 0);
+  $("job-attempt").textContent = `attempts made: ${snapshot.attemptsMade}`;
+  $("job-status").textContent = snapshot.status ? `step: ${snapshot.status}` : "";
+  if (snapshot.result !== undefined) $("job-result").textContent = `result: ${JSON.stringify(snapshot.result)}`;
+  if (snapshot.failedReason) $("job-result").textContent = `failed: ${snapshot.failedReason}`;
+}
+
+function lineElement(line) {
+  const div = document.createElement("div");
+  div.className = `line ${line.stream}${line.level ? ` ${line.level}` : ""}`;
+  div.dataset.n = String(line.n);
+  const n = document.createElement("span");
+  n.className = "n";
+  n.textContent = String(line.n);
+  const text = document.createElement("span");
+  text.className = "text";
+  text.textContent = line.text;
+  div.append(n, text);
+  return div;
+}
+
+function appendToLog(nodes) {
+  const log = $("log");
+  const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 30;
+  log.append(...nodes);
+  while (log.childElementCount > MAX_LINES) log.firstElementChild.remove();
+  if (atBottom) log.scrollTop = log.scrollHeight;
+}
+
+function marker(text) {
+  const div = document.createElement("div");
+  div.className = "marker";
+  div.textContent = `— ${text}`;
+  appendToLog([div]);
+}
+
+function appendLines(lines) {
+  const filtered = currentFilter() !== undefined;
+  for (const line of lines) {
+    if (!filtered && watching.lastN > 0 && line.n !== watching.lastN + 1 && line.n > watching.lastN) watching.gaps++;
+    if (line.n > watching.lastN) watching.lastN = line.n;
+  }
+  watching.lines += lines.length;
+  appendToLog(lines.map(lineElement));
+  $("log-count").textContent = `${watching.lines} lines shown, last #${watching.lastN}${watching.gaps > 0 ? `, ${watching.gaps} gaps` : ", no gaps"}`;
+  $("log-count").dataset.gaps = String(watching.gaps);
+}
+
+function onJobEvent(event) {
+  watching.stateOffset = event.offset;
+  const data = event.data ?? {};
+  switch (event.type) {
+    case "state":
+      setPill($("job-state"), data.state);
+      $("job-attempt").textContent = data.attempt ? `attempt ${data.attempt}` : `attempts made: ${data.attemptsMade}`;
+      if (data.status) $("job-status").textContent = `step: ${data.status}`;
+      if (data.state === "active" && data.restarted) marker(`attempt ${data.attempt} starts (${data.restarted === "retry" ? "retry after a failure" : "its last worker stopped"})`);
+      if (data.state === "active" && !data.status) setProgress(0);
+      if (data.state === "retrying") marker(`attempt failed: ${data.failedReason}; retrying in ${((data.retryInMs ?? 0) / 1000).toFixed(1)} s`);
+      if (data.state === "stalled") marker("the worker running this job stopped; another worker takes it over");
+      if (data.state === "queued" && data.reason) marker(`back in the queue (${data.reason})`);
+      break;
+    case "progress":
+      setProgress(data.progress);
+      break;
+    case "log":
+      appendLines(data.lines ?? []);
+      break;
+    case "done":
+      setPill($("job-state"), data.state);
+      if (data.state === "completed") setProgress(100);
+      $("job-result").textContent = data.state === "completed" ? `result: ${JSON.stringify(data.result)}` : data.state === "failed" ? `failed: ${data.failedReason}` : "cancelled";
+      marker(`job ${data.state}; its channel stays until ${new Date(data.expiresAt).toLocaleTimeString()}`);
+      break;
+  }
+}
+
+async function watch(jobId) {
+  if (!jobId) return;
+  if (watching) client.unsubscribe(watching.channel).catch(() => undefined);
+  const channel = `job:${jobId}`;
+  watching = { jobId, channel, lastN: 0, gaps: 0, lines: 0, stateOffset: 0, paused: false };
+  $("job").hidden = false;
+  $("job-id").textContent = jobId;
+  $("log").replaceChildren();
+  $("job-result").textContent = "";
+  $("pause").textContent = "Pause";
+  setProgress(0);
+  const mine = watching;
+  try {
+    const answer = await client.subscribe(channel, (event) => mine === watching && onJobEvent(event), {
+      history: HISTORY,
+      filter: currentFilter(),
+      onReset: ({ snapshot, events }) => {
+        if (mine !== watching) return;
+        marker("history could not fill the gap: reloaded the job's state");
+        applySnapshot(snapshot);
+        events.forEach(onJobEvent);
+      },
+    });
+    // The snapshot is the state at the answer: newer live events win over it.
+    if (mine === watching && answer.offset >= watching.stateOffset) applySnapshot(answer.snapshot);
+  } catch (err) {
+    marker(`cannot watch ${jobId}: ${err.message}`);
+  }
+}
+
+const saved = initialToken();
+if (saved) start(saved);
+else askForToken();

@@ -1,0 +1,78 @@
+/**
+ * The BullMQ queues of roomcast: the jobs queue (ROOMCAST_QUEUE; gateways add, workers run)
+ * and its `-expiry` companion, whose delayed entries close finished jobs' channels when
+ * their retention ends. Every BullMQ key carries one hash tag (`{<prefix>:bull}`), as BullMQ
+ * requires on a Redis Cluster.
+ */
+import { Queue, type JobsOptions } from "bullmq";
+import type { Logger } from "pino";
+import type { Config } from "../config/load-config.js";
+import { createRedis, WAIT_FOR_REDIS, type RedisClient, type RedisTarget } from "../cluster/redis-clients.js";
+
+/** What a BullMQ job of the jobs queue carries besides its name (the processor). */
+export interface QueuedJobData {
+  owner: string;
+  envId?: string;
+  data: unknown;
+}
+
+export interface ExpiryJobData {
+  jobId: string;
+}
+
+export function bullPrefix(config: Config): string {
+  return `{${config.redisPrefix}:bull}`;
+}
+
+export function expiryQueueName(config: Config): string {
+  return `${config.queueName}-expiry`;
+}
+
+/**
+ * A Redis connection for BullMQ. `producer` (gateways adding jobs) fails fast like our own
+ * clients, so that POST /v1/jobs answers 503 while Redis is away; `worker` waits for Redis.
+ */
+export function bullConnection(target: RedisTarget, log: Logger, role: "producer" | "worker"): RedisClient {
+  return createRedis(target, log, `bull-${role}`, role === "worker" ? WAIT_FOR_REDIS : {});
+}
+
+/** Options of every job added: kept for the retention once finished, for GET /v1/jobs/:id. */
+export function jobOptions(config: Config, overrides: { attempts?: number | undefined; backoffMs?: number | undefined; delayMs?: number | undefined; priority?: number | undefined }): JobsOptions {
+  const keep = { age: config.jobRetentionS, count: 100_000 };
+  return {
+    attempts: overrides.attempts ?? config.jobAttempts,
+    backoff: { type: "exponential", delay: overrides.backoffMs ?? config.jobBackoffMs },
+    ...(overrides.delayMs ? { delay: overrides.delayMs } : {}),
+    ...(overrides.priority ? { priority: overrides.priority } : {}),
+    removeOnComplete: keep,
+    removeOnFail: keep,
+  };
+}
+
+export interface JobQueues {
+  jobs: Queue<QueuedJobData>;
+  expiry: Queue<ExpiryJobData>;
+  /** When a job's channel closes: `retentionS` after it finished. */
+  scheduleExpiry(jobId: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function openJobQueues(config: Config, connection: RedisClient): JobQueues {
+  const prefix = bullPrefix(config);
+  const jobs = new Queue<QueuedJobData>(config.queueName, { connection, prefix });
+  const expiry = new Queue<ExpiryJobData>(expiryQueueName(config), { connection, prefix });
+  // BullMQ re-emits connection errors on the queue; our client already logs them once.
+  jobs.on("error", () => undefined);
+  expiry.on("error", () => undefined);
+  return {
+    jobs,
+    expiry,
+    async scheduleExpiry(jobId) {
+      // The job id makes it idempotent: a second finish of the same job schedules nothing.
+      await expiry.add("close", { jobId }, { jobId: `close-${jobId}`, delay: config.jobRetentionS * 1000, removeOnComplete: true, removeOnFail: true });
+    },
+    async close() {
+      await Promise.allSettled([jobs.close(), expiry.close()]);
+    },
+  };
+}

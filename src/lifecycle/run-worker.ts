@@ -1,0 +1,37 @@
+/**
+ * `roomcast worker`: one BullMQ worker, with /healthz, /readyz and /metrics on PORT. On
+ * SIGTERM it takes no new jobs, lets running ones finish within ROOMCAST_DRAIN_S, requeues
+ * the rest (another worker runs them) and exits 0. A worker that cannot start (bad settings,
+ * a processor module that does not load, Redis unreachable) exits 1 with one line.
+ */
+import type { Config } from "../config/load-config.js";
+import { createWorkerHttp } from "../http/worker-http.js";
+import { createJobWorker } from "../jobs/job-worker.js";
+import { createLogger } from "../logging/logger.js";
+
+export async function runWorker(config: Config): Promise<void> {
+  const log = createLogger({ level: config.logLevel, pretty: config.logPretty, base: { node: config.nodeId } });
+  const worker = await createJobWorker(config, log.child({ module: "worker" }));
+  const http = createWorkerHttp({ nodeId: config.nodeId, isReady: worker.isReady, registry: worker.metrics.registry });
+  const url = await http.listen({ port: config.port, host: config.host });
+  log.info({ url, queue: config.queueName, concurrency: config.workerConcurrency, processors: worker.processors }, "worker ready");
+  process.send?.({ type: "roomcast:ready", url });
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal, drainS: config.drainS }, "shutting down: finishing running jobs");
+    const force = setTimeout(() => process.exit(1), (config.drainS + 15) * 1000);
+    force.unref();
+    worker
+      .close(config.drainS * 1000)
+      .then(() => http.close())
+      .then(() => process.exit(0))
+      .catch((err: unknown) => {
+        log.error({ err }, "shutdown failed");
+        process.exit(1);
+      });
+  };
+  process.once("SIGTERM", () => stop("SIGTERM"));
+  process.once("SIGINT", () => stop("SIGINT"));
+}
