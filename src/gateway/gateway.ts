@@ -90,7 +90,7 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
   requireServerSettings(config);
   const verifyToken = createTokenVerifier(config);
   const redis: RedisClients = await connectRedis(config.redisUrl!, log);
-  const records = new JobRecords(redis.commands, config.redisPrefix);
+  const records = new JobRecords(redis.commands, config.redisPrefix, config.queueName);
   const registry = new ChannelRegistry(config, records);
   const sharded = config.adapter === "sharded" || (config.adapter === "auto" && redis.cluster);
   // Live counts are read when scraped, from the Socket.IO server created below.

@@ -2,7 +2,8 @@
  * What roomcast keeps about a job besides BullMQ's own record: its owner and environment
  * (for channel and API authorization) and whether a cancel was asked for, in a hash
  * `<prefix>:{job:<id>}:owner` (the job channel's hash tag, so that closing the channel deletes
- * it in the same step); and which job names workers run, in `<prefix>:{processors}`.
+ * it in the same step); and which job names the workers of a queue run, in
+ * `<prefix>:{processors}:<queue>`.
  */
 import type { JobDirectory } from "../channels/channel-registry.js";
 import type { RedisClient } from "../cluster/redis-clients.js";
@@ -29,8 +30,9 @@ export class JobRecords implements JobDirectory {
   constructor(
     private readonly redis: RedisClient,
     private readonly prefix: string,
+    queueName: string,
   ) {
-    this.processorsKey = `${prefix}:{processors}`;
+    this.processorsKey = `${prefix}:{processors}:${queueName}`;
   }
 
   key(jobId: string): string {

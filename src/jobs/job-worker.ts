@@ -52,7 +52,7 @@ export async function createJobWorker(config: Config, log: Logger): Promise<JobW
   const processors = await loadProcessors(config);
   const redis: RedisClients = await connectRedis(config.redisUrl!, log);
   const sharded = config.adapter === "sharded" || (config.adapter === "auto" && redis.cluster);
-  const records = new JobRecords(redis.commands, config.redisPrefix);
+  const records = new JobRecords(redis.commands, config.redisPrefix, config.queueName);
   const registry = new ChannelRegistry(config, records);
   const running = new Map<string, number>();
   const bullConnections: RedisClient[] = [];

@@ -141,6 +141,52 @@ describe("gateway start-up failures", { concurrency: 4 }, () => {
 
 });
 
+
+describe("worker start-up failures", { concurrency: 4 }, () => {
+  const base = () => ({ REDIS_URL: UNUSED_REDIS, HOST: "127.0.0.1", PORT: "0" });
+  const fixture = (name: string) => `./test/fixtures/${name}`;
+
+  /** Runs `roomcast worker`: exit code 1, one stderr line naming the setting (and `includes`). */
+  async function workerFails(env: Record<string, string>, setting: string, includes?: string): Promise<void> {
+    const result = await runCli(["worker"], env, 20_000);
+    assert.equal(result.code, 1, `exit code; stderr: ${result.stderr}`);
+    const lines = result.stderr.split("\n").filter((l) => l !== "");
+    assert.equal(lines.length, 1, `exactly one stderr line, got: ${JSON.stringify(result.stderr)}`);
+    assert.ok(lines[0]!.includes(setting), `${lines[0]} should name ${setting}`);
+    if (includes) assert.ok(lines[0]!.includes(includes), `${lines[0]} should say ${includes}`);
+    assert.ok(!lines[0]!.includes("    at "), "no stack trace");
+  }
+
+  it("Redis unreachable", async () => {
+    await workerFails({ ...base(), REDIS_URL: `redis://127.0.0.1:${await freePort()}` }, "REDIS_URL");
+  });
+  it("missing REDIS_URL", async () => {
+    const { REDIS_URL: _unused, ...env } = base();
+    await workerFails(env, "REDIS_URL", "worker");
+  });
+  it("a processor module that does not exist", async () => {
+    await workerFails({ ...base(), ROOMCAST_PROCESSORS: fixture("missing.mjs") }, "ROOMCAST_PROCESSORS", "missing.mjs");
+  });
+  it("a processor module that exports no object of processors", async () => {
+    await workerFails({ ...base(), ROOMCAST_PROCESSORS: fixture("not-processors.mjs") }, "ROOMCAST_PROCESSORS", "must export");
+  });
+  it("a processor with a name a channel cannot carry", async () => {
+    await workerFails({ ...base(), ROOMCAST_PROCESSORS: fixture("bad-name-processors.mjs") }, "ROOMCAST_PROCESSORS", "has space");
+  });
+  it("a processor defined twice (a module and the samples)", async () => {
+    await workerFails({ ...base(), ROOMCAST_SAMPLE_PROCESSORS: "1", ROOMCAST_PROCESSORS: fixture("clashing-processors.mjs") }, "ROOMCAST_PROCESSORS", "sample.build");
+  });
+  it("ROOMCAST_WORKER_CONCURRENCY=0", async () => {
+    await workerFails({ ...base(), ROOMCAST_WORKER_CONCURRENCY: "0" }, "ROOMCAST_WORKER_CONCURRENCY");
+  });
+  it("ROOMCAST_JOB_LOCK_S=1", async () => {
+    await workerFails({ ...base(), ROOMCAST_JOB_LOCK_S: "1" }, "ROOMCAST_JOB_LOCK_S");
+  });
+  it("ROOMCAST_QUEUE with a colon", async () => {
+    await workerFails({ ...base(), ROOMCAST_QUEUE: "a:b" }, "ROOMCAST_QUEUE");
+  });
+});
+
 describe("roomcast token", () => {
   let cluster: TestCluster;
   before(async () => {

@@ -6,6 +6,7 @@
  * environment channels, the job API's authorization, and the channel's expiry.
  */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import type { ChannelEvent, Unsubscribed } from "../../src/contracts/events.js";
 import type { EnvLogData, JobEventData, JobSnapshot } from "../../src/contracts/jobs.js";
@@ -252,6 +253,62 @@ describe("jobs", () => {
     await cluster.addWorker(SETTINGS);
   });
 
+  test("log filters narrow the lines of log events (stream, level, substring), on subscribe and with control, without dropping offsets", async () => {
+    const [plain, warnings, changing] = await Promise.all([client(a), client(b), client(b)]);
+    const jobId = await createJob(a.url, alice, { name: "sample.build", envId: "e1", data: { lines: 600, durationMs: 1500 } });
+    const envStderr: ChannelEvent[] = [];
+    changing.on("event", (e) => e.channel === "env:e1:logs" && envStderr.push(e));
+    assert.equal((await request<{ ok: boolean }>(changing, "subscribe", { channel: "env:e1:logs", filter: { stream: "stderr" } })).ok, true);
+    const [all, warn, tsc] = await Promise.all([
+      followJob(plain, jobId),
+      followJob(warnings, jobId, { filter: { level: "warn" } }),
+      followJob(changing, jobId, { filter: { contains: "TSC: COMPILED" } }),
+    ]);
+    await waitUntil(() => logLines(tsc.all()).length >= 5, 20_000, "compile lines");
+    const cleared = await request<{ ok: boolean; filter?: unknown; paused: boolean }>(changing, "control", { channel: `job:${jobId}`, action: "filter", filter: {} });
+    assert.deepEqual(cleared, { ok: true, channel: `job:${jobId}`, action: "filter", paused: false });
+    const clearedAt = tsc.all().at(-1)!.offset;
+    await Promise.all([all.done(), warn.done(), tsc.done()]);
+    const everything = logLines(all.all());
+    for (const [followed, what] of [[warn, "level warn"], [tsc, "contains, then cleared"]] as const) {
+      // Every event arrives (offsets stay contiguous); only lines are narrowed.
+      assertContiguous(followed.all(), what);
+      assert.deepEqual(followed.all().map((e) => e.id), all.all().map((e) => e.id), `${what}: the same events`);
+      for (const e of followed.all().filter((x) => x.type === "log")) {
+        const data = e.data as JobEventData["log"];
+        const full = (all.all().find((x) => x.id === e.id)!.data as JobEventData["log"]).lines.length;
+        assert.equal(data.lines.length + (data.filtered ?? 0), full, `${what}: kept + filtered = the batch`);
+      }
+    }
+    const warnLines = logLines(warn.all());
+    assert.ok(warnLines.length > 0, "the build has warnings");
+    assert.deepEqual(warnLines, everything.filter((l) => l.level === "warn" || l.level === "error"));
+    const beforeClear = logLines(tsc.all().filter((e) => e.offset <= clearedAt));
+    assert.ok(beforeClear.every((l) => l.text.includes("tsc: compiled")), "case-insensitive substring");
+    assert.deepEqual(logLines(tsc.all().filter((e) => e.offset > clearedAt)), logLines(all.all().filter((e) => e.offset > clearedAt)), "after clearing: every line");
+    await waitUntil(() => envStderr.length > 0 && logLines(envStderr).length === everything.filter((l) => l.stream === "stderr").length, 10_000, "stderr on env:e1:logs");
+    assert.ok(logLines(envStderr).every((l) => l.stream === "stderr"));
+  });
+
+  test("Redis connections dropped mid-job (CLIENT KILL on every node): the job goes on and subscribers lose no line", async () => {
+    const watcher = await client(b);
+    const total = 2000;
+    const jobId = await createJob(a.url, alice, { name: "sample.build", data: { lines: total, durationMs: 3000 } });
+    const followed = await followJob(watcher, jobId);
+    await waitUntil(() => logLines(followed.all()).length > 300, 20_000, "a running job");
+    for (const port of cluster.redis.ports) spawnSync("redis-cli", ["-p", String(port), "client", "kill", "type", "normal"], { stdio: "ignore" });
+    await waitUntil(() => logLines(followed.all()).length > 1200, 20_000, "more lines after the drop");
+    for (const port of cluster.redis.ports) spawnSync("redis-cli", ["-p", String(port), "client", "kill", "type", "pubsub"], { stdio: "ignore" });
+    const done = (await followed.done()).data as JobEventData["done"];
+    assert.equal(done.state, "completed");
+    const events = followed.all();
+    assertContiguous(events, "across dropped connections");
+    const lines = logLines(events);
+    assertLinesContiguous(lines, 1, "line numbers");
+    const numbered = lines.map((l) => /^\[\s*(\d+)\/2000\]/.exec(l.text)?.[1]).filter(Boolean).map(Number);
+    assert.deepEqual(numbered, Array.from({ length: total }, (_, i) => i + 1), "every build line once, in order");
+  });
+
   test("a deploy feeds its environment's status channel, whose snapshot is the newest status", async () => {
     const watcher = await client(a);
     const statuses: ChannelEvent[] = [];
@@ -368,6 +425,70 @@ describe("job channel expiry", () => {
     } finally {
       onA.close();
       onB.close();
+    }
+  });
+});
+
+describe("processors from ROOMCAST_PROCESSORS", () => {
+  let cluster: TestCluster;
+
+  before(async () => {
+    // The user's module alone (no samples), on a queue of its own.
+    cluster = await startCluster({ replicas: 1, env: { ...SETTINGS, ROOMCAST_QUEUE: "custom" } });
+    await cluster.addWorker({ ROOMCAST_PROCESSORS: "./test/fixtures/processors.mjs", ROOMCAST_SAMPLE_PROCESSORS: "0" });
+  });
+  after(() => cluster?.close());
+
+  it("run with the typed context: job info, multi-line logs with streams and levels, progress, status, environment status, result", async () => {
+    const [gateway] = cluster.gateways as [GatewayProcess];
+    const carol = await token({ sub: "carol", envs: ["e9"], scope: JOB_SCOPES });
+    const socket = await connect(gateway.url, { token: carol });
+    try {
+      const statuses: ChannelEvent[] = [];
+      socket.on("event", (e) => e.channel === "env:e9:status" && statuses.push(e));
+      await request(socket, "subscribe", { channel: "env:e9:status" });
+      const jobId = await createJob(gateway.url, carol, { name: "acme.echo", envId: "e9", data: { hello: "world" }, opts: { attempts: 4 } });
+      const followed = await followJob(socket, jobId);
+      const done = (await followed.done()).data as JobEventData["done"];
+      assert.equal(done.state, "completed");
+      assert.deepEqual(done.result, { echo: { hello: "world" }, envId: "e9" });
+      const lines = logLines(followed.all());
+      assert.deepEqual(
+        lines.map((l) => [l.n, l.stream, l.level, l.text]),
+        [
+          [1, "stdout", undefined, `job ${jobId} (acme.echo) for carol, attempt 1 of 4`],
+          [2, "stderr", undefined, "first line"],
+          [3, "stderr", undefined, "second line"],
+          [4, "stdout", "warn", "a warning"],
+        ],
+      );
+      assert.ok(stateEvents(followed.all()).some((s) => s.status === "echoing"));
+      assert.deepEqual(followed.all().filter((e) => e.type === "progress").map((e) => (e.data as { progress: number }).progress), [50, 100]);
+      await waitUntil(() => statuses.length === 1, 5000, "the environment status");
+      assert.deepEqual(statuses[0]!.data, { status: "echoed", by: jobId });
+      // The samples are not on this queue's workers.
+      const sample = await httpJson("POST", `${gateway.url}/v1/jobs`, carol, { name: "sample.build" });
+      assert.equal(sample.status, 404);
+      const stats = (await httpJson("GET", `${gateway.url}/v1/jobs/stats`, carol)).body as { processors: string[] };
+      assert.deepEqual(stats.processors, ["acme.echo", "acme.wait"]);
+    } finally {
+      socket.close();
+    }
+  });
+
+  it("a cancelled processor sees its signal's reason, and its last lines still go out", async () => {
+    const [gateway] = cluster.gateways as [GatewayProcess];
+    const carol = await token({ sub: "carol", scope: JOB_SCOPES });
+    const socket = await connect(gateway.url, { token: carol });
+    try {
+      const jobId = await createJob(gateway.url, carol, { name: "acme.wait" });
+      const followed = await followJob(socket, jobId);
+      await waitUntil(() => attemptStarts(followed.all()).length === 1, 10_000, "the job starts");
+      assert.equal((await httpJson("DELETE", `${gateway.url}/v1/jobs/${jobId}`, carol)).body.state, "cancelling");
+      assert.equal(((await followed.done()).data as JobEventData["done"]).state, "cancelled");
+      assert.deepEqual(logLines(followed.all()).map((l) => l.text), ["stopping: the job was cancelled (cancelled)"]);
+    } finally {
+      socket.close();
     }
   });
 });

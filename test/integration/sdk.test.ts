@@ -50,6 +50,47 @@ describe("client SDK", () => {
     assert.deepEqual(received.map((e) => (e.data as { n: number }).n), Array.from({ length: published }, (_, i) => i + 1));
   });
 
+  it("keeps a log filter and a pause across a reconnect; resume replays what was missed, under the new filter, in order", async () => {
+    const d = await cluster.addGateway({ ROOMCAST_HTTP_RATE_LIMIT: "0" });
+    const e = await cluster.addGateway({ ROOMCAST_HTTP_RATE_LIMIT: "0" });
+    const channel = "env:e5:logs";
+    const client = createClient({ url: [d.url, e.url], token: await token({ sub: "sdk-tail", envs: ["e5"], scope: "env:read" }), backoff: { initialMs: 100, maxMs: 200 } });
+    clients.push(client);
+    await client.connect();
+    const received: ChannelEvent[] = [];
+    await client.subscribe(channel, (event) => received.push(event), { filter: { stream: "stderr" } });
+    const publisher = await token({ sub: "backend", scope: "publish" });
+    let n = 0;
+    const publishBatches = async (count: number) => {
+      for (let i = 0; i < count; i++) {
+        const lines = [
+          { n: ++n, stream: "stdout", text: `out ${n}`, ts: Date.now() },
+          { n: ++n, stream: "stderr", text: `err ${n}`, ts: Date.now() },
+        ];
+        assert.equal((await httpPublish(e.url, publisher, channel, { type: "log", data: { jobId: "j", name: "x", lines } })).status, 202);
+      }
+    };
+    type Lines = { lines: { stream: string }[]; filtered?: number };
+    await publishBatches(10);
+    await waitUntil(() => received.length === 10, 5000, "10 batches");
+    assert.ok(received.every((ev) => (ev.data as Lines).lines.every((l) => l.stream === "stderr") && (ev.data as Lines).filtered === 1));
+    await client.pause(channel);
+    await publishBatches(5);
+    const back = new Promise((resolve) => client.once("welcome", resolve));
+    await d.kill();
+    await back;
+    await publishBatches(5);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(received.length, 10, "nothing while paused, across the reconnect");
+    await client.setFilter(channel, { stream: "stdout" });
+    await client.resume(channel);
+    await waitUntil(() => received.length === 20, 5000, "the 10 missed batches");
+    assert.deepEqual(received.map((ev) => ev.offset), Array.from({ length: 20 }, (_, i) => i + 1));
+    assert.ok(received.slice(10).every((ev) => (ev.data as Lines).lines.every((l) => l.stream === "stdout")), "the new filter");
+    await publishBatches(1);
+    await waitUntil(() => received.length === 21, 5000, "live again");
+  });
+
   it("hands over the snapshot (onReset) when history cannot fill the gap after a reconnect", async () => {
     const env = { ROOMCAST_HISTORY_SIZE: "3", ROOMCAST_HTTP_RATE_LIMIT: "0" };
     const d = await cluster.addGateway(env);
