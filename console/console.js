@@ -13,6 +13,7 @@ let token;
 let watching; // { jobId, channel, lastN, gaps, lines, stateOffset }
 let everDisconnected = false;
 let bannerTimer;
+let jobsRefresher;
 
 function showBanner(text, kind = "warn", hideAfterMs = 0) {
   const banner = $("banner");
@@ -100,6 +101,8 @@ function start(newToken) {
   client.connect();
   for (const env of ENVIRONMENTS) subscribeEnvironment(env);
   refreshJobs();
+  clearInterval(jobsRefresher);
+  jobsRefresher = setInterval(refreshJobs, 3000);
 }
 
 // --- environments ------------------------------------------------------------------------
@@ -127,7 +130,7 @@ function renderEnvironment(env, status) {
   setPill(tile.querySelector(".pill"), label);
   const rows = Object.entries(status.metrics ?? {}).map(([k, v]) => [k, v]);
   if (status.version) rows.unshift(["version", status.version]);
-  if (status.ts) rows.push(["updated", new Date(status.ts).toLocaleTimeString()]);
+  if (status.ts) rows.push(["updated", new Date(status.ts).toLocaleTimeString([], { hour12: false })]);
   const dl = tile.querySelector("dl");
   dl.replaceChildren(...rows.flatMap(([k, v]) => {
     const dt = document.createElement("dt");
@@ -199,7 +202,6 @@ async function refreshJobs() {
   } catch {
     // shown again on the next refresh
   }
-  setTimeout(refreshJobs, 3000);
 }
 
 function currentFilter() {
@@ -322,7 +324,8 @@ function onJobEvent(event) {
       setPill($("job-state"), data.state);
       if (data.state === "completed") setProgress(100);
       $("job-result").textContent = data.state === "completed" ? `result: ${JSON.stringify(data.result)}` : data.state === "failed" ? `failed: ${data.failedReason}` : "cancelled";
-      marker(`job ${data.state}; its channel stays until ${new Date(data.expiresAt).toLocaleTimeString()}`);
+      marker(`job ${data.state}; its channel stays until ${new Date(data.expiresAt).toLocaleTimeString([], { hour12: false })}`);
+      refreshJobs();
       break;
   }
 }

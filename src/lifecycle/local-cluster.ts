@@ -1,7 +1,7 @@
 /**
  * `roomcast start`: a whole local cluster for trying roomcast. Redis (a private
  * redis-server unless REDIS_URL is set), then --replicas N gateway processes behind one
- * port (node:cluster with @socket.io/sticky, so that long-polling works too), serving the
+ * port (node:cluster with sticky sessions, so that long-polling works too), serving the
  * live console at `/`, and one worker running the sample processors, with a simulated status
  * feed for the environments dev, staging and prod. A process that dies is restarted; Ctrl-C
  * stops everything it started.
@@ -11,7 +11,7 @@ import cluster, { type Worker } from "node:cluster";
 import { randomBytes } from "node:crypto";
 import { createServer } from "node:http";
 import { fileURLToPath } from "node:url";
-import { setupMaster } from "@socket.io/sticky";
+import { setupStickyBalancer } from "./sticky-balancer.js";
 import { mintToken } from "../auth/mint-token.js";
 import { ConfigError, loadConfig } from "../config/load-config.js";
 import { freePort, hasRedisServer, NO_REDIS_HINT, startEmbeddedRedis, type EmbeddedRedis } from "../cluster/embedded-redis.js";
@@ -128,7 +128,7 @@ export async function runLocalCluster(argv: readonly string[]): Promise<void> {
   process.on("SIGTERM", () => void stop());
 
   const server = createServer();
-  setupMaster(server, { loadBalancingMethod: "least-connection" });
+  setupStickyBalancer(server);
   let workers: Worker[];
   try {
     [workers] = await Promise.all([Promise.all(Array.from({ length: replicas }, (_, i) => fork(`gateway-${i + 1}`))), forkWorker()]);
