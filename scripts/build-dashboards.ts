@@ -8,7 +8,8 @@
  * output, and runs every expression below against a real Prometheus scraping real gateways.
  * Metric names come from src/metrics/metrics.ts (and prom-client's Node defaults, with the
  * `roomcast_` prefix); every series carries `node`. Do not add panels for metrics that do not
- * exist yet (queue and job metrics arrive with the workers).
+ * exist. The Jobs dashboard picks workers (nodes with roomcast_jobs_running), the others pick
+ * gateway replicas (nodes with roomcast_connections).
  */
 import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -49,8 +50,16 @@ export interface DashboardSpec {
   uid: string;
   title: string;
   description: string;
+  /** What the node picker lists: gateway replicas (default) or workers. */
+  nodes?: "gateways" | "workers";
   rows: RowSpec[];
 }
+
+/** The metric whose `node` values the picker lists, and its label. */
+export const NODE_VARIABLE = {
+  gateways: { metric: "roomcast_connections", label: "Replica" },
+  workers: { metric: "roomcast_jobs_running", label: "Worker" },
+} as const;
 
 const rate = (metric: string, extra = "") => `rate(${metric}{${N}${extra}}[$__rate_interval])`;
 const sumRate = (by: string, metric: string, extra = "") => `sum${by ? ` by (${by})` : ""} (${rate(metric, extra)})`;
@@ -72,8 +81,8 @@ const OVERVIEW: DashboardSpec = {
         {
           type: "stat",
           title: "Replicas",
-          description: "Replicas whose /metrics Prometheus scraped (by their node label).",
-          targets: [{ expr: `count(count by (node) (roomcast_process_start_time_seconds{${N}}))`, legend: "replicas" }],
+          description: "Gateway replicas whose /metrics Prometheus scraped (by their node label; workers are on the Jobs dashboard).",
+          targets: [{ expr: `count(count by (node) (roomcast_connections{${N}}))`, legend: "replicas" }],
         },
         { type: "stat", title: "Connections", description: "Connected clients, all transports.", targets: [{ expr: `sum(roomcast_connections{${N}})`, legend: "connections" }] },
         { type: "stat", title: "Subscriptions", description: "Channel subscriptions, all namespaces.", targets: [{ expr: `sum(roomcast_subscriptions{${N}})`, legend: "subscriptions" }] },
@@ -411,44 +420,176 @@ const LIMITS: DashboardSpec = {
   ],
 };
 
-export const DASHBOARDS: DashboardSpec[] = [OVERVIEW, CHANNELS, LIMITS];
 
-const TEMPLATING = {
-  list: [
+const JOBS: DashboardSpec = {
+  file: "roomcast-jobs.json",
+  uid: "roomcast-jobs",
+  title: "roomcast / Jobs and workers",
+  description:
+    "The job queue and its workers (roomcast worker): queue depth by state, running attempts, how attempts end, their duration, log lines streamed to job channels, stalled jobs and publish retries. The node picker lists workers.",
+  nodes: "workers",
+  rows: [
     {
-      name: "DS_PROMETHEUS",
-      label: "Data source",
-      type: "datasource",
-      query: "prometheus",
-      current: {},
-      hide: 0,
-      includeAll: false,
-      multi: false,
-      options: [],
-      refresh: 1,
-      regex: "",
-      skipUrlSync: false,
+      title: "At a glance",
+      panels: [
+        { type: "stat", title: "Workers", description: "Workers whose /metrics Prometheus scraped.", targets: [{ expr: `count(count by (node) (roomcast_jobs_running{${N}}))`, legend: "workers" }] },
+        { type: "stat", title: "Running", description: "Job attempts running now on the selected workers.", targets: [{ expr: `sum(roomcast_jobs_running{${N}})`, legend: "running" }] },
+        {
+          type: "stat",
+          title: "Waiting",
+          description: "Jobs waiting for a worker, queue-wide (every worker reports the queue's numbers: max over them).",
+          targets: [{ expr: `max(roomcast_queue_jobs{${N}, state=~"waiting|prioritized"})`, legend: "waiting" }],
+        },
+        {
+          type: "stat",
+          title: "Delayed",
+          description: "Jobs waiting for their start time: a delay asked for, or a retry's backoff.",
+          targets: [{ expr: `max(roomcast_queue_jobs{${N}, state="delayed"})`, legend: "delayed" }],
+        },
+        { type: "stat", title: "Completed / s", unit: "ops", description: "Jobs completed per second.", targets: [{ expr: sumRate("", "roomcast_job_attempts_total", ', outcome="completed"'), legend: "completed" }] },
+        { type: "stat", title: "Failed / s", unit: "ops", description: "Jobs that failed for good (no attempt left) per second.", targets: [{ expr: sumRate("", "roomcast_job_attempts_total", ', outcome="failed"'), legend: "failed" }] },
+      ],
     },
     {
-      name: "node",
-      label: "Replica",
-      type: "query",
-      datasource: DATASOURCE,
-      definition: "label_values(roomcast_connections, node)",
-      query: { qryType: 1, query: "label_values(roomcast_connections, node)", refId: "PrometheusVariableQueryEditor-VariableQuery" },
-      current: { selected: true, text: ["All"], value: ["$__all"] },
-      hide: 0,
-      includeAll: true,
-      allValue: ".*",
-      multi: true,
-      options: [],
-      refresh: 2,
-      regex: "",
-      skipUrlSync: false,
-      sort: 1,
+      title: "Queue",
+      panels: [
+        {
+          title: "Jobs by queue state",
+          description: "Waiting, prioritized, delayed (backoff or delay), active, and the completed and failed jobs still kept for their retention (ROOMCAST_JOB_RETENTION_S).",
+          targets: [{ expr: `max by (state) (roomcast_queue_jobs{${N}})`, legend: "{{state}}" }],
+        },
+        {
+          title: "Running attempts by processor",
+          stack: true,
+          description: "Job attempts running on the selected workers, by processor (job name). Compare with ROOMCAST_WORKER_CONCURRENCY times the workers.",
+          targets: [{ expr: `sum by (processor) (roomcast_jobs_running{${N}})`, legend: "{{processor}}" }],
+        },
+      ],
+    },
+    {
+      title: "Attempts",
+      panels: [
+        {
+          title: "Attempts ended by outcome",
+          unit: "ops",
+          description: "How attempts end: completed, failed (for good), retried (another attempt follows after a backoff), cancelled, requeued (the worker shut down; another runs it).",
+          targets: [{ expr: sumRate("outcome", "roomcast_job_attempts_total"), legend: "{{outcome}}" }],
+        },
+        {
+          title: "Attempts ended by processor and outcome",
+          unit: "ops",
+          description: "The same, per processor: which job kinds fail or retry.",
+          targets: [{ expr: sumRate("processor, outcome", "roomcast_job_attempts_total"), legend: "{{processor}} {{outcome}}" }],
+        },
+        {
+          title: "Attempt duration by processor",
+          unit: "s",
+          description: "p50 and p95 of how long attempts ran, by processor (all outcomes).",
+          targets: [
+            { expr: quantile(0.5, "roomcast_job_attempt_duration_seconds", "processor"), legend: "{{processor}} p50" },
+            { expr: quantile(0.95, "roomcast_job_attempt_duration_seconds", "processor"), legend: "{{processor}} p95" },
+          ],
+        },
+        {
+          title: "Stalled jobs",
+          unit: "ops",
+          description: "Jobs found stalled (their worker stopped renewing the lock: killed, frozen, lost) and put back in the queue, per second. Their subscribers see a stalled state, then a new attempt.",
+          targets: [{ expr: sumRate("", "roomcast_jobs_stalled_total"), legend: "stalled" }],
+        },
+      ],
+    },
+    {
+      title: "Output",
+      panels: [
+        {
+          title: "Log lines by processor",
+          unit: "ops",
+          description: "Log lines published to job channels (and their environments' log channels) per second, batched every 100 ms or 100 lines.",
+          targets: [{ expr: sumRate("processor", "roomcast_job_log_lines_total"), legend: "{{processor}}" }],
+        },
+        {
+          title: "Events published by workers",
+          unit: "ops",
+          description: "Events the selected workers published through the publish path (job and environment channels), by namespace.",
+          targets: [{ expr: sumRate("namespace", "roomcast_events_published_total"), legend: "{{namespace}}" }],
+        },
+        {
+          title: "Publish retries",
+          unit: "ops",
+          description: "Job channel publishes retried after a failure (Redis away or failing over). Lines are kept and retried in order; an attempt fails only after 30 s of failures.",
+          targets: [{ expr: sumRate("", "roomcast_job_publish_retries_total"), legend: "retries" }],
+        },
+        {
+          title: "Redis latency p99 on workers",
+          unit: "s",
+          description: "p99 of the publish script and history reads from the selected workers.",
+          targets: [{ expr: quantile(0.99, "roomcast_redis_command_duration_seconds", "operation"), legend: "{{operation}}" }],
+        },
+      ],
+    },
+    {
+      title: "Runtime",
+      panels: [
+        {
+          title: "Event loop lag",
+          unit: "s",
+          description: "Node event loop lag per worker: a processor that blocks the loop delays every job on it, and its lock renewals (it may be found stalled).",
+          targets: [{ expr: `max by (node) (roomcast_nodejs_eventloop_lag_p99_seconds{${N}})`, legend: "{{node}} p99" }],
+        },
+        {
+          title: "CPU and memory",
+          description: "CPU time per second (1 = one core) and resident memory (MiB) per worker.",
+          targets: [
+            { expr: sumRate("node", "roomcast_process_cpu_seconds_total"), legend: "{{node}} CPU" },
+            { expr: `max by (node) (roomcast_process_resident_memory_bytes{${N}}) / 1048576`, legend: "{{node}} RSS MiB" },
+          ],
+        },
+      ],
     },
   ],
 };
+
+export const DASHBOARDS: DashboardSpec[] = [OVERVIEW, CHANNELS, LIMITS, JOBS];
+
+function templating(nodes: keyof typeof NODE_VARIABLE) {
+  const { metric, label } = NODE_VARIABLE[nodes];
+  return {
+    list: [
+      {
+        name: "DS_PROMETHEUS",
+        label: "Data source",
+        type: "datasource",
+        query: "prometheus",
+        current: {},
+        hide: 0,
+        includeAll: false,
+        multi: false,
+        options: [],
+        refresh: 1,
+        regex: "",
+        skipUrlSync: false,
+      },
+      {
+        name: "node",
+        label,
+        type: "query",
+        datasource: DATASOURCE,
+        definition: `label_values(${metric}, node)`,
+        query: { qryType: 1, query: `label_values(${metric}, node)`, refId: "PrometheusVariableQueryEditor-VariableQuery" },
+        current: { selected: true, text: ["All"], value: ["$__all"] },
+        hide: 0,
+        includeAll: true,
+        allValue: ".*",
+        multi: true,
+        options: [],
+        refresh: 2,
+        regex: "",
+        skipUrlSync: false,
+        sort: 1,
+      },
+    ],
+  };
+}
 
 function panelJson(spec: PanelSpec, id: number, gridPos: { x: number; y: number; w: number; h: number }): Record<string, unknown> {
   const type = spec.type ?? "timeseries";
@@ -563,7 +704,7 @@ export function dashboardJson(spec: DashboardSpec): Record<string, unknown> {
     refresh: "30s",
     schemaVersion: 39,
     tags: ["roomcast"],
-    templating: TEMPLATING,
+    templating: templating(spec.nodes ?? "gateways"),
     time: { from: "now-1h", to: "now" },
     timepicker: {},
     timezone: "",

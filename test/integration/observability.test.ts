@@ -1,10 +1,11 @@
 /**
  * The Grafana dashboards (grafana/dashboards/) and the Prometheus alert rules
- * (grafana/alerts/roomcast-rules.yml) against real metrics: two real gateway processes get
- * real traffic (socket.io-client connections over websocket and polling, HTTP publishes,
- * deliveries across replicas, a recovery with since, refused handshakes, limits and rate
- * limits, a Redis error, a drain), a real Prometheus (the Debian `prometheus` binary, on a free
- * loopback port, storage in a temporary directory) scrapes both /metrics every second and
+ * (grafana/alerts/roomcast-rules.yml) against real metrics: two real gateway processes and a
+ * real worker get real traffic (socket.io-client connections over websocket and polling, HTTP
+ * publishes, deliveries across replicas, a recovery with since, refused handshakes, limits and
+ * rate limits, a Redis error, jobs that complete, retry, fail and are cancelled, a drain), a
+ * real Prometheus (the Debian `prometheus` binary, on a free loopback port, storage in a
+ * temporary directory) scrapes all three /metrics every second and
  * loads the rules, and then every PromQL expression of every panel and of every alert must be
  * valid and return data (some sample a number, not only NaN):
  * - panels: with the template variables substituted ($node -> .*, $__rate_interval -> 1m);
@@ -27,13 +28,15 @@ import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { parse as parseYaml } from "yaml";
 import { freePort } from "../../src/cluster/embedded-redis.js";
-import { DASHBOARD_DIR, renderDashboards } from "../../scripts/build-dashboards.js";
+import { DASHBOARD_DIR, DASHBOARDS, NODE_VARIABLE, renderDashboards } from "../../scripts/build-dashboards.js";
 import { connect, connectError, httpPublish, recordEvents, request, token, waitUntil, type TestSocket } from "../support/clients.js";
+import { createJob, followJob, httpJson, JOB_SCOPES, logLines } from "../support/jobs.js";
 import { startCluster, type TestCluster } from "../support/cluster.js";
 import { waitForExit } from "../support/gateway-process.js";
 
 const RULES_FILE = fileURLToPath(new URL("../../grafana/alerts/roomcast-rules.yml", import.meta.url));
 const JOB = "roomcast";
+const WORKER_JOB = "roomcast-worker";
 
 const hasBinary = (name: string) => spawnSync(name, ["--version"], { stdio: "ignore" }).status === 0;
 const HAVE_PROMETHEUS = hasBinary("prometheus") && hasBinary("promtool");
@@ -120,15 +123,16 @@ describe("grafana dashboards and alert rules", () => {
     }
   });
 
-  it("every dashboard uses the datasource variable and a node variable over roomcast_connections", () => {
+  it("every dashboard uses the datasource variable and a node variable over gateways (roomcast_connections) or workers (roomcast_jobs_running)", () => {
     const uids = new Set<string>();
     for (const [file, dashboard] of loadDashboards()) {
+      const nodes = NODE_VARIABLE[DASHBOARDS.find((d) => d.file === file)?.nodes ?? "gateways"].metric;
       assert.equal(dashboard.schemaVersion, 39, file);
       assert.ok(!uids.has(dashboard.uid), `duplicate uid ${dashboard.uid}`);
       uids.add(dashboard.uid);
       const vars = new Map(dashboard.templating.list.map((v) => [v.name, v]));
       assert.equal(vars.get("DS_PROMETHEUS")?.type, "datasource", file);
-      assert.equal(vars.get("node")?.definition, "label_values(roomcast_connections, node)", file);
+      assert.equal(vars.get("node")?.definition, `label_values(${nodes}, node)`, file);
       assert.equal(vars.get("node")?.allValue, ".*", file);
       const ids = new Set<number>();
       for (const panel of panelsOf(dashboard.panels)) {
@@ -163,7 +167,7 @@ describe("grafana dashboards and alert rules", () => {
     assert.match(run.stdout, /SUCCESS: \d+ rules found/);
   });
 
-  describe("against a real Prometheus scraping two gateways", { skip }, () => {
+  describe("against a real Prometheus scraping two gateways and a worker", { skip }, () => {
     let cluster: TestCluster;
     let prometheus: ChildProcess | undefined;
     let promUrl = "";
@@ -182,14 +186,14 @@ describe("grafana dashboards and alert rules", () => {
       return ((await res.json()) as { data: T }).data;
     }
 
-    /** Waits until Prometheus has scraped both gateways, successfully, after `time` (ms). */
+    /** Waits until Prometheus has scraped both gateways and the worker, successfully, after `time` (ms). */
     async function scrapedAfter(time: number, timeoutMs = 20_000): Promise<void> {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         const { activeTargets } = await promGet<{ activeTargets: { health: string; lastScrape: string; lastError: string }[] }>("/api/v1/targets");
         const fresh = activeTargets.filter((t) => t.health === "up" && Date.parse(t.lastScrape) > time);
-        if (activeTargets.length === 2 && fresh.length === 2) return;
-        assert.ok(Date.now() < deadline, `Prometheus did not scrape both gateways: ${JSON.stringify(activeTargets)} ${promLog}`);
+        if (activeTargets.length === 3 && fresh.length === 3) return;
+        assert.ok(Date.now() < deadline, `Prometheus did not scrape the gateways and the worker: ${JSON.stringify(activeTargets)} ${promLog}`);
         await sleep(200);
       }
     }
@@ -207,6 +211,7 @@ describe("grafana dashboards and alert rules", () => {
         // replica stays draining (and scraped) for the rest of the test.
         cluster = await startCluster({
           replicas: 2,
+          workers: 1,
           env: {
             ROOMCAST_RATE_LIMIT: "5",
             ROOMCAST_RATE_BURST: "5",
@@ -224,7 +229,10 @@ describe("grafana dashboards and alert rules", () => {
         const config = {
           global: { scrape_interval: "1s", scrape_timeout: "900ms", evaluation_interval: "1s" },
           rule_files: [RULES_FILE],
-          scrape_configs: [{ job_name: JOB, metrics_path: "/metrics", static_configs: [{ targets: [`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`] }] }],
+          scrape_configs: [
+            { job_name: JOB, metrics_path: "/metrics", static_configs: [{ targets: [`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`] }] },
+            { job_name: WORKER_JOB, metrics_path: "/metrics", static_configs: [{ targets: [`127.0.0.1:${cluster.workers[0]!.port}`] }] },
+          ],
         };
         writeFileSync(join(dir, "prometheus.yml"), JSON.stringify(config, null, 2)); // JSON is YAML
         prometheus = spawn(
@@ -328,6 +336,17 @@ describe("grafana dashboards and alert rules", () => {
           const statuses = await Promise.all(Array.from({ length: 80 }, (_, i) => httpPublish(a.url, flood, "user:flood", { type: "n", data: { i } }).then((r) => r.status)));
           assert.ok(statuses.includes(429), statuses.join(","));
 
+          // Jobs: one completes, one fails after a retry, one is cancelled while it runs.
+          const owner = await token({ sub: `jobs${n}`, scope: JOB_SCOPES });
+          const watcher = await open(b.url, owner);
+          const completes = await followJob(watcher, await createJob(a.url, owner, { name: "sample.build", data: { lines: 120, durationMs: 300 } }));
+          const fails = await followJob(watcher, await createJob(a.url, owner, { name: "sample.build", data: { lines: 10, durationMs: 0, failAttempts: 9 }, opts: { attempts: 2, backoffMs: 10 } }));
+          const cancelledId = await createJob(a.url, owner, { name: "sample.build", data: { lines: 1000, durationMs: 20_000 } });
+          const cancelled = await followJob(watcher, cancelledId);
+          await waitUntil(() => logLines(cancelled.all()).length > 0, 10_000, "the job to cancel runs");
+          assert.equal((await httpJson("DELETE", `${a.url}/v1/jobs/${cancelledId}`, owner)).status, 200);
+          await Promise.all([completes.done(), fails.done(), cancelled.done()]);
+
           // The Redis error (HTTP 500: the publish script failed).
           const broken = await httpPublish(a.url, await token({ sub: `backend-${n}`, scope: "publish" }), "user:broken", { type: "n", data: {} });
           assert.equal(broken.status, 500, JSON.stringify(broken));
@@ -409,9 +428,11 @@ describe("grafana dashboards and alert rules", () => {
       }
     });
 
-    it("the node variable's query (label_values(roomcast_connections, node)) lists both replicas", async () => {
+    it("the node variable's queries list both replicas (label_values(roomcast_connections, node)) and the worker (label_values(roomcast_jobs_running, node))", async () => {
       const nodes = await promGet<string[]>(`/api/v1/label/node/values?${new URLSearchParams({ "match[]": "roomcast_connections" })}`);
       assert.deepEqual(nodes.sort(), cluster.gateways.map((g) => g.nodeId).sort());
+      const workers = await promGet<string[]>(`/api/v1/label/node/values?${new URLSearchParams({ "match[]": "roomcast_jobs_running" })}`);
+      assert.deepEqual(workers, [cluster.workers[0]!.nodeId]);
     });
 
     it("every metric src/metrics/metrics.ts declares reached Prometheus", async () => {
