@@ -6,12 +6,12 @@ import { randomBytes } from "node:crypto";
 import type { RedisClient } from "../cluster/redis-clients.js";
 import type { PublishPathMetrics, RedisOperation } from "../metrics/metrics.js";
 import type { ChannelEvent } from "../contracts/events.js";
-import type { Priority } from "../contracts/schemas.js";
+import { serialise, type Priority } from "../contracts/schemas.js";
 import { channelKeys } from "./channel-keys.js";
 import type { ResolvedChannel } from "./channel-registry.js";
 import { CLOSE_SCRIPT, PUBLISH_SCRIPT, READ_SCRIPT } from "./lua-scripts.js";
 import { closeMessage } from "../cluster/channel-feed.js";
-import { ERROR_CODES, RoomcastError, type ErrorReason } from "../contracts/error-codes.js";
+import { ERROR_CODES, type ErrorReason } from "../contracts/error-codes.js";
 
 export interface PublishInput {
   type: string;
@@ -61,19 +61,6 @@ export function newEpoch(): string {
 
 function newEventId(): string {
   return randomBytes(12).toString("base64url");
-}
-
-/**
- * JSON.stringify, but data nested deeper than its stack allows (a few thousand levels, well
- * under the message size limit) is the client's 4400, not a 4500 internal error.
- */
-function serialise(value: unknown, field: string): string {
-  try {
-    return JSON.stringify(value);
-  } catch (err) {
-    if (err instanceof RangeError) throw new RoomcastError("bad_request", `${field}: nested too deeply`, { field });
-    throw err;
-  }
 }
 
 export class ChannelStore {

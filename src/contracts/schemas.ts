@@ -82,3 +82,16 @@ export function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown, what = "pa
   const field = issue && issue.path.length > 0 ? issue.path.join(".") : what;
   throw new RoomcastError("bad_request", `${field}: ${issue?.message ?? "invalid"}`, { field });
 }
+
+/**
+ * JSON.stringify, but data nested deeper than its stack allows (a few thousand levels, well
+ * under the message size limit) is the client's 4400, not a 4500 internal error.
+ */
+export function serialise(value: unknown, field: string): string {
+  try {
+    return JSON.stringify(value);
+  } catch (err) {
+    if (err instanceof RangeError) throw new RoomcastError("bad_request", `${field}: nested too deeply`, { field });
+    throw err;
+  }
+}

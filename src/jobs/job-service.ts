@@ -11,6 +11,7 @@ import { hasEnv } from "../channels/channel-registry.js";
 import type { RedisClient } from "../cluster/redis-clients.js";
 import type { Config } from "../config/load-config.js";
 import { RoomcastError } from "../contracts/error-codes.js";
+import { serialise } from "../contracts/schemas.js";
 import { isFinalState, jobChannel, type CancelledJob, type CreateJobRequest, type CreatedJob, type JobSnapshot, type JobState, type JobStats, type JobView } from "../contracts/jobs.js";
 import { publishCancel } from "./cancel-bus.js";
 import { initialSnapshot, type JobChannels } from "./job-channel.js";
@@ -59,6 +60,8 @@ export class JobService {
   }
 
   async create(principal: Principal, request: CreateJobRequest): Promise<CreatedJob> {
+    // BullMQ stores the data as JSON: data it cannot serialise is the caller's 4400.
+    serialise(request.data, "data");
     if (request.envId && !hasEnv(principal, request.envId)) throw new RoomcastError("forbidden", `the token does not grant environment ${request.envId}`);
     if (!(await this.deps.records.isKnownProcessor(request.name))) {
       throw new RoomcastError("not_found", `no worker runs jobs named ${request.name} (workers announce their processors when they start)`);

@@ -5,6 +5,7 @@
 import type { Config } from "../config/load-config.js";
 import { createGateway, type Gateway } from "../gateway/gateway.js";
 import { createLogger } from "../logging/logger.js";
+import { exitOnSignals } from "./shutdown-signals.js";
 
 export interface RunOptions {
   /** Behind `roomcast start`'s sticky load balancer instead of listening itself. */
@@ -23,23 +24,7 @@ export async function runGateway(config: Config, options: RunOptions = {}): Prom
     const url = await gateway.listen();
     log.info({ url }, "gateway listening");
   }
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal, drainS: config.drainS }, "shutting down: draining clients");
-    // The drain takes up to ROOMCAST_DRAIN_S; past that and a margin, give up.
-    const force = setTimeout(() => process.exit(1), (config.drainS + 15) * 1000);
-    force.unref();
-    gateway
-      .close()
-      .then(() => process.exit(0))
-      .catch((err: unknown) => {
-        log.error({ err }, "shutdown failed");
-        process.exit(1);
-      });
-  };
-  process.once("SIGTERM", () => stop("SIGTERM"));
-  process.once("SIGINT", () => stop("SIGINT"));
+  // The drain takes up to ROOMCAST_DRAIN_S; past that and a margin, give up.
+  exitOnSignals(log, config.drainS, "draining clients", () => gateway.close());
   return gateway;
 }

@@ -8,6 +8,7 @@ import type { Config } from "../config/load-config.js";
 import { createWorkerHttp } from "../http/worker-http.js";
 import { createJobWorker } from "../jobs/job-worker.js";
 import { createLogger } from "../logging/logger.js";
+import { exitOnSignals } from "./shutdown-signals.js";
 
 export async function runWorker(config: Config): Promise<void> {
   const log = createLogger({ level: config.logLevel, pretty: config.logPretty, base: { node: config.nodeId } });
@@ -16,22 +17,8 @@ export async function runWorker(config: Config): Promise<void> {
   const url = await http.listen({ port: config.port, host: config.host });
   log.info({ url, queue: config.queueName, concurrency: config.workerConcurrency, processors: worker.processors }, "worker ready");
   process.send?.({ type: "roomcast:ready", url });
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal, drainS: config.drainS }, "shutting down: finishing running jobs");
-    const force = setTimeout(() => process.exit(1), (config.drainS + 15) * 1000);
-    force.unref();
-    worker
-      .close(config.drainS * 1000)
-      .then(() => http.close())
-      .then(() => process.exit(0))
-      .catch((err: unknown) => {
-        log.error({ err }, "shutdown failed");
-        process.exit(1);
-      });
-  };
-  process.once("SIGTERM", () => stop("SIGTERM"));
-  process.once("SIGINT", () => stop("SIGINT"));
+  exitOnSignals(log, config.drainS, "finishing running jobs", async () => {
+    await worker.close(config.drainS * 1000);
+    await http.close();
+  });
 }

@@ -311,7 +311,7 @@ function assertHttpError(res: HttpResult, status: number, reason: string): void 
   const error = res.json.error as ErrorBody | undefined;
   assert.ok(error && typeof error === "object", `no error object: ${res.text.slice(0, 300)}`);
   assert.equal(error.reason, reason, JSON.stringify(error));
-  assert.equal(error.code, { bad_request: 4400, unauthorized: 4401, not_found: 4404, too_large: 4413 }[reason], JSON.stringify(error));
+  assert.equal(error.code, { bad_request: 4400, unauthorized: 4401, forbidden: 4403, not_found: 4404, too_large: 4413 }[reason], JSON.stringify(error));
   assert.equal(typeof error.message, "string");
   assert.doesNotMatch(error.message, /at .*\.js:\d+|node_modules|Error:/, "the message leaks internals");
 }
@@ -1256,7 +1256,12 @@ describe("bad input", () => {
     const events = (ch = "user:http-x") => `/v1/channels/${encodeURIComponent(ch)}/events`;
     let port = 0;
     let pub = "";
+    /** Scopes jobs:read jobs:write, env e1. */
+    let jobsToken = "";
     const post = (path: string, headers: Record<string, string>, body: string | Buffer) => fetchResult(`http://127.0.0.1:${port}${path}`, { method: "POST", headers, body });
+    const jobsJson = () => ({ authorization: `Bearer ${jobsToken}`, "content-type": "application/json" });
+    const postJob = (body: string) => post("/v1/jobs", jobsJson(), body);
+    const jobRoute = (method: string, path: string) => raw(httpRequest(method, path, { authorization: `Bearer ${jobsToken}` }));
     const auth = () => ({ authorization: `Bearer ${pub}` });
     const json = () => ({ ...auth(), "content-type": "application/json" });
     const raw = (bytes: string | Buffer) => rawHttp(port, bytes);
@@ -1326,11 +1331,40 @@ describe("bad input", () => {
       { name: "no Authorization with a broken body: 401 before the body", send: () => post(events(), { "content-type": "application/json" }, "{not json"), expect: { status: 401, reason: "unauthorized" } },
       { name: "Authorization: Bearer a.b.c", send: () => post(events(), { authorization: "Bearer a.b.c", "content-type": "application/json" }, '{"type":"t","data":1}'), expect: { status: 401, reason: "unauthorized" } },
       { name: "Authorization: Basic", send: () => post(events(), { authorization: `Basic ${b64url("admin:admin")}`, "content-type": "application/json" }, '{"type":"t","data":1}'), expect: { status: 401, reason: "unauthorized" } },
+      // The job API (no worker runs here: a well-formed job of any name is refused 404)
+      { name: "job: invalid JSON body", send: () => postJob("{not json"), expect: { status: 400, reason: "bad_request" } },
+      { name: "job: JSON array body", send: () => postJob("[]"), expect: { status: 400, reason: "bad_request" } },
+      { name: "job: JSON null body", send: () => postJob("null"), expect: { status: 400, reason: "bad_request" } },
+      { name: "job: name missing", send: () => postJob('{"data":{}}'), expect: { status: 400, reason: "bad_request" } },
+      { name: "job: name a number", send: () => postJob('{"name":7}'), expect: { status: 400, reason: "bad_request" } },
+      { name: "job: name with a slash", send: () => postJob('{"name":"../build"}'), expect: { status: 400, reason: "bad_request" } },
+      { name: "job: name of 101 characters", send: () => postJob(JSON.stringify({ name: "n".repeat(101) })), expect: { status: 400, reason: "bad_request" } },
+      { name: "job: envId with a colon", send: () => postJob('{"name":"sample.build","envId":"e1:logs"}'), expect: { status: 400, reason: "bad_request" } },
+      { name: "job: opts.attempts 26", send: () => postJob('{"name":"sample.build","opts":{"attempts":26}}'), expect: { status: 400, reason: "bad_request" } },
+      { name: "job: opts.delayMs -1", send: () => postJob('{"name":"sample.build","opts":{"delayMs":-1}}'), expect: { status: 400, reason: "bad_request" } },
+      { name: "job: opts.backoffMs a string", send: () => postJob('{"name":"sample.build","opts":{"backoffMs":"1s"}}'), expect: { status: 400, reason: "bad_request" } },
+      { name: "job: an unknown key in opts (removeOnComplete)", send: () => postJob('{"name":"sample.build","opts":{"removeOnComplete":false}}'), expect: { status: 400, reason: "bad_request" } },
+      { name: "job: an unknown key (owner)", send: () => postJob('{"name":"sample.build","owner":"root"}'), expect: { status: 400, reason: "bad_request" } },
+      { name: "job: data over the message size", send: () => postJob(JSON.stringify({ name: "sample.build", data: "x".repeat(100_000) })), expect: { status: 413, reason: "too_large" } },
+      { name: "job: data nested 20 000 arrays deep", send: () => postJob(`{"name":"sample.build","data":${"[".repeat(20_000)}${"]".repeat(20_000)}}`), expect: { status: 400, reason: "bad_request" } },
+      { name: "job: a name no worker runs", send: () => postJob('{"name":"sample.build","envId":"e1"}'), expect: { status: 404, reason: "not_found" } },
+      { name: "job: an environment the token does not hold", send: () => postJob('{"name":"sample.build","envId":"e2"}'), expect: { status: 403, reason: "forbidden" } },
+      { name: "job: no Authorization", send: () => post("/v1/jobs", { "content-type": "application/json" }, '{"name":"sample.build"}'), expect: { status: 401, reason: "unauthorized" } },
+      { name: "job: a token without jobs:write", send: () => post("/v1/jobs", json(), '{"name":"sample.build"}'), expect: { status: 403, reason: "forbidden" } },
+      { name: "job: GET an unknown id", send: () => jobRoute("GET", "/v1/jobs/jNoSuchJob"), expect: { status: 404, reason: "not_found" } },
+      { name: "job: GET an id of 300 characters", send: () => jobRoute("GET", `/v1/jobs/${"j".repeat(300)}`), expect: { status: 404, reason: "not_found" } },
+      { name: "job: GET an id with %00", send: () => jobRoute("GET", "/v1/jobs/j%00x"), expect: { status: 404, reason: "not_found" } },
+      { name: "job: GET ..%2Fstats as the id", send: () => jobRoute("GET", "/v1/jobs/..%2Fstats"), expect: { status: 404, reason: "not_found" } },
+      { name: "job: GET an id that is a record key", send: () => jobRoute("GET", "/v1/jobs/%7Bjob%3Ax%7D%3Aowner"), expect: { status: 404, reason: "not_found" } },
+      { name: "job: DELETE an unknown id", send: () => jobRoute("DELETE", "/v1/jobs/jNoSuchJob"), expect: { status: 404, reason: "not_found" } },
+      { name: "job: PUT /v1/jobs", send: () => jobRoute("PUT", "/v1/jobs"), expect: { status: 404, reason: "not_found" } },
+      { name: "job: stats without jobs:read", send: () => fetchResult(`http://127.0.0.1:${port}/v1/jobs/stats`, { headers: auth() }), expect: { status: 403, reason: "forbidden" } },
     ];
 
-    before(() => {
+    before(async () => {
       port = replicas.A.gw.port;
       pub = replicas.A.publisher;
+      jobsToken = await validToken("A", "bad-input-jobs", { scope: "jobs:read jobs:write", envs: ["e1"] });
     });
 
     for (const c of cases) {
@@ -1346,10 +1380,13 @@ describe("bad input", () => {
         }));
     }
 
-    it("[A] none of the refused publishes reached the channel", async () => {
+    it("[A] none of the refused publishes reached the channel, and no refused job was queued", async () => {
       const res = await fetchResult(`http://127.0.0.1:${port}/v1/channels/user:http-x/history`, { headers: auth() });
       assert.equal(res.status, 200, res.text);
       assert.deepEqual(res.json!.events, []);
+      const stats = await fetchResult(`http://127.0.0.1:${port}/v1/jobs/stats`, { headers: { authorization: `Bearer ${jobsToken}` } });
+      assert.equal(stats.status, 200, stats.text);
+      assert.deepEqual(stats.json!.counts, { waiting: 0, active: 0, delayed: 0, prioritized: 0, completed: 0, failed: 0 });
     });
   });
 

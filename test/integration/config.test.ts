@@ -16,6 +16,21 @@ import { runCli, TEST_SECRET } from "../support/gateway-process.js";
 /** A Redis URL nobody answers: startup must fail before it is ever used, or on it. */
 const UNUSED_REDIS = "redis://127.0.0.1:1";
 
+/** Runs the command and asserts: exit code 1, one stderr line that names the setting (and says `includes`). */
+async function startupFails(args: string[], env: Record<string, string>, setting: string, includes?: string): Promise<string> {
+  const result = await runCli(args, env, 20_000);
+  assert.equal(result.code, 1, `exit code; stderr: ${result.stderr}`);
+  const lines = result.stderr.split("\n").filter((l) => l !== "");
+  assert.equal(lines.length, 1, `exactly one stderr line, got: ${JSON.stringify(result.stderr)}`);
+  assert.ok(result.stderr.endsWith("\n"));
+  const line = lines[0]!;
+  assert.ok(line.includes(setting), `${JSON.stringify(line)} should name ${setting}`);
+  if (includes) assert.ok(line.includes(includes), `${JSON.stringify(line)} should say ${includes}`);
+  assert.ok(!line.includes("    at "), "no stack trace");
+  assert.ok(!line.includes(TEST_SECRET), "never prints the secret");
+  return line;
+}
+
 describe("gateway start-up failures", { concurrency: 4 }, () => {
   let dir: string;
   const base = () => ({ REDIS_URL: UNUSED_REDIS, ROOMCAST_JWT_SECRET: TEST_SECRET, HOST: "127.0.0.1", PORT: "0" });
@@ -27,19 +42,8 @@ describe("gateway start-up failures", { concurrency: 4 }, () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  /** Runs `roomcast gateway` and asserts: exit code 1, nothing on stdout, one stderr line that names the setting. */
-  async function failsNaming(env: Record<string, string>, setting: string, extraArgs: string[] = []): Promise<string> {
-    const result = await runCli(["gateway", ...extraArgs], env, 20_000);
-    assert.equal(result.code, 1, `exit code; stderr: ${result.stderr}`);
-    const lines = result.stderr.split("\n").filter((l) => l !== "");
-    assert.equal(lines.length, 1, `exactly one stderr line, got: ${JSON.stringify(result.stderr)}`);
-    assert.ok(result.stderr.endsWith("\n"));
-    const line = lines[0]!;
-    assert.ok(line.includes(setting), `${JSON.stringify(line)} should name ${setting}`);
-    assert.ok(!line.includes("    at "), "no stack trace");
-    assert.ok(!line.includes(TEST_SECRET), "never prints the secret");
-    return line;
-  }
+  /** Runs `roomcast gateway`: exit code 1, one stderr line that names the setting. */
+  const failsNaming = (env: Record<string, string>, setting: string, extraArgs: string[] = []) => startupFails(["gateway", ...extraArgs], env, setting);
 
   const file = (name: string, text: string) => {
     const path = join(dir, name);
@@ -146,16 +150,7 @@ describe("worker start-up failures", { concurrency: 4 }, () => {
   const base = () => ({ REDIS_URL: UNUSED_REDIS, HOST: "127.0.0.1", PORT: "0" });
   const fixture = (name: string) => `./test/fixtures/${name}`;
 
-  /** Runs `roomcast worker`: exit code 1, one stderr line naming the setting (and `includes`). */
-  async function workerFails(env: Record<string, string>, setting: string, includes?: string): Promise<void> {
-    const result = await runCli(["worker"], env, 20_000);
-    assert.equal(result.code, 1, `exit code; stderr: ${result.stderr}`);
-    const lines = result.stderr.split("\n").filter((l) => l !== "");
-    assert.equal(lines.length, 1, `exactly one stderr line, got: ${JSON.stringify(result.stderr)}`);
-    assert.ok(lines[0]!.includes(setting), `${lines[0]} should name ${setting}`);
-    if (includes) assert.ok(lines[0]!.includes(includes), `${lines[0]} should say ${includes}`);
-    assert.ok(!lines[0]!.includes("    at "), "no stack trace");
-  }
+  const workerFails = (env: Record<string, string>, setting: string, includes?: string) => startupFails(["worker"], env, setting, includes);
 
   it("Redis unreachable", async () => {
     await workerFails({ ...base(), REDIS_URL: `redis://127.0.0.1:${await freePort()}` }, "REDIS_URL");

@@ -1,0 +1,26 @@
+/**
+ * SIGTERM and SIGINT for `roomcast gateway` and `roomcast worker`: run the process's graceful
+ * close once, exit 0 when it is done, 1 if it fails or takes longer than the drain and a margin.
+ */
+import type { Logger } from "pino";
+
+const MARGIN_S = 15;
+
+export function exitOnSignals(log: Logger, drainS: number, what: string, close: () => Promise<unknown>): void {
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal, drainS }, `shutting down: ${what}`);
+    const force = setTimeout(() => process.exit(1), (drainS + MARGIN_S) * 1000);
+    force.unref();
+    close()
+      .then(() => process.exit(0))
+      .catch((err: unknown) => {
+        log.error({ err }, "shutdown failed");
+        process.exit(1);
+      });
+  };
+  process.once("SIGTERM", () => stop("SIGTERM"));
+  process.once("SIGINT", () => stop("SIGINT"));
+}
