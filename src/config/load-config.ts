@@ -27,6 +27,7 @@ export interface Config {
   jwtAudience: string | undefined;
   allowedTenants: readonly string[];
   tokenQuery: boolean;
+  trustProxy: number;
   nodeId: string;
   maxConnectionsPerUser: number;
   maxConnectionsPerEnv: number;

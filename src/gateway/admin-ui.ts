@@ -24,6 +24,7 @@ import type { Logger } from "pino";
 import type { Server } from "socket.io";
 import type { RedisClient } from "../cluster/redis-clients.js";
 import type { Config } from "../config/load-config.js";
+import { clientAddress } from "./client-address.js";
 import type { RoomcastServer } from "./types.js";
 
 export const ADMIN_NAMESPACE = "/admin";
@@ -89,7 +90,7 @@ function redisSessionStore(redis: RedisClient, prefix: string, log: Logger) {
  * rejects a non-string password, which would be an unhandled rejection in the package's
  * middleware) and limits password checks per IP.
  */
-function loginGuard(log: Logger) {
+function loginGuard(log: Logger, trustProxy: number) {
   const attempts = new Map<string, { count: number; since: number }>();
   const sweep = setInterval(() => {
     const now = Date.now();
@@ -97,8 +98,9 @@ function loginGuard(log: Logger) {
   }, LOGIN_WINDOW_MS);
   sweep.unref();
   const isCredential = (value: unknown) => typeof value === "string" && value.length > 0 && value.length <= MAX_CREDENTIAL_LENGTH;
-  return (socket: { handshake: { auth: Record<string, unknown>; address: string } }, next: (err?: Error) => void) => {
-    const { auth, address } = socket.handshake;
+  return (socket: { handshake: { auth: Record<string, unknown>; address: string; headers: Record<string, string | string[] | undefined> } }, next: (err?: Error) => void) => {
+    const { auth } = socket.handshake;
+    const address = clientAddress(socket.handshake.address, socket.handshake.headers["x-forwarded-for"], trustProxy);
     const { sessionId, username, password } = auth ?? {};
     if (isCredential(sessionId)) return next();
     if (!isCredential(username) || !isCredential(password)) return next(new Error(INVALID));
@@ -151,7 +153,7 @@ export interface AdminUiOptions {
 export function installAdminUi(io: RoomcastServer, app: FastifyInstance, { config, redis, log }: AdminUiOptions): void {
   if (!adminUiEnabled(config)) return;
   const admin = io.of(ADMIN_NAMESPACE);
-  admin.use(loginGuard(log));
+  admin.use(loginGuard(log, config.trustProxy));
   instrument(io as unknown as Server, {
     namespaceName: ADMIN_NAMESPACE,
     auth: { type: "basic", username: config.adminUser!, password: config.adminPasswordHash! },

@@ -38,7 +38,7 @@ export class Admission {
   async admit(socket: RoomcastSocket): Promise<void> {
     try {
       await this.take(socket, "user", socket.data.principal.sub, this.config.maxConnectionsPerUser);
-      await this.take(socket, "ip", socket.handshake.address, this.config.maxConnectionsPerIp);
+      await this.take(socket, "ip", socket.data.ip, this.config.maxConnectionsPerIp);
     } catch (err) {
       this.releaseAll(socket);
       throw err;

@@ -8,6 +8,7 @@ import type { ExtendedError } from "socket.io";
 import { bearerToken } from "../auth/token-verifier.js";
 import { failedBecauseRedis } from "../cluster/redis-clients.js";
 import { RoomcastError, toErrorBody } from "../contracts/error-codes.js";
+import { clientAddress } from "./client-address.js";
 import type { GatewayContext } from "./context.js";
 import type { RoomcastServer, RoomcastSocket } from "./types.js";
 
@@ -53,6 +54,7 @@ export function installHandshake(io: RoomcastServer, ctx: GatewayContext, isAvai
       }
       socket.data.principal = principal;
       socket.data.connectionId = randomUUID();
+      socket.data.ip = clientAddress(socket.handshake.address, socket.handshake.headers["x-forwarded-for"], config.trustProxy);
       socket.data.subscriptions = new Map();
       socket.data.quotaHolds = [];
       socket.data.bucket = { tokens: config.rateBurst, at: Date.now() };
@@ -67,7 +69,7 @@ export function installHandshake(io: RoomcastServer, ctx: GatewayContext, isAvai
       const redisDown = failedBecauseRedis(err, ctx.isRedisUp());
       if (redisDown) ctx.log.warn({ err: (err as Error).message }, "handshake refused: Redis unavailable");
       else if (!(err instanceof RoomcastError)) ctx.log.error({ err }, "handshake failed");
-      else ctx.log.debug({ code: err.code, reason: err.reason, ip: socket.handshake.address }, "handshake refused");
+      else ctx.log.debug({ code: err.code, reason: err.reason, ip: socket.data.ip ?? socket.handshake.address }, "handshake refused");
       const refused = redisDown ? new RoomcastError("unavailable") : err;
       ctx.metrics.connectionRefusals.inc({ reason: refused instanceof RoomcastError ? refused.reason : "internal" });
       next(refusal(refused));

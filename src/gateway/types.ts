@@ -37,6 +37,8 @@ export interface Subscription {
 export interface SocketData {
   principal: Principal;
   connectionId: string;
+  /** The client's address (behind trusted proxies, the one they forwarded). */
+  ip: string;
   subscriptions: Map<string, Subscription>;
   /** Cluster-wide quota entries this connection holds. */
   quotaHolds: { scope: QuotaScope; id: string }[];

@@ -47,6 +47,8 @@ export function createHttpApp(ctx: GatewayContext, options: HttpAppOptions): Fas
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: ctx.config.maxMessageBytes > 0 ? ctx.config.maxMessageBytes : 1024 * 1024,
     genReqId: () => crypto.randomUUID(),
+    // request.ip: the client behind this many proxies (X-Forwarded-For), as for socket handshakes.
+    ...(ctx.config.trustProxy > 0 ? { trustProxy: (_address: string, hop: number) => hop < ctx.config.trustProxy } : {}),
     // A channel name may be 233 characters (PROTOCOL.md section 5), more once URL-encoded;
     // Fastify's default (100) refused valid names with its own 414 body.
     routerOptions: { maxParamLength: 1024 },

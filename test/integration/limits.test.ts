@@ -50,6 +50,8 @@ describe("connection limits", () => {
   let c: GatewayProcess;
   /** Per-IP quota of 3, on its own key prefix so that other tests' connections do not count. */
   let ipLimited: GatewayProcess;
+  /** Per-IP quota of 2 behind one trusted proxy (ROOMCAST_TRUST_PROXY=1): the client is the X-Forwarded-For address. */
+  let behindProxy: GatewayProcess;
   /** Per-replica cap of 3. */
   let nodeLimited: GatewayProcess;
   /** Every limit 0 (off). */
@@ -83,7 +85,7 @@ describe("connection limits", () => {
     const quotas = { ROOMCAST_MAX_CONNECTIONS_PER_USER: "2", ROOMCAST_MAX_CONNECTIONS_PER_ENV: "2", ROOMCAST_QUOTA_LEASE_S: String(LEASE_S) };
     cluster = await startCluster({ replicas: 3, env: quotas });
     [a, b, c] = cluster.gateways as [GatewayProcess, GatewayProcess, GatewayProcess];
-    [ipLimited, nodeLimited, unlimited] = await Promise.all([
+    [ipLimited, nodeLimited, unlimited, behindProxy] = await Promise.all([
       cluster.addGateway({ ROOMCAST_MAX_CONNECTIONS_PER_IP: "3", ROOMCAST_REDIS_PREFIX: "rc-ip" }),
       cluster.addGateway({ ROOMCAST_MAX_CONNECTIONS_PER_NODE: "3", ROOMCAST_REDIS_PREFIX: "rc-node" }),
       cluster.addGateway({
@@ -93,6 +95,7 @@ describe("connection limits", () => {
         ROOMCAST_MAX_CONNECTIONS_PER_NODE: "0",
         ROOMCAST_REDIS_PREFIX: "rc-zero",
       }),
+      cluster.addGateway({ ROOMCAST_MAX_CONNECTIONS_PER_IP: "2", ROOMCAST_TRUST_PROXY: "1", ROOMCAST_REDIS_PREFIX: "rc-proxy" }),
     ]);
   });
 
@@ -174,6 +177,28 @@ describe("connection limits", () => {
     const again = await openEventually(ipLimited.url, { sub: "ip-4" }, 5000);
     assert.equal(again.connected, true);
     assertTooMany((await connectError(ipLimited.url, { token: await token({ sub: "ip-5" }) })).data, "ip", 3);
+  });
+
+  it("per IP behind a trusted proxy: each client address of X-Forwarded-For has its own quota; what a client puts further left is not trusted", async () => {
+    const via = async (forwardedFor: string, sub: string) => {
+      const socket = await connect(behindProxy.url, { token: await token({ sub }), extraHeaders: { "x-forwarded-for": forwardedFor } });
+      sockets.push(socket);
+      return socket;
+    };
+    await via("203.0.113.1", "xff-1");
+    await via("203.0.113.1", "xff-2");
+    // A spoofed first hop does not buy a new quota: the proxy appended the real address last.
+    const refused = await connectError(behindProxy.url, { token: await token({ sub: "xff-3" }), extraHeaders: { "x-forwarded-for": "198.51.100.7, 203.0.113.1" } });
+    assertTooMany(refused.data, "ip", 2);
+    await via("203.0.113.2", "xff-4");
+    await via("198.51.100.7, 203.0.113.2", "xff-5");
+    assertTooMany((await connectError(behindProxy.url, { token: await token({ sub: "xff-6" }), extraHeaders: { "x-forwarded-for": "203.0.113.2" } })).data, "ip", 2);
+    // Without the header the client is the peer (127.0.0.1), a quota of its own.
+    await openAs(sockets, behindProxy.url, { sub: "xff-7" });
+    // A replica that trusts no proxy ignores the header: 127.0.0.1's quota there is still full
+    // (the test before this one left it at 3 of 3).
+    const plain = await connectError(ipLimited.url, { token: await token({ sub: "xff-8" }), extraHeaders: { "x-forwarded-for": "192.0.2.99" } });
+    assertTooMany(plain.data, "ip", 3);
   });
 
   it("per environment, cluster-wide: a third connection's subscribe is refused with scope environment; channels of one env count once; leaving the last one frees the slot", async () => {
