@@ -16,6 +16,8 @@ export interface ConnectOptions {
   extraHeaders?: Record<string, string>;
   query?: Record<string, string>;
   reconnection?: boolean;
+  /** Keep cookies (Node: engine.io-client's cookie jar), as browsers do: load-balancer stickiness. */
+  withCredentials?: boolean;
 }
 
 /** Connects and resolves once connected (rejects with the connect_error). */
@@ -26,6 +28,7 @@ export function connect(url: string, options: ConnectOptions = {}): Promise<Test
     extraHeaders: options.extraHeaders,
     query: options.query,
     reconnection: options.reconnection ?? false,
+    withCredentials: options.withCredentials ?? false,
     forceNew: true,
   });
   return new Promise((resolve, reject) => {
