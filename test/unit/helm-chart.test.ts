@@ -19,7 +19,7 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -107,8 +107,8 @@ function helm(args: string[]): Promise<HelmResult> {
   });
 }
 
-function template(values: string[], extra: string[] = []): Promise<HelmResult> {
-  return helm(["template", RELEASE, CHART, "--namespace", NAMESPACE, "--kube-version", KUBE_VERSION, ...values.flatMap((v) => ["--values", v]), ...extra]);
+function template(values: string[], extra: string[] = [], chart = CHART): Promise<HelmResult> {
+  return helm(["template", RELEASE, chart, "--namespace", NAMESPACE, "--kube-version", KUBE_VERSION, ...values.flatMap((v) => ["--values", v]), ...extra]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -313,6 +313,7 @@ describe("helm chart helm/roomcast", { skip }, () => {
   let productionNoOperator: Manifest[];
   let variant: Manifest[];
   let variantValues: string;
+  let bumped: Manifest[];
   let refusals: Record<string, HelmResult>;
   let failures: Record<string, HelmResult>;
   const started = Date.now();
@@ -339,14 +340,20 @@ describe("helm chart helm/roomcast", { skip }, () => {
         metrics: { serviceMonitor: { enabled: true }, prometheusRule: { enabled: true } },
       }),
     );
+    // The same chart under another chart version: a chart-only upgrade.
+    const bumpedChart = join(dir, "roomcast");
+    cpSync(CHART, bumpedChart, { recursive: true });
+    const chartYaml = join(bumpedChart, "Chart.yaml");
+    writeFileSync(chartYaml, readFileSync(chartYaml, "utf8").replace(/^version: .*$/m, "version: 99.0.0"));
     const bad = (set: string[]) => template([DEFAULT_VALUES], set);
-    const [ld, lp, d, p, pn, v, ...rest] = await Promise.all([
+    const [ld, lp, d, p, pn, v, b, ...rest] = await Promise.all([
       helm(["lint", "--strict", CHART, "--values", DEFAULT_VALUES]),
       helm(["lint", "--strict", CHART, "--values", PRODUCTION_VALUES]),
       template([DEFAULT_VALUES]),
       template([PRODUCTION_VALUES], [...OPERATOR_API, ...GATEWAY_API]),
       template([PRODUCTION_VALUES]),
       template([variantValues], [...OPERATOR_API, ...GATEWAY_API]),
+      template([DEFAULT_VALUES], [], bumpedChart),
       // values.schema.json refusals
       bad(["--set", "gateway.replicas=-1"]),
       bad(["--set", "ingres.enabled=true"]),
@@ -370,6 +377,7 @@ describe("helm chart helm/roomcast", { skip }, () => {
     production = parseManifests(p!);
     productionNoOperator = parseManifests(pn!);
     variant = parseManifests(v!);
+    bumped = parseManifests(b!);
     const [replicas, topLevel, className, settingTypo, managed, nsTypo, method, redisScheme, noRedis, gatewayGrace, workerGrace, noKey, jwksConflict, noGatewayApi] = rest;
     refusals = { replicas: replicas!, topLevel: topLevel!, className: className!, settingTypo: settingTypo!, managed: managed!, nsTypo: nsTypo!, method: method!, redisScheme: redisScheme! };
     failures = { noRedis: noRedis!, gatewayGrace: gatewayGrace!, workerGrace: workerGrace!, noKey: noKey!, jwksConflict: jwksConflict!, noGatewayApi: noGatewayApi! };
@@ -515,7 +523,7 @@ describe("helm chart helm/roomcast", { skip }, () => {
     }
   });
 
-  it("spreads pods over zones and nodes, and rolls them when their settings change", () => {
+  it("spreads pods over zones and nodes, and rolls them when their settings change, not when only the chart version does", () => {
     for (const { name, docs } of renders()) {
       for (const deployment of roomcastDeployments(docs)) {
         const what = `${name}: ${deployment.metadata.name}`;
@@ -534,9 +542,14 @@ describe("helm chart helm/roomcast", { skip }, () => {
         assert.equal(nodeId?.valueFrom?.fieldRef?.fieldPath, "metadata.name", `${what}: ROOMCAST_NODE_ID is not the pod name`);
       }
     }
-    // A setting change changes the checksum (so `helm upgrade` rolls the pods).
+    // A setting change changes the checksum (so `helm upgrade` rolls the pods)...
     const checksum = (docs: Manifest[]) => get(docs, "Deployment", `${FULLNAME}-gateway`).spec.template.metadata.annotations["checksum/config"];
     assert.notEqual(checksum(defaults), checksum(variant));
+    // ...but a chart-only upgrade does not restart the pods (and move every client).
+    assert.notEqual(get(bumped, "ConfigMap", `${FULLNAME}-gateway`).metadata.labels?.["helm.sh/chart"], get(defaults, "ConfigMap", `${FULLNAME}-gateway`).metadata.labels?.["helm.sh/chart"]);
+    for (const deployment of roomcastDeployments(defaults)) {
+      assert.deepEqual(get(bumped, "Deployment", deployment.metadata.name).spec.template, deployment.spec.template, `${deployment.metadata.name}: a new chart version changes the pod template`);
+    }
   });
 
   it("sets only environment variables that are roomcast settings (src/config/settings.ts) or ROOMCAST_CONFIG", () => {

@@ -53,6 +53,28 @@ app.kubernetes.io/part-of: roomcast
 app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
+{{/*
+Labels of a component's pods: no helm.sh/chart, so that upgrading only the chart (a new chart
+version, same settings and image) does not restart every gateway and move all its clients.
+*/}}
+{{- define "roomcast.podLabels" -}}
+{{ include "roomcast.selectorLabels" . }}
+app.kubernetes.io/version: {{ .ctx.Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: roomcast
+{{- with .ctx.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/*
+sha256 of the data of a rendered ConfigMap or Secret template (not its metadata, which names
+the chart version): pass (dict "ctx" $ "template" "/configmap-gateway.yaml").
+*/}}
+{{- define "roomcast.dataChecksum" -}}
+{{- $rendered := include (print .ctx.Template.BasePath .template) .ctx | fromYaml -}}
+{{- toJson (dict "data" (default dict $rendered.data) "stringData" (default dict $rendered.stringData)) | sha256sum -}}
+{{- end -}}
+
 {{/* Selector labels of a component: pass (dict "ctx" $ "component" "gateway"). */}}
 {{- define "roomcast.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "roomcast.name" .ctx }}
