@@ -314,6 +314,7 @@ describe("helm chart helm/roomcast", { skip }, () => {
   let variant: Manifest[];
   let variantValues: string;
   let bumped: Manifest[];
+  let notes: Record<"defaults" | "production" | "productionNoOperator", string>;
   let refusals: Record<string, HelmResult>;
   let failures: Record<string, HelmResult>;
   const started = Date.now();
@@ -345,8 +346,15 @@ describe("helm chart helm/roomcast", { skip }, () => {
     cpSync(CHART, bumpedChart, { recursive: true });
     const chartYaml = join(bumpedChart, "Chart.yaml");
     writeFileSync(chartYaml, readFileSync(chartYaml, "utf8").replace(/^version: .*$/m, "version: 99.0.0"));
+    // NOTES.txt, which `helm template` does not render: the same text through tpl in a copy.
+    const notesChart = join(dir, "notes", "roomcast");
+    cpSync(CHART, notesChart, { recursive: true });
+    cpSync(join(CHART, "templates", "NOTES.txt"), join(notesChart, "files", "notes.txt"));
+    rmSync(join(notesChart, "templates", "NOTES.txt"));
+    writeFileSync(join(notesChart, "templates", "notes-check.yaml"), 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  notes: |\n    {{- tpl (.Files.Get "files/notes.txt") . | nindent 4 }}\n');
+    const notesOf = (values: string, extra: string[] = []) => template([values], [...extra, "--show-only", "templates/notes-check.yaml"], notesChart);
     const bad = (set: string[]) => template([DEFAULT_VALUES], set);
-    const [ld, lp, d, p, pn, v, b, ...rest] = await Promise.all([
+    const [ld, lp, d, p, pn, v, b, nd, np, npn, ...rest] = await Promise.all([
       helm(["lint", "--strict", CHART, "--values", DEFAULT_VALUES]),
       helm(["lint", "--strict", CHART, "--values", PRODUCTION_VALUES]),
       template([DEFAULT_VALUES]),
@@ -354,6 +362,9 @@ describe("helm chart helm/roomcast", { skip }, () => {
       template([PRODUCTION_VALUES]),
       template([variantValues], [...OPERATOR_API, ...GATEWAY_API]),
       template([DEFAULT_VALUES], [], bumpedChart),
+      notesOf(DEFAULT_VALUES),
+      notesOf(PRODUCTION_VALUES, OPERATOR_API),
+      notesOf(PRODUCTION_VALUES),
       // values.schema.json refusals
       bad(["--set", "gateway.replicas=-1"]),
       bad(["--set", "ingres.enabled=true"]),
@@ -378,6 +389,8 @@ describe("helm chart helm/roomcast", { skip }, () => {
     productionNoOperator = parseManifests(pn!);
     variant = parseManifests(v!);
     bumped = parseManifests(b!);
+    const notesText = (r: HelmResult) => parseManifests(r)[0]!.data.notes as string;
+    notes = { defaults: notesText(nd!), production: notesText(np!), productionNoOperator: notesText(npn!) };
     const [replicas, topLevel, className, settingTypo, managed, nsTypo, method, redisScheme, noRedis, gatewayGrace, workerGrace, noKey, jwksConflict, noGatewayApi] = rest;
     refusals = { replicas: replicas!, topLevel: topLevel!, className: className!, settingTypo: settingTypo!, managed: managed!, nsTypo: nsTypo!, method: method!, redisScheme: redisScheme! };
     failures = { noRedis: noRedis!, gatewayGrace: gatewayGrace!, workerGrace: workerGrace!, noKey: noKey!, jwksConflict: jwksConflict!, noGatewayApi: noGatewayApi! };
@@ -385,7 +398,7 @@ describe("helm chart helm/roomcast", { skip }, () => {
 
   after(() => {
     rmSync(dir, { recursive: true, force: true });
-    console.log(`# helm chart test: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    console.log(`helm chart test: ${((Date.now() - started) / 1000).toFixed(1)} s`);
   });
 
   const renders = () => [
@@ -780,6 +793,22 @@ describe("helm chart helm/roomcast", { skip }, () => {
       assert.ok(readFileSync(source).equals(readFileSync(copy)), `${copy} differs from ${source}: run npx tsx scripts/sync-chart-files.ts`);
     }
     assert.deepEqual(readdirSync(join(CHART, "files", "dashboards")).sort(), readdirSync(join(ROOT, "grafana", "dashboards")).filter((f) => f.endsWith(".json")).sort());
+  });
+
+  it("says in NOTES.txt how to reach it, mint a token and see metrics", () => {
+    const d = notes.defaults;
+    assert.match(d, /kubectl -n realtime port-forward service\/rc-roomcast-gateway 3000:3000/);
+    assert.ok(d.includes(`kubectl -n realtime exec deploy/rc-roomcast-gateway -c gateway -- \\\n    node dist/cli.js token --sub dev --envs '*' --scope "publish env:read jobs:read jobs:write admin"`), d);
+    assert.match(d, /curl -s localhost:9300\/metrics/);
+    assert.match(d, /WARNING: REDIS_URL points at the embedded single-pod Redis/);
+    const p = notes.production;
+    assert.match(p, /Socket\.IO: https:\/\/rt\.example\.com/);
+    assert.match(p, /auth\.method is jwks: gateways verify tokens signed by your identity provider/);
+    assert.doesNotMatch(p, /dist\/cli\.js token/);
+    assert.match(p, /ServiceMonitors rc-roomcast-gateway \(job "roomcast"\) and rc-roomcast-worker \(job "roomcast-worker"\)/);
+    assert.match(p, /custom\.metrics\.k8s\.io/);
+    assert.doesNotMatch(p, /WARNING/);
+    assert.match(notes.productionNoOperator, /WARNING: metrics\.serviceMonitor\.enabled is true, but the cluster has no monitoring\.coreos\.com\/v1/);
   });
 
   it("refuses bad values through values.schema.json, naming the value", () => {
