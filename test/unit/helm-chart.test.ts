@@ -662,7 +662,7 @@ describe("helm chart helm/roomcast", { skip }, () => {
   it("routes /socket.io/ and /v1/ through the Ingress, never /metrics, with WebSocket timeouts and cookie affinity", () => {
     const ingress = get(production, "Ingress", `${FULLNAME}-gateway`);
     const rules = ingressRules(ingress);
-    for (const path of ["/socket.io/", "/socket.io/?EIO=4&transport=websocket".split("?")[0]!, "/v1/channels/user:a/events"]) assert.ok(rules.some((r) => routes(r, path)), `${path} is not routed`);
+    for (const path of ["/socket.io/", "/socket.io", "/v1/channels/user:a/events", "/v1/jobs"]) assert.ok(rules.some((r) => routes(r, path)), `${path} is not routed`);
     for (const path of ["/metrics", "/healthz", "/readyz", "/", "/admin/", "/console/console.js"]) assert.ok(!rules.some((r) => routes(r, path)), `${path} is routed from outside`);
     assert.equal(ingress.spec.ingressClassName, "nginx");
     assert.deepEqual(ingress.spec.tls, [{ secretName: "rt-example-com-tls", hosts: ["rt.example.com"] }]);
