@@ -10,6 +10,24 @@ export default tseslint.config(
   { languageOptions: { globals: globals.node } },
   // The live console runs in browsers.
   { files: ["console/**/*.js"], languageOptions: { globals: globals.browser } },
+  // The k6 load-test scripts run in k6, not Node: only k6's globals.
+  {
+    files: ["load-tests/**/*.js"],
+    languageOptions: {
+      globals: {
+        ...Object.fromEntries(Object.keys(globals.node).map((name) => [name, "off"])),
+        __ENV: "readonly",
+        __VU: "readonly",
+        __ITER: "readonly",
+        open: "readonly",
+        console: "readonly",
+        setTimeout: "readonly",
+        clearTimeout: "readonly",
+        setInterval: "readonly",
+        clearInterval: "readonly",
+      },
+    },
+  },
   {
     rules: {
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
