@@ -26,6 +26,7 @@ export interface Config {
   jwtIssuer: string | undefined;
   jwtAudience: string | undefined;
   allowedTenants: readonly string[];
+  corsOrigins: readonly string[];
   tokenQuery: boolean;
   trustProxy: number;
   nodeId: string;

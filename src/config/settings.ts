@@ -25,6 +25,7 @@ export const SETTINGS = {
   jwtIssuer: { env: "ROOMCAST_JWT_ISSUER", kind: "string", doc: "required `iss` claim, if set" },
   jwtAudience: { env: "ROOMCAST_JWT_AUDIENCE", kind: "string", doc: "required `aud` claim, if set" },
   allowedTenants: { env: "ROOMCAST_ALLOWED_TENANTS", kind: "list", default: [], doc: "tenants allowed to connect (comma-separated); a valid token of another tenant is refused 4403; empty: any" },
+  corsOrigins: { env: "ROOMCAST_CORS_ORIGINS", kind: "list", default: [], doc: "origins whose pages may connect with credentials (cookies: load-balancer stickiness for long-polling), comma-separated; empty: any origin, without credentials" },
   tokenQuery: { env: "ROOMCAST_TOKEN_QUERY", kind: "bool", default: false, doc: "accept ?token= in the handshake URL (it leaks into proxy logs)" },
   trustProxy: { env: "ROOMCAST_TRUST_PROXY", kind: "int", default: 0, doc: "proxies in front of the gateways whose X-Forwarded-For names the client (per-IP quota, HTTP rate limit, admin logins): 0 none, 1 behind one load balancer or ingress controller" },
   nodeId: { env: "ROOMCAST_NODE_ID", kind: "string", doc: "replica name in logs and stats (default: host name and pid)" },

@@ -119,7 +119,9 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
     pingTimeout: PING_TIMEOUT_MS,
     // Above the message limit, so that oversized requests get an answer rather than a dropped connection.
     maxHttpBufferSize: Math.max(config.maxMessageBytes * 2, 1_000_000),
-    cors: { origin: "*" },
+    // Any origin may connect without credentials; listed origins may send cookies too (the
+    // load balancer's stickiness cookie, for long-polling from another origin).
+    cors: config.corsOrigins.length > 0 ? { origin: [...config.corsOrigins], credentials: true } : { origin: "*" },
   });
   const quotas = new ConnectionQuotas(redis.commands, config.redisPrefix, config.quotaLeaseS * 1000, log.child({ module: "quotas" }), metrics);
   const admission = new Admission(quotas, config);

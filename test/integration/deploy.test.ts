@@ -375,3 +375,29 @@ describe("deploy/haproxy/haproxy.cfg in front of three real gateways", { skip: s
     assert.equal(refusedHandshake.data.code, 4401, "refusals still come from a gateway");
   });
 });
+
+describe("CORS for pages on another origin (ROOMCAST_CORS_ORIGINS)", () => {
+  let cluster: TestCluster;
+  before(async () => {
+    cluster = await startCluster({ replicas: 1 });
+    await cluster.addGateway({ ROOMCAST_CORS_ORIGINS: "https://app.example.com,https://admin.example.com" });
+  });
+  after(() => cluster?.close());
+
+  const handshake = (url: string, origin: string) => fetch(`${url}/socket.io/?EIO=4&transport=polling`, { headers: { origin } });
+
+  it("by default any origin may connect, without credentials (no stickiness cookie from other origins)", async () => {
+    const res = await handshake(cluster.gateways[0]!.url, "https://anywhere.example");
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("access-control-allow-origin"), "*");
+    assert.equal(res.headers.get("access-control-allow-credentials"), null);
+  });
+
+  it("listed origins may send credentials (the load balancer's cookie); others get no CORS grant", async () => {
+    const listed = await handshake(cluster.gateways[1]!.url, "https://app.example.com");
+    assert.equal(listed.headers.get("access-control-allow-origin"), "https://app.example.com");
+    assert.equal(listed.headers.get("access-control-allow-credentials"), "true");
+    const other = await handshake(cluster.gateways[1]!.url, "https://evil.example");
+    assert.equal(other.headers.get("access-control-allow-origin"), null);
+  });
+});
