@@ -5,7 +5,8 @@
  */
 import { createPublicKey, createSecretKey, type KeyObject } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { createLocalJWKSet, jwtVerify, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey } from "jose";
+import { createLocalJWKSet, importSPKI, jwtVerify, type CryptoKey, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey } from "jose";
+import { verifyHs256 } from "./hs256.js";
 import { ConfigError, type Config } from "../config/load-config.js";
 import { RoomcastError } from "../contracts/error-codes.js";
 
@@ -60,7 +61,7 @@ function readKeyFile(setting: string, path: string): string {
   }
 }
 
-function toPrincipal(payload: JWTPayload): Principal {
+function toPrincipal(payload: JWTPayload | Record<string, unknown>): Principal {
   const { sub, exp } = payload;
   if (typeof sub !== "string" || sub === "") throw new RoomcastError("unauthorized", "token has no sub claim");
   if (typeof exp !== "number") throw new RoomcastError("unauthorized", "token has no exp claim");
@@ -74,19 +75,31 @@ function toPrincipal(payload: JWTPayload): Principal {
 
 /** Reads the key settings once; the returned function verifies a token or throws 4401. */
 export function createTokenVerifier(config: Config): TokenVerifier {
-  let key: KeyObject | JWTVerifyGetKey;
+  let key: KeyObject | JWTVerifyGetKey | Promise<CryptoKey>;
   let algorithms: string[];
   if (config.jwtSecret) {
-    key = createSecretKey(Buffer.from(config.jwtSecret, "utf8"));
-    algorithms = ["HS256"];
+    // HS256 on node:crypto (hs256.ts): the hot path of every handshake.
+    const secret = createSecretKey(Buffer.from(config.jwtSecret, "utf8"));
+    const claims = { issuer: config.jwtIssuer, audience: config.jwtAudience };
+    return async (token: string) => {
+      try {
+        return toPrincipal(verifyHs256(token, secret, claims));
+      } catch (err) {
+        throw unauthorized(err);
+      }
+    };
   } else if (config.jwtPublicKeyFile) {
     const pem = readKeyFile("ROOMCAST_JWT_PUBLIC_KEY_FILE", config.jwtPublicKeyFile);
+    let publicKey: KeyObject;
     try {
-      key = createPublicKey(pem);
+      publicKey = createPublicKey(pem);
     } catch {
       throw new ConfigError(`invalid setting ROOMCAST_JWT_PUBLIC_KEY_FILE: ${config.jwtPublicKeyFile} holds no PEM public key`);
     }
-    algorithms = algorithmsForKey(key);
+    algorithms = algorithmsForKey(publicKey);
+    // Imported once as a CryptoKey: jose would import a KeyObject again for every token.
+    key = importSPKI(publicKey.export({ type: "spki", format: "pem" }).toString(), algorithms[0]!);
+    key.catch(() => undefined);
   } else if (config.jwksFile) {
     let jwks: JSONWebKeySet;
     try {
@@ -109,15 +122,20 @@ export function createTokenVerifier(config: Config): TokenVerifier {
   };
   return async (token: string) => {
     try {
-      const { payload } = typeof key === "function" ? await jwtVerify(token, key, options) : await jwtVerify(token, key, options);
+      const { payload } = typeof key === "function" ? await jwtVerify(token, key, options) : await jwtVerify(token, await key, options);
       return toPrincipal(payload);
     } catch (err) {
-      if (err instanceof RoomcastError) throw err;
-      const code = (err as { code?: string }).code;
-      const message = code === "ERR_JWT_EXPIRED" ? "token expired" : code === "ERR_JOSE_ALG_NOT_ALLOWED" ? "token algorithm not allowed" : "invalid token";
-      throw new RoomcastError("unauthorized", message);
+      throw unauthorized(err);
     }
   };
+}
+
+/** Any verification failure as the client's 4401, telling an expired token or a wrong algorithm apart. */
+function unauthorized(err: unknown): RoomcastError {
+  if (err instanceof RoomcastError) return err;
+  const code = (err as { code?: string }).code;
+  const message = code === "ERR_JWT_EXPIRED" ? "token expired" : code === "ERR_JOSE_ALG_NOT_ALLOWED" ? "token algorithm not allowed" : "invalid token";
+  return new RoomcastError("unauthorized", message);
 }
 
 /** Extracts a token from `Authorization: Bearer <jwt>`. */

@@ -1,0 +1,51 @@
+/**
+ * Recovery after a replica is killed: N clients, all on replica A, each subscribed to one of
+ * N/50 channels, while a publisher posts through replica B at a steady rate. A is SIGKILLed
+ * 3 s in; every client reconnects to B (after 100 to 1000 ms, like a careful client), and
+ * resubscribes with `since` where the system has positions (roomcast, Centrifugo) or plainly
+ * (the stock baselines, which lose what was published meanwhile). Reported: the time until
+ * every client has resubscribed, subscriptions recovered, and events lost (must be 0) or
+ * repeated, counted per channel against the publisher's sequence.
+ */
+import { nowMs, sleep } from "../lib/proc.js";
+import type { SystemKey } from "../systems/systems.js";
+import { clientSpecs, LOCAL_ADDRESSES, until, withSystem, type Profile, type ScenarioResult } from "./harness.js";
+
+export async function recovery(key: SystemKey, profile: Profile): Promise<ScenarioResult> {
+  const n = profile === "full" ? 5000 : 1000;
+  const channels = Math.max(1, Math.floor(n / 50));
+  const rate = 500;
+  const seconds = profile === "full" ? 15 : 10;
+  return withSystem(key, { replicas: 2, loadgens: 2 }, async ({ system, clients, publisher, meter }) => {
+    const [a, b] = system.replicas as [(typeof system.replicas)[0], (typeof system.replicas)[0]];
+    const names = Array.from({ length: channels }, (_, i) => system.channel(i));
+    const specs = await clientSpecs(system, n, (i) => [names[i % channels]!]);
+    const connected = await clients.connect({ protocol: system.protocol, urls: [a.url, b.url], allOnFirst: true, concurrency: 64, sampleEvery: 0, track: true, localAddresses: LOCAL_ADDRESSES }, specs);
+    const cpu = meter();
+    const publishing = publisher.publish({ kind: system.protocol, urls: [b.url], headers: system.publishHeaders, channels: names, count: rate * seconds, rate, concurrency: 32 });
+    await sleep(3000);
+    const killedAt = nowMs();
+    await a.kill();
+    const all = await until(async () => (await clients.stats()).clientsResubscribed >= connected.connected, 60_000, 100);
+    await publishing;
+    await sleep(2000);
+    const stats = await clients.stats();
+    const used = cpu.stop();
+    return {
+      scenario: "recovery after a replica kill",
+      system: key,
+      figures: {
+        clients: connected.connected,
+        resubscribed: stats.clientsResubscribed,
+        seconds_until_all_resubscribed: all ? (stats.lastResubscribedAt - killedAt) / 1000 : NaN,
+        recovered_subscriptions: stats.recovered,
+        not_recovered_subscriptions: stats.notRecovered,
+        events_lost: stats.lost,
+        events_repeated: stats.duplicates,
+        deliveries: stats.deliveries,
+      },
+      cpu: used,
+      notes: [...(all ? [] : ["not every client resubscribed within 60 s"]), ...stats.errors.slice(0, 3)],
+    };
+  });
+}
