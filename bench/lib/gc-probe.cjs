@@ -1,3 +1,5 @@
+const v8 = require("node:v8"); // eslint-disable-line @typescript-eslint/no-require-imports -- a CommonJS preload
+
 // Preloaded (--require) into the Node servers the benchmarks start with --expose-gc: on the
 // IPC message { bench: "memory" } it collects garbage twice and answers the process's memory,
 // so that every Node server is measured the same way, after a full GC.
@@ -5,7 +7,7 @@
 process.on("message", (message) => {
   if (message && message.bench === "heap-snapshot") {
     global.gc?.();
-    require("node:v8").writeHeapSnapshot(message.path);
+    v8.writeHeapSnapshot(message.path);
     process.send?.({ bench: "heap-snapshot", path: message.path });
     return;
   }
