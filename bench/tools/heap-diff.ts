@@ -22,6 +22,23 @@ interface Snapshot {
   strings: string[];
 }
 
+/** A sample of string values (of the given node types), by the value with digits masked. */
+function strings(path: string, kinds: string[]): Map<string, number> {
+  const snap = JSON.parse(readFileSync(path, "utf8")) as Snapshot;
+  const fields = snap.snapshot.meta.node_fields;
+  const width = fields.length;
+  const typeAt = fields.indexOf("type");
+  const nameAt = fields.indexOf("name");
+  const types = snap.snapshot.meta.node_types[0];
+  const out = new Map<string, number>();
+  for (let i = 0; i < snap.nodes.length; i += width) {
+    if (!kinds.includes(types[snap.nodes[i + typeAt]!]!)) continue;
+    const value = snap.strings[snap.nodes[i + nameAt]!]!.slice(0, 60).replace(/[0-9]+/g, "#");
+    out.set(value, (out.get(value) ?? 0) + 1);
+  }
+  return out;
+}
+
 function tally(path: string): Map<string, { count: number; size: number }> {
   const snap = JSON.parse(readFileSync(path, "utf8")) as Snapshot;
   const fields = snap.snapshot.meta.node_fields;
@@ -47,7 +64,7 @@ async function main() {
   const redis = await startEmbeddedRedis();
   const system = await startSystem(key, { redisUrl: redis.url, replicas: 1 });
   const pool = await startPool(2);
-  const dir = mkdtempSync(join(tmpdir(), "roomcast-heap-"));
+  const dir = mkdtempSync(join(tmpdir(), `roomcast-heap-${key}-`));
   const replica = system.replicas[0]! as unknown as { pid: number };
   // The probe answers on the fork IPC channel of the replica's process.
   const child = (system as unknown as { replicas: { child?: ChildProcess }[] }).replicas[0]!.child;
@@ -77,6 +94,15 @@ async function main() {
   const total = rows.reduce((s, r) => s + r.size, 0);
   console.log(`${key}: ${n} connections (pid ${replica.pid}), ${total.toFixed(0)} bytes of heap per connection (self sizes)`);
   for (const r of rows.slice(0, 40)) console.log(`${r.size.toFixed(0).padStart(7)} B  ${r.count.toFixed(2).padStart(6)} objects  ${r.name}`);
+  if (process.argv.includes("--strings")) {
+    const kinds = ["string", "concatenated string", "sliced string"];
+    const b = strings(join(dir, "before.heapsnapshot"), kinds);
+    const a = strings(join(dir, "after.heapsnapshot"), kinds);
+    const grown = [...a].map(([v, c]) => [v, (c - (b.get(v) ?? 0)) / n] as const).filter(([, c]) => c >= 0.5).sort((x, y) => y[1] - x[1]);
+    console.log("\nstrings per connection (digits as #):");
+    for (const [v, c] of grown.slice(0, 30)) console.log(`${c.toFixed(2).padStart(6)}  ${JSON.stringify(v)}`);
+  }
+  console.log(`snapshots kept in ${dir} (bench/tools/heap-retainers.ts reads them)`);
   await pool.stop();
   await system.stop();
   await redis.stop();

@@ -61,16 +61,35 @@ function readKeyFile(setting: string, path: string): string {
   }
 }
 
+/**
+ * Tokens of a deployment carry a handful of distinct scope and envs claims: each connection's
+ * principal shares one frozen Set or array per distinct value instead of holding its own.
+ */
+const INTERNED_MAX = 10_000;
+const internedScopes = new Map<string, ReadonlySet<string>>();
+const internedEnvs = new Map<string, readonly string[]>();
+
+function interned<T>(cache: Map<string, T>, key: string, make: () => T): T {
+  let value = cache.get(key);
+  if (value === undefined) {
+    if (cache.size >= INTERNED_MAX) cache.clear();
+    cache.set(key, (value = make()));
+  }
+  return value;
+}
+
 function toPrincipal(payload: JWTPayload | Record<string, unknown>): Principal {
   const { sub, exp } = payload;
   if (typeof sub !== "string" || sub === "") throw new RoomcastError("unauthorized", "token has no sub claim");
   if (typeof exp !== "number") throw new RoomcastError("unauthorized", "token has no exp claim");
   const rawScope = payload.scope;
-  const scopes = typeof rawScope === "string" ? rawScope.split(" ").filter(Boolean) : Array.isArray(rawScope) ? rawScope.filter((s): s is string => typeof s === "string") : [];
+  const scopeList = typeof rawScope === "string" ? rawScope.split(" ").filter(Boolean) : Array.isArray(rawScope) ? rawScope.filter((s): s is string => typeof s === "string") : [];
+  const scopes = interned(internedScopes, scopeList.join(" "), () => Object.freeze(new Set(scopeList)) as ReadonlySet<string>);
   const rawEnvs = payload.envs;
-  const envs = Array.isArray(rawEnvs) ? rawEnvs.filter((e): e is string => typeof e === "string") : [];
+  const envList = Array.isArray(rawEnvs) ? rawEnvs.filter((e): e is string => typeof e === "string") : [];
+  const envs = interned(internedEnvs, JSON.stringify(envList), () => Object.freeze(envList));
   const tenant = typeof payload.tenant === "string" ? payload.tenant : undefined;
-  return { sub, exp, scopes: new Set(scopes), envs, tenant };
+  return { sub, exp, scopes, envs, tenant };
 }
 
 /** Reads the key settings once; the returned function verifies a token or throws 4401. */

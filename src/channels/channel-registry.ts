@@ -28,7 +28,12 @@ export interface JobDirectory {
 
 export type Action = "subscribe" | "publish";
 
+/** Resolved channels kept for reuse: subscribers of one channel share one frozen object. */
+const RESOLVED_MAX = 50_000;
+
 export class ChannelRegistry {
+  private readonly resolved = new Map<string, ResolvedChannel>();
+
   constructor(
     private readonly config: Config,
     private readonly jobs: JobDirectory,
@@ -37,6 +42,15 @@ export class ChannelRegistry {
   /** Throws 4400 for a malformed name, 4404 for an unknown namespace or stream. */
   resolve(channel: unknown): ResolvedChannel {
     if (typeof channel !== "string") throw new RoomcastError("bad_request", "channel: must be a string", { field: "channel" });
+    const known = this.resolved.get(channel);
+    if (known) return known;
+    const resolved = Object.freeze(this.resolveName(channel));
+    if (this.resolved.size >= RESOLVED_MAX) this.resolved.clear();
+    this.resolved.set(channel, resolved);
+    return resolved;
+  }
+
+  private resolveName(channel: string): ResolvedChannel {
     const name = parseChannelName(channel);
     if (!name) throw new RoomcastError("bad_request", "channel: must be <namespace>:<name> (PROTOCOL.md section 5)", { field: "channel" });
     const settings = this.config.namespaces[name.namespace];

@@ -44,6 +44,9 @@ type PubSubClient = RedisClient & {
   sunsubscribe(...channels: string[]): Promise<unknown>;
 };
 
+/** What a confirmed subscription is kept as: one settled promise for all channels. */
+const CONFIRMED: Promise<void> = Promise.resolve();
+
 export class ChannelFeed {
   private readonly subscriptions = new Map<string, Promise<void>>();
   private readonly feedPrefix: string;
@@ -73,9 +76,15 @@ export class ChannelFeed {
       const client = this.subscriber as PubSubClient;
       subscription = (this.sharded ? client.ssubscribe(feed) : client.subscribe(feed)).then(() => undefined);
       this.subscriptions.set(channel, subscription);
-      subscription.catch(() => {
-        if (this.subscriptions.get(channel) === subscription) this.subscriptions.delete(channel);
-      });
+      const pending = subscription;
+      pending.then(
+        () => {
+          if (this.subscriptions.get(channel) === pending) this.subscriptions.set(channel, CONFIRMED);
+        },
+        () => {
+          if (this.subscriptions.get(channel) === pending) this.subscriptions.delete(channel);
+        },
+      );
     }
     return subscription;
   }

@@ -39,8 +39,8 @@ type QuotaRedis = RedisClient & {
 
 export class ConnectionQuotas {
   private readonly redis: QuotaRedis;
-  /** The entries this replica holds: quota key -> members. */
-  private readonly held = new Map<string, Set<string>>();
+  /** The entries this replica holds, by quota key: the key (one string shared by its holders) and its members. */
+  private readonly held = new Map<string, { key: string; members: string | Set<string> }>();
   private readonly timer: NodeJS.Timeout;
 
   constructor(
@@ -62,30 +62,39 @@ export class ConnectionQuotas {
     return `${this.prefix}:quota:{${scope}:${id}}`;
   }
 
-  /** Adds the member to the scope's quota unless `limit` entries are live; true if admitted. */
-  async acquire(scope: QuotaScope, id: string, member: string, limit: number): Promise<boolean> {
+  /** Adds the member to the scope's quota unless `limit` entries are live; the quota's key if admitted. */
+  async acquire(scope: QuotaScope, id: string, member: string, limit: number): Promise<string | undefined> {
     const key = this.key(scope, id);
     const acquire = () => this.redis.roomcastQuotaAcquire(key, this.leaseMs, limit, member);
-    const admitted = (await (this.metrics ? this.metrics.timeRedis("quota", acquire) : acquire())) === 1;
-    if (admitted) {
-      let members = this.held.get(key);
-      if (!members) this.held.set(key, (members = new Set()));
-      members.add(member);
+    if ((await (this.metrics ? this.metrics.timeRedis("quota", acquire) : acquire())) !== 1) return undefined;
+    const held = this.held.get(key);
+    if (!held) {
+      this.held.set(key, { key, members: member });
+      return key;
     }
-    return admitted;
+    // Usually one member per key (a user's one connection); a set only when there are more.
+    if (typeof held.members === "string") {
+      if (held.members !== member) held.members = new Set([held.members, member]);
+    } else held.members.add(member);
+    return held.key;
   }
 
-  release(scope: QuotaScope, id: string, member: string): void {
-    const key = this.key(scope, id);
-    const members = this.held.get(key);
-    if (!members?.delete(member)) return;
-    if (members.size === 0) this.held.delete(key);
+  release(key: string, member: string): void {
+    const held = this.held.get(key);
+    if (!held) return;
+    if (typeof held.members === "string") {
+      if (held.members !== member) return;
+      this.held.delete(key);
+    } else {
+      if (!held.members.delete(member)) return;
+      if (held.members.size === 1) held.members = held.members.values().next().value!;
+    }
     // If Redis is away the lease expires on its own.
     this.redis.zrem(key, member).catch(() => undefined);
   }
 
   async renew(): Promise<void> {
-    const renewals = [...this.held].map(([key, members]) => this.redis.roomcastQuotaRenew(key, this.leaseMs, ...members));
+    const renewals = [...this.held.values()].map(({ key, members }) => this.redis.roomcastQuotaRenew(key, this.leaseMs, ...(typeof members === "string" ? [members] : members)));
     const failed = (await Promise.allSettled(renewals)).filter((r) => r.status === "rejected").length;
     if (failed > 0) this.log.warn({ failed }, "quota lease renewal failed (Redis unavailable?)");
   }

@@ -21,17 +21,19 @@ export class Admission {
     private readonly config: Config,
   ) {}
 
+  /** The connection's entry in quota sets: its id (the same string in every set). */
   private member(socket: RoomcastSocket): string {
-    return `${this.config.nodeId}|${socket.data.connectionId}`;
+    return socket.data.connectionId;
   }
 
   private async take(socket: RoomcastSocket, scope: QuotaScope, id: string, limit: number): Promise<void> {
     if (limit <= 0) return;
-    if (!(await this.quotas.acquire(scope, id, this.member(socket), limit))) {
+    const key = await this.quotas.acquire(scope, id, this.member(socket), limit);
+    if (key === undefined) {
       const what = scope === "environment" ? `environment ${id}` : scope;
       throw new RoomcastError("too_many_connections", `connection limit of this ${what} reached (${limit})`, { scope, limit });
     }
-    socket.data.quotaHolds.push({ scope, id });
+    socket.data.quotaKeys.push(key);
   }
 
   /** Handshake check: the user's and the IP's quotas. */
@@ -48,7 +50,7 @@ export class Admission {
   /** Before subscribing: counts the connection in the channel's environment, once. */
   async enterEnvironment(socket: RoomcastSocket, target: ResolvedChannel): Promise<void> {
     const envId = environmentOf(target);
-    if (envId === undefined || socket.data.quotaHolds.some((h) => h.scope === "environment" && h.id === envId)) return;
+    if (envId === undefined || socket.data.quotaKeys.includes(this.quotas.key("environment", envId))) return;
     await this.take(socket, "environment", envId, this.config.maxConnectionsPerEnv);
   }
 
@@ -57,18 +59,18 @@ export class Admission {
     const envId = environmentOf(target);
     if (envId === undefined) return;
     for (const sub of socket.data.subscriptions.values()) if (environmentOf(sub.target) === envId) return;
-    this.release(socket, "environment", envId);
+    this.release(socket, this.quotas.key("environment", envId));
   }
 
-  private release(socket: RoomcastSocket, scope: QuotaScope, id: string): void {
-    const holds = socket.data.quotaHolds;
-    const at = holds.findIndex((h) => h.scope === scope && h.id === id);
+  private release(socket: RoomcastSocket, key: string): void {
+    const keys = socket.data.quotaKeys;
+    const at = keys.indexOf(key);
     if (at < 0) return;
-    holds.splice(at, 1);
-    this.quotas.release(scope, id, this.member(socket));
+    keys.splice(at, 1);
+    this.quotas.release(key, this.member(socket));
   }
 
   releaseAll(socket: RoomcastSocket): void {
-    for (const hold of [...socket.data.quotaHolds]) this.release(socket, hold.scope, hold.id);
+    for (const key of [...socket.data.quotaKeys]) this.release(socket, key);
   }
 }

@@ -7,6 +7,7 @@ import type { Config } from "../config/load-config.js";
 import type { Admission } from "./admission.js";
 import type { GatewayMetrics } from "../metrics/metrics.js";
 import type { Delivery } from "./delivery.js";
+import type { TokenExpiry } from "./token-expiry.js";
 
 /** What request handlers and middleware share on one replica. */
 export interface GatewayContext {
@@ -18,6 +19,8 @@ export interface GatewayContext {
   admission: Admission;
   metrics: GatewayMetrics;
   verifyToken: TokenVerifier;
+  /** Closes connections whose token expired unrefreshed. */
+  expiry: TokenExpiry;
   /** Whether Redis answers: an unexpected failure while it does not is `unavailable`, not `internal`. */
   isRedisUp: () => boolean;
   log: Logger;

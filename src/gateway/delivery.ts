@@ -48,9 +48,9 @@ const frame = (WebSocket as unknown as { Sender?: { frame?: (data: Buffer, opts:
 
 /** What engine.io and ws hold for a connection that the client has not read yet. */
 interface Buffered {
-  writeBuffer?: unknown[];
-  transport?: { socket?: { bufferedAmount?: number } };
-  request?: { socket?: { destroy(): void } };
+  writeBuffer?: EnginePacket[];
+  /** websocket: the ws socket (terminate() drops the TCP connection); polling: none. */
+  transport?: { socket?: { bufferedAmount?: number; terminate?(): void } };
   close(discard?: boolean): void;
 }
 
@@ -64,17 +64,15 @@ function packetBytes(packet: EnginePacket): number {
 }
 
 /**
- * Keeps a running count of the bytes queued in engine.io's write buffer for a connection
- * (added as packets are created, removed as they are flushed to the transport), so the slow
- * consumer check costs no scan of the buffer.
+ * The bytes in engine.io's write buffer. The buffer only grows until a flush replaces it with
+ * a new array, so the sum is kept per buffer and only new packets are added: no listener on
+ * every connection, and no rescan.
  */
-export function trackQueuedBytes(socket: RoomcastSocket): void {
-  const queue = { bytes: 0 };
-  socket.data.queued = queue;
-  socket.conn.on("packetCreate", (packet: EnginePacket) => (queue.bytes += packetBytes(packet)));
-  socket.conn.on("flush", (packets: EnginePacket[]) => {
-    for (const packet of packets) queue.bytes -= packetBytes(packet);
-  });
+function queuedBytes(socket: RoomcastSocket, buffer: EnginePacket[]): number {
+  let scan = socket.data.queueScan;
+  if (!scan || scan.buffer !== buffer) socket.data.queueScan = scan = { buffer, scanned: 0, bytes: 0 };
+  for (; scan.scanned < buffer.length; scan.scanned++) scan.bytes += packetBytes(buffer[scan.scanned]!);
+  return scan.bytes;
 }
 
 /** How long a cut slow consumer gets to read its `closing` before its connection is destroyed. */
@@ -101,8 +99,14 @@ export class Delivery {
   isSlow(socket: RoomcastSocket): boolean {
     const conn = socket.conn as unknown as Buffered;
     const { slowConsumerPackets: packets, slowConsumerBytes: bytes } = this.config;
-    if (packets > 0 && (conn.writeBuffer?.length ?? 0) >= packets) return true;
-    return bytes > 0 && (socket.data.queued?.bytes ?? 0) + (conn.transport?.socket?.bufferedAmount ?? 0) >= bytes;
+    const buffer = conn.writeBuffer ?? [];
+    if (packets > 0 && buffer.length >= packets) return true;
+    if (bytes <= 0) return false;
+    if (buffer.length === 0) {
+      socket.data.queueScan = undefined;
+      return (conn.transport?.socket?.bufferedAmount ?? 0) >= bytes;
+    }
+    return queuedBytes(socket, buffer) + (conn.transport?.socket?.bufferedAmount ?? 0) >= bytes;
   }
 
   /** Writes a live event, unless the client is too slow for it. */
@@ -126,7 +130,7 @@ export class Delivery {
       const conn = socket.conn as unknown as Buffered;
       setTimeout(() => {
         conn.close(true);
-        conn.request?.socket?.destroy();
+        conn.transport?.socket?.terminate?.();
       }, SLOW_CONSUMER_GRACE_MS).unref();
     }
     return false;
@@ -202,7 +206,7 @@ export class Delivery {
    */
   offer(socket: RoomcastSocket, sub: Subscription, event: PendingEvent, options: WriteOptions = {}): boolean {
     if (sub.state === "syncing") {
-      sub.pending.push(event);
+      (sub.pending ??= []).push(event);
       return false;
     }
     if (sub.state === "paused") return false;
@@ -217,7 +221,7 @@ export class Delivery {
       return false;
     }
     if (event.offset > sub.offset + 1) {
-      sub.pending.push(event);
+      (sub.pending ??= []).push(event);
       void this.resync(socket, sub);
       return false;
     }
@@ -293,8 +297,8 @@ export class Delivery {
 
   /** Ends a sync: flushes the buffered live events in order. */
   goLive(socket: RoomcastSocket, sub: Subscription): void {
-    const pending = sub.pending;
-    sub.pending = [];
+    const pending = sub.pending ?? [];
+    sub.pending = undefined;
     // The sync read the channel past any state held back for a slow client: holding it still
     // would make offer() swallow every later event (a flush skips subscriptions not live).
     sub.conflated = undefined;
@@ -304,7 +308,7 @@ export class Delivery {
     for (let i = 0; i < pending.length; i++) {
       if (sub.state !== "live") {
         // A gap sent it back to syncing: the rest waits for that catch-up.
-        sub.pending.push(...pending.slice(i));
+        (sub.pending ??= []).push(...pending.slice(i));
         return;
       }
       this.offer(socket, sub, pending[i]!);

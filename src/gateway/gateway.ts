@@ -23,7 +23,7 @@ import { createHttpApp } from "../http/http-app.js";
 import { createMetrics, type LiveCounts } from "../metrics/metrics.js";
 import { adminUiEnabled, installAdminUi } from "./admin-ui.js";
 import type { GatewayContext } from "./context.js";
-import { Delivery, trackQueuedBytes } from "./delivery.js";
+import { Delivery } from "./delivery.js";
 import { control } from "./handlers/control.js";
 import { publish } from "./handlers/publish.js";
 import { refresh } from "./handlers/refresh.js";
@@ -35,9 +35,13 @@ import { ERROR_CODES, RoomcastError } from "../contracts/error-codes.js";
 import { Admission } from "./admission.js";
 import { installHandshake } from "./handshake.js";
 import { RequestLimits } from "./request-limits.js";
-import { attachRequests, requestsInFlight } from "./request-router.js";
-import { endSession, endWithNotice, kickLocal, scheduleExpiry } from "./session.js";
+import { RequestRouter } from "./request-router.js";
+import { endSession, endWithNotice, kickLocal } from "./session.js";
+import { TokenExpiry } from "./token-expiry.js";
 import type { RoomcastServer, RoomcastSocket } from "./types.js";
+
+const UPGRADE_RESPONSE = Symbol("roomcast.upgradeResponse");
+type UpgradeRequest = { [UPGRADE_RESPONSE]?: { req?: unknown } };
 
 const PING_INTERVAL_MS = 25_000;
 const PING_TIMEOUT_MS = 20_000;
@@ -55,6 +59,18 @@ export interface Gateway {
   /** Listens on config.host:config.port; returns the base URL. */
   listen(): Promise<string>;
   close(): Promise<void>;
+}
+
+const NOTHING = Object.freeze({});
+
+/**
+ * After authentication nothing reads a connection's handshake again but its address: its
+ * headers (a browser's user agent, cookies), query, URL and the token are dropped, a few
+ * hundred bytes to a kilobyte per connection.
+ */
+function trimHandshake(socket: RoomcastSocket): void {
+  const { address, issued, secure, xdomain } = socket.handshake;
+  (socket as unknown as { handshake: unknown }).handshake = { address, issued, secure, xdomain, time: "", url: "", headers: NOTHING, query: NOTHING, auth: NOTHING };
 }
 
 export function limitsOf(config: Config): Limits {
@@ -156,6 +172,7 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
     feed,
     admission,
     verifyToken,
+    expiry: new TokenExpiry(),
     isRedisUp: redis.isUp,
     metrics,
     log: log.child({ module: "gateway" }),
@@ -201,11 +218,24 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
   installHandshake(io, context, isReady, [(socket) => admission.admit(socket)]);
   const handlers = { subscribe, unsubscribe, publish, control, refresh };
   const limits = limitsOf(config);
-  const requestLimits = new RequestLimits(config);
+  const requests = new RequestRouter(context, handlers, new RequestLimits(config));
+  // engine.io keeps each WebSocket's upgrade request for the connection's lifetime, in the
+  // request and in the response object it made for middlewares: note the response, so that
+  // both references can be dropped once the connection is up.
+  io.engine.use((req: UpgradeRequest, res: unknown, next: () => void) => {
+    req[UPGRADE_RESPONSE] = res as { req?: unknown };
+    next();
+  });
   io.on("connection", (socket) => {
-    attachRequests(context, socket, handlers, requestLimits);
-    trackQueuedBytes(socket);
-    scheduleExpiry(socket, socket.data.principal.exp);
+    // Nothing needs the upgrade request or the token string again (socket.handshake keeps the
+    // headers): Socket.IO's own advice to free memory per connection.
+    const conn = socket.conn as unknown as { request: UpgradeRequest | null };
+    const response = conn.request?.[UPGRADE_RESPONSE];
+    if (response) response.req = null;
+    conn.request = null;
+    trimHandshake(socket);
+    requests.attach(socket);
+    context.expiry.track(socket, socket.data.principal.exp);
     socket.on("disconnect", () => endSession(context, socket));
     socket.emit("welcome", { sessionId: socket.id, node: config.nodeId, serverTime: Date.now(), limits });
   });
@@ -243,7 +273,7 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
       ),
     );
     const deadline = Date.now() + IN_FLIGHT_WAIT_MS;
-    while (requestsInFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    while (requests.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   };
 
   return {
@@ -262,6 +292,7 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
       await new Promise<void>((resolve) => io.close(() => resolve()));
       await app.close();
       quotas.close();
+      context.expiry.close();
       await nodes.close();
       await queues.close();
       await bullProducer.quit().catch(() => bullProducer.disconnect());

@@ -3,7 +3,6 @@
  * admission (tenant, connection limits), then the socket's session state. Refusals reach
  * the client's `connect_error` with `data: { code, reason, message, ...details }`.
  */
-import { randomUUID } from "node:crypto";
 import type { ExtendedError } from "socket.io";
 import { bearerToken } from "../auth/token-verifier.js";
 import { failedBecauseRedis } from "../cluster/redis-clients.js";
@@ -52,20 +51,28 @@ export function installHandshake(io: RoomcastServer, ctx: GatewayContext, isAvai
       if (config.allowedTenants.length > 0 && !config.allowedTenants.includes(principal.tenant ?? "")) {
         throw new RoomcastError("forbidden", "tenant not allowed on this gateway");
       }
-      socket.data.principal = principal;
-      socket.data.connectionId = randomUUID();
-      socket.data.ip = clientAddress(socket.handshake.address, socket.handshake.headers["x-forwarded-for"], config.trustProxy);
-      socket.data.subscriptions = new Map();
-      socket.data.quotaHolds = [];
-      socket.data.bucket = { tokens: config.rateBurst, at: Date.now() };
-      socket.data.refusals = { count: 0, since: Date.now() };
+      // One object with every field from the start: it keeps its properties in-object.
+      socket.data = {
+        principal,
+        // Socket.IO's socket id (random, 120 bits) is the connection's id in logs and quotas.
+        connectionId: socket.id,
+        ip: clientAddress(socket.handshake.address, socket.handshake.headers["x-forwarded-for"], config.trustProxy),
+        subscriptions: new Map(),
+        quotaKeys: [],
+        tokens: config.rateBurst,
+        tokensAt: Date.now(),
+        refusals: undefined,
+        requests: undefined,
+        expiresAt: undefined,
+        queueScan: undefined,
+      };
       for (const check of checks) await check(socket);
       // The client may have left while the checks awaited Redis: socket.io then drops the socket
       // without a disconnect event, so the quota entries just taken would be renewed forever.
       if (socket.conn.readyState !== "open") throw new RoomcastError("bad_request", "connection closed during the handshake");
       next();
     } catch (err) {
-      if (socket.data.quotaHolds) ctx.admission.releaseAll(socket);
+      if (socket.data.quotaKeys) ctx.admission.releaseAll(socket);
       const redisDown = failedBecauseRedis(err, ctx.isRedisUp());
       if (redisDown) ctx.log.warn({ err: (err as Error).message }, "handshake refused: Redis unavailable");
       else if (!(err instanceof RoomcastError)) ctx.log.error({ err }, "handshake failed");

@@ -35,15 +35,15 @@ export class RequestLimits {
   check(socket: RoomcastSocket, args: readonly unknown[]): void {
     const { rateLimit, rateBurst, maxMessageBytes } = this.config;
     if (rateLimit > 0) {
-      const bucket = socket.data.bucket;
+      const data = socket.data;
       const now = Date.now();
-      bucket.tokens = Math.min(rateBurst, bucket.tokens + ((now - bucket.at) / 1000) * rateLimit);
-      bucket.at = now;
-      if (bucket.tokens < 1) {
-        const retryAfterMs = Math.ceil(((1 - bucket.tokens) / rateLimit) * 1000);
+      data.tokens = Math.min(rateBurst, data.tokens + ((now - data.tokensAt) / 1000) * rateLimit);
+      data.tokensAt = now;
+      if (data.tokens < 1) {
+        const retryAfterMs = Math.ceil(((1 - data.tokens) / rateLimit) * 1000);
         throw new RoomcastError("rate_limited", `more than ${rateLimit} requests per second`, { retryAfterMs });
       }
-      bucket.tokens -= 1;
+      data.tokens -= 1;
     }
     if (maxMessageBytes > 0) {
       const size = jsonBytes(args);
@@ -53,8 +53,8 @@ export class RequestLimits {
 
   /** Counts a refusal; true when the connection has been closed for abuse. */
   refused(socket: RoomcastSocket): boolean {
-    const refusals = socket.data.refusals;
     const now = Date.now();
+    const refusals = (socket.data.refusals ??= { count: 0, since: now });
     if (now - refusals.since > ABUSE_WINDOW_MS) {
       refusals.count = 0;
       refusals.since = now;

@@ -1,6 +1,6 @@
 /**
- * A connection's token lifetime: closes it with `closing 4401 token_expired` when the token
- * expires unrefreshed, and applies a refreshed token's grants at once.
+ * A connection's session: its end (quotas released, expiry forgotten), the server's notices
+ * (`unsubscribed`, kick), and a refreshed token's grants applied at once.
  */
 import type { Principal } from "../auth/token-verifier.js";
 import { ERROR_CODES } from "../contracts/error-codes.js";
@@ -8,24 +8,8 @@ import type { GatewayContext } from "./context.js";
 import { endSubscription } from "./handlers/unsubscribe.js";
 import type { RoomcastServer, RoomcastSocket } from "./types.js";
 
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
-export function scheduleExpiry(socket: RoomcastSocket, exp: number): void {
-  clearTimeout(socket.data.expiryTimer);
-  const wait = exp * 1000 - Date.now();
-  if (wait > MAX_TIMER_MS) {
-    socket.data.expiryTimer = setTimeout(() => scheduleExpiry(socket, exp), MAX_TIMER_MS);
-    return;
-  }
-  socket.data.expiryTimer = setTimeout(() => {
-    if (!socket.connected) return;
-    socket.emit("closing", { code: ERROR_CODES.token_expired.code, reason: "token_expired", retryAfterMs: 0 });
-    socket.disconnect(true);
-  }, Math.max(wait, 0));
-}
-
 export function endSession(ctx: GatewayContext, socket: RoomcastSocket): void {
-  clearTimeout(socket.data.expiryTimer);
+  ctx.expiry.untrack(socket);
   socket.data.subscriptions.clear();
   ctx.admission.releaseAll(socket);
 }
@@ -50,7 +34,7 @@ export function kickLocal(io: RoomcastServer, userId: string): number {
 /** Swaps in a new principal and ends subscriptions its grants no longer cover. */
 export async function applyPrincipal(ctx: GatewayContext, socket: RoomcastSocket, principal: Principal): Promise<void> {
   socket.data.principal = principal;
-  scheduleExpiry(socket, principal.exp);
+  ctx.expiry.track(socket, principal.exp);
   for (const [channel, sub] of [...socket.data.subscriptions]) {
     let allowed: boolean;
     try {

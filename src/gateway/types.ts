@@ -1,7 +1,6 @@
 import type { Server, Socket } from "socket.io";
 import type { Principal } from "../auth/token-verifier.js";
 import type { ResolvedChannel } from "../channels/channel-registry.js";
-import type { QuotaScope } from "../cluster/connection-quotas.js";
 import type { ChannelEvent } from "../contracts/events.js";
 import type { CompiledFilter } from "./log-filter.js";
 import type { ClientToServerEvents, InterServerEvents, ServerToClientEvents } from "../contracts/events.js";
@@ -25,7 +24,8 @@ export interface Subscription {
   epoch: string;
   offset: number;
   state: "syncing" | "live" | "paused";
-  pending: PendingEvent[];
+  /** Created when the first event has to wait (most subscriptions never need it). */
+  pending: PendingEvent[] | undefined;
   /** Bumped by each (re)subscribe, so a slower earlier one does not win. */
   generation: number;
   /** Conflating channels of a slow consumer: the newest event held back, and how many it replaced. */
@@ -40,15 +40,19 @@ export interface SocketData {
   /** The client's address (behind trusted proxies, the one they forwarded). */
   ip: string;
   subscriptions: Map<string, Subscription>;
-  /** Cluster-wide quota entries this connection holds. */
-  quotaHolds: { scope: QuotaScope; id: string }[];
-  /** Request token bucket (PROTOCOL.md section 7). */
-  bucket: { tokens: number; at: number };
-  /** Refused requests in the current abuse window. */
-  refusals: { count: number; since: number };
-  expiryTimer?: NodeJS.Timeout;
-  /** Bytes queued in engine.io's write buffer (see trackQueuedBytes). */
-  queued?: { bytes: number };
+  /** The cluster-wide quota sets this connection has an entry in (their keys). */
+  quotaKeys: string[];
+  /** Request token bucket (PROTOCOL.md section 7): tokens left, and when they were counted (ms). */
+  tokens: number;
+  tokensAt: number;
+  /** Refused requests in the current abuse window (from the first refusal on). */
+  refusals: { count: number; since: number } | undefined;
+  /** The tail of its request queue (RequestRouter): requests run in the order sent. */
+  requests?: Promise<void>;
+  /** Its token's expiry second, while TokenExpiry tracks it. */
+  expiresAt?: number | undefined;
+  /** Bytes counted so far in engine.io's current write buffer (see Delivery.isSlow). */
+  queueScan?: { buffer: unknown[]; scanned: number; bytes: number } | undefined;
 }
 
 export type RoomcastServer = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;

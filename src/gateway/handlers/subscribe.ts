@@ -30,7 +30,7 @@ export async function subscribe(ctx: GatewayContext, socket: RoomcastSocket, pay
       ctx.admission.leaveEnvironment(socket, target);
       throw new RoomcastError("bad_request", "connection closed");
     }
-    sub = { target, epoch: "", offset: 0, state: "syncing", pending: [], generation: 0 } satisfies Subscription;
+    sub = { target, epoch: "", offset: 0, state: "syncing", pending: undefined, generation: 0 } satisfies Subscription;
     subscriptions.set(req.channel, sub);
     await socket.join(roomOf(req.channel));
     try {
@@ -41,7 +41,7 @@ export async function subscribe(ctx: GatewayContext, socket: RoomcastSocket, pay
     }
   } else {
     sub.state = "syncing";
-    sub.pending = [];
+    sub.pending = undefined;
   }
   sub.filter = compileFilter(req.filter);
   const generation = ++sub.generation;
