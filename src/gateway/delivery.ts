@@ -6,7 +6,7 @@
  * channels, and `closing 4008` on reliable ones, so that it reconnects and recovers.
  */
 import type { Logger } from "pino";
-import { WebSocket } from "ws";
+import * as ws from "ws";
 import { roomOf } from "../channels/channel-keys.js";
 import type { ChannelStore } from "../channels/channel-store.js";
 import { canRecover } from "../channels/recovery.js";
@@ -43,8 +43,12 @@ interface WriteOptions {
   wsPreEncodedFrame?: unknown;
 }
 
-// ws exposes Sender.frame; Socket.IO uses it the same way to frame a broadcast once.
-const frame = (WebSocket as unknown as { Sender?: { frame?: (data: Buffer, opts: object) => unknown } }).Sender?.frame;
+// ws's Sender.frame frames a message once for many sockets, as Socket.IO's broadcast does.
+// (Imported by name: the ESM build of ws has no WebSocket.Sender, and without the frame every
+// subscriber's copy was encoded and framed on its own.)
+const frame = (ws as unknown as { Sender?: { frame?: (data: Buffer, opts: object) => unknown } }).Sender?.frame;
+/** Whether broadcasts are framed once (test/unit/delivery-frame.test.ts keeps it true across ws upgrades). */
+export const FRAMES_ONCE = frame !== undefined;
 
 /** What engine.io and ws hold for a connection that the client has not read yet. */
 interface Buffered {
