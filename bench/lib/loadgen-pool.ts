@@ -108,7 +108,17 @@ export async function startPool(size: number): Promise<Pool> {
       await all({ op: "close" });
     },
     async stop() {
-      for (const l of loadgens) l.child.kill("SIGKILL");
+      // Wait for the exits: a dying process with thousands of sockets would weigh on the next scenario.
+      await Promise.all(
+        loadgens.map((l) =>
+          l.child.exitCode !== null || l.child.signalCode !== null
+            ? undefined
+            : new Promise<void>((resolve) => {
+                l.child.once("exit", () => resolve());
+                l.child.kill("SIGKILL");
+              }),
+        ),
+      );
     },
   };
 }

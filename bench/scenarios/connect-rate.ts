@@ -5,7 +5,7 @@
  */
 import { nowMs } from "../lib/proc.js";
 import type { SystemKey } from "../systems/systems.js";
-import { clientSpecs, LOCAL_ADDRESSES, withSystem, type Profile, type ScenarioResult } from "./harness.js";
+import { clientSpecs, withSystem, type Profile, type ScenarioResult } from "./harness.js";
 
 export async function connectRate(key: SystemKey, profile: Profile): Promise<ScenarioResult> {
   const n = profile === "full" ? 5000 : 1500;
@@ -13,7 +13,7 @@ export async function connectRate(key: SystemKey, profile: Profile): Promise<Sce
     const specs = await clientSpecs(system, n, () => []);
     const cpu = meter();
     const started = nowMs();
-    const connected = await clients.connect({ protocol: system.protocol, urls: [system.replicas[0]!.url], concurrency: 64, sampleEvery: 0, track: false, localAddresses: LOCAL_ADDRESSES }, specs);
+    const connected = await clients.connect({ protocol: system.protocol, urls: [system.replicas[0]!.url], concurrency: 64, sampleEvery: 0, track: false }, specs);
     const seconds = (nowMs() - started) / 1000;
     const used = cpu.stop();
     return {

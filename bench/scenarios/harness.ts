@@ -68,6 +68,8 @@ export async function withSystem<T>(key: SystemKey, options: { replicas: number;
     await publisher?.stop();
     await system?.stop();
     await redis.stop();
+    // Let the kernel close what the processes left before the next scenario measures anything.
+    await new Promise((r) => setTimeout(r, 1000));
   }
 }
 
@@ -85,6 +87,3 @@ export async function until(done: () => Promise<boolean>, timeoutMs: number, eve
   }
   return done();
 }
-
-/** Loopback source addresses for many client connections (more ephemeral ports). */
-export const LOCAL_ADDRESSES = ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"];

@@ -5,7 +5,7 @@
  */
 import { sleep } from "../lib/proc.js";
 import type { SystemKey } from "../systems/systems.js";
-import { clientSpecs, LOCAL_ADDRESSES, withSystem, type Profile, type ScenarioResult } from "./harness.js";
+import { clientSpecs, withSystem, type Profile, type ScenarioResult } from "./harness.js";
 
 export async function idleMemory(key: SystemKey, profile: Profile): Promise<ScenarioResult> {
   const n = profile === "full" ? 10_000 : 2000;
@@ -15,7 +15,7 @@ export async function idleMemory(key: SystemKey, profile: Profile): Promise<Scen
     const before = await replica.memory();
     const cpu = meter();
     const specs = await clientSpecs(system, n, (i) => [system.channel(i)]);
-    const connected = await clients.connect({ protocol: system.protocol, urls: [replica.url], concurrency: 64, sampleEvery: 0, track: false, localAddresses: LOCAL_ADDRESSES }, specs);
+    const connected = await clients.connect({ protocol: system.protocol, urls: [replica.url], concurrency: 64, sampleEvery: 0, track: false }, specs);
     await sleep(2000);
     const after = await replica.memory();
     const used = cpu.stop();

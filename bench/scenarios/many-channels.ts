@@ -6,7 +6,7 @@
 import { quantile } from "../lib/histogram.js";
 import { sleep } from "../lib/proc.js";
 import type { SystemKey } from "../systems/systems.js";
-import { clientSpecs, LOCAL_ADDRESSES, until, withSystem, type Profile, type ScenarioResult } from "./harness.js";
+import { clientSpecs, until, withSystem, type Profile, type ScenarioResult } from "./harness.js";
 
 const PER_CHANNEL = 3;
 const PER_CLIENT = 10;
@@ -21,7 +21,7 @@ export async function manyChannels(key: SystemKey, profile: Profile): Promise<Sc
     const urls = system.replicas.map((r) => r.url);
     // Client i takes channels i*10 .. i*10+9 (mod C): each channel ends up with 3 subscribers.
     const specs = await clientSpecs(system, clientsCount, (i) => Array.from({ length: PER_CLIENT }, (_, k) => names[(i * PER_CLIENT + k) % channels]!));
-    const connected = await clients.connect({ protocol: system.protocol, urls, concurrency: 32, sampleEvery: 10, track: false, localAddresses: LOCAL_ADDRESSES }, specs);
+    const connected = await clients.connect({ protocol: system.protocol, urls, concurrency: 32, sampleEvery: 10, track: false }, specs);
     await sleep(1000);
     await clients.reset();
     const cpu = meter();

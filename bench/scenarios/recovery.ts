@@ -9,7 +9,7 @@
  */
 import { nowMs, sleep } from "../lib/proc.js";
 import type { SystemKey } from "../systems/systems.js";
-import { clientSpecs, LOCAL_ADDRESSES, until, withSystem, type Profile, type ScenarioResult } from "./harness.js";
+import { clientSpecs, until, withSystem, type Profile, type ScenarioResult } from "./harness.js";
 
 export async function recovery(key: SystemKey, profile: Profile): Promise<ScenarioResult> {
   const n = profile === "full" ? 5000 : 1000;
@@ -20,7 +20,7 @@ export async function recovery(key: SystemKey, profile: Profile): Promise<Scenar
     const [a, b] = system.replicas as [(typeof system.replicas)[0], (typeof system.replicas)[0]];
     const names = Array.from({ length: channels }, (_, i) => system.channel(i));
     const specs = await clientSpecs(system, n, (i) => [names[i % channels]!]);
-    const connected = await clients.connect({ protocol: system.protocol, urls: [a.url, b.url], allOnFirst: true, concurrency: 64, sampleEvery: 0, track: true, localAddresses: LOCAL_ADDRESSES }, specs);
+    const connected = await clients.connect({ protocol: system.protocol, urls: [a.url, b.url], allOnFirst: true, concurrency: 64, sampleEvery: 0, track: true }, specs);
     const cpu = meter();
     const publishing = publisher.publish({ kind: system.protocol, urls: [b.url], headers: system.publishHeaders, channels: names, count: rate * seconds, rate, concurrency: 32 });
     await sleep(3000);

@@ -36,14 +36,17 @@ export class Admission {
     socket.data.quotaKeys.push(key);
   }
 
-  /** Handshake check: the user's and the IP's quotas. */
+  /** Handshake check: the user's and the IP's quotas, both at once (one round trip, not two). */
   async admit(socket: RoomcastSocket): Promise<void> {
-    try {
-      await this.take(socket, "user", socket.data.principal.sub, this.config.maxConnectionsPerUser);
-      await this.take(socket, "ip", socket.data.ip, this.config.maxConnectionsPerIp);
-    } catch (err) {
+    const [user, ip] = await Promise.allSettled([
+      this.take(socket, "user", socket.data.principal.sub, this.config.maxConnectionsPerUser),
+      this.take(socket, "ip", socket.data.ip, this.config.maxConnectionsPerIp),
+    ]);
+    const refused = user.status === "rejected" ? user : ip.status === "rejected" ? ip : undefined;
+    if (refused) {
+      // Whatever one of them took goes back; the user's refusal is reported first.
       this.releaseAll(socket);
-      throw err;
+      throw refused.reason;
     }
   }
 
