@@ -47,7 +47,8 @@ export interface Pool {
   connect(options: Omit<ConnectCommand, "op" | "clients">, clients: ClientSpec[]): Promise<{ connected: number; failed: number; errors: string[] }>;
   publish(options: Omit<PublishCommand, "op">): Promise<{ published: number; errors: number }>;
   reset(): Promise<void>;
-  stats(): Promise<LoadgenStats>;
+  /** `lastOffset`: the last offset published per tracked channel (events lost are counted against it). */
+  stats(lastOffset?: number): Promise<LoadgenStats>;
   closeClients(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -101,8 +102,8 @@ export async function startPool(size: number): Promise<Pool> {
     async reset() {
       await all({ op: "reset" });
     },
-    async stats() {
-      return sum(await all<LoadgenStats>({ op: "stats" }));
+    async stats(lastOffset) {
+      return sum(await all<LoadgenStats>(lastOffset === undefined ? { op: "stats" } : { op: "stats", lastOffset }));
     },
     async closeClients() {
       await all({ op: "close" });

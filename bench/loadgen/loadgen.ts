@@ -52,7 +52,8 @@ export interface PublishCommand {
   concurrency: number;
 }
 
-export type Command = ConnectCommand | PublishCommand | { op: "reset" } | { op: "stats" } | { op: "close" };
+/** `lastOffset`: the last offset (or seq) published on each tracked channel, for the count of lost events. */
+export type Command = ConnectCommand | PublishCommand | { op: "reset" } | { op: "stats"; lastOffset?: number } | { op: "close" };
 
 export interface LoadgenStats {
   connected: number;
@@ -82,6 +83,13 @@ export interface LoadgenStats {
   lastPublishAt: number;
 }
 
+interface Track {
+  offset: number | undefined;
+  epoch: string;
+  first: number | undefined;
+  seen: Set<number>;
+}
+
 interface Client {
   index: number;
   spec: ClientSpec;
@@ -90,8 +98,8 @@ interface Client {
   sampled: boolean;
   pending: Map<number, string>;
   nextId: number;
-  /** Tracking: the last offset (or, for the stock protocols, seq) seen per channel; undefined until the first. */
-  positions: Map<string, { offset: number | undefined; epoch: string }>;
+  /** Tracking, per channel: the highest offset (for the stock protocols, the publisher's seq) seen, the first one expected, and every one seen. */
+  positions: Map<string, Track>;
   resubscribing: number;
   closing: boolean;
 }
@@ -156,16 +164,31 @@ function delivered(client: Client, delivery: Delivery | undefined): void {
   if (!command?.track) return;
   const position = client.positions.get(delivery.channel);
   if (!position) return;
-  if (delivery.epoch !== position.epoch && position.epoch !== "") {
+  // (Centrifugo's pushes carry no epoch.)
+  if (delivery.epoch !== "" && position.epoch !== "" && delivery.epoch !== position.epoch) {
     error(`epoch changed on ${delivery.channel}`);
     return;
   }
-  if (position.offset === undefined) position.offset = delivery.offset;
-  else if (delivery.offset <= position.offset) stats.duplicates++;
-  else {
-    stats.lost += delivery.offset - position.offset - 1;
-    position.offset = delivery.offset;
+  // Counted against the set of offsets seen, so that a reordering is not taken for a loss.
+  if (position.seen.has(delivery.offset)) stats.duplicates++;
+  else position.seen.add(delivery.offset);
+  position.first ??= delivery.offset;
+  position.offset = Math.max(position.offset ?? delivery.offset, delivery.offset);
+}
+
+/** Events missing between each tracked channel's first expected offset and `last` (or the highest seen). */
+function lostEvents(last: number | undefined): number {
+  let lost = 0;
+  for (const client of clients) {
+    for (const track of client.positions.values()) {
+      if (track.first === undefined) continue;
+      const end = last ?? track.offset ?? track.first - 1;
+      let seenInRange = 0;
+      for (const offset of track.seen) if (offset >= track.first && offset <= end) seenInRange++;
+      lost += Math.max(0, end - track.first + 1 - seenInRange);
+    }
   }
+  return lost;
 }
 
 function onAnswer(client: Client, channel: string, answer: SubscribeAnswer): void {
@@ -177,17 +200,16 @@ function onAnswer(client: Client, channel: string, answer: SubscribeAnswer): voi
   const withOffsets = command.protocol === "roomcast" || command.protocol === "centrifugo";
   const position = client.positions.get(channel);
   if (!position) {
-    // The stock protocols have no offsets: their positions are the publisher's sequence numbers, from the first delivery.
-    client.positions.set(channel, { offset: withOffsets ? answer.offset : undefined, epoch: answer.epoch });
+    // Offsets: everything after the answer's is expected. The stock protocols have none: their
+    // positions are the publisher's sequence numbers, from the first delivery on.
+    client.positions.set(channel, { offset: withOffsets ? answer.offset : undefined, epoch: answer.epoch, first: withOffsets ? answer.offset + 1 : undefined, seen: new Set() });
     return;
   }
   if (withOffsets) {
     if (answer.recovered) stats.recovered++;
     else stats.notRecovered++;
     for (const event of answer.events) delivered(client, { ...event, channel });
-    const known = position.offset ?? answer.offset;
-    if (!answer.recovered && answer.offset > known) stats.lost += answer.offset - known;
-    position.offset = Math.max(known, answer.offset);
+    position.offset = Math.max(position.offset ?? answer.offset, answer.offset);
     position.epoch = answer.epoch;
   }
   if (--client.resubscribing === 0) {
@@ -377,7 +399,7 @@ process.on("message", (message: Command & { reqId: number }) => {
     }
     case "stats": {
       const cpu = process.cpuUsage(cpuAtStart);
-      answer({ ...stats, cpuSeconds: (cpu.user + cpu.system) / 1e6 });
+      answer({ ...stats, cpuSeconds: (cpu.user + cpu.system) / 1e6, ...(command?.track ? { lost: lostEvents(message.lastOffset) } : {}) });
       break;
     }
     case "close":

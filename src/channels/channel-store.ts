@@ -65,6 +65,7 @@ function newEventId(): string {
 
 export class ChannelStore {
   private readonly redis: ScriptedRedis;
+  private readonly epochs = new Map<string, string>();
 
   constructor(
     redis: RedisClient,
@@ -143,6 +144,15 @@ export class ChannelStore {
     ));
     const events = entries.map((json) => JSON.parse(json) as ChannelEvent);
     if (!("since" in request)) events.reverse();
-    return { epoch, top: Number(top), first: Number(first), events, snapshot: snapshot === null ? undefined : JSON.parse(snapshot) };
+    return { epoch: this.intern(epoch), top: Number(top), first: Number(first), events, snapshot: snapshot === null ? undefined : JSON.parse(snapshot) };
+  }
+
+  /** Every subscription keeps its channel's epoch: one string per epoch, not one per subscription. */
+  private intern(epoch: string): string {
+    const known = this.epochs.get(epoch);
+    if (known !== undefined) return known;
+    if (this.epochs.size >= 10_000) this.epochs.clear();
+    this.epochs.set(epoch, epoch);
+    return epoch;
   }
 }

@@ -226,6 +226,10 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
     req[UPGRADE_RESPONSE] = res as { req?: unknown };
     next();
   });
+  // Called with the socket as `this`: one listener for every connection, no closure each.
+  const onDisconnect = function (this: RoomcastSocket) {
+    endSession(context, this);
+  };
   io.on("connection", (socket) => {
     // Nothing needs the upgrade request or the token string again (socket.handshake keeps the
     // headers): Socket.IO's own advice to free memory per connection.
@@ -234,9 +238,12 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
     if (response) response.req = null;
     conn.request = null;
     trimHandshake(socket);
+    // Socket.IO puts every socket in a room of its own id; nothing here addresses sockets by
+    // id, and that room costs a set per connection.
+    void socket.leave(socket.id);
     requests.attach(socket);
     context.expiry.track(socket, socket.data.principal.exp);
-    socket.on("disconnect", () => endSession(context, socket));
+    socket.on("disconnect", onDisconnect);
     socket.emit("welcome", { sessionId: socket.id, node: config.nodeId, serverTime: Date.now(), limits });
   });
   // The first "ready" came before this point: each later one is a reconnect (on a Cluster,

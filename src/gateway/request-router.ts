@@ -40,19 +40,26 @@ function channelOf(payload: unknown): string | undefined {
   return typeof channel === "string" ? channel.slice(0, 240) : undefined;
 }
 
-/** One per replica; each connection costs it one listener (and its request queue in socket.data). */
+/** One per replica; connections share its one listener (their request queues are in socket.data). */
 export class RequestRouter {
   /** Requests being handled on this replica; shutdown waits for them. */
   inFlight = 0;
+  /** Socket.IO calls any-listeners with the socket as `this`: one function serves every connection. */
+  private readonly listener: (this: RoomcastSocket, event: string, ...args: unknown[]) => void;
 
   constructor(
     private readonly ctx: GatewayContext,
     private readonly handlers: Record<RequestEvent, RequestHandler>,
     private readonly limits: RequestLimits,
-  ) {}
+  ) {
+    const receive = (socket: RoomcastSocket, event: string, args: unknown[]) => this.receive(socket, event, args);
+    this.listener = function (this: RoomcastSocket, event: string, ...args: unknown[]) {
+      receive(this, event, args);
+    };
+  }
 
   attach(socket: RoomcastSocket): void {
-    socket.onAny((event: string, ...args: unknown[]) => this.receive(socket, event, args));
+    socket.onAny(this.listener);
   }
 
   private receive(socket: RoomcastSocket, event: string, args: unknown[]): void {
