@@ -78,6 +78,7 @@ function sum(all: LoadgenStats[]): LoadgenStats {
     jobsDone: total("jobsDone"),
     published: total("published"),
     publishErrors: total("publishErrors"),
+    publishLatency: all.reduce((h, s) => merge(h, s.publishLatency), emptyHistogram()),
     firstPublishAt: Number.isFinite(firstPublish) ? firstPublish : 0,
     lastPublishAt: Math.max(0, ...all.map((s) => s.lastPublishAt)),
   };

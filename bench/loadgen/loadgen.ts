@@ -79,6 +79,8 @@ export interface LoadgenStats {
   /** Publisher role. */
   published: number;
   publishErrors: number;
+  /** From sending a publish to its answer (ms). */
+  publishLatency: HistogramData;
   firstPublishAt: number;
   lastPublishAt: number;
 }
@@ -145,6 +147,7 @@ function freshStats(): LoadgenStats {
     jobsDone: 0,
     published: 0,
     publishErrors: 0,
+    publishLatency: emptyHistogram(),
     firstPublishAt: 0,
     lastPublishAt: 0,
   };
@@ -349,6 +352,7 @@ async function publish(cmd: PublishCommand): Promise<void> {
         stats.publishErrors++;
         error(`publish answered ${res.status}`);
       } else stats.published++;
+      record(stats.publishLatency, nowMs() - t);
     } catch (err) {
       stats.publishErrors++;
       error(`publish failed: ${(err as Error).message}`);
@@ -385,9 +389,12 @@ async function publish(cmd: PublishCommand): Promise<void> {
 process.on("message", (message: Command & { reqId: number }) => {
   const answer = (value: unknown) => process.send!({ reqId: message.reqId, value });
   switch (message.op) {
-    case "connect":
-      void connectAll(message).then(() => answer({ connected: stats.connected, failed: stats.failed, errors: stats.errors }));
+    case "connect": {
+      // The answer counts this command's clients only.
+      const [connected, failed] = [stats.connected, stats.failed];
+      void connectAll(message).then(() => answer({ connected: stats.connected - connected, failed: stats.failed - failed, errors: stats.errors }));
       break;
+    }
     case "publish":
       void publish(message).then(() => answer({ published: stats.published, errors: stats.publishErrors }));
       break;

@@ -6,7 +6,7 @@
  */
 import { sleep } from "../lib/proc.js";
 import type { SystemKey } from "../systems/systems.js";
-import { clientSpecs, until, withSystem, type Profile, type ScenarioResult } from "./harness.js";
+import { clientSpecs, until, WARMUP_EVENTS, withSystem, type Profile, type ScenarioResult } from "./harness.js";
 
 export async function fanout(key: SystemKey, profile: Profile): Promise<ScenarioResult> {
   const subscribers = 1000;
@@ -16,7 +16,10 @@ export async function fanout(key: SystemKey, profile: Profile): Promise<Scenario
     const urls = system.replicas.map((r) => r.url);
     const connected = await clients.connect({ protocol: system.protocol, urls, concurrency: 64, sampleEvery: 0, track: false }, await clientSpecs(system, subscribers, () => [channel]));
     await sleep(500);
+    await publisher.publish({ kind: system.protocol, urls, headers: system.publishHeaders, channels: [channel], count: WARMUP_EVENTS, rate: 0, concurrency: 16 });
+    await until(async () => (await clients.stats()).deliveries >= connected.connected * WARMUP_EVENTS, 20_000, 100);
     await clients.reset();
+    await publisher.reset();
     const cpu = meter();
     await publisher.publish({ kind: system.protocol, urls, headers: system.publishHeaders, channels: [channel], count: events, rate: 0, concurrency: 16 });
     const expected = connected.connected * events;

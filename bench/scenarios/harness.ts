@@ -78,6 +78,13 @@ export async function clientSpecs(system: SystemHandle, count: number, channels:
   return Promise.all(Array.from({ length: count }, async (_, i) => ({ token: await system.token(offset + i), channels: channels(i) })));
 }
 
+/**
+ * Warm-up before a measurement, for every system alike: the first requests of a fresh process
+ * run unoptimised code (and roomcast's Lua scripts are loaded then), which would weigh on
+ * short runs.
+ */
+export const WARMUP_EVENTS = 100;
+
 /** Waits until `done()` or the timeout; resolves whether it got there. */
 export async function until(done: () => Promise<boolean>, timeoutMs: number, everyMs = 50): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;

@@ -18,12 +18,17 @@ export async function latency(key: SystemKey, profile: Profile, deliveriesPerSec
     const urls = system.replicas.map((r) => r.url);
     const connected = await clients.connect({ protocol: system.protocol, urls, concurrency: 64, sampleEvery: 10, track: false }, await clientSpecs(system, subscribers, () => [channel]));
     await sleep(500);
+    // Warm-up: a second of the same load, not measured.
+    await publisher.publish({ kind: system.protocol, urls, headers: system.publishHeaders, channels: [channel], count: Math.ceil(rate), rate, concurrency: 64 });
+    await sleep(1000);
     await clients.reset();
+    await publisher.reset();
     const cpu = meter();
     const count = Math.round(rate * seconds);
     await publisher.publish({ kind: system.protocol, urls, headers: system.publishHeaders, channels: [channel], count, rate, concurrency: 64 });
     await until(async () => (await clients.stats()).deliveries >= connected.connected * count, 10_000, 100);
     const stats = await clients.stats();
+    const pub = await publisher.stats();
     const used = cpu.stop();
     const h = stats.latency;
     return {
@@ -36,6 +41,7 @@ export async function latency(key: SystemKey, profile: Profile, deliveriesPerSec
         p90_ms: quantile(h, 0.9),
         p99_ms: quantile(h, 0.99),
         max_ms: h.max,
+        publish_p50_ms: quantile(pub.publishLatency, 0.5),
         samples: h.count,
         delivered_share: stats.deliveries / (connected.connected * count),
       },

@@ -132,6 +132,7 @@ export async function startSystem(key: SystemKey, options: { redisUrl: string; r
               ROOMCAST_CONFIG: config,
               ROOMCAST_NODE_ID: `bench-${i + 1}`,
               ...ROOMCAST_BENCH_ENV,
+              ...(process.env.BENCH_ROOMCAST_ENV ? (JSON.parse(process.env.BENCH_ROOMCAST_ENV) as Record<string, string>) : {}),
               ...options.env,
             }),
           );

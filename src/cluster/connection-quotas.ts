@@ -23,6 +23,25 @@ redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]) * 2)
 return 1
 `;
 
+/**
+ * Several quotas at once, all or nothing (a handshake's user and IP quotas, on a single Redis:
+ * one round trip). KEYS: quota sets. ARGV: lease ms, member, then each key's limit.
+ * Returns 0 (admitted to all) or the 1-based index of the first full one (admitted to none).
+ */
+const ACQUIRE_ALL_SCRIPT = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for i, key in ipairs(KEYS) do
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  if not redis.call('ZSCORE', key, ARGV[2]) and redis.call('ZCARD', key) >= tonumber(ARGV[2 + i]) then return i end
+end
+for _, key in ipairs(KEYS) do
+  redis.call('ZADD', key, now + tonumber(ARGV[1]), ARGV[2])
+  redis.call('PEXPIRE', key, tonumber(ARGV[1]) * 2)
+end
+return 0
+`;
+
 /** KEYS: quota set. ARGV: lease ms, members... Extends (or restores) the leases. */
 const RENEW_SCRIPT = `
 local t = redis.call('TIME')
@@ -34,6 +53,7 @@ return #ARGV - 1
 
 type QuotaRedis = RedisClient & {
   roomcastQuotaAcquire(key: string, leaseMs: number, limit: number, member: string): Promise<number>;
+  roomcastQuotaAcquireAll(...args: (string | number)[]): Promise<number>;
   roomcastQuotaRenew(key: string, leaseMs: number, ...members: string[]): Promise<number>;
 };
 
@@ -49,8 +69,11 @@ export class ConnectionQuotas {
     private readonly leaseMs: number,
     private readonly log: Logger,
     private readonly metrics?: Pick<GatewayMetrics, "timeRedis">,
+    /** On a Redis Cluster quota keys live in different slots: each is acquired on its own. */
+    private readonly cluster = false,
   ) {
     redis.defineCommand("roomcastQuotaAcquire", { numberOfKeys: 1, lua: ACQUIRE_SCRIPT });
+    redis.defineCommand("roomcastQuotaAcquireAll", { lua: ACQUIRE_ALL_SCRIPT });
     redis.defineCommand("roomcastQuotaRenew", { numberOfKeys: 1, lua: RENEW_SCRIPT });
     this.redis = redis as QuotaRedis;
     // Renew three times per lease, so one missed renewal never expires a live connection.
@@ -66,7 +89,34 @@ export class ConnectionQuotas {
   async acquire(scope: QuotaScope, id: string, member: string, limit: number): Promise<string | undefined> {
     const key = this.key(scope, id);
     const acquire = () => this.redis.roomcastQuotaAcquire(key, this.leaseMs, limit, member);
-    if ((await (this.metrics ? this.metrics.timeRedis("quota", acquire) : acquire())) !== 1) return undefined;
+    if ((await this.timed(acquire)) !== 1) return undefined;
+    return this.hold(key, member);
+  }
+
+  /**
+   * Several quotas for one member, all or nothing: their keys, or the index of the first one
+   * that is full. One script on a single Redis; one per key on a Redis Cluster.
+   */
+  async acquireAll(quotas: readonly { scope: QuotaScope; id: string; limit: number }[], member: string): Promise<{ keys: string[] } | { full: number }> {
+    if (this.cluster || quotas.length < 2) {
+      const keys = await Promise.all(quotas.map((q) => this.acquire(q.scope, q.id, member, q.limit)));
+      const full = keys.findIndex((k) => k === undefined);
+      if (full < 0) return { keys: keys as string[] };
+      for (const key of keys) if (key !== undefined) this.release(key, member);
+      return { full };
+    }
+    const keys = quotas.map((q) => this.key(q.scope, q.id));
+    const answer = await this.timed(() => this.redis.roomcastQuotaAcquireAll(keys.length, ...keys, this.leaseMs, member, ...quotas.map((q) => q.limit)));
+    if (answer !== 0) return { full: answer - 1 };
+    return { keys: keys.map((key) => this.hold(key, member)) };
+  }
+
+  private timed<T>(call: () => Promise<T>): Promise<T> {
+    return this.metrics ? this.metrics.timeRedis("quota", call) : call();
+  }
+
+  /** Notes an entry taken in Redis (renewed from now on); returns the held key string. */
+  private hold(key: string, member: string): string {
     const held = this.held.get(key);
     if (!held) {
       this.held.set(key, { key, members: member });

@@ -38,16 +38,17 @@ export class Admission {
 
   /** Handshake check: the user's and the IP's quotas, both at once (one round trip, not two). */
   async admit(socket: RoomcastSocket): Promise<void> {
-    const [user, ip] = await Promise.allSettled([
-      this.take(socket, "user", socket.data.principal.sub, this.config.maxConnectionsPerUser),
-      this.take(socket, "ip", socket.data.ip, this.config.maxConnectionsPerIp),
-    ]);
-    const refused = user.status === "rejected" ? user : ip.status === "rejected" ? ip : undefined;
-    if (refused) {
-      // Whatever one of them took goes back; the user's refusal is reported first.
-      this.releaseAll(socket);
-      throw refused.reason;
+    const quotas = [
+      { scope: "user" as const, id: socket.data.principal.sub, limit: this.config.maxConnectionsPerUser },
+      { scope: "ip" as const, id: socket.data.ip, limit: this.config.maxConnectionsPerIp },
+    ].filter((q) => q.limit > 0);
+    if (quotas.length === 0) return;
+    const answer = await this.quotas.acquireAll(quotas, this.member(socket));
+    if ("full" in answer) {
+      const { scope, limit } = quotas[answer.full]!;
+      throw new RoomcastError("too_many_connections", `connection limit of this ${scope} reached (${limit})`, { scope, limit });
     }
+    socket.data.quotaKeys.push(...answer.keys);
   }
 
   /** Before subscribing: counts the connection in the channel's environment, once. */

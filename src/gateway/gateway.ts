@@ -62,6 +62,7 @@ export interface Gateway {
 }
 
 const NOTHING = Object.freeze({});
+const WELCOME_HEAD = '2["welcome",{"sessionId":';
 
 /**
  * After authentication nothing reads a connection's handshake again but its address: its
@@ -139,7 +140,7 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
     // load balancer's stickiness cookie, for long-polling from another origin).
     cors: config.corsOrigins.length > 0 ? { origin: [...config.corsOrigins], credentials: true } : { origin: "*" },
   });
-  const quotas = new ConnectionQuotas(redis.commands, config.redisPrefix, config.quotaLeaseS * 1000, log.child({ module: "quotas" }), metrics);
+  const quotas = new ConnectionQuotas(redis.commands, config.redisPrefix, config.quotaLeaseS * 1000, log.child({ module: "quotas" }), metrics, redis.cluster);
   const admission = new Admission(quotas, config);
   const delivery = new Delivery(
     io,
@@ -218,6 +219,7 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
   installHandshake(io, context, isReady, [(socket) => admission.admit(socket)]);
   const handlers = { subscribe, unsubscribe, publish, control, refresh };
   const limits = limitsOf(config);
+  const welcomeTail = `,"node":${JSON.stringify(config.nodeId)},"limits":${JSON.stringify(limits)}}]`;
   const requests = new RequestRouter(context, handlers, new RequestLimits(config));
   // engine.io keeps each WebSocket's upgrade request for the connection's lifetime, in the
   // request and in the response object it made for middlewares: note the response, so that
@@ -244,7 +246,9 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
     requests.attach(socket);
     context.expiry.track(socket, socket.data.principal.exp);
     socket.on("disconnect", onDisconnect);
-    socket.emit("welcome", { sessionId: socket.id, node: config.nodeId, serverTime: Date.now(), limits });
+    // The `welcome` packet, written as it goes on the wire (2["welcome",{...}]): its fixed part
+    // is encoded once, not for every handshake.
+    socket.conn.write(`${WELCOME_HEAD}${JSON.stringify(socket.id)},"serverTime":${Date.now()}${welcomeTail}`);
   });
   // The first "ready" came before this point: each later one is a reconnect (on a Cluster,
   // "subscribersReady" follows a failover), after which ioredis has resubscribed the feeds.
