@@ -228,6 +228,7 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
     req[UPGRADE_RESPONSE] = res as { req?: unknown };
     next();
   });
+  const addressableById = config.adminUser !== undefined && !config.adminReadonly;
   // Called with the socket as `this`: one listener for every connection, no closure each.
   const onDisconnect = function (this: RoomcastSocket) {
     endSession(context, this);
@@ -240,9 +241,9 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
     if (response) response.req = null;
     conn.request = null;
     trimHandshake(socket);
-    // Socket.IO puts every socket in a room of its own id; nothing here addresses sockets by
-    // id, and that room costs a set per connection.
-    void socket.leave(socket.id);
+    // Socket.IO puts every socket in a room of its own id, which costs a set per connection;
+    // only the writable admin UI addresses sockets by id (disconnect, join, leave one socket).
+    if (!addressableById) void socket.leave(socket.id);
     requests.attach(socket);
     context.expiry.track(socket, socket.data.principal.exp);
     socket.on("disconnect", onDisconnect);

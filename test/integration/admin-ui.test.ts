@@ -12,7 +12,7 @@ import { after, before, describe, it } from "node:test";
 import bcrypt from "bcryptjs";
 import { io, type Socket } from "socket.io-client";
 import { ADMIN_LOGINS_PER_MINUTE } from "../../src/gateway/admin-ui.js";
-import { connect, connectError, token, waitUntil } from "../support/clients.js";
+import { connect, connectError, nextEvent, token, waitUntil } from "../support/clients.js";
 import { startCluster, type TestCluster } from "../support/cluster.js";
 import type { GatewayProcess } from "../support/gateway-process.js";
 
@@ -67,6 +67,7 @@ describe("admin UI", () => {
   let b: GatewayProcess;
   /** Admin UI on with ROOMCAST_ADMIN_READONLY=false. */
   let writable: GatewayProcess;
+  let writableB: GatewayProcess;
   /** Admin UI settings unset. */
   let off: GatewayProcess;
   const sockets: Socket[] = [];
@@ -77,6 +78,7 @@ describe("admin UI", () => {
     a = await cluster.addGateway(env);
     b = await cluster.addGateway(env);
     writable = await cluster.addGateway({ ...env, ROOMCAST_ADMIN_READONLY: "false" });
+    writableB = await cluster.addGateway({ ...env, ROOMCAST_ADMIN_READONLY: "false" });
     off = await cluster.addGateway();
   });
 
@@ -198,9 +200,14 @@ describe("admin UI", () => {
     assert.ok(!features.includes("ALL_EVENTS"), "production mode");
     // The commands act (what read-only turns off): disconnect one client by its socket id.
     const client = await connect(writable.url, { token: await token({ sub: "kicked-by-ui" }) });
-    const disconnected = new Promise<string>((resolve) => client.once("disconnect", resolve));
+    const disconnected = nextEvent<string>(client, "disconnect");
     socket.emit("_disconnect", "/", true, client.id);
     assert.equal(await disconnected, "io server disconnect");
+    // And one on another replica, through the adapter: sockets there keep their own-id room too.
+    const remote = await connect(writableB.url, { token: await token({ sub: "kicked-on-b" }) });
+    const remoteDisconnected = nextEvent<string>(remote, "disconnect");
+    socket.emit("_disconnect", "/", true, remote.id);
+    assert.equal(await remoteDisconnected, "io server disconnect");
 
     for (let i = 1; i < ADMIN_LOGINS_PER_MINUTE; i++) assert.equal(await refusal(writable.url, { username: USER, password: `guess-${i}` }), "invalid credentials");
     assert.match(await refusal(writable.url, { username: USER, password: PASSWORD }), /too many login attempts/);
