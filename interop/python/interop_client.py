@@ -12,6 +12,10 @@ history, expected = int(history), int(expected)
 
 position = {"offset": 0, "epoch": None}
 received = set()
+# python-engineio runs each message handler on a thread of its own, so events (and the
+# subscribe answer) can be handled out of order: hold any that arrive ahead of a gap until
+# the offsets before them are in, and hand them on in offset order.
+pending = {}
 done = threading.Event()
 lost = threading.Event()
 lock = threading.Lock()
@@ -21,17 +25,23 @@ def say(*parts):
     print(*parts, flush=True)
 
 
-def deliver(event):
-    # Called in order on the client's receiving thread: answers and live events alike.
-    with lock:
-        if event["offset"] <= position["offset"]:
-            return  # already have it
+def drain():
+    """Hands on the held events that follow the position. Called with the lock held."""
+    while position["offset"] + 1 in pending:
+        event = pending.pop(position["offset"] + 1)
         position["offset"] = event["offset"]
         position["epoch"] = event["epoch"]
         received.add(event["offset"])
         say("GOT", event["offset"], event["id"])
-        if len(received) >= expected:
-            done.set()
+    if len(received) >= expected:
+        done.set()
+
+
+def deliver(event):
+    with lock:
+        if event["offset"] > position["offset"]:
+            pending[event["offset"]] = event  # a repeat of a held one replaces it
+        drain()
 
 
 def connect(url, request, label):
@@ -57,7 +67,11 @@ def connect(url, request, label):
         for event in answer["events"]:
             deliver(event)
         with lock:
+            # Where the channel was when it answered: what lies before is not coming.
             position["offset"] = max(position["offset"], answer["offset"])
+            for offset in [o for o in pending if o <= position["offset"]]:
+                pending.pop(offset)
+            drain()
         if label == "READY":
             say("READY", answer["offset"], answer["epoch"])
         else:
