@@ -239,7 +239,7 @@ function open(client: Client, first: boolean): Promise<void> {
           stats.failed++;
           if (why) error(why);
         }
-      }
+      } else if (!ok && why && !/ECONNREFUSED/.test(why)) error(`reconnect: ${why}`);
       resolve();
     };
     ws.on("open", () => {

@@ -39,7 +39,8 @@ export interface Replica {
   child?: ChildProcess;
   /** RSS and V8 heap after a full GC (Node servers); RSS only otherwise. */
   memory(): Promise<{ rss: number; heapUsed?: number }>;
-  kill(): Promise<void>;
+  /** Stops it: SIGKILL, or SIGTERM when profiled (to write its profile) unless `crash`. */
+  kill(crash?: boolean): Promise<void>;
 }
 
 export interface SystemHandle {
@@ -96,10 +97,10 @@ export async function startNodeServer(script: string, args: string[], env: Recor
         child.on("message", onMessage);
         child.send({ bench: "memory" });
       }),
-    async kill() {
+    async kill(crash = false) {
       if (child.exitCode !== null || child.signalCode !== null) return;
       // A profiled server must exit cleanly to write its profile.
-      child.kill(profile ? "SIGTERM" : "SIGKILL");
+      child.kill(profile && !crash ? "SIGTERM" : "SIGKILL");
       await new Promise((resolve) => child.once("exit", resolve));
     },
   };

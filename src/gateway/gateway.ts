@@ -18,6 +18,7 @@ import { channelOfRoom } from "../channels/channel-keys.js";
 import { ChannelFeed } from "../cluster/channel-feed.js";
 import { connectRedis, type RedisClients } from "../cluster/redis-clients.js";
 import { requireServerSettings, type Config } from "../config/load-config.js";
+import { LISTEN_BACKLOG } from "./listen-backlog.js";
 import { REQUEST_EVENTS, type Limits } from "../contracts/events.js";
 import { createHttpApp } from "../http/http-app.js";
 import { createMetrics, type LiveCounts } from "../metrics/metrics.js";
@@ -294,7 +295,7 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
     context,
     isReady,
     async listen() {
-      return app.listen({ port: config.port, host: config.host });
+      return app.listen({ port: config.port, host: config.host, backlog: LISTEN_BACKLOG });
     },
     drain,
     async close() {

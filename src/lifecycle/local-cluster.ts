@@ -13,6 +13,7 @@ import { createServer } from "node:http";
 import { fileURLToPath } from "node:url";
 import { setupStickyBalancer } from "./sticky-balancer.js";
 import { mintToken } from "../auth/mint-token.js";
+import { LISTEN_BACKLOG } from "../gateway/listen-backlog.js";
 import { ConfigError, loadConfig } from "../config/load-config.js";
 import { freePort, hasRedisServer, NO_REDIS_HINT, startEmbeddedRedis, type EmbeddedRedis } from "../cluster/embedded-redis.js";
 import { redactUrl } from "../cluster/redis-clients.js";
@@ -140,7 +141,7 @@ export async function runLocalCluster(argv: readonly string[]): Promise<void> {
   try {
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
-      server.listen(config.port, config.host, () => resolve());
+      server.listen({ port: config.port, host: config.host, backlog: LISTEN_BACKLOG }, () => resolve());
     });
   } catch (err) {
     const inUse = (err as NodeJS.ErrnoException).code === "EADDRINUSE";

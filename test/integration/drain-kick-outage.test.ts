@@ -18,10 +18,13 @@
  * connections from one IP and publish as fast as they can; they are not about those limits.
  */
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { after, before, describe, it } from "node:test";
 import WebSocket from "ws";
 import { startEmbeddedRedis, type EmbeddedRedis } from "../../src/cluster/embedded-redis.js";
+import { LISTEN_BACKLOG } from "../../src/gateway/listen-backlog.js";
 import type { ChannelEvent, Closing, Lag, SubscribeOk, Unsubscribed } from "../../src/contracts/events.js";
 import { connect, connectError, httpGet, httpPublish, recordEvents, request, token, waitUntil, type TestSocket } from "../support/clients.js";
 import { startCluster, TOPOLOGY, type TestCluster } from "../support/cluster.js";
@@ -210,6 +213,14 @@ describe("drain, admin kick and slow consumers", () => {
     for (const s of sockets) s.close();
     for (const r of raws) r.close();
     await cluster?.close();
+  });
+
+  it("listens with a backlog deep enough for a lost replica's clients to come back at once (not Node's 511)", async () => {
+    // For a listening socket, ss reports the backlog as Send-Q; the kernel caps it at somaxconn.
+    const somaxconn = Number(readFileSync("/proc/sys/net/core/somaxconn", "utf8"));
+    const listing = execFileSync("ss", ["-ltnH", `sport = :${b.port}`], { encoding: "utf8" });
+    const backlog = Number(listing.trim().split(/\s+/)[2]);
+    assert.equal(backlog, Math.min(LISTEN_BACKLOG, somaxconn), listing);
   });
 
   it("drain on SIGTERM: unready at once, 4503 to new handshakes, spread closings, every client recovers on another replica, exit 0", async () => {
