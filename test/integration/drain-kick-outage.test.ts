@@ -27,16 +27,8 @@ import { startEmbeddedRedis, type EmbeddedRedis } from "../../src/cluster/embedd
 import { LISTEN_BACKLOG } from "../../src/gateway/listen-backlog.js";
 import type { ChannelEvent, Closing, Lag, SubscribeOk, Unsubscribed } from "../../src/contracts/events.js";
 import { connect, connectError, httpGet, httpPublish, recordEvents, request, token, waitUntil, type TestSocket } from "../support/clients.js";
-import { startCluster, TOPOLOGY, type TestCluster } from "../support/cluster.js";
+import { LIMITS_OFF, startCluster, TOPOLOGY, type TestCluster } from "../support/cluster.js";
 import type { GatewayProcess } from "../support/gateway-process.js";
-
-const LIMITS_OFF = {
-  ROOMCAST_RATE_LIMIT: "0",
-  ROOMCAST_HTTP_RATE_LIMIT: "0",
-  ROOMCAST_MAX_CONNECTIONS_PER_IP: "0",
-  ROOMCAST_MAX_CONNECTIONS_PER_USER: "0",
-  ROOMCAST_MAX_CONNECTIONS_PER_ENV: "0",
-};
 
 type SubscribeAnswer = (SubscribeOk & { ok: true }) | { ok: false; error: { code: number; reason: string; message: string } };
 

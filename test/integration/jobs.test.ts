@@ -12,7 +12,7 @@ import type { ChannelEvent, Unsubscribed } from "../../src/contracts/events.js";
 import type { EnvLogData, JobEventData, JobSnapshot } from "../../src/contracts/jobs.js";
 import { refusedWith, type Answer } from "../support/answers.js";
 import { connect, nextEvent, request, token, waitUntil, type TestSocket } from "../support/clients.js";
-import { startCluster, type TestCluster } from "../support/cluster.js";
+import { LIMITS_OFF, startCluster, type TestCluster } from "../support/cluster.js";
 import type { GatewayProcess } from "../support/gateway-process.js";
 import {
   assertContiguous,
@@ -30,11 +30,7 @@ import {
 } from "../support/jobs.js";
 
 const SETTINGS = {
-  ROOMCAST_RATE_LIMIT: "0",
-  ROOMCAST_HTTP_RATE_LIMIT: "0",
-  ROOMCAST_MAX_CONNECTIONS_PER_IP: "0",
-  ROOMCAST_MAX_CONNECTIONS_PER_USER: "0",
-  ROOMCAST_MAX_CONNECTIONS_PER_ENV: "0",
+  ...LIMITS_OFF,
   // A worker that stopped is found out within about two lock periods.
   ROOMCAST_JOB_LOCK_S: "3",
   ROOMCAST_JOB_BACKOFF_MS: "200",

@@ -16,16 +16,12 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
 import { token } from "../support/clients.js";
-import { startCluster, type TestCluster } from "../support/cluster.js";
+import { LIMITS_OFF, startCluster, type TestCluster } from "../support/cluster.js";
 import { TEST_SECRET } from "../support/gateway-process.js";
 import { runK6Script, type K6RunResult, type RunOptions } from "../support/k6-runner/index.js";
 
 const SETTINGS = {
-  ROOMCAST_RATE_LIMIT: "0",
-  ROOMCAST_HTTP_RATE_LIMIT: "0",
-  ROOMCAST_MAX_CONNECTIONS_PER_IP: "0",
-  ROOMCAST_MAX_CONNECTIONS_PER_USER: "0",
-  ROOMCAST_MAX_CONNECTIONS_PER_ENV: "0",
+  ...LIMITS_OFF,
   ROOMCAST_JOB_BACKOFF_MS: "200",
 };
 

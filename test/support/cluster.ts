@@ -11,6 +11,15 @@ export type RedisTopology = "single" | "cluster";
 
 export const TOPOLOGY: RedisTopology = process.env.ROOMCAST_TEST_REDIS === "cluster" ? "cluster" : "single";
 
+/** Per-connection, per-user, per-IP and HTTP limits off: for tests about something else. */
+export const LIMITS_OFF = Object.freeze({
+  ROOMCAST_RATE_LIMIT: "0",
+  ROOMCAST_HTTP_RATE_LIMIT: "0",
+  ROOMCAST_MAX_CONNECTIONS_PER_IP: "0",
+  ROOMCAST_MAX_CONNECTIONS_PER_USER: "0",
+  ROOMCAST_MAX_CONNECTIONS_PER_ENV: "0",
+});
+
 export interface TestRedis {
   url: string;
   /** The loopback ports of its redis-server processes. */
