@@ -52,14 +52,29 @@ export function hasRedisServer(): boolean {
   return spawnSync("redis-server", ["--version"], { stdio: "ignore" }).status === 0;
 }
 
-export async function startEmbeddedRedis(options: { port?: number; extraArgs?: string[] } = {}): Promise<EmbeddedRedis> {
+export interface EmbeddedRedisOptions {
+  port?: number;
+  extraArgs?: string[];
+  /**
+   * Its own process group, out of reach of the terminal's Ctrl-C: the caller stops it once
+   * what uses it has shut down (and it is killed when the caller's process exits).
+   */
+  ownProcessGroup?: boolean;
+}
+
+export async function startEmbeddedRedis(options: EmbeddedRedisOptions = {}): Promise<EmbeddedRedis> {
   const port = options.port ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), "roomcast-redis-"));
   const child = spawn(
     "redis-server",
     ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, "--loglevel", "warning", ...(options.extraArgs ?? [])],
-    { stdio: ["ignore", "pipe", "pipe"] },
+    { stdio: ["ignore", "pipe", "pipe"], detached: options.ownProcessGroup ?? false },
   );
+  if (options.ownProcessGroup) {
+    const killOnExit = () => child.kill("SIGKILL");
+    process.once("exit", killOnExit);
+    child.once("exit", () => process.off("exit", killOnExit));
+  }
   let output = "";
   child.stdout?.on("data", (d: Buffer) => (output += d.toString()));
   child.stderr?.on("data", (d: Buffer) => (output += d.toString()));

@@ -11,6 +11,7 @@ import cluster, { type Worker } from "node:cluster";
 import { randomBytes } from "node:crypto";
 import { createServer } from "node:http";
 import { fileURLToPath } from "node:url";
+import { SUPERVISED_ENV } from "./shutdown-signals.js";
 import { setupStickyBalancer } from "./sticky-balancer.js";
 import { mintToken } from "../auth/mint-token.js";
 import { LISTEN_BACKLOG } from "../gateway/listen-backlog.js";
@@ -55,7 +56,9 @@ export async function runLocalCluster(argv: readonly string[]): Promise<void> {
       process.stderr.write(`roomcast: ${NO_REDIS_HINT}\n`);
       process.exit(1);
     }
-    redis = await startEmbeddedRedis();
+    // Ctrl-C reaches every process of the terminal's group at once: Redis must outlive the
+    // gateways' drain and the worker's requeue, so it is in a group of its own and goes last.
+    redis = await startEmbeddedRedis({ ownProcessGroup: true });
     redisUrl = redis.url;
   }
 
@@ -70,7 +73,7 @@ export async function runLocalCluster(argv: readonly string[]): Promise<void> {
     ROOMCAST_SAMPLE_PROCESSORS: process.env.ROOMCAST_SAMPLE_PROCESSORS ?? "1",
   };
   const fork = (name: string): Promise<Worker> => {
-    const worker = cluster.fork({ ...shared, ROOMCAST_NODE_ID: name, ROOMCAST_STICKY_WORKER: "1" });
+    const worker = cluster.fork({ ...shared, ROOMCAST_NODE_ID: name, ROOMCAST_STICKY_WORKER: "1", [SUPERVISED_ENV]: "1" });
     names.set(worker, name);
     return new Promise((resolve, reject) => {
       worker.on("message", (m: { type?: string }) => m?.type === "roomcast:ready" && resolve(worker));
@@ -93,7 +96,7 @@ export async function runLocalCluster(argv: readonly string[]): Promise<void> {
   const forkWorker = (): Promise<ChildProcess> => {
     // The worker listens on a port of its own: the gateways' --port and --host are not for it.
     const child = forkProcess(CLI, ["worker", ...withoutFlags(argv, ["--replicas", "--port", "--host"])], {
-      env: { ...process.env, ...shared, ROOMCAST_NODE_ID: "worker-1", PORT: String(workerPort), HOST: "127.0.0.1" },
+      env: { ...process.env, ...shared, ROOMCAST_NODE_ID: "worker-1", PORT: String(workerPort), HOST: "127.0.0.1", [SUPERVISED_ENV]: "1" },
     });
     jobWorker = child;
     child.once("exit", (code, signal) => {

@@ -5,6 +5,8 @@
 import type { Logger } from "pino";
 
 const MARGIN_S = 15;
+/** Set by `roomcast start` for the processes it runs and stops (not a user setting). */
+export const SUPERVISED_ENV = "ROOMCAST_SUPERVISED";
 
 export function exitOnSignals(log: Logger, drainS: number, what: string, close: () => Promise<unknown>): void {
   let stopping = false;
@@ -22,5 +24,11 @@ export function exitOnSignals(log: Logger, drainS: number, what: string, close: 
       });
   };
   process.once("SIGTERM", () => stop("SIGTERM"));
-  process.once("SIGINT", () => stop("SIGINT"));
+  if (process.env[SUPERVISED_ENV] === "1") {
+    // Under `roomcast start`, a Ctrl-C reaches every process of the terminal's group at once;
+    // the launcher stops its children itself, in order (the demo job first, Redis last).
+    process.on("SIGINT", () => undefined);
+    // And if the launcher goes without a word (SIGKILL), its children go too.
+    process.once("disconnect", () => stop("launcher disconnected"));
+  } else process.once("SIGINT", () => stop("SIGINT"));
 }

@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
+import { createConnection } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { freePort } from "../../src/cluster/embedded-redis.js";
@@ -56,12 +57,16 @@ describe("the console, as served", () => {
   });
 });
 
-/** `roomcast start` on a free port and the test's Redis; resolves once it printed its banner. */
-async function startLocalCluster(redis: TestRedis): Promise<{ child: ChildProcess; consoleUrl: string; pids: Map<string, number>; output: () => string }> {
+/**
+ * `roomcast start` on a free port and the test's Redis (or its embedded one without);
+ * resolves once it printed its banner. `ownGroup`: it leads a process group, as in a terminal.
+ */
+async function startLocalCluster(redis: TestRedis | undefined, ownGroup = false): Promise<{ child: ChildProcess; consoleUrl: string; pids: Map<string, number>; output: () => string }> {
   const port = await freePort();
   const child = spawn(process.execPath, [CLI, "start", "--port", String(port), "--replicas", "2"], {
-    env: { PATH: process.env.PATH ?? "", REDIS_URL: redis.url, HOST: "127.0.0.1", ROOMCAST_LOG_PRETTY: "0", LOG_LEVEL: "warn", ROOMCAST_JOB_LOCK_S: "5" },
+    env: { PATH: process.env.PATH ?? "", ...(redis ? { REDIS_URL: redis.url } : {}), HOST: "127.0.0.1", ROOMCAST_LOG_PRETTY: "0", LOG_LEVEL: "warn", ROOMCAST_JOB_LOCK_S: "5" },
     stdio: ["ignore", "pipe", "pipe"],
+    detached: ownGroup,
   });
   let output = "";
   child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
@@ -153,5 +158,29 @@ describe("the console in a browser, against roomcast start", () => {
       const code = await waitForExit(local.child);
       assert.equal(code, 0, local.output().slice(-2000));
     }
+  });
+});
+
+describe("roomcast start with its embedded Redis", () => {
+  it("stops everything at a Ctrl-C (SIGINT to its whole process group): the demo job cancelled, no warnings, exit 0, Redis gone", async () => {
+    const local = await startLocalCluster(undefined, true);
+    const redisPort = Number(/redis:\s+embedded, redis:\/\/127\.0\.0\.1:(\d+)/.exec(local.output())?.[1]);
+    assert.ok(redisPort > 0, local.output());
+    const startedAt = Date.now();
+    // What a terminal does: every process of the foreground group gets the SIGINT at once.
+    process.kill(-local.child.pid!, "SIGINT");
+    const code = await waitForExit(local.child);
+    assert.equal(code, 0, local.output().slice(-2000));
+    // Not ROOMCAST_DRAIN_S (10 s) waiting for the never-ending demo job, nor Redis errors.
+    assert.ok(Date.now() - startedAt < 8000, `took ${Date.now() - startedAt} ms`);
+    const complaints = local.output().split("\n").filter((line) => /"level":(40|50|60)/.test(line));
+    assert.deepEqual(complaints, []);
+    for (const pid of local.pids.values()) assert.throws(() => process.kill(pid, 0), `process ${pid} is still there`);
+    const refused = await new Promise<boolean>((resolve) => {
+      const probe = createConnection(redisPort, "127.0.0.1");
+      probe.once("connect", () => (probe.destroy(), resolve(false)));
+      probe.once("error", () => resolve(true));
+    });
+    assert.ok(refused, `the embedded Redis still answers on port ${redisPort}`);
   });
 });
