@@ -66,6 +66,11 @@ export function adminUiEnabled(config: Config): boolean {
   return config.adminUser !== undefined && config.adminPasswordHash !== undefined;
 }
 
+/** Whether the admin UI takes commands that address one socket by its id (its own-id room). */
+export function adminUiAddressesSockets(config: Config): boolean {
+  return adminUiEnabled(config) && !config.adminReadonly;
+}
+
 /** The admin UI's login sessions, shared by the replicas (the package's own RedisStore wants node-redis v3). */
 function redisSessionStore(redis: RedisClient, prefix: string, log: Logger) {
   const key = (sessionId: string) => `${prefix}:admin-ui:session:${sessionId}`;

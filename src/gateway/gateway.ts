@@ -18,11 +18,10 @@ import { channelOfRoom } from "../channels/channel-keys.js";
 import { ChannelFeed } from "../cluster/channel-feed.js";
 import { connectRedis, type RedisClients } from "../cluster/redis-clients.js";
 import { requireServerSettings, type Config } from "../config/load-config.js";
-import { LISTEN_BACKLOG } from "./listen-backlog.js";
 import { REQUEST_EVENTS, type Limits } from "../contracts/events.js";
 import { createHttpApp } from "../http/http-app.js";
 import { createMetrics, type LiveCounts } from "../metrics/metrics.js";
-import { adminUiEnabled, installAdminUi } from "./admin-ui.js";
+import { adminUiAddressesSockets, adminUiEnabled, installAdminUi } from "./admin-ui.js";
 import type { GatewayContext } from "./context.js";
 import { Delivery } from "./delivery.js";
 import { control } from "./handlers/control.js";
@@ -35,6 +34,7 @@ import { NodeRegistry } from "../cluster/node-registry.js";
 import { ERROR_CODES, RoomcastError } from "../contracts/error-codes.js";
 import { Admission } from "./admission.js";
 import { installHandshake } from "./handshake.js";
+import { LISTEN_BACKLOG } from "./listen-backlog.js";
 import { RequestLimits } from "./request-limits.js";
 import { RequestRouter } from "./request-router.js";
 import { endSession, endWithNotice, kickLocal } from "./session.js";
@@ -229,7 +229,7 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
     req[UPGRADE_RESPONSE] = res as { req?: unknown };
     next();
   });
-  const addressableById = config.adminUser !== undefined && !config.adminReadonly;
+  const addressableById = adminUiAddressesSockets(config);
   // Called with the socket as `this`: one listener for every connection, no closure each.
   const onDisconnect = function (this: RoomcastSocket) {
     endSession(context, this);
