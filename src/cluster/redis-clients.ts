@@ -2,12 +2,14 @@
  * Redis connections of a replica, on a single Redis or a Redis Cluster: `commands`
  * (scripts, reads; the socket.io adapter publishes on it too) and `subscriber` (pub/sub for
  * the adapter and the channel feed). Start-up waits until both are ready, or fails with
- * one line; afterwards commands fail fast while Redis is away, so that a publish is refused
- * (503), never silently queued or sent twice.
+ * one line; afterwards commands fail fast while Redis is away or silent (no offline queue,
+ * a command timeout), so that a publish is refused (503), never silently queued or sent
+ * twice. A health probe (redis-health.ts) tells a silent link from a working one.
  */
 import { Cluster, Redis, type ClusterNode, type RedisOptions } from "ioredis";
 import type { Logger } from "pino";
 import { RoomcastError } from "../contracts/error-codes.js";
+import { RedisHealth, type LinkState } from "./redis-health.js";
 
 export type RedisClient = Redis | Cluster;
 
@@ -18,15 +20,31 @@ export interface RedisClients {
   cluster: boolean;
   /** Where they connect: for more clients (BullMQ's). */
   target: RedisTarget;
+  /** How they connect and time out: for more clients. */
+  timeouts: RedisTimeouts;
+  /** Whether every connection is up and answered lately (the health probe). */
   isUp(): boolean;
+  /** `ready`, `unready` (a connection dropped or answers slowly), `lost` (silent for the limit). */
+  linkState(): LinkState;
+  /** Called when the link state changes. */
+  onLinkState(listener: (state: LinkState) => void): void;
   close(): Promise<void>;
 }
+
+export interface RedisTimeouts {
+  /** A connection that answers nothing this long is destroyed and reconnected, and counts as lost (ms). */
+  silentMs: number;
+  /** A command without a reply this long fails (ms). */
+  commandTimeoutMs: number;
+}
+
+export const DEFAULT_TIMEOUTS: RedisTimeouts = Object.freeze({ silentMs: 5000, commandTimeoutMs: 2000 });
 
 export class RedisUnavailableError extends Error {
   override name = "RedisUnavailableError";
 }
 
-const UNAVAILABLE = /Connection is closed|Stream isn't writeable|CLUSTERDOWN|TRYAGAIN|LOADING|READONLY|MASTERDOWN|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|redirections|Cluster is ended|Failed to refresh slots|No sharded subscriber|All channels must hash/;
+const UNAVAILABLE = /Connection is closed|Stream isn't writeable|Command timed out|Socket timeout|CLUSTERDOWN|TRYAGAIN|LOADING|READONLY|MASTERDOWN|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|redirections|Cluster is ended|Failed to refresh slots|No sharded subscriber|All channels must hash/;
 
 /**
  * Whether an error means Redis (or the Redis Cluster shard) could not be reached or was
@@ -100,6 +118,18 @@ function waitReady(client: RedisClient, url: string, timeoutMs: number): Promise
  */
 export const WAIT_FOR_REDIS: Partial<RedisOptions> = { maxRetriesPerRequest: null, enableOfflineQueue: true, autoResendUnfulfilledCommands: true };
 
+/** For connections without blocking commands: a silent link fails commands and is reconnected. */
+export function failFastOptions(timeouts: RedisTimeouts): Partial<RedisOptions> {
+  return {
+    // No reply this long: the command fails (503), instead of requests piling up behind it.
+    commandTimeout: timeouts.commandTimeoutMs,
+    // No data this long while a command waits (the health probe sends one each second): the
+    // socket is destroyed and the retry strategy reconnects, so a half-open link heals itself.
+    socketTimeout: timeouts.silentMs,
+    connectTimeout: timeouts.silentMs,
+  };
+}
+
 export function createRedis(target: RedisTarget, log: Logger, role: string, overrides: Partial<RedisOptions> = {}): RedisClient {
   const options: RedisOptions = {
     connectionName: `roomcast-${role}`,
@@ -140,24 +170,35 @@ export function createRedis(target: RedisTarget, log: Logger, role: string, over
   return client;
 }
 
-export async function connectRedis(url: string, log: Logger, timeoutMs = 5000): Promise<RedisClients> {
+export async function connectRedis(url: string, log: Logger, timeouts: RedisTimeouts = DEFAULT_TIMEOUTS, startTimeoutMs = 5000): Promise<RedisClients> {
   const target = parseRedisUrl(url);
-  const commands = createRedis(target, log, "commands");
-  const subscriber = createRedis(target, log, "subscriber");
+  const commands = createRedis(target, log, "commands", failFastOptions(timeouts));
+  const subscriber = createRedis(target, log, "subscriber", failFastOptions(timeouts));
   try {
-    await Promise.all([waitReady(commands, url, timeoutMs), waitReady(subscriber, url, timeoutMs)]);
+    await Promise.all([waitReady(commands, url, startTimeoutMs), waitReady(subscriber, url, startTimeoutMs)]);
   } catch (err) {
     commands.disconnect();
     subscriber.disconnect();
     throw err;
   }
+  const health = new RedisHealth(
+    [
+      { client: commands, role: "commands" },
+      { client: subscriber, role: "subscriber" },
+    ],
+    { silentMs: timeouts.silentMs, log: log.child({ module: "redis-health" }) },
+  );
   return {
     commands,
     subscriber,
     cluster: target.cluster,
     target,
-    isUp: () => commands.status === "ready" && subscriber.status === "ready",
+    timeouts,
+    isUp: () => commands.status === "ready" && subscriber.status === "ready" && health.state() === "ready",
+    linkState: () => health.state(),
+    onLinkState: (listener) => health.onChange(listener),
     close: async () => {
+      health.close();
       await Promise.allSettled([commands.quit(), subscriber.quit()]);
       commands.disconnect();
       subscriber.disconnect();

@@ -8,7 +8,7 @@ import { hostname } from "node:os";
 import { parse as parseYaml } from "yaml";
 import { BUILT_IN_NAMESPACES, namespaceSchema, type NamespaceConfig } from "./namespaces.js";
 import { SETTINGS, type SettingKey, type SettingSpec } from "./settings.js";
-import { redactUrl } from "../cluster/redis-clients.js";
+import { redactUrl, type RedisTimeouts } from "../cluster/redis-clients.js";
 
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -34,6 +34,9 @@ export interface Config {
   maxConnectionsPerEnv: number;
   maxConnectionsPerIp: number;
   maxConnectionsPerNode: number;
+  maxUnauthenticatedPerIp: number;
+  maxUnauthenticatedPerNode: number;
+  authTimeoutS: number;
   maxSubscriptions: number;
   rateLimit: number;
   rateBurst: number;
@@ -42,9 +45,14 @@ export interface Config {
   slowConsumerPackets: number;
   slowConsumerBytes: number;
   httpRateLimit: number;
+  httpRateLimitPublishers: boolean;
+  maxBatchEvents: number;
+  maxBatchBytes: number;
   historySize: number;
   historyTtlS: number;
   idempotencyTtlS: number;
+  redisSilentS: number;
+  redisCommandTimeoutMs: number;
   drainS: number;
   queueName: string;
   workerConcurrency: number;
@@ -194,6 +202,10 @@ export function loadConfig({ env = process.env, argv = [] }: LoadOptions = {}): 
   if (config.rateLimit > 0 && config.rateBurst < 1) throw new ConfigError("invalid setting ROOMCAST_RATE_BURST: must be at least 1 when ROOMCAST_RATE_LIMIT is on");
   if (config.historyTtlS < 1) throw new ConfigError("invalid setting ROOMCAST_HISTORY_TTL_S: must be at least 1");
   if (config.quotaLeaseS < 3) throw new ConfigError("invalid setting ROOMCAST_QUOTA_LEASE_S: must be at least 3");
+  if (config.authTimeoutS < 1) throw new ConfigError("invalid setting ROOMCAST_AUTH_TIMEOUT_S: must be at least 1");
+  if (config.redisSilentS < 1) throw new ConfigError("invalid setting ROOMCAST_REDIS_SILENT_S: must be at least 1");
+  if (config.redisCommandTimeoutMs < 100) throw new ConfigError("invalid setting ROOMCAST_REDIS_COMMAND_TIMEOUT_MS: must be at least 100");
+  if (config.maxBatchEvents < 1) throw new ConfigError("invalid setting ROOMCAST_MAX_BATCH_EVENTS: must be at least 1");
   if (config.idempotencyTtlS < 1) throw new ConfigError("invalid setting ROOMCAST_IDEMPOTENCY_TTL_S: must be at least 1");
   if (config.redisUrl !== undefined && !/^rediss?(\+cluster)?:\/\/./.test(config.redisUrl)) {
     throw new ConfigError(`invalid setting REDIS_URL: expected a redis://, rediss:// or redis+cluster:// URL, got ${JSON.stringify(redactUrl(config.redisUrl))}`);
@@ -213,6 +225,11 @@ export function loadConfig({ env = process.env, argv = [] }: LoadOptions = {}): 
     throw new ConfigError("invalid setting ROOMCAST_ADMIN_PASSWORD_HASH: expected a bcrypt hash ($2b$, two cost digits, $, then 53 characters of ./A-Za-z0-9)");
   }
   return deepFreeze(config);
+}
+
+/** The Redis timeouts of a replica or a worker. */
+export function redisTimeoutsOf(config: Config): RedisTimeouts {
+  return { silentMs: config.redisSilentS * 1000, commandTimeoutMs: config.redisCommandTimeoutMs };
 }
 
 /** Checks made only by commands that need them (gateway, worker), not by `token` or `start`. */

@@ -15,6 +15,7 @@ import type { Config } from "../config/load-config.js";
 import { ERROR_CODES } from "../contracts/error-codes.js";
 import type { ChannelEvent } from "../contracts/events.js";
 import type { GatewayMetrics } from "../metrics/metrics.js";
+import { closeConnection } from "./close-connection.js";
 import { filterEvent } from "./log-filter.js";
 import type { PendingEvent, RoomcastServer, RoomcastSocket, Subscription } from "./types.js";
 
@@ -53,9 +54,8 @@ export const FRAMES_ONCE = frame !== undefined;
 /** What engine.io and ws hold for a connection that the client has not read yet. */
 interface Buffered {
   writeBuffer?: EnginePacket[];
-  /** websocket: the ws socket (terminate() drops the TCP connection); polling: none. */
-  transport?: { socket?: { bufferedAmount?: number; terminate?(): void } };
-  close(discard?: boolean): void;
+  /** websocket: the ws socket; polling: none. */
+  transport?: { socket?: { bufferedAmount?: number } };
 }
 
 interface EnginePacket {
@@ -78,9 +78,6 @@ function queuedBytes(socket: RoomcastSocket, buffer: EnginePacket[]): number {
   for (; scan.scanned < buffer.length; scan.scanned++) scan.bytes += packetBytes(buffer[scan.scanned]!);
   return scan.bytes;
 }
-
-/** How long a cut slow consumer gets to read its `closing` before its connection is destroyed. */
-const SLOW_CONSUMER_GRACE_MS = 5000;
 
 /** Ends a subscription and tells the client why (set by the gateway). */
 export type EndSubscription = (socket: RoomcastSocket, channel: string, code: number, reason: string) => void;
@@ -115,6 +112,8 @@ export class Delivery {
 
   /** Writes a live event, unless the client is too slow for it. */
   private write(socket: RoomcastSocket, sub: Subscription, event: PendingEvent, options: WriteOptions): boolean {
+    // A connection being closed (moved off, its `closing` sent) gets nothing more.
+    if (socket.conn.readyState !== "open") return false;
     if (!this.isSlow(socket)) {
       sub.offset = event.offset;
       if (sub.filter) socket.conn.write(packetFor(sub, event));
@@ -127,15 +126,8 @@ export class Delivery {
     } else {
       this.log.info({ connectionId: socket.data.connectionId, channel: sub.target.channel }, "slow consumer disconnected");
       this.metrics.slowConsumerDisconnects.inc();
-      socket.emit("closing", { code: ERROR_CODES.slow_consumer.code, reason: "slow_consumer", retryAfterMs: Math.floor(Math.random() * 1000) });
-      socket.disconnect(true);
-      // disconnect() waits for the backlog to be read; a client that never reads it would keep
-      // it in memory: after a grace period, drop the backlog and the TCP connection.
-      const conn = socket.conn as unknown as Buffered;
-      setTimeout(() => {
-        conn.close(true);
-        conn.transport?.socket?.terminate?.();
-      }, SLOW_CONSUMER_GRACE_MS).unref();
+      // Moved off at the transport level: the client reconnects by itself and recovers with `since`.
+      closeConnection(socket, "slow_consumer", Math.floor(Math.random() * 1000));
     }
     return false;
   }

@@ -17,7 +17,7 @@ import { JobService } from "../jobs/job-service.js";
 import { channelOfRoom } from "../channels/channel-keys.js";
 import { ChannelFeed } from "../cluster/channel-feed.js";
 import { connectRedis, type RedisClients } from "../cluster/redis-clients.js";
-import { requireServerSettings, type Config } from "../config/load-config.js";
+import { redisTimeoutsOf, requireServerSettings, type Config } from "../config/load-config.js";
 import { REQUEST_EVENTS, type Limits } from "../contracts/events.js";
 import { createHttpApp } from "../http/http-app.js";
 import { createMetrics, type LiveCounts } from "../metrics/metrics.js";
@@ -31,8 +31,10 @@ import { subscribe } from "./handlers/subscribe.js";
 import { unsubscribe } from "./handlers/unsubscribe.js";
 import { ConnectionQuotas } from "../cluster/connection-quotas.js";
 import { NodeRegistry } from "../cluster/node-registry.js";
-import { ERROR_CODES, RoomcastError } from "../contracts/error-codes.js";
+import { RoomcastError } from "../contracts/error-codes.js";
 import { Admission } from "./admission.js";
+import { closeConnection, type CloseReason } from "./close-connection.js";
+import { EngineGate } from "./engine-gate.js";
 import { installHandshake } from "./handshake.js";
 import { LISTEN_BACKLOG } from "./listen-backlog.js";
 import { RequestLimits } from "./request-limits.js";
@@ -49,6 +51,8 @@ const PING_TIMEOUT_MS = 20_000;
 const KICK_TIMEOUT_MS = 3000;
 const DRAIN_RETRY_JITTER_MS = 500;
 const IN_FLIGHT_WAIT_MS = 5000;
+/** Clients of a replica whose Redis link is lost move within this time (or ROOMCAST_DRAIN_S, if shorter). */
+const LINK_LOST_SPREAD_MS = 3000;
 
 export interface Gateway {
   app: FastifyInstance;
@@ -87,7 +91,7 @@ export function limitsOf(config: Config): Limits {
 }
 
 /** Connections by transport and subscriptions by namespace, counted when scraped. */
-function liveCounts(server: () => RoomcastServer, redisUp: () => boolean): LiveCounts {
+function liveCounts(server: () => RoomcastServer, redisUp: () => boolean, gate: () => EngineGate): LiveCounts {
   const tally = (count: (add: (key: string, n?: number) => void, socket: RoomcastSocket) => void) => {
     const totals = new Map<string, number>();
     const add = (key: string, n = 1) => totals.set(key, (totals.get(key) ?? 0) + n);
@@ -96,6 +100,7 @@ function liveCounts(server: () => RoomcastServer, redisUp: () => boolean): LiveC
   };
   return {
     redisUp,
+    unauthenticatedSessions: () => gate().pending,
     connectionsByTransport: () => tally((add, socket) => add(socket.conn.transport.name)),
     subscriptionsByNamespace: () =>
       tally((add, socket) => {
@@ -107,16 +112,16 @@ function liveCounts(server: () => RoomcastServer, redisUp: () => boolean): LiveC
 export async function createGateway(config: Config, log: Logger): Promise<Gateway> {
   requireServerSettings(config);
   const verifyToken = createTokenVerifier(config);
-  const redis: RedisClients = await connectRedis(config.redisUrl!, log);
+  const redis: RedisClients = await connectRedis(config.redisUrl!, log, redisTimeoutsOf(config));
   const records = new JobRecords(redis.commands, config.redisPrefix, config.queueName);
   const registry = new ChannelRegistry(config, records);
   const sharded = config.adapter === "sharded" || (config.adapter === "auto" && redis.cluster);
   // Live counts are read when scraped, from the Socket.IO server created below.
-  const live = liveCounts(() => io, redis.isUp);
+  const live = liveCounts(() => io, redis.isUp, () => gate);
   const metrics = createMetrics(config.nodeId, live, { namespaces: Object.keys(config.namespaces), events: REQUEST_EVENTS });
   const store = new ChannelStore(redis.commands, config.redisPrefix, config.idempotencyTtlS, sharded, metrics);
   // The job API adds to the queue through a connection of its own (BullMQ's), failing fast like ours.
-  const bullProducer = bullConnection(redis.target, log, "producer");
+  const bullProducer = bullConnection(redis.target, log, "producer", redis.timeouts);
   const queues = openJobQueues(config, bullProducer);
   const jobs = new JobService({
     config,
@@ -135,6 +140,8 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
     serveClient: false,
     pingInterval: PING_INTERVAL_MS,
     pingTimeout: PING_TIMEOUT_MS,
+    // A session that has not authenticated (completed the CONNECT) by then is closed.
+    connectTimeout: config.authTimeoutS * 1000,
     // Above the message limit, so that oversized requests get an answer rather than a dropped connection.
     maxHttpBufferSize: Math.max(config.maxMessageBytes * 2, 1_000_000),
     // Any origin may connect without credentials; listed origins may send cookies too (the
@@ -213,9 +220,15 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
     log: log.child({ module: "http" }),
   });
   io.attach(app.server);
+  // New sessions: refused (HTTP 503/429) while this replica cannot serve or too many are unauthenticated.
+  const gate = new EngineGate(config, metrics, isReady);
+  gate.install(io);
 
   // The Socket.IO admin UI (namespace /admin, page /admin/): only when its settings are set.
-  if (adminUiEnabled(config)) installAdminUi(io, app, { config, redis: redis.commands, log: log.child({ module: "admin-ui" }) });
+  if (adminUiEnabled(config)) {
+    installAdminUi(io, app, { config, redis: redis.commands, log: log.child({ module: "admin-ui" }) });
+    io.of("/admin").on("connection", (socket) => gate.authenticated(socket.conn));
+  }
 
   installHandshake(io, context, isReady, [(socket) => admission.admit(socket)]);
   const handlers = { subscribe, unsubscribe, publish, control, refresh };
@@ -235,6 +248,7 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
     endSession(context, this);
   };
   io.on("connection", (socket) => {
+    gate.authenticated(socket.conn);
     // Nothing needs the upgrade request or the token string again (socket.handshake keeps the
     // headers): Socket.IO's own advice to free memory per connection.
     const conn = socket.conn as unknown as { request: UpgradeRequest | null };
@@ -258,33 +272,50 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
   await app.ready();
 
   /**
-   * Graceful drain: unready at once (new handshakes get 4503), each client gets `closing 4503
-   * draining` at a random moment within ROOMCAST_DRAIN_S (so reconnects to the other
-   * replicas are spread out) and is disconnected, then in-flight requests finish.
+   * Moves the clients present now to other replicas: each gets `closing` at a random moment
+   * within `spreadMs` (so that their reconnects are spread out) and its connection is closed
+   * at the transport level (a stock client reconnects by itself). `stillMoving` false stops
+   * the ones not moved yet.
    */
-  const drain = async () => {
-    if (draining) return;
-    draining = true;
+  const moveClients = (reason: CloseReason, spreadMs: number, stillMoving: () => boolean, onMoved: () => void = () => undefined) => {
     const sockets = [...io.of("/").sockets.values()];
-    metrics.draining.set(1);
-    metrics.drainRemaining.set(sockets.length);
-    context.log.info({ connections: sockets.length, drainS: config.drainS }, "draining");
-    const spreadMs = config.drainS * 1000;
-    await Promise.all(
+    return Promise.all(
       sockets.map(
         (socket) =>
           new Promise<void>((resolve) =>
             setTimeout(() => {
-              if (socket.connected) {
-                socket.emit("closing", { code: ERROR_CODES.draining.code, reason: "draining", retryAfterMs: Math.floor(Math.random() * DRAIN_RETRY_JITTER_MS) });
-                socket.disconnect(true);
-              }
-              metrics.drainRemaining.dec();
+              if (stillMoving() && socket.connected) closeConnection(socket, reason, Math.floor(Math.random() * DRAIN_RETRY_JITTER_MS));
+              onMoved();
               resolve();
             }, Math.random() * spreadMs),
           ),
       ),
-    );
+    ).then(() => sockets.length);
+  };
+
+  // A lost Redis link (down or silent for ROOMCAST_REDIS_SILENT_S): unready (readiness follows the
+  // link), and clients move to replicas that can serve them; they come back here once it heals.
+  let moving = false;
+  redis.onLinkState((state) => {
+    if (state !== "lost" || moving || draining) return;
+    moving = true;
+    const spreadMs = Math.min(config.drainS * 1000, LINK_LOST_SPREAD_MS);
+    context.log.warn({ connections: io.of("/").sockets.size, spreadMs }, "Redis link lost: moving clients to other replicas");
+    void moveClients("unavailable", spreadMs, () => redis.linkState() !== "ready" && !draining, () => metrics.redisLinkMoves.inc()).finally(() => (moving = false));
+  });
+
+  /**
+   * Graceful drain: unready at once (new sessions get HTTP 503), each client gets `closing 4503
+   * draining` at a random moment within ROOMCAST_DRAIN_S and is moved off, then in-flight
+   * requests finish.
+   */
+  const drain = async () => {
+    if (draining) return;
+    draining = true;
+    metrics.draining.set(1);
+    metrics.drainRemaining.set(io.of("/").sockets.size);
+    context.log.info({ connections: io.of("/").sockets.size, drainS: config.drainS }, "draining");
+    await moveClients("draining", config.drainS * 1000, () => true, () => metrics.drainRemaining.dec());
     const deadline = Date.now() + IN_FLIGHT_WAIT_MS;
     while (requests.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   };
@@ -300,7 +331,9 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
     drain,
     async close() {
       await drain();
-      io.local.disconnectSockets(true);
+      // Anyone left (a handshake that completed during the drain) moves too; io.close() ends
+      // every transport without a Socket.IO disconnect, so clients reconnect elsewhere.
+      for (const socket of io.of("/").sockets.values()) closeConnection(socket, "draining");
       // io.close() also closes the HTTP server; app.close() then waits for in-flight HTTP requests.
       await new Promise<void>((resolve) => io.close(() => resolve()));
       await app.close();

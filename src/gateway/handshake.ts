@@ -79,6 +79,10 @@ export function installHandshake(io: RoomcastServer, ctx: GatewayContext, isAvai
       else ctx.log.debug({ code: err.code, reason: err.reason, ip: socket.data.ip ?? socket.handshake.address }, "handshake refused");
       const refused = redisDown ? new RoomcastError("unavailable") : err;
       ctx.metrics.connectionRefusals.inc({ reason: refused instanceof RoomcastError ? refused.reason : "internal" });
+      // This replica cannot serve (it began draining or lost Redis after the session opened): a
+      // `connect_error` would stop a stock client for good, so the transport closes instead,
+      // and the client reconnects (elsewhere). socket.io ignores next() on a closed connection.
+      if (refused instanceof RoomcastError && refused.reason === "unavailable") socket.conn.close();
       next(refusal(refused));
     } finally {
       // socket.io adds the socket to the namespace on the next tick after next(); count it till then.

@@ -5,7 +5,8 @@
  * A connection that keeps getting refused is closed (`closing 4429`).
  */
 import type { Config } from "../config/load-config.js";
-import { ERROR_CODES, RoomcastError } from "../contracts/error-codes.js";
+import { RoomcastError } from "../contracts/error-codes.js";
+import { closeConnection } from "./close-connection.js";
 import type { RoomcastSocket } from "./types.js";
 
 const ABUSE_WINDOW_MS = 10_000;
@@ -60,12 +61,7 @@ export class RequestLimits {
       refusals.since = now;
     }
     if (++refusals.count < this.abuseThreshold) return false;
-    socket.emit("closing", {
-      code: ERROR_CODES.rate_limited.code,
-      reason: "rate_limited",
-      retryAfterMs: ABUSE_RETRY_AFTER_MS + Math.floor(Math.random() * ABUSE_RETRY_AFTER_MS),
-    });
-    socket.disconnect(true);
+    closeConnection(socket, "rate_limited", ABUSE_RETRY_AFTER_MS + Math.floor(Math.random() * ABUSE_RETRY_AFTER_MS));
     return true;
   }
 }

@@ -4,6 +4,7 @@
  */
 import type { Principal } from "../auth/token-verifier.js";
 import { ERROR_CODES } from "../contracts/error-codes.js";
+import { closeConnection } from "./close-connection.js";
 import type { GatewayContext } from "./context.js";
 import { endSubscription } from "./handlers/unsubscribe.js";
 import type { RoomcastServer, RoomcastSocket } from "./types.js";
@@ -24,8 +25,7 @@ export function kickLocal(io: RoomcastServer, userId: string): number {
   let count = 0;
   for (const socket of io.of("/").sockets.values()) {
     if (socket.data.principal?.sub !== userId) continue;
-    socket.emit("closing", { code: ERROR_CODES.kicked.code, reason: "kicked", retryAfterMs: 0 });
-    socket.disconnect(true);
+    closeConnection(socket, "kicked");
     count++;
   }
   return count;

@@ -4,7 +4,7 @@
  * are kept in buckets by their token's expiry second, and a sweep every second closes the due
  * ones (within a second of `exp`).
  */
-import { ERROR_CODES } from "../contracts/error-codes.js";
+import { closeConnection } from "./close-connection.js";
 import type { RoomcastSocket } from "./types.js";
 
 const SWEEP_MS = 1000;
@@ -47,9 +47,7 @@ export class TokenExpiry {
       this.buckets.delete(second);
       for (const socket of due) {
         socket.data.expiresAt = undefined;
-        if (!socket.connected) continue;
-        socket.emit("closing", { code: ERROR_CODES.token_expired.code, reason: "token_expired", retryAfterMs: 0 });
-        socket.disconnect(true);
+        closeConnection(socket, "token_expired");
       }
     }
   }

@@ -7,7 +7,7 @@
 import { Queue, type JobsOptions } from "bullmq";
 import type { Logger } from "pino";
 import type { Config } from "../config/load-config.js";
-import { createRedis, WAIT_FOR_REDIS, type RedisClient, type RedisTarget } from "../cluster/redis-clients.js";
+import { createRedis, DEFAULT_TIMEOUTS, failFastOptions, WAIT_FOR_REDIS, type RedisClient, type RedisTarget, type RedisTimeouts } from "../cluster/redis-clients.js";
 
 /** What a BullMQ job of the jobs queue carries besides its name (the processor). */
 export interface QueuedJobData {
@@ -30,10 +30,11 @@ export function expiryQueueName(config: Config): string {
 
 /**
  * A Redis connection for BullMQ. `producer` (gateways adding jobs) fails fast like our own
- * clients, so that POST /v1/jobs answers 503 while Redis is away; `worker` waits for Redis.
+ * clients, so that POST /v1/jobs answers 503 while Redis is away or silent; `worker` waits
+ * for Redis (its blocking commands must not time out).
  */
-export function bullConnection(target: RedisTarget, log: Logger, role: "producer" | "worker"): RedisClient {
-  return createRedis(target, log, `bull-${role}`, role === "worker" ? WAIT_FOR_REDIS : {});
+export function bullConnection(target: RedisTarget, log: Logger, role: "producer" | "worker", timeouts: RedisTimeouts = DEFAULT_TIMEOUTS): RedisClient {
+  return createRedis(target, log, `bull-${role}`, role === "worker" ? WAIT_FOR_REDIS : failFastOptions(timeouts));
 }
 
 /** Options of every job added: kept for the retention once finished, for GET /v1/jobs/:id. */

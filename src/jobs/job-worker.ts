@@ -11,7 +11,7 @@ import type { Logger } from "pino";
 import { ChannelRegistry } from "../channels/channel-registry.js";
 import { ChannelStore } from "../channels/channel-store.js";
 import { connectRedis, type RedisClient, type RedisClients } from "../cluster/redis-clients.js";
-import { requireRedisSetting, type Config } from "../config/load-config.js";
+import { redisTimeoutsOf, requireRedisSetting, type Config } from "../config/load-config.js";
 import type { JobSnapshot } from "../contracts/jobs.js";
 import { createWorkerMetrics, type AttemptOutcome, type WorkerMetrics } from "../metrics/metrics.js";
 import { listenForCancels } from "./cancel-bus.js";
@@ -50,7 +50,7 @@ function reasonOf(err: unknown): string {
 export async function createJobWorker(config: Config, log: Logger): Promise<JobWorker> {
   requireRedisSetting(config, "worker");
   const processors = await loadProcessors(config);
-  const redis: RedisClients = await connectRedis(config.redisUrl!, log);
+  const redis: RedisClients = await connectRedis(config.redisUrl!, log, redisTimeoutsOf(config));
   const sharded = config.adapter === "sharded" || (config.adapter === "auto" && redis.cluster);
   const records = new JobRecords(redis.commands, config.redisPrefix, config.queueName);
   const registry = new ChannelRegistry(config, records);

@@ -29,6 +29,10 @@ export interface GatewayMetrics extends PublishPathMetrics {
   rateLimited: Counter<"kind">;
   draining: Gauge;
   drainRemaining: Gauge;
+  /** New Engine.IO sessions refused at the handshake, by reason (unavailable, unauthenticated_ip, unauthenticated_node). */
+  gateRefusals: Counter<"reason">;
+  /** Clients moved off this replica because its Redis link was lost. */
+  redisLinkMoves: Counter;
   httpRequests: Counter<"route" | "status">;
   httpDuration: Histogram<"route">;
 }
@@ -40,6 +44,8 @@ export interface LiveCounts {
   connectionsByTransport(): Map<string, number>;
   /** Subscriptions by namespace. */
   subscriptionsByNamespace(): Map<string, number>;
+  /** Engine.IO sessions that have not completed the Socket.IO CONNECT yet. */
+  unauthenticatedSessions(): number;
 }
 
 /** Label values known up front: their series exist from the start (at 0), so rate() sees the first burst. */
@@ -126,12 +132,20 @@ export function createMetrics(nodeId: string, live: LiveCounts, known: KnownLabe
       for (const [namespace, n] of live.subscriptionsByNamespace()) this.set({ namespace }, n);
     },
   });
+  new Gauge({
+    name: "roomcast_unauthenticated_sessions",
+    help: "Engine.IO sessions on this replica that have not completed the Socket.IO CONNECT (authentication) yet.",
+    registers,
+    collect() {
+      this.set(live.unauthenticatedSessions());
+    },
+  });
   const publishPath = publishPathMetrics(registers, known.namespaces, live.redisUp);
 
   const metrics: GatewayMetrics = {
     ...publishPath,
     registry,
-    connectionAttempts: new Counter({ name: "roomcast_connection_attempts_total", help: "Socket.IO handshakes started.", registers }),
+    connectionAttempts: new Counter({ name: "roomcast_connection_attempts_total", help: "Handshakes started: Socket.IO CONNECTs, and new Engine.IO sessions refused at the handshake gate.", registers }),
     connectionRefusals: new Counter({ name: "roomcast_connection_refusals_total", help: "Handshakes refused, by reason.", labelNames: ["reason"], registers }),
     requests: new Counter({ name: "roomcast_requests_total", help: "Client requests, by event and outcome (ok or the error reason).", labelNames: ["event", "outcome"], registers }),
     delivered: new Counter({ name: "roomcast_events_delivered_total", help: "Event deliveries written to clients on this replica, by namespace.", labelNames: ["namespace"], registers }),
@@ -153,6 +167,13 @@ export function createMetrics(nodeId: string, live: LiveCounts, known: KnownLabe
     rateLimited: new Counter({ name: "roomcast_rate_limited_total", help: "Requests refused by a rate limit, by kind (socket, http, abuse_close).", labelNames: ["kind"], registers }),
     draining: new Gauge({ name: "roomcast_draining", help: "1 while this replica drains for shutdown.", registers }),
     drainRemaining: new Gauge({ name: "roomcast_drain_remaining_connections", help: "Connections still to be moved away by the drain.", registers }),
+    gateRefusals: new Counter({
+      name: "roomcast_handshake_gate_refusals_total",
+      help: "New Engine.IO sessions refused at the handshake (HTTP 503/429), by reason: unavailable (draining or Redis lost), unauthenticated_ip, unauthenticated_node.",
+      labelNames: ["reason"],
+      registers,
+    }),
+    redisLinkMoves: new Counter({ name: "roomcast_redis_link_moves_total", help: "Clients moved off this replica (closing 4503 unavailable) because its Redis link was lost.", registers }),
     httpRequests: new Counter({ name: "roomcast_http_requests_total", help: "HTTP API requests, by route pattern and status.", labelNames: ["route", "status"], registers }),
     httpDuration: new Histogram({
       name: "roomcast_http_request_duration_seconds",
@@ -167,6 +188,7 @@ export function createMetrics(nodeId: string, live: LiveCounts, known: KnownLabe
   for (const namespace of known.namespaces) metrics.delivered.inc({ namespace }, 0);
   for (const outcome of ["recovered", "not_recovered"]) metrics.recoveries.inc({ outcome }, 0);
   for (const kind of ["socket", "http", "abuse_close"]) metrics.rateLimited.inc({ kind }, 0);
+  for (const reason of ["unavailable", "unauthenticated_ip", "unauthenticated_node"]) metrics.gateRefusals.inc({ reason }, 0);
   return metrics;
 }
 

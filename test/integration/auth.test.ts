@@ -11,18 +11,7 @@ import { after, before, describe, it } from "node:test";
 import { exportJWK, SignJWT } from "jose";
 import { io } from "socket.io-client";
 import type { Closing, Unsubscribed, Welcome } from "../../src/contracts/events.js";
-import {
-  connect,
-  connectError,
-  httpGet,
-  httpPublish,
-  nextEvent,
-  recordEvents,
-  request,
-  token,
-  waitUntil,
-  type TestSocket,
-} from "../support/clients.js";
+import { connect, connectError, httpGet, httpPublish, nextEvent, recordEvents, request, token, waitUntil, type TestSocket, engineHandshake } from "../support/clients.js";
 import { startCluster, type TestCluster } from "../support/cluster.js";
 import { TEST_SECRET, type GatewayProcess } from "../support/gateway-process.js";
 
@@ -293,7 +282,7 @@ describe("handshake and authentication", () => {
   });
 });
 
-describe("4503 unavailable when the replica has lost Redis", () => {
+describe("HTTP 503 (4503 unavailable) at the Engine.IO handshake when the replica has lost Redis", () => {
   let cluster: TestCluster;
   before(async () => {
     cluster = await startCluster({ replicas: 1 });
@@ -302,7 +291,7 @@ describe("4503 unavailable when the replica has lost Redis", () => {
     await cluster?.close();
   });
 
-  it("answers /readyz 503 and refuses handshakes with 4503 unavailable", async () => {
+  it("answers /readyz 503 and refuses new sessions with HTTP 503 before any token, so that stock clients retry elsewhere", async () => {
     const gw = cluster.gateways[0]!;
     const jwt = await token({ sub: "alice" });
     await connectsAs(gw.url, { token: jwt }, "alice");
@@ -314,10 +303,25 @@ describe("4503 unavailable when the replica has lost Redis", () => {
       if (status !== 503) await new Promise((r) => setTimeout(r, 50));
     }
     assert.equal(status, 503);
-    const data = await refused(gw.url, { token: jwt }, 4503, "unavailable");
-    assert.deepEqual(Object.keys(data).sort(), ["code", "message", "reason"]);
-    // Availability is checked before the token: even a missing token gets 4503, so clients retry elsewhere.
-    await refused(gw.url, {}, 4503, "unavailable");
+    // Refused before a session exists (a Socket.IO connect_error would stop a stock client for good).
+    for (const websocket of [false, true]) {
+      const answer = await engineHandshake(gw.url, { websocket });
+      assert.equal(answer.status, 503, `${websocket ? "WebSocket" : "polling"} handshake: ${JSON.stringify(answer)}`);
+      const error = (answer.body as { error: Refusal }).error;
+      assert.equal(error.code, 4503);
+      assert.equal(error.reason, "unavailable");
+      assert.deepEqual(Object.keys(error).sort(), ["code", "message", "reason"]);
+    }
+    // A stock client (default reconnection) keeps retrying: its connect_error has no data, and it is not destroyed.
+    const socket = io(gw.url, { auth: { token: jwt }, forceNew: true, reconnectionDelay: 100, reconnectionDelayMax: 200 });
+    try {
+      let errors = 0;
+      socket.on("connect_error", () => errors++);
+      await waitUntil(() => errors >= 2, 5000, "two connect_errors");
+      assert.equal(socket.active, true, "the client still tries to reconnect");
+    } finally {
+      socket.close();
+    }
   });
 });
 

@@ -1,16 +1,19 @@
 /**
  * Moving clients away on purpose and surviving a Redis outage (PROTOCOL.md sections 3, 4, 6
  * and 7), with real gateway processes:
- * - drain: SIGTERM turns a replica unready at once, refuses new handshakes with 4503, sends
- *   each client `closing 4503 draining` at a random moment within ROOMCAST_DRAIN_S, and the
- *   process exits 0; the clients reconnect to another replica, resubscribe with `since` and
- *   end up with every event exactly once, in order, while publishing never stops;
+ * - drain: SIGTERM turns a replica unready at once, refuses new sessions with HTTP 503 at the
+ *   Engine.IO handshake, sends each client `closing 4503 draining` at a random moment within
+ *   ROOMCAST_DRAIN_S and closes its transport (`transport close`: a stock client reconnects by
+ *   itself), and the process exits 0; the clients reconnect to another replica, resubscribe
+ *   with `since` and end up with every event exactly once, in order, while publishing never stops;
  * - admin kick: POST /v1/users/:id/disconnect ends that user's connections on every replica
  *   with `closing 4403 kicked`, and nobody else's;
  * - slow consumers, over a raw WebSocket that stops reading: `closing 4008 slow_consumer` on
  *   a reliable channel, `lag` and the newest state on a conflating one, and a conflating
  *   subscription paused and resumed meanwhile that still delivers afterwards;
- * - a Redis outage (single redis-server only): unready, 503 and 4503 while it is away, ready
+ * - a Redis outage (single redis-server only): unready, 503 and 4503 while it is away (new
+ *   sessions refused with HTTP 503, connected clients kept while it is shorter than
+ *   ROOMCAST_REDIS_SILENT_S), ready
  *   again by itself, and a live subscription whose history was lost ends with `unsubscribed
  *   4503 history_lost`.
  *
@@ -26,7 +29,7 @@ import WebSocket from "ws";
 import { startEmbeddedRedis, type EmbeddedRedis } from "../../src/cluster/embedded-redis.js";
 import { LISTEN_BACKLOG } from "../../src/gateway/listen-backlog.js";
 import type { ChannelEvent, Closing, Lag, SubscribeOk, Unsubscribed } from "../../src/contracts/events.js";
-import { connect, connectError, httpGet, httpPublish, recordEvents, request, token, waitUntil, type TestSocket } from "../support/clients.js";
+import { connect, engineHandshake, httpGet, httpPublish, recordEvents, request, token, waitUntil, type TestSocket } from "../support/clients.js";
 import { LIMITS_OFF, startCluster, TOPOLOGY, type TestCluster } from "../support/cluster.js";
 import type { GatewayProcess } from "../support/gateway-process.js";
 
@@ -215,7 +218,7 @@ describe("drain, admin kick and slow consumers", () => {
     assert.equal(backlog, Math.min(LISTEN_BACKLOG, somaxconn), listing);
   });
 
-  it("drain on SIGTERM: unready at once, 4503 to new handshakes, spread closings, every client recovers on another replica, exit 0", async () => {
+  it("drain on SIGTERM: unready at once, HTTP 503 to new sessions, spread closings and transport closes, every client recovers on another replica, exit 0", async () => {
     const channel = "user:drainer";
     const bearer = await token({ sub: "drainer" });
 
@@ -227,6 +230,7 @@ describe("drain, admin kick and slow consumers", () => {
       /** The notice, when it came, and how many events the client had then. */
       closing?: Closing & { at: number; had: number };
       closingBeforeDisconnect?: boolean;
+      disconnectReason?: string;
       resubscribed?: SubscribeOk & { ok: true };
       moveFailed?: string;
     }
@@ -244,6 +248,7 @@ describe("drain, admin kick and slow consumers", () => {
         // The test's own close at the end is not a reason to move.
         if (reason === "io client disconnect") return;
         t.closingBeforeDisconnect = t.closing !== undefined;
+        t.disconnectReason = reason;
         // Like a client: wait retryAfterMs, connect to another replica, resubscribe with `since`.
         void (async () => {
           await sleep(t.closing?.retryAfterMs ?? 0);
@@ -285,9 +290,10 @@ describe("drain, admin kick and slow consumers", () => {
       // Unready at once, while the process still runs (the drain takes up to 2 s).
       await waitReadyz(a, 503, 1000);
       assert.ok(alive(a), "A exited before its drain");
-      const refusal = await connectError(a.url, { token: bearer });
-      assert.equal(refusal.data.code, 4503, JSON.stringify(refusal.data));
-      assert.equal(refusal.data.reason, "unavailable");
+      const refusal = await engineHandshake(a.url);
+      assert.equal(refusal.status, 503, JSON.stringify(refusal));
+      assert.equal((refusal.body as { error: { code: number; reason: string } }).error.code, 4503);
+      assert.equal((refusal.body as { error: { code: number; reason: string } }).error.reason, "unavailable");
 
       await waitUntil(() => onA.every((t) => t.resubscribed !== undefined || t.moveFailed !== undefined), 15_000, "every client of A to move to B and resubscribe");
       assert.deepEqual(
@@ -314,6 +320,8 @@ describe("drain, admin kick and slow consumers", () => {
       assert.equal(t.closingBeforeDisconnect, true, `client ${i}: closing did not come before the disconnect`);
       assert.equal(t.closing.code, 4503);
       assert.equal(t.closing.reason, "draining");
+      // Ended at the transport level: a Socket.IO disconnect ("io server disconnect") would stop a stock client.
+      assert.equal(t.disconnectReason, "transport close", `client ${i}`);
       assert.equal(typeof t.closing.retryAfterMs, "number");
       assert.ok(t.closing.retryAfterMs >= 0, `retryAfterMs ${t.closing.retryAfterMs}`);
       assert.equal(t.resubscribed!.recovered, true, `client ${i} was not recovered on B`);
@@ -614,9 +622,9 @@ describe("Redis outage (single redis-server)", { skip: TOPOLOGY === "cluster" ? 
       const res = await httpPublish(gateway.url, publisher, channel, { type: "status", data: { status: "lost" } });
       assert.equal(res.status, 503, `publish while Redis is away: ${JSON.stringify(res.body)}`);
       assert.equal((res.body.error as { code: number }).code, 4503);
-      const refusal = await connectError(gateway.url, { token: watcherToken });
-      assert.equal(refusal.data.code, 4503, JSON.stringify(refusal.data));
-      assert.equal(refusal.data.reason, "unavailable");
+      const refusal = await engineHandshake(gateway.url);
+      assert.equal(refusal.status, 503, JSON.stringify(refusal));
+      assert.equal((refusal.body as { error: { code: number; reason: string } }).error.reason, "unavailable");
       const health = await httpGet(`${gateway.url}/healthz`);
       assert.equal(health.status, 200);
       assert.ok(alive(gateway), `the gateway exited while Redis was away: ${gateway.output()}`);

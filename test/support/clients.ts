@@ -102,6 +102,32 @@ export async function httpPublish(baseUrl: string, bearer: string, channel: stri
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 
+/**
+ * The first request of a new Engine.IO session (long-polling handshake, or a WebSocket upgrade
+ * with `websocket: true`): its HTTP status and, for a refusal, the error body.
+ */
+export async function engineHandshake(baseUrl: string, options: { websocket?: boolean; headers?: Record<string, string> } = {}): Promise<{ status: number; body: Record<string, unknown> | string }> {
+  if (options.websocket) {
+    const { default: WebSocket } = await import("ws");
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(`${baseUrl.replace(/^http/, "ws")}/socket.io/?EIO=4&transport=websocket`, { headers: options.headers });
+      ws.on("open", () => {
+        ws.terminate();
+        resolve({ status: 101, body: "" });
+      });
+      ws.on("unexpected-response", (_req, res) => {
+        let text = "";
+        res.on("data", (d: Buffer) => (text += d.toString()));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text.startsWith("{") ? (JSON.parse(text) as Record<string, unknown>) : text }));
+      });
+      ws.on("error", (err) => reject(err));
+    });
+  }
+  const res = await fetch(`${baseUrl}/socket.io/?EIO=4&transport=polling`, { headers: options.headers });
+  const text = await res.text();
+  return { status: res.status, body: text.startsWith("{") ? (JSON.parse(text) as Record<string, unknown>) : text };
+}
+
 export async function httpGet(url: string, bearer?: string): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await fetch(url, { headers: bearer ? { authorization: `Bearer ${bearer}` } : {} });
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
