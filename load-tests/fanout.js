@@ -131,7 +131,7 @@ const padding = "x".repeat(Math.max(0, PAYLOAD_BYTES));
 
 /** @param {{ runId: string }} data */
 export function publisher(data) {
-  if (!publisherToken) publisherToken = credentials(`${data.runId}-pub-${exec.vu.idInTest}`, { scope: "publish" }).token;
+  if (!publisherToken) publisherToken = credentials(`${data.runId}-pub-${exec.vu.idInTest}`, { scope: "publish", envs: [ENV_ID] }).token;
   const res = publish(baseUrl(exec.vu.idInTest + 1), publisherToken, CHANNEL, "tick", { sentAt: Date.now(), padding });
   publishDuration.add(res.durationMs);
   publishAccepted.add(res.status === 202);

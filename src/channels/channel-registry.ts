@@ -6,6 +6,7 @@ import type { Config } from "../config/load-config.js";
 import type { AccessRule, NamespaceConfig, Policy, SnapshotMode } from "../config/namespaces.js";
 import { parseChannelName } from "../contracts/channel-name.js";
 import { RoomcastError } from "../contracts/error-codes.js";
+import { hasEnv } from "../auth/access.js";
 import type { Principal } from "../auth/token-verifier.js";
 
 export interface ResolvedChannel {
@@ -31,6 +32,11 @@ export type Action = "subscribe" | "publish";
 /** Resolved channels kept for reuse: subscribers of one channel share one frozen object. */
 const RESOLVED_MAX = 50_000;
 
+/** A record's own entry for a key from outside, never one of Object.prototype's (`constructor`, `__proto__`...). */
+function ownEntry<T>(record: Readonly<Record<string, T>>, key: string): T | undefined {
+  return Object.hasOwn(record, key) ? record[key] : undefined;
+}
+
 export class ChannelRegistry {
   private readonly resolved = new Map<string, ResolvedChannel>();
 
@@ -53,7 +59,8 @@ export class ChannelRegistry {
   private resolveName(channel: string): ResolvedChannel {
     const name = parseChannelName(channel);
     if (!name) throw new RoomcastError("bad_request", "channel: must be <namespace>:<name> (PROTOCOL.md section 5)", { field: "channel" });
-    const settings = this.config.namespaces[name.namespace];
+    // Names come from clients: only own entries count (`constructor:x` is no namespace).
+    const settings = ownEntry(this.config.namespaces, name.namespace);
     if (!settings) throw new RoomcastError("not_found", `unknown namespace ${name.namespace}`);
     let id = name.rest;
     let stream: string | undefined;
@@ -64,7 +71,7 @@ export class ChannelRegistry {
       if (cut <= 0) throw new RoomcastError("bad_request", `channel: must be ${name.namespace}:<id>:<${Object.keys(settings.streams).join("|")}>`, { field: "channel" });
       id = name.rest.slice(0, cut);
       stream = name.rest.slice(cut + 1);
-      const streamSettings = settings.streams[stream];
+      const streamSettings = ownEntry(settings.streams, stream);
       if (!streamSettings) throw new RoomcastError("not_found", `unknown stream ${stream} in namespace ${name.namespace}`);
       policy = streamSettings.policy ?? policy;
       snapshot = streamSettings.snapshot ?? snapshot;
@@ -91,6 +98,24 @@ export class ChannelRegistry {
     }
   }
 
+  /**
+   * A backend (scope `publish`) publishing over HTTP: channels of an environment (`env`
+   * rule) need it in the token's `envs`; job channels need the job's environment there (`*`
+   * for a job without one); other namespaces need only the scope. Throws 4403, or 4404 for a
+   * job that does not exist.
+   */
+  async authorizeBackendPublish(principal: Principal, resolved: ResolvedChannel): Promise<void> {
+    const rule = resolved.settings.subscribe;
+    let envId: string | undefined;
+    if (rule.match === "env") envId = resolved.id;
+    else if (rule.match === "job") {
+      const job = await this.jobs.lookup(resolved.id);
+      if (!job) throw new RoomcastError("not_found", `job ${resolved.id} does not exist`);
+      envId = job.envId ?? "*";
+    } else return;
+    if (!hasEnv(principal, envId)) throw new RoomcastError("forbidden", `the token's envs do not grant publishing to ${resolved.channel}`);
+  }
+
   /** Like authorize, but answers instead of throwing (4404 still throws). */
   async allows(principal: Principal, resolved: ResolvedChannel, rule: AccessRule): Promise<boolean> {
     if (rule.scope && !principal.scopes.has(rule.scope)) return false;
@@ -110,6 +135,4 @@ export class ChannelRegistry {
   }
 }
 
-export function hasEnv(principal: Principal, envId: string): boolean {
-  return principal.envs.includes("*") || principal.envs.includes(envId);
-}
+

@@ -45,7 +45,20 @@ export interface ReadResult {
   snapshot: unknown;
 }
 
-type PublishReply = [number, string, string, number];
+/** Per event: offset, epoch, id, duplicate (0|1), flattened. */
+type PublishReply = (number | string)[];
+
+/** Events per publish script call, and the JSON they may carry, at most. */
+const PUBLISH_CHUNK_EVENTS = 100;
+const PUBLISH_CHUNK_BYTES = 1024 * 1024;
+
+interface PreparedEvent {
+  id: string;
+  tail: string;
+  snapshot: string;
+  idempotencyKey: string | undefined;
+  bytes: number;
+}
 type ReadReply = [string, number, number, string[], string | null];
 
 type ScriptedRedis = RedisClient & {
@@ -75,7 +88,8 @@ export class ChannelStore {
     private readonly sharded: boolean,
     private readonly metrics?: PublishPathMetrics,
   ) {
-    redis.defineCommand("roomcastPublish", { numberOfKeys: 5, lua: PUBLISH_SCRIPT });
+    // The key count varies with the events: the caller passes it first.
+    redis.defineCommand("roomcastPublish", { lua: PUBLISH_SCRIPT });
     redis.defineCommand("roomcastRead", { numberOfKeys: 3, lua: READ_SCRIPT });
     // The key count varies: the caller passes it first.
     redis.defineCommand("roomcastClose", { lua: CLOSE_SCRIPT });
@@ -83,36 +97,68 @@ export class ChannelStore {
   }
 
   async publish(target: ResolvedChannel, input: PublishInput): Promise<PublishResult> {
-    const keys = channelKeys(this.prefix, target.channel);
+    const { results, error } = await this.publishMany(target, [input]);
+    if (error !== undefined) throw error;
+    return results[0]!;
+  }
+
+  /**
+   * Publishes events of one channel, in order: one script call per chunk (at most
+   * PUBLISH_CHUNK_EVENTS events or PUBLISH_CHUNK_BYTES of JSON, so that Redis is never held
+   * long), chunks one after another. Serialising fails (4400) before anything is published.
+   * A failed chunk stops the rest (a later event must not overtake an earlier one): `results`
+   * holds the events published before it, in order, and `error` why the others were not.
+   */
+  async publishMany(target: ResolvedChannel, inputs: readonly PublishInput[]): Promise<{ results: PublishResult[]; error?: unknown }> {
+    const head = `{"channel":${JSON.stringify(target.channel)}`;
+    const prepared = inputs.map((input) => this.prepare(target, input));
+    const results: PublishResult[] = [];
+    for (let start = 0; start < prepared.length; ) {
+      let end = start;
+      let bytes = 0;
+      const ttlS = inputs[start]!.ttlS ?? target.historyTtlS;
+      while (end < prepared.length && end - start < PUBLISH_CHUNK_EVENTS && (end === start || bytes + prepared[end]!.bytes <= PUBLISH_CHUNK_BYTES) && (inputs[end]!.ttlS ?? target.historyTtlS) === ttlS) {
+        bytes += prepared[end]!.bytes;
+        end++;
+      }
+      try {
+        results.push(...(await this.publishChunk(target, head, ttlS, prepared.slice(start, end))));
+      } catch (error) {
+        return { results, error };
+      }
+      start = end;
+    }
+    return { results };
+  }
+
+  /** An event as the script takes it: serialised once here, never parsed again on its way to the sockets. */
+  private prepare(target: ResolvedChannel, input: PublishInput): PreparedEvent {
     const id = newEventId();
     const priority = input.priority ?? "normal";
     const dataJson = serialise(input.data, "data") ?? "null";
-    // The script splices offset and epoch between head and tail, so the event is
-    // serialised once here and never parsed again on its way to the sockets.
-    const head = `{"channel":${JSON.stringify(target.channel)}`;
+    // The script splices channel, offset and epoch in front of this tail.
     const tail = `,"id":"${id}","type":${JSON.stringify(input.type)},"ts":${Date.now()},"priority":"${priority}","data":${dataJson}}`;
     let snapshot = "";
     if (input.snapshot !== undefined) snapshot = serialise(input.snapshot, "snapshot");
     else if (target.snapshot === "latest") snapshot = dataJson;
-    const idempotencyKey = input.idempotencyKey;
-    const [offset, epoch, firstId, duplicate] = await this.timed("publish", () => this.redis.roomcastPublish(
-      keys.meta,
-      keys.history,
-      keys.snapshot,
-      keys.idempotency(idempotencyKey ?? "-"),
-      keys.feed,
-      newEpoch(),
-      target.historySize,
-      input.ttlS ?? target.historyTtlS,
-      head,
-      tail,
-      this.sharded ? "SPUBLISH" : "PUBLISH",
-      idempotencyKey ? this.idempotencyTtlS : 0,
-      snapshot,
-      id,
-    ));
-    if (duplicate !== 1) this.metrics?.published.inc({ namespace: target.namespace });
-    return { offset: Number(offset), epoch, id: firstId, duplicate: duplicate === 1 };
+    return { id, tail, snapshot, idempotencyKey: input.idempotencyKey, bytes: tail.length + snapshot.length };
+  }
+
+  private async publishChunk(target: ResolvedChannel, head: string, ttlS: number, events: readonly PreparedEvent[]): Promise<PublishResult[]> {
+    const keys = channelKeys(this.prefix, target.channel);
+    const args: (string | number)[] = [4 + events.length, keys.meta, keys.history, keys.snapshot, keys.feed];
+    for (const event of events) args.push(keys.idempotency(event.idempotencyKey ?? "-"));
+    args.push(newEpoch(), target.historySize, ttlS, head, this.sharded ? "SPUBLISH" : "PUBLISH", this.idempotencyTtlS);
+    for (const event of events) args.push(event.tail, event.snapshot, event.id, event.idempotencyKey ? 1 : 0);
+    const reply = await this.timed("publish", () => this.redis.roomcastPublish(...args));
+    const results: PublishResult[] = [];
+    for (let i = 0; i < reply.length; i += 4) {
+      const duplicate = reply[i + 3] === 1;
+      results.push({ offset: Number(reply[i]), epoch: String(reply[i + 1]), id: String(reply[i + 2]), duplicate });
+    }
+    const published = results.filter((r) => !r.duplicate).length;
+    if (published > 0) this.metrics?.published.inc({ namespace: target.namespace }, published);
+    return results;
   }
 
   /**

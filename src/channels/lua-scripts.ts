@@ -22,39 +22,51 @@ end
 `;
 
 /**
- * Assigns the next offset, appends to history, stores the snapshot and publishes the
- * delivery, all in one step: the order in history is the order on the wire everywhere.
- * KEYS: meta, history, snapshot, idempotency, feed
- * ARGV: candidate epoch, history size, ttl (s), json head, json tail, publish command
- *       ('PUBLISH' | 'SPUBLISH'), idempotency ttl (s, 0: none), snapshot json ('' : none), id
- * Returns { offset, epoch, id, duplicate (0|1) }.
+ * Publishes events of one channel in order, each in one step: assigns the next offset, appends
+ * to history, stores the snapshot and publishes the delivery, so the order in history is the
+ * order on the wire everywhere. A single publish is a batch of one.
+ * KEYS: meta, history, snapshot, feed, then each event's idempotency key (the channel's
+ *       `-` key when it has none)
+ * ARGV: candidate epoch, history size, ttl (s), json head, publish command ('PUBLISH' |
+ *       'SPUBLISH'), idempotency ttl (s), then per event: json tail, snapshot json ('' : none),
+ *       id, 1 if it has an idempotency key (else 0)
+ * Returns per event { offset, epoch, id, duplicate (0|1) }, flattened.
  */
 export const PUBLISH_SCRIPT = `${ENSURE_EPOCH}
 local ttl = tonumber(ARGV[3])
-if ARGV[7] ~= '0' then
-  local prev = redis.call('GET', KEYS[4])
+local size = tonumber(ARGV[2])
+local epoch = nil
+local out = {}
+for i = 1, #KEYS - 4 do
+  local a = 6 + (i - 1) * 4
+  local idem = KEYS[4 + i]
+  local prev = nil
+  if ARGV[a + 4] == '1' then prev = redis.call('GET', idem) end
   if prev then
-    local o, e, i = string.match(prev, '^(%d+) (%S+) (%S+)$')
-    return { tonumber(o), e, i, 1 }
+    local o, e, id = string.match(prev, '^(%d+) (%S+) (%S+)$')
+    table.insert(out, tonumber(o)); table.insert(out, e); table.insert(out, id); table.insert(out, 1)
+  else
+    if not epoch then epoch = ensure_epoch(KEYS[1], KEYS[2], ARGV[1], ttl) end
+    local offset = redis.call('HINCRBY', KEYS[1], 'top', 1)
+    local json = ARGV[4] .. ',"offset":' .. offset .. ',"epoch":"' .. epoch .. '"' .. ARGV[a + 1]
+    if size > 0 then
+      redis.call('XADD', KEYS[2], 'MAXLEN', size, offset .. '-0', 'e', json)
+    end
+    if ARGV[a + 2] ~= '' then
+      redis.call('SET', KEYS[3], ARGV[a + 2], 'EX', ttl)
+    end
+    redis.call(ARGV[5], KEYS[4], offset .. ' ' .. epoch .. ' ' .. json)
+    if ARGV[a + 4] == '1' then
+      redis.call('SET', idem, offset .. ' ' .. epoch .. ' ' .. ARGV[a + 3], 'EX', tonumber(ARGV[6]))
+    end
+    table.insert(out, offset); table.insert(out, epoch); table.insert(out, ARGV[a + 3]); table.insert(out, 0)
   end
 end
-local epoch = ensure_epoch(KEYS[1], KEYS[2], ARGV[1], ttl)
-local offset = redis.call('HINCRBY', KEYS[1], 'top', 1)
-local json = ARGV[4] .. ',"offset":' .. offset .. ',"epoch":"' .. epoch .. '"' .. ARGV[5]
-local size = tonumber(ARGV[2])
-if size > 0 then
-  redis.call('XADD', KEYS[2], 'MAXLEN', size, offset .. '-0', 'e', json)
-  redis.call('EXPIRE', KEYS[2], ttl)
+if epoch then
+  if size > 0 then redis.call('EXPIRE', KEYS[2], ttl) end
+  redis.call('EXPIRE', KEYS[1], ttl)
 end
-redis.call('EXPIRE', KEYS[1], ttl)
-if ARGV[8] ~= '' then
-  redis.call('SET', KEYS[3], ARGV[8], 'EX', ttl)
-end
-redis.call(ARGV[6], KEYS[5], offset .. ' ' .. epoch .. ' ' .. json)
-if ARGV[7] ~= '0' then
-  redis.call('SET', KEYS[4], offset .. ' ' .. epoch .. ' ' .. ARGV[9], 'EX', tonumber(ARGV[7]))
-end
-return { offset, epoch, ARGV[9], 0 }
+return out
 `;
 
 /**

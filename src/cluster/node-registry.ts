@@ -63,8 +63,9 @@ export class NodeRegistry {
       else nodes.push(stats);
     }
     nodes.sort((a, b) => a.node.localeCompare(b.node));
-    const subscriptions: Record<string, number> = {};
-    for (const stats of nodes) for (const [ns, n] of Object.entries(stats.subscriptions)) subscriptions[ns] = (subscriptions[ns] ?? 0) + n;
+    const totals = new Map<string, number>();
+    for (const stats of nodes) for (const [ns, n] of Object.entries(stats.subscriptions)) totals.set(ns, (totals.get(ns) ?? 0) + n);
+    const subscriptions = Object.fromEntries(totals);
     return { nodes, connections: nodes.reduce((sum, s) => sum + s.connections, 0), subscriptions };
   }
 

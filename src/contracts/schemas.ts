@@ -58,6 +58,9 @@ export const httpPublishSchema = z
   })
   .strict();
 
+/** HTTP: one event of POST /v1/publish */
+export const httpBatchEventSchema = httpPublishSchema.extend({ channel: z.string().max(240) });
+
 /** HTTP: GET /v1/channels/:channel/history */
 export const httpHistoryQuerySchema = z
   .object({
@@ -74,12 +77,16 @@ export type RefreshRequest = z.infer<typeof refreshSchema>;
 export type HttpPublishRequest = z.infer<typeof httpPublishSchema>;
 export type LogFilter = z.infer<typeof logFilterSchema>;
 
-/** Validates or throws 4400 with a message that names the first bad field. */
-export function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown, what = "payload"): T {
+/**
+ * Validates or throws 4400 with a message that names the first bad field (`what` when it is
+ * the value itself; under `at`, as in `events.3.type`).
+ */
+export function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown, what = "payload", at?: string): T {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   const issue = result.error.issues[0];
-  const field = issue && issue.path.length > 0 ? issue.path.join(".") : what;
+  const path = issue && issue.path.length > 0 ? issue.path.join(".") : undefined;
+  const field = at === undefined ? (path ?? what) : path === undefined ? at : `${at}.${path}`;
   throw new RoomcastError("bad_request", `${field}: ${issue?.message ?? "invalid"}`, { field });
 }
 

@@ -4,6 +4,7 @@
  * the client's `connect_error` with `data: { code, reason, message, ...details }`.
  */
 import type { ExtendedError } from "socket.io";
+import { requireTenant } from "../auth/access.js";
 import { bearerToken } from "../auth/token-verifier.js";
 import { failedBecauseRedis } from "../cluster/redis-clients.js";
 import { RoomcastError, toErrorBody } from "../contracts/error-codes.js";
@@ -48,9 +49,7 @@ export function installHandshake(io: RoomcastServer, ctx: GatewayContext, isAvai
       const token = tokenOf(socket, config.tokenQuery);
       if (!token) throw new RoomcastError("unauthorized", "token missing");
       const principal = await ctx.verifyToken(token);
-      if (config.allowedTenants.length > 0 && !config.allowedTenants.includes(principal.tenant ?? "")) {
-        throw new RoomcastError("forbidden", "tenant not allowed on this gateway");
-      }
+      requireTenant(config.allowedTenants, principal);
       // One object with every field from the start: it keeps its properties in-object.
       socket.data = {
         principal,

@@ -5,16 +5,16 @@
 import type { FastifyInstance } from "fastify";
 import type { ClusterStats } from "../cluster/node-registry.js";
 import { RoomcastError } from "../contracts/error-codes.js";
-import type { GatewayContext } from "../gateway/context.js";
-import { principalOf, requireScope, v1RouteOptions } from "./http-auth.js";
+import type { Logger } from "pino";
+import { principalOf, requireScope, v1RouteOptions, type V1Auth } from "./http-auth.js";
 
 export interface AdminOperations {
   kickUser: (userId: string) => Promise<number>;
   clusterStats: () => Promise<ClusterStats>;
 }
 
-export function adminRoutes(app: FastifyInstance, ctx: GatewayContext, { kickUser, clusterStats }: AdminOperations): void {
-  const route = v1RouteOptions(ctx.verifyToken, ctx.config.httpRateLimit);
+export function adminRoutes(app: FastifyInstance, auth: V1Auth, log: Logger, { kickUser, clusterStats }: AdminOperations): void {
+  const route = v1RouteOptions(auth);
   app.get("/v1/stats", route, async (request) => {
     requireScope(principalOf(request), "admin");
     return clusterStats();
@@ -24,7 +24,7 @@ export function adminRoutes(app: FastifyInstance, ctx: GatewayContext, { kickUse
     const userId = request.params.id;
     if (userId === "" || userId.length > 256) throw new RoomcastError("bad_request", "id: a user id of 1 to 256 characters");
     const disconnected = await kickUser(userId);
-    ctx.log.info({ userId, disconnected }, "user disconnected by an administrator");
+    log.info({ userId, disconnected }, "user disconnected by an administrator");
     return { userId, disconnected };
   });
 }

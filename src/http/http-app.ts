@@ -3,9 +3,6 @@
  * readiness, and the /v1 routes.
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from "fastify";
-import { createHash } from "node:crypto";
-import rateLimit from "@fastify/rate-limit";
-import { bearerToken } from "../auth/token-verifier.js";
 import type { ClusterStats } from "../cluster/node-registry.js";
 import { failedBecauseRedis, type RedisClient } from "../cluster/redis-clients.js";
 import { RoomcastError, type ErrorBody } from "../contracts/error-codes.js";
@@ -13,6 +10,8 @@ import type { Logger } from "pino";
 import type { GatewayContext } from "../gateway/context.js";
 import { adminRoutes } from "./admin-routes.js";
 import { channelRoutes } from "./channel-routes.js";
+import { countFailedAnswers, type V1Auth } from "./http-auth.js";
+import { HttpRateLimit } from "./http-rate-limit.js";
 import { jobRoutes } from "./job-routes.js";
 import { consoleRoutes } from "./console-routes.js";
 import type { JobService } from "../jobs/job-service.js";
@@ -97,24 +96,6 @@ export function createHttpApp(ctx: GatewayContext, options: HttpAppOptions): Fas
   app.addHook("onRequest", async (_request, reply) => {
     void reply.headers(SECURITY_HEADERS);
   });
-  if (ctx.config.httpRateLimit > 0) {
-    // Per token, cluster-wide (counters in Redis); requests without a token count per IP.
-    void app.register(rateLimit, {
-      global: false,
-      max: ctx.config.httpRateLimit,
-      timeWindow: 1000,
-      redis: options.redis,
-      nameSpace: `${ctx.config.redisPrefix}:http-rate:`,
-      skipOnError: true,
-      keyGenerator: (request) => {
-        const token = bearerToken(request.headers.authorization);
-        return token ? createHash("sha256").update(token).digest("base64url").slice(0, 22) : `ip:${request.ip}`;
-      },
-      onExceeded: () => ctx.metrics.rateLimited.inc({ kind: "http" }),
-      errorResponseBuilder: (_request, context) =>
-        new RoomcastError("rate_limited", `more than ${context.max} requests per second for this token`, { retryAfterMs: context.ttl }),
-    });
-  }
 
   // Every answer, errors included, by route pattern (bounded: never the channel or user id).
   app.addHook("onResponse", async (request, reply) => {
@@ -133,11 +114,26 @@ export function createHttpApp(ctx: GatewayContext, options: HttpAppOptions): Fas
     return reply.code(ready ? 200 : 503).send({ ready, node: ctx.config.nodeId });
   });
   if (ctx.config.console) consoleRoutes(app);
-  // Route plugins are registered after the rate limiter, so their `config.rateLimit` applies.
+  const { config } = ctx;
+  const auth: V1Auth = {
+    verify: ctx.verifyToken,
+    allowedTenants: config.allowedTenants,
+    rateLimit: new HttpRateLimit(options.redis, config.redisPrefix, config.httpRateLimit, config.httpRateLimitPublishers, () => ctx.metrics.rateLimited.inc({ kind: "http" })),
+  };
   void app.register(async (v1) => {
-    channelRoutes(v1, ctx);
-    jobRoutes(v1, options.jobs, ctx.verifyToken, ctx.config.httpRateLimit);
-    adminRoutes(v1, ctx, options);
+    countFailedAnswers(v1, auth);
+    channelRoutes(v1, {
+      registry: ctx.registry,
+      store: ctx.store,
+      auth,
+      log: options.log,
+      isRedisUp: options.isRedisUp,
+      maxMessageBytes: config.maxMessageBytes,
+      maxBatchEvents: config.maxBatchEvents,
+      maxBatchBytes: config.maxBatchBytes,
+    });
+    jobRoutes(v1, options.jobs, auth);
+    adminRoutes(v1, auth, options.log, options);
   });
   return app;
 }

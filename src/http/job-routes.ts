@@ -1,13 +1,12 @@
 /** The job API: POST /v1/jobs, GET /v1/jobs/stats, GET /v1/jobs/:id, DELETE /v1/jobs/:id. */
 import type { FastifyInstance } from "fastify";
-import type { TokenVerifier } from "../auth/token-verifier.js";
 import { createJobSchema } from "../contracts/jobs.js";
 import { parseOrThrow } from "../contracts/schemas.js";
 import type { JobService } from "../jobs/job-service.js";
-import { principalOf, requireScope, v1RouteOptions } from "./http-auth.js";
+import { principalOf, requireScope, v1RouteOptions, type V1Auth } from "./http-auth.js";
 
-export function jobRoutes(app: FastifyInstance, jobs: JobService, verifyToken: TokenVerifier, httpRateLimit: number): void {
-  const route = v1RouteOptions(verifyToken, httpRateLimit);
+export function jobRoutes(app: FastifyInstance, jobs: JobService, auth: V1Auth): void {
+  const route = v1RouteOptions(auth);
   app.post("/v1/jobs", route, async (request, reply) => {
     const principal = principalOf(request);
     requireScope(principal, "jobs:write");

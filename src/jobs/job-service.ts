@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import type { Job } from "bullmq";
 import type { Principal } from "../auth/token-verifier.js";
-import { hasEnv } from "../channels/channel-registry.js";
+import { hasEnv } from "../auth/access.js";
 import type { RedisClient } from "../cluster/redis-clients.js";
 import type { Config } from "../config/load-config.js";
 import { RoomcastError } from "../contracts/error-codes.js";

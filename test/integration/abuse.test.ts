@@ -71,7 +71,7 @@ describe("abuse: a request flood costs quiet clients nothing", () => {
       socket.on("event", (event) => list.push({ event, at: Date.now() }));
       assert.equal((await request(socket, "subscribe", { channel: "user:quiet" })).ok, true);
     }
-    const publisher = await token({ sub: "backend", scope: "publish" });
+    const publisher = await token({ sub: "backend", scope: "publish", envs: ["*"] });
     let published = 0;
     const publishFor = async (ms: number, phase: string) => {
       const until = Date.now() + ms;

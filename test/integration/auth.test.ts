@@ -333,7 +333,7 @@ describe("token lifetime", { concurrency: true }, () => {
   before(async () => {
     cluster = await startCluster({ replicas: 1 });
     url = cluster.gateways[0]!.url;
-    publisher = await token({ sub: "backend", scope: "publish" });
+    publisher = await token({ sub: "backend", scope: "publish", envs: ["*"] });
   });
   after(async () => {
     for (const s of sockets) s.close();

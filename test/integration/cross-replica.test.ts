@@ -26,7 +26,7 @@ describe("cross-replica delivery", () => {
       const answer = await request(s, "subscribe", { channel: "user:alice" });
       assert.equal(answer.ok, true);
     }
-    const publisher = await token({ sub: "backend", scope: "publish" });
+    const publisher = await token({ sub: "backend", scope: "publish", envs: ["*"] });
     const published = await httpPublish(a!.url, publisher, "user:alice", { type: "greeting", data: { text: "hello" } });
     assert.equal(published.status, 202);
     await waitUntil(() => (seen.get("user:alice")?.length ?? 0) === 1 && (seenPolling.get("user:alice")?.length ?? 0) === 1, 5000, "delivery");

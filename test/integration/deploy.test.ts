@@ -306,7 +306,7 @@ describe("deploy/haproxy/haproxy.cfg in front of three real gateways", { skip: s
   });
 
   it("carries WebSocket and long-polling clients (sticky by cookie) and the HTTP API; every event arrives once, in order", async () => {
-    const publisher = await token({ sub: "backend", scope: "publish" });
+    const publisher = await token({ sub: "backend", scope: "publish", envs: ["*"] });
     const viaWs = await connect(lb, { token: await token({ sub: "lb-ws" }), transports: ["websocket"] });
     // Polling only, keeping cookies as a browser does: each poll must reach the replica that owns the session.
     const viaPolling = await connect(lb, { token: await token({ sub: "lb-poll" }), transports: ["polling"], withCredentials: true });

@@ -201,7 +201,7 @@ describe("drain, admin kick and slow consumers", () => {
     [b, c] = cluster.gateways as [GatewayProcess, GatewayProcess];
     a = await cluster.addGateway({ ROOMCAST_DRAIN_S: "2" });
     slow = await cluster.addGateway({ ROOMCAST_SLOW_CONSUMER_BYTES: "65536", ROOMCAST_SLOW_CONSUMER_PACKETS: "200", LOG_LEVEL: "info" });
-    publisher = await token({ sub: "backend", scope: "publish" });
+    publisher = await token({ sub: "backend", scope: "publish", envs: ["*"] });
   });
 
   after(async () => {
@@ -373,7 +373,7 @@ describe("drain, admin kick and slow consumers", () => {
     const unauthenticated = await httpPost(url);
     assert.equal(unauthenticated.status, 401);
     assert.equal((unauthenticated.body.error as { code: number }).code, 4401, JSON.stringify(unauthenticated.body));
-    const notAdmin = await httpPost(url, await token({ sub: "backend", scope: "publish" }));
+    const notAdmin = await httpPost(url, await token({ sub: "backend", scope: "publish", envs: ["*"] }));
     assert.equal(notAdmin.status, 403);
     assert.deepEqual(
       { code: (notAdmin.body.error as { code: number }).code, reason: (notAdmin.body.error as { reason: string }).reason },
@@ -590,7 +590,7 @@ describe("Redis outage (single redis-server)", { skip: TOPOLOGY === "cluster" ? 
   it("refuses with 503/4503 while Redis is away, turns ready again by itself, ends live subscriptions with history_lost and serves the new epoch", async () => {
     const [a, b] = cluster.gateways as [GatewayProcess, GatewayProcess];
     const channel = "env:e1:status";
-    const publisher = await token({ sub: "backend", scope: "publish" });
+    const publisher = await token({ sub: "backend", scope: "publish", envs: ["*"] });
     const watcherToken = await token({ sub: "watcher", envs: ["e1"], scope: "env:read" });
 
     const before1 = await httpPublish(b.url, publisher, channel, { type: "status", data: { status: "running" } });

@@ -36,7 +36,7 @@ describe("examples", () => {
       const { child, output } = run(script, [a!.url, await token({ sub: channel.slice(5) }), channel, ...stopAfter]);
       try {
         await waitUntil(() => /subscribed to/.test(output()), 10_000, `the subscription: ${output()}`);
-        const publisher = await token({ sub: "backend", scope: "publish" });
+        const publisher = await token({ sub: "backend", scope: "publish", envs: ["*"] });
         for (let n = 1; n <= 3; n++) assert.equal((await httpPublish(b!.url, publisher, channel, { type: "tick", data: { n } })).status, 202);
         await waitUntil(() => /#3 tick/.test(output()), 10_000, `the events: ${output()}`);
         assert.deepEqual(output().match(/#\d+ tick \{"n":\d\}/g), ['#1 tick {"n":1}', '#2 tick {"n":2}', '#3 tick {"n":3}']);

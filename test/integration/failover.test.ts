@@ -69,7 +69,7 @@ describe("Redis Cluster failover under load", { skip: TOPOLOGY !== "cluster" ? "
         assert.equal(answer.ok, true, JSON.stringify(answer));
       }
     }
-    const publisher = await token({ sub: "backend", scope: "publish" });
+    const publisher = await token({ sub: "backend", scope: "publish", envs: ["*"] });
     const acked: Acked[] = [];
     let refused = 0;
     let killedAt = 0;

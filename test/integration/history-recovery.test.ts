@@ -50,7 +50,7 @@ describe("history and recovery", () => {
     [main, other] = cluster.gateways as [GatewayProcess, GatewayProcess];
     small = await cluster.addGateway({ ROOMCAST_HISTORY_SIZE: "5" });
     shortLived = await cluster.addGateway({ ROOMCAST_HISTORY_TTL_S: "1" });
-    publisher = await token({ sub: "backend", scope: "publish" });
+    publisher = await token({ sub: "backend", scope: "publish", envs: ["*"] });
   });
 
   after(async () => {

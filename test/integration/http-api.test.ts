@@ -72,7 +72,7 @@ describe("HTTP API", () => {
     cluster = await startCluster({ replicas: 2, env: { ROOMCAST_MAX_MESSAGE_BYTES: String(MAX_MESSAGE_BYTES), ROOMCAST_RATE_LIMIT: "0" } });
     base = cluster.gateways[0]!.url;
     otherBase = cluster.gateways[1]!.url;
-    publisher = await token({ sub: "backend", scope: "publish" });
+    publisher = await token({ sub: "backend", scope: "publish", envs: ["*"] });
   });
 
   after(async () => {
@@ -365,7 +365,7 @@ describe("HTTP API without Redis", () => {
 
   it("answers POST with 503 unavailable (never 202) and /readyz with 503 once Redis is gone", async () => {
     const base = cluster.gateways[0]!.url;
-    const publisher = await token({ sub: "backend", scope: "publish" });
+    const publisher = await token({ sub: "backend", scope: "publish", envs: ["*"] });
     const body = { type: "x", data: { n: 1 } };
     const ok = await call("POST", eventsUrl(base, "user:gone"), { bearer: publisher, body });
     assert.equal(ok.status, 202);

@@ -70,7 +70,7 @@ for (const program of PROGRAMS) {
         const [a, b] = cluster.gateways;
         const sub = `interop-${program.name.split(" ")[0]}`;
         const channel = `user:${sub}`;
-        const publisher = await token({ sub: "backend", scope: "publish" });
+        const publisher = await token({ sub: "backend", scope: "publish", envs: ["*"] });
         let published = 0;
         const publish = async (n: number) => {
           for (let i = 0; i < n; i++) assert.equal((await httpPublish(b!.url, publisher, channel, { type: "tick", data: { n: ++published } })).status, 202);

@@ -265,7 +265,7 @@ describe("grafana dashboards and alert rules", () => {
 
         // --- traffic, in two rounds with a scrape between them: a labelled series is born with
         // its first increment, so only the second round shows in rate() (see grafana/README.md).
-        const publisher = await token({ sub: "backend", scope: "publish" });
+        const publisher = await token({ sub: "backend", scope: "publish", envs: ["*"] });
         const alice = await open(a.url, await token({ sub: "alice" }));
         const bob = await open(b.url, await token({ sub: "bob" }), ["polling"]);
         const envReader = await open(b.url, await token({ sub: "ops", envs: ["e1"], scope: "env:read" }));

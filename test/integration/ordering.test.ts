@@ -140,7 +140,7 @@ describe("ordering with concurrent publishers on three replicas", () => {
       sockets.push(socket);
       publishers.push(socket);
     }
-    const httpToken = await token({ sub: "backend", scope: "publish" });
+    const httpToken = await token({ sub: "backend", scope: "publish", envs: ["*"] });
 
     // The jobs: alpha mixes HTTP and client publishes from all replicas, beta is HTTP only.
     const jobsByRoute: Record<Route, Job[][]> = { http: gateways.map(() => []), client: gateways.map(() => []) };

@@ -45,7 +45,7 @@ describe("requests", () => {
     cluster = await startCluster({ replicas: 2, env: { ROOMCAST_CONFIG: configFile } });
     [a, b] = cluster.gateways as [GatewayProcess, GatewayProcess];
     limited = await cluster.addGateway({ ROOMCAST_MAX_SUBSCRIPTIONS: "2" });
-    publisher = await token({ sub: "backend", scope: "publish" });
+    publisher = await token({ sub: "backend", scope: "publish", envs: ["*"] });
   });
 
   after(async () => {

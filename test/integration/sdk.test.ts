@@ -28,7 +28,7 @@ describe("client SDK", () => {
     assert.equal(welcome.node, a!.nodeId);
     const received: ChannelEvent[] = [];
     await client.subscribe("user:sdk-user", (event) => received.push(event));
-    const publisher = await token({ sub: "backend", scope: "publish" });
+    const publisher = await token({ sub: "backend", scope: "publish", envs: ["*"] });
     let published = 0;
     const publishSome = async (n: number) => {
       for (let i = 0; i < n; i++) {
@@ -59,7 +59,7 @@ describe("client SDK", () => {
     await client.connect();
     const received: ChannelEvent[] = [];
     await client.subscribe(channel, (event) => received.push(event), { filter: { stream: "stderr" } });
-    const publisher = await token({ sub: "backend", scope: "publish" });
+    const publisher = await token({ sub: "backend", scope: "publish", envs: ["*"] });
     let n = 0;
     const publishBatches = async (count: number) => {
       for (let i = 0; i < count; i++) {
@@ -101,7 +101,7 @@ describe("client SDK", () => {
     const received: ChannelEvent[] = [];
     const resets: { snapshot: unknown; offset: number }[] = [];
     await client.subscribe("env:e9:status", (event) => received.push(event), { onReset: ({ snapshot, offset }) => resets.push({ snapshot, offset }) });
-    const publisher = await token({ sub: "backend", scope: "publish" });
+    const publisher = await token({ sub: "backend", scope: "publish", envs: ["*"] });
     const publish = async (n: number) => assert.equal((await httpPublish(e.url, publisher, "env:e9:status", { type: "status", data: { n } })).status, 202);
     await publish(1);
     await waitUntil(() => received.length === 1, 5000, "the first status");
@@ -137,7 +137,7 @@ describe("client SDK", () => {
     assert.equal(client.sessionId, sessionId, "same connection, no reconnect");
     assert.deepEqual(closings, []);
     assert.ok(minted >= 2, `tokens minted: ${minted}`);
-    const publisher = await token({ sub: "backend", scope: "publish" });
+    const publisher = await token({ sub: "backend", scope: "publish", envs: ["*"] });
     assert.equal((await httpPublish(url, publisher, "user:sdk-refresh", { type: "after", data: {} })).status, 202);
     await waitUntil(() => received.length === 1, 5000, "an event after the refresh");
   });

@@ -137,7 +137,7 @@ describe("stock clients through a load balancer", () => {
   it("rolling restart of every replica under a paced publisher: every client ends on a live replica within drain + 10 s with every event exactly once", async () => {
     const channel = "user:roller";
     const bearer = await token({ sub: "roller" });
-    const publisher = await token({ sub: "backend", scope: "publish" });
+    const publisher = await token({ sub: "backend", scope: "publish", envs: ["*"] });
     const clients = Array.from({ length: 24 }, () => stockApp(balancer.url, bearer, channel));
     apps.push(...clients);
     await waitUntil(() => clients.every((c) => c.answers.length === 1), 15_000, "every client subscribed");
@@ -201,7 +201,7 @@ describe("a replica whose Redis link goes silent", { skip: TOPOLOGY === "cluster
   it("is unready within 10 s, moves its clients (they complete on the others), refuses new ones, is ready again within 20 s of healing, and never exits", async () => {
     const channel = "user:frozen";
     const bearer = await token({ sub: "frozen" });
-    const publisher = await token({ sub: "backend", scope: "publish" });
+    const publisher = await token({ sub: "backend", scope: "publish", envs: ["*"] });
     const clients: StockApp[] = [];
     // Enough clients that some land on the silent replica.
     while (!clients.some((c) => c.node === silent.nodeId) || clients.length < 12) {
@@ -276,7 +276,7 @@ describe("slow consumer, stock client", () => {
   it("a client that stops reading is cut (4008 slow_consumer), reconnects by itself and recovers every event", async () => {
     const channel = "env:slow:logs";
     const bearer = await token({ sub: "phone", envs: ["slow"], scope: "env:read" });
-    const publisher = await token({ sub: "backend", scope: "publish" });
+    const publisher = await token({ sub: "backend", scope: "publish", envs: ["*"] });
     const gateway = cluster.gateways[0]!;
     const app = stockApp(proxy.url("http"), bearer, channel);
     apps.push(app);

@@ -3,6 +3,7 @@
  * ROOMCAST_TEST_REDIS: `single` (default, one redis-server) or `cluster` (a Redis Cluster of
  * three masters with a replica each), so that one suite runs against both.
  */
+import { spawnSync } from "node:child_process";
 import { startEmbeddedRedis } from "../../src/cluster/embedded-redis.js";
 import { startGateway, startWorker, type GatewayProcess } from "./gateway-process.js";
 import { startRedisCluster } from "./redis-cluster.js";
@@ -35,6 +36,13 @@ export async function startTestRedis(topology: RedisTopology = TOPOLOGY): Promis
   }
   const redis = await startEmbeddedRedis();
   return { url: redis.url, ports: [redis.port], stop: () => redis.stop() };
+}
+
+/** One command through redis-cli (`-c`: on a Redis Cluster it follows the key's slot); its output. */
+export function redisCommand(redis: TestRedis, ...args: string[]): string {
+  const out = spawnSync("redis-cli", ["-c", "-p", String(redis.ports[0]), ...args], { encoding: "utf8" });
+  if (out.status !== 0) throw new Error(`redis-cli ${args.join(" ")}: ${out.stderr}`);
+  return out.stdout.trim();
 }
 
 export interface TestCluster {

@@ -1,3 +1,4 @@
+import { requireTenant } from "../../auth/access.js";
 import { RoomcastError } from "../../contracts/error-codes.js";
 import type { RefreshOk } from "../../contracts/events.js";
 import { parseOrThrow, refreshSchema } from "../../contracts/schemas.js";
@@ -10,8 +11,7 @@ export async function refresh(ctx: GatewayContext, socket: RoomcastSocket, paylo
   const { token } = parseOrThrow(refreshSchema, payload);
   const principal = await ctx.verifyToken(token);
   if (principal.sub !== socket.data.principal.sub) throw new RoomcastError("unauthorized", "refresh token is for another sub");
-  const tenants = ctx.config.allowedTenants;
-  if (tenants.length > 0 && !tenants.includes(principal.tenant ?? "")) throw new RoomcastError("forbidden", "tenant not allowed on this gateway");
+  requireTenant(ctx.config.allowedTenants, principal);
   await applyPrincipal(ctx, socket, principal);
   return { exp: principal.exp };
 }
