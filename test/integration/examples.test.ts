@@ -6,6 +6,7 @@ import { after, before, describe, it } from "node:test";
 import { httpPublish, token, waitUntil } from "../support/clients.js";
 import { startCluster, type TestCluster } from "../support/cluster.js";
 import { waitForExit } from "../support/gateway-process.js";
+import { startLoadBalancer } from "../support/load-balancer.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -46,4 +47,34 @@ describe("examples", () => {
       }
     });
   }
+
+  it("examples/tour-client.mjs (stock client, default options) follows its channel through a drain of its replica, every event once", async () => {
+    const channel = "user:tour-move";
+    const balancer = await startLoadBalancer(cluster.gateways);
+    const { child, output } = run("examples/tour-client.mjs", [balancer.url, await token({ sub: "tour-move" }), channel]);
+    try {
+      await waitUntil(() => /subscribed to/.test(output()), 10_000, `the subscription: ${output()}`);
+      const publisher = await token({ sub: "backend", scope: "publish", envs: ["*"] });
+      const publish = async (n: number) => assert.equal((await httpPublish(cluster.gateways.at(-1)!.url, publisher, channel, { type: "tick", data: { n } })).status, 202);
+      for (let n = 1; n <= 3; n++) await publish(n);
+      await waitUntil(() => /#3 tick/.test(output()), 10_000, `the events: ${output()}`);
+      // Drain the replica it is on; publish while it moves.
+      const node = /connected to (\S+)/.exec(output())![1];
+      const home = cluster.gateways.find((g) => g.nodeId === node)!;
+      cluster.gateways.splice(cluster.gateways.indexOf(home), 1);
+      const stopped = home.stop();
+      for (let n = 4; n <= 6; n++) await publish(n);
+      assert.equal(await stopped, 0);
+      await waitUntil(() => /#6 tick/.test(output()) && /recovered: true/.test(output()), 20_000, `the events after the move: ${output()}`);
+      assert.match(output(), /closing this connection: 4503 draining/);
+      assert.match(output(), /disconnected \(transport close\); reconnecting/);
+      assert.deepEqual(
+        output().match(/#\d+ tick/g),
+        [1, 2, 3, 4, 5, 6].map((n) => `#${n} tick`),
+      );
+    } finally {
+      child.kill("SIGKILL");
+      await balancer.close();
+    }
+  });
 });
