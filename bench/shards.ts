@@ -77,7 +77,7 @@ async function runTopology(topology: "single" | "cluster", configPath: string): 
     // Publish through the publish path itself, as a worker does.
     const config = loadConfig({ env: { REDIS_URL: redis.url, ROOMCAST_CONFIG: configPath, ROOMCAST_JWT_SECRET: TEST_SECRET } });
     const clients = await connectRedis(redis.url, createLogger({ level: "warn", pretty: false }));
-    const store = new ChannelStore(clients.commands, config.redisPrefix, config.idempotencyTtlS, clients.cluster);
+    const store = new ChannelStore(clients.commands, { prefix: config.redisPrefix, idempotencyTtlS: config.idempotencyTtlS, sharded: clients.cluster, maxReadBytes: config.maxReadBytes });
     const registry = new ChannelRegistry(config, { lookup: async () => undefined });
     const targets = channels.map((c) => registry.resolve(c));
     const expected = EVENTS * SUBSCRIBERS_PER_CHANNEL;

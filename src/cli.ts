@@ -41,13 +41,17 @@ async function tokenCommand(argv: readonly string[]): Promise<void> {
   const sub = flag(argv, "sub");
   if (!sub) throw new ConfigError("missing flag --sub: the token's user id");
   const envs = flag(argv, "envs");
+  const ttlS = parseDuration(flag(argv, "ttl") ?? "1h");
+  if (config.maxTokenLifetimeS > 0 && ttlS > config.maxTokenLifetimeS) {
+    throw new ConfigError(`invalid flag --ttl: gateways refuse tokens living longer than ROOMCAST_MAX_TOKEN_LIFETIME_S (${config.maxTokenLifetimeS} s)`);
+  }
   const token = await mintToken({
     secret: config.jwtSecret,
     sub,
     envs: envs ? envs.split(",").map((e) => e.trim()).filter(Boolean) : undefined,
     scope: flag(argv, "scope"),
     tenant: flag(argv, "tenant"),
-    ttlS: parseDuration(flag(argv, "ttl") ?? "1h"),
+    ttlS,
   });
   process.stdout.write(token + "\n");
 }

@@ -78,10 +78,14 @@ function interned<T>(cache: Map<string, T>, key: string, make: () => T): T {
   return value;
 }
 
-function toPrincipal(payload: JWTPayload | Record<string, unknown>): Principal {
-  const { sub, exp } = payload;
+function toPrincipal(payload: JWTPayload | Record<string, unknown>, maxLifetimeS: number): Principal {
+  const { sub, exp, iat } = payload;
   if (typeof sub !== "string" || sub === "") throw new RoomcastError("unauthorized", "token has no sub claim");
   if (typeof exp !== "number") throw new RoomcastError("unauthorized", "token has no exp claim");
+  // A token that never expires (exp 1e300) is a stolen token forever: lifetimes are bounded.
+  const now = Date.now() / 1000;
+  const issued = typeof iat === "number" ? Math.min(iat, now) : now;
+  if (maxLifetimeS > 0 && exp - issued > maxLifetimeS) throw new RoomcastError("unauthorized", `token lifetime over the limit of ${maxLifetimeS} s`);
   const rawScope = payload.scope;
   const scopeList = typeof rawScope === "string" ? rawScope.split(" ").filter(Boolean) : Array.isArray(rawScope) ? rawScope.filter((s): s is string => typeof s === "string") : [];
   const scopes = interned(internedScopes, scopeList.join(" "), () => Object.freeze(new Set(scopeList)) as ReadonlySet<string>);
@@ -102,7 +106,7 @@ export function createTokenVerifier(config: Config): TokenVerifier {
     const claims = { issuer: config.jwtIssuer, audience: config.jwtAudience };
     return async (token: string) => {
       try {
-        return toPrincipal(verifyHs256(token, secret, claims));
+        return toPrincipal(verifyHs256(token, secret, claims), config.maxTokenLifetimeS);
       } catch (err) {
         throw unauthorized(err);
       }
@@ -142,7 +146,7 @@ export function createTokenVerifier(config: Config): TokenVerifier {
   return async (token: string) => {
     try {
       const { payload } = typeof key === "function" ? await jwtVerify(token, key, options) : await jwtVerify(token, await key, options);
-      return toPrincipal(payload);
+      return toPrincipal(payload, config.maxTokenLifetimeS);
     } catch (err) {
       throw unauthorized(err);
     }

@@ -32,8 +32,13 @@ export interface PublishResult {
   duplicate: boolean;
 }
 
-/** The events after `since` (all that history holds, unless `limit`), or the last n. */
-export type ReadRequest = { since: number; limit?: number } | { last: number };
+/**
+ * The events after `since` (all that history holds, unless `limit`), or the last n. With
+ * `epoch` and `fallback`, a `since` read is strict: unless history still holds every event
+ * after `since` in that epoch, it reads the last `fallback` events instead (nothing is read
+ * for a mismatched epoch).
+ */
+export type ReadRequest = { since: number; limit?: number; epoch?: string; fallback?: number } | { last: number };
 
 export interface ReadResult {
   epoch: string;
@@ -43,6 +48,10 @@ export interface ReadResult {
   first: number;
   events: ChannelEvent[];
   snapshot: unknown;
+  /** A `since` read: history held every event after it (in the expected epoch, if one was given). */
+  recovered: boolean;
+  /** Cut by the byte bound: more events follow the last one read. */
+  more: boolean;
 }
 
 /** Per event: offset, epoch, id, duplicate (0|1), flattened. */
@@ -59,7 +68,17 @@ interface PreparedEvent {
   idempotencyKey: string | undefined;
   bytes: number;
 }
-type ReadReply = [string, number, number, string[], string | null];
+type ReadReply = [string, number, number, string[], string | null, number, number];
+
+export interface ChannelStoreOptions {
+  /** Prefix of every key. */
+  prefix: string;
+  idempotencyTtlS: number;
+  /** SPUBLISH (sharded pub/sub, Redis Cluster) instead of PUBLISH. */
+  sharded: boolean;
+  /** History one read may return, in bytes of JSON (at least one event; 0: no bound). */
+  maxReadBytes: number;
+}
 
 type ScriptedRedis = RedisClient & {
   roomcastPublish(...args: (string | number)[]): Promise<PublishReply>;
@@ -80,14 +99,17 @@ export class ChannelStore {
   private readonly redis: ScriptedRedis;
   private readonly epochs = new Map<string, string>();
 
+  private readonly prefix: string;
+  private readonly idempotencyTtlS: number;
+  private readonly sharded: boolean;
+  private readonly maxReadBytes: number;
+
   constructor(
     redis: RedisClient,
-    private readonly prefix: string,
-    private readonly idempotencyTtlS: number,
-    /** SPUBLISH (sharded pub/sub, Redis Cluster) instead of PUBLISH. */
-    private readonly sharded: boolean,
+    options: ChannelStoreOptions,
     private readonly metrics?: PublishPathMetrics,
   ) {
+    ({ prefix: this.prefix, idempotencyTtlS: this.idempotencyTtlS, sharded: this.sharded, maxReadBytes: this.maxReadBytes } = options);
     // The key count varies with the events: the caller passes it first.
     redis.defineCommand("roomcastPublish", { lua: PUBLISH_SCRIPT });
     redis.defineCommand("roomcastRead", { numberOfKeys: 3, lua: READ_SCRIPT });
@@ -178,19 +200,23 @@ export class ChannelStore {
 
   async read(target: ResolvedChannel, request: ReadRequest): Promise<ReadResult> {
     const keys = channelKeys(this.prefix, target.channel);
-    const args =
-      "since" in request ? ["since", request.since, request.limit ?? 0] : ["last", Math.min(request.last, target.historySize), 0];
-    const [epoch, top, first, entries, snapshot] = await this.timed("read", () => this.redis.roomcastRead(
-      keys.meta,
-      keys.history,
-      keys.snapshot,
-      newEpoch(),
-      target.historyTtlS,
-      ...args,
-    ));
+    const since = "since" in request;
+    const args = since
+      ? ["since", request.since, request.limit ?? 0, this.maxReadBytes, request.epoch ?? "", request.fallback === undefined ? 0 : 1, Math.min(request.fallback ?? 0, target.historySize)]
+      : ["last", Math.min(request.last, target.historySize), 0, this.maxReadBytes, "", 0, 0];
+    const [epoch, top, first, entries, snapshot, recovered, more] = await this.timed("read", () =>
+      this.redis.roomcastRead(keys.meta, keys.history, keys.snapshot, newEpoch(), target.historyTtlS, ...args),
+    );
     const events = entries.map((json) => JSON.parse(json) as ChannelEvent);
-    if (!("since" in request)) events.reverse();
-    return { epoch: this.intern(epoch), top: Number(top), first: Number(first), events, snapshot: snapshot === null ? undefined : JSON.parse(snapshot) };
+    return {
+      epoch: this.intern(epoch),
+      top: Number(top),
+      first: Number(first),
+      events,
+      snapshot: snapshot === null ? undefined : JSON.parse(snapshot),
+      recovered: since && recovered === 1,
+      more: more === 1,
+    };
   }
 
   /** Every subscription keeps its channel's epoch: one string per epoch, not one per subscription. */

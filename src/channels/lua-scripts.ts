@@ -70,12 +70,17 @@ return out
 `;
 
 /**
- * Reads a channel's position and history in one consistent step. A channel without an
- * epoch gets one now, so that subscribers before the first event and the first event
- * agree on it.
+ * Reads a channel's position and history in one consistent step, bounded in bytes so that no
+ * request can make Redis (or the gateway) carry a whole history at once. A channel without an
+ * epoch gets one now, so that subscribers before the first event and the first event agree on it.
  * KEYS: meta, history, snapshot
- * ARGV: candidate epoch, ttl (s), mode ('since' | 'last'), since offset or count, limit (0: all)
- * Returns { epoch, top, first offset held (0: none), entries (json strings), snapshot|false }.
+ * ARGV: candidate epoch, ttl (s), mode ('since' | 'last'), since offset or count, limit (events,
+ *       0: none), max bytes (0: none), expected epoch ('' : any), strict (since: '1' reads
+ *       nothing unless every event after `since` is still held in the expected epoch, and
+ *       then the last `fallback` events instead), fallback count
+ * The epoch and the gap are checked before anything is read.
+ * Returns { epoch, top, first offset held (0: none), entries (json strings, oldest first), snapshot|false,
+ *           recovered (1: the events after since, complete), more (1: cut by the byte bound) }.
  */
 export const READ_SCRIPT = `${ENSURE_EPOCH}
 local epoch = ensure_epoch(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]))
@@ -83,20 +88,51 @@ local top = tonumber(redis.call('HGET', KEYS[1], 'top'))
 local first = 0
 local head = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
 if head[1] then first = tonumber(string.match(head[1][1], '^(%d+)')) end
-local raw
+local mode = ARGV[3]
 local n = tonumber(ARGV[4])
-if ARGV[3] == 'since' and ARGV[5] == '0' then
-  raw = redis.call('XRANGE', KEYS[2], (n + 1) .. '-0', '+')
-elseif ARGV[3] == 'since' then
-  raw = redis.call('XRANGE', KEYS[2], (n + 1) .. '-0', '+', 'COUNT', tonumber(ARGV[5]))
-elseif n > 0 then
-  raw = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', n)
-else
-  raw = {}
-end
+local limit = tonumber(ARGV[5])
+local budget = tonumber(ARGV[6])
+local recovered = 0
+local more = 0
 local entries = {}
-for i, entry in ipairs(raw) do entries[i] = entry[2][2] end
-return { epoch, top, first, entries, redis.call('GET', KEYS[3]) }
+local bytes = 0
+local function take(json)
+  if budget > 0 and #entries > 0 and bytes + #json > budget then more = 1; return false end
+  bytes = bytes + #json
+  entries[#entries + 1] = json
+  return true
+end
+if mode == 'since' then
+  local same = ARGV[7] == '' or ARGV[7] == epoch
+  local held = n <= top and (n == top or (first > 0 and n >= first - 1))
+  if same and held then recovered = 1 end
+  if ARGV[8] == '1' and recovered == 0 then
+    mode = 'last'
+    n = tonumber(ARGV[9])
+  elseif same then
+    local from = n + 1
+    while more == 0 and (limit == 0 or #entries < limit) do
+      local count = 100
+      if limit > 0 and limit - #entries < count then count = limit - #entries end
+      local raw = redis.call('XRANGE', KEYS[2], from .. '-0', '+', 'COUNT', count)
+      for _, entry in ipairs(raw) do
+        if not take(entry[2][2]) then break end
+        from = tonumber(string.match(entry[1], '^(%d+)')) + 1
+      end
+      if #raw < count then break end
+    end
+  end
+end
+if mode == 'last' and n > 0 then
+  -- Newest first, so that the byte bound keeps the newest; handed back oldest first.
+  local raw = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', n)
+  for _, entry in ipairs(raw) do
+    if not take(entry[2][2]) then break end
+  end
+  local count = #entries
+  for i = 1, math.floor(count / 2) do entries[i], entries[count + 1 - i] = entries[count + 1 - i], entries[i] end
+end
+return { epoch, top, first, entries, redis.call('GET', KEYS[3]), recovered, more }
 `;
 
 /**

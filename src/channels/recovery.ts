@@ -7,11 +7,14 @@ import type { ResolvedChannel } from "./channel-registry.js";
 import type { ChannelStore } from "./channel-store.js";
 
 export interface SubscribePosition {
+  /** Where the subscription stands: the last event of the answer, or the channel's newest offset. */
   offset: number;
   epoch: string;
   recovered: boolean;
   events: ChannelEvent[];
   snapshot: unknown;
+  /** The byte bound cut the recovery: the events after `offset` follow, caught up from history. */
+  more: boolean;
 }
 
 export interface Since {
@@ -25,19 +28,26 @@ export function canRecover(since: Since, epoch: string, top: number, first: numb
   return since.offset === top || (first > 0 && since.offset >= first - 1);
 }
 
+/**
+ * One read either way: with `since`, the events after it when history still holds all of them
+ * in that epoch (checked in Redis before anything is read), else the last `history` events.
+ */
 export async function readPosition(
   store: ChannelStore,
   target: ResolvedChannel,
   request: { since?: Since | undefined; history?: number | undefined },
 ): Promise<SubscribePosition> {
   const { since, history = 0 } = request;
-  if (since) {
-    // Everything after `since` in one consistent read: history is capped, so this is bounded.
-    const read = await store.read(target, { since: since.offset });
-    if (canRecover(since, read.epoch, read.top, read.first)) {
-      return { offset: read.top, epoch: read.epoch, recovered: true, events: read.events, snapshot: read.snapshot };
-    }
-  }
-  const read = await store.read(target, { last: history });
-  return { offset: read.top, epoch: read.epoch, recovered: false, events: read.events, snapshot: read.snapshot };
+  const read = since
+    ? await store.read(target, { since: since.offset, epoch: since.epoch, fallback: history })
+    : await store.read(target, { last: history });
+  const more = read.recovered && read.more;
+  return {
+    offset: more ? read.events.at(-1)!.offset : read.top,
+    epoch: read.epoch,
+    recovered: read.recovered,
+    events: read.events,
+    snapshot: read.snapshot,
+    more,
+  };
 }

@@ -9,7 +9,7 @@ import type { Logger } from "pino";
 import type { GatewayMetrics } from "../metrics/metrics.js";
 import type { RedisClient } from "./redis-clients.js";
 
-export type QuotaScope = "user" | "ip" | "environment";
+export type QuotaScope = "user" | "ip" | "environment" | "user-environment";
 
 /** KEYS: quota set. ARGV: lease ms, limit, member. Returns 1 (admitted) or 0 (full). */
 const ACQUIRE_SCRIPT = `

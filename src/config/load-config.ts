@@ -21,6 +21,7 @@ export interface Config {
   adapter: "auto" | "classic" | "sharded";
   redisPrefix: string;
   jwtSecret: string | undefined;
+  maxTokenLifetimeS: number;
   jwtPublicKeyFile: string | undefined;
   jwksFile: string | undefined;
   jwtIssuer: string | undefined;
@@ -32,6 +33,7 @@ export interface Config {
   nodeId: string;
   maxConnectionsPerUser: number;
   maxConnectionsPerEnv: number;
+  maxConnectionsPerUserPerEnv: number;
   maxConnectionsPerIp: number;
   maxConnectionsPerNode: number;
   maxUnauthenticatedPerIp: number;
@@ -48,6 +50,7 @@ export interface Config {
   httpRateLimitPublishers: boolean;
   maxBatchEvents: number;
   maxBatchBytes: number;
+  maxReadBytes: number;
   historySize: number;
   historyTtlS: number;
   idempotencyTtlS: number;
@@ -70,6 +73,9 @@ export interface Config {
   logPretty: boolean;
   namespaces: Readonly<Record<string, NamespaceConfig>>;
 }
+
+/** The shortest HS256 secret accepted: 256 bits, the hash's own size. */
+export const MIN_SECRET_BYTES = 32;
 
 const LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 const NAMESPACE_NAME = /^[a-z][a-z0-9_-]{0,31}$/;
@@ -246,5 +252,9 @@ export function requireKeySetting(config: Config): void {
   const keys = [config.jwtSecret, config.jwtPublicKeyFile, config.jwksFile].filter(Boolean).length;
   if (keys === 0) throw new ConfigError("missing setting ROOMCAST_JWT_SECRET: set it, ROOMCAST_JWT_PUBLIC_KEY_FILE or ROOMCAST_JWKS_FILE");
   if (keys > 1) throw new ConfigError("invalid setting ROOMCAST_JWT_SECRET: set only one of ROOMCAST_JWT_SECRET, ROOMCAST_JWT_PUBLIC_KEY_FILE, ROOMCAST_JWKS_FILE");
+  // HS256 with a short secret is a guessable key: anyone could mint tokens. Never echo it.
+  if (config.jwtSecret !== undefined && Buffer.byteLength(config.jwtSecret, "utf8") < MIN_SECRET_BYTES) {
+    throw new ConfigError(`invalid setting ROOMCAST_JWT_SECRET: must be at least ${MIN_SECRET_BYTES} bytes (it is ${Buffer.byteLength(config.jwtSecret, "utf8")}); make one with: openssl rand -base64 32`);
+  }
 }
 

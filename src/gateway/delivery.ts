@@ -9,7 +9,6 @@ import type { Logger } from "pino";
 import * as ws from "ws";
 import { roomOf } from "../channels/channel-keys.js";
 import type { ChannelStore } from "../channels/channel-store.js";
-import { canRecover } from "../channels/recovery.js";
 import type { ChannelClosed, ChannelMessage } from "../cluster/channel-feed.js";
 import type { Config } from "../config/load-config.js";
 import { ERROR_CODES } from "../contracts/error-codes.js";
@@ -83,6 +82,8 @@ function queuedBytes(socket: RoomcastSocket, buffer: EnginePacket[]): number {
 export type EndSubscription = (socket: RoomcastSocket, channel: string, code: number, reason: string) => void;
 
 const CONFLATED_FLUSH_MS = 50;
+/** How long a catch-up from history waits for a client to read what it was sent before giving up on it. */
+const CATCH_UP_PATIENCE_MS = 10_000;
 
 export class Delivery {
   private readonly flushing = new WeakSet<RoomcastSocket>();
@@ -124,10 +125,7 @@ export class Delivery {
       sub.conflated = { event, skipped: 0 };
       this.flushConflatedLater(socket);
     } else {
-      this.log.info({ connectionId: socket.data.connectionId, channel: sub.target.channel }, "slow consumer disconnected");
-      this.metrics.slowConsumerDisconnects.inc();
-      // Moved off at the transport level: the client reconnects by itself and recovers with `since`.
-      closeConnection(socket, "slow_consumer", Math.floor(Math.random() * 1000));
+      this.cutSlowConsumer(socket, `a live event of ${sub.target.channel}`);
     }
     return false;
   }
@@ -225,8 +223,10 @@ export class Delivery {
   }
 
   /**
-   * Catches a subscription up from history (after a gap, or on resume), then delivers what
-   * arrived meanwhile. An unfillable gap is announced with `lag`, never silent.
+   * Catches a subscription up from history (after a gap, on resume, or after a subscribe answer
+   * the byte bound cut), then delivers what arrived meanwhile. A long catch-up goes at the
+   * client's pace: each part is read once the one before was written out. An unfillable gap
+   * is announced with `lag`, never silent.
    */
   async resync(socket: RoomcastSocket, sub: Subscription): Promise<void> {
     // A pause that came in after the resume which scheduled this sync wins.
@@ -234,26 +234,54 @@ export class Delivery {
     sub.state = "syncing";
     const generation = sub.generation;
     const channel = sub.target.channel;
+    const current = () => socket.data.subscriptions.get(channel) === sub && sub.generation === generation;
     try {
-      const read = await this.store.read(sub.target, { since: sub.offset });
-      if (socket.data.subscriptions.get(channel) !== sub || sub.generation !== generation) return;
-      // Paused while reading: the next resume replays from sub.offset.
-      if ((sub.state as Subscription["state"]) === "paused") return;
-      if (read.epoch !== sub.epoch) {
-        this.historyLost(socket, sub);
-        return;
+      for (;;) {
+        const read = await this.store.read(sub.target, { since: sub.offset, epoch: sub.epoch });
+        // Ended, replaced, or paused while reading (the next resume replays from sub.offset).
+        if (!current() || (sub.state as Subscription["state"]) === "paused") return;
+        if (read.epoch !== sub.epoch) {
+          this.historyLost(socket, sub);
+          return;
+        }
+        if (!read.recovered) {
+          const resumeAt = read.events[0]?.offset ?? read.top + 1;
+          socket.emit("lag", { channel, skipped: Math.max(resumeAt - sub.offset - 1, 0), offset: resumeAt - 1 });
+          this.metrics.lagNotices.inc();
+          sub.offset = resumeAt - 1;
+        }
+        this.sendEvents(socket, sub, read.events);
+        if (!read.more) break;
+        if (!(await this.drained(socket)) || !current()) return;
       }
-      if (!canRecover({ offset: sub.offset, epoch: sub.epoch }, read.epoch, read.top, read.first)) {
-        const resumeAt = read.events[0]?.offset ?? read.top + 1;
-        socket.emit("lag", { channel, skipped: Math.max(resumeAt - sub.offset - 1, 0), offset: resumeAt - 1 });
-        this.metrics.lagNotices.inc();
-        sub.offset = resumeAt - 1;
-      }
-      this.sendEvents(socket, sub, read.events);
     } catch (err) {
       this.log.warn({ err, channel }, "history read failed while catching up a subscription");
     }
-    if (socket.data.subscriptions.get(channel) === sub && sub.generation === generation) this.goLive(socket, sub);
+    if (current()) this.goLive(socket, sub);
+  }
+
+  /** Resolves true once what is queued for the socket is under the slow-consumer limits; false if it was cut or left. */
+  async drained(socket: RoomcastSocket): Promise<boolean> {
+    const deadline = Date.now() + CATCH_UP_PATIENCE_MS;
+    while (socket.connected && socket.conn.readyState === "open" && this.isSlow(socket)) {
+      if (Date.now() > deadline) {
+        this.cutSlowConsumer(socket, "catching up");
+        return false;
+      }
+      await new Promise((resolve) => setTimeout(resolve, CONFLATED_FLUSH_MS));
+    }
+    return socket.connected && socket.conn.readyState === "open";
+  }
+
+  /**
+   * Closes a client that does not read what is queued for it (`closing 4008 slow_consumer`,
+   * moved off at the transport level: it reconnects and recovers with `since`).
+   */
+  cutSlowConsumer(socket: RoomcastSocket, during: string): void {
+    if (socket.conn.readyState !== "open") return;
+    this.log.info({ connectionId: socket.data.connectionId, during }, "slow consumer disconnected");
+    this.metrics.slowConsumerDisconnects.inc();
+    closeConnection(socket, "slow_consumer", Math.floor(Math.random() * 1000));
   }
 
   /**
@@ -281,6 +309,7 @@ export class Delivery {
 
   /** Sends history events the socket has not had yet. */
   sendEvents(socket: RoomcastSocket, sub: Subscription, events: readonly ChannelEvent[]): void {
+    if (socket.conn.readyState !== "open") return;
     let written = 0;
     for (const event of events) {
       if (event.offset <= sub.offset) continue;

@@ -30,6 +30,13 @@ interface EngineSession {
   request: IncomingMessage | null;
   remoteAddress: string;
   once(event: "close", listener: () => void): void;
+  /** discard: now, without waiting for a long-polling client to come and fetch the close packet. */
+  close(discard?: boolean): void;
+}
+
+interface Pending {
+  ip: string;
+  timer: NodeJS.Timeout;
 }
 
 export type GateRefusal = "unavailable" | "unauthenticated_ip" | "unauthenticated_node";
@@ -52,7 +59,7 @@ function refuse(res: ServerResponse | UpgradeResponse, status: number, reason: E
 export class EngineGate {
   /** Sessions not authenticated yet, by client address. */
   private readonly pendingByIp = new Map<string, number>();
-  private readonly pendingSessions = new WeakMap<object, string>();
+  private readonly pendingSessions = new WeakMap<object, Pending>();
   /** Sessions not authenticated yet on this replica. */
   pending = 0;
 
@@ -94,7 +101,15 @@ export class EngineGate {
 
   private opened(session: EngineSession): void {
     const ip = session.request ? this.addressOf(session.request) : session.remoteAddress;
-    this.pendingSessions.set(session, ip);
+    // Socket.IO's connectTimeout would wait for a long-polling client to fetch the close packet
+    // (up to its ping timeout): a session still unauthenticated is dropped outright.
+    const timer = setTimeout(() => {
+      if (!this.pendingSessions.has(session)) return;
+      this.authenticated(session);
+      session.close(true);
+    }, this.config.authTimeoutS * 1000);
+    timer.unref();
+    this.pendingSessions.set(session, { ip, timer });
     this.pendingByIp.set(ip, (this.pendingByIp.get(ip) ?? 0) + 1);
     this.pending++;
     session.once("close", () => this.authenticated(session));
@@ -102,8 +117,10 @@ export class EngineGate {
 
   /** The session completed a Socket.IO CONNECT (or closed): it no longer counts as pending. */
   authenticated(session: object): void {
-    const ip = this.pendingSessions.get(session);
-    if (ip === undefined) return;
+    const entry = this.pendingSessions.get(session);
+    if (entry === undefined) return;
+    const { ip, timer } = entry;
+    clearTimeout(timer);
     this.pendingSessions.delete(session);
     this.pending--;
     const left = (this.pendingByIp.get(ip) ?? 1) - 1;

@@ -9,7 +9,6 @@ import { Server } from "socket.io";
 import { createTokenVerifier } from "../auth/token-verifier.js";
 import { ChannelRegistry } from "../channels/channel-registry.js";
 import { ChannelStore } from "../channels/channel-store.js";
-import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
 import { JobChannels } from "../jobs/job-channel.js";
 import { bullConnection, openJobQueues } from "../jobs/job-queue.js";
 import { JobRecords } from "../jobs/job-records.js";
@@ -17,6 +16,7 @@ import { JobService } from "../jobs/job-service.js";
 import { channelOfRoom } from "../channels/channel-keys.js";
 import { ChannelFeed } from "../cluster/channel-feed.js";
 import { connectRedis, type RedisClients } from "../cluster/redis-clients.js";
+import { createSocketAdapter } from "../cluster/socket-adapter.js";
 import { redisTimeoutsOf, requireServerSettings, type Config } from "../config/load-config.js";
 import { REQUEST_EVENTS, type Limits } from "../contracts/events.js";
 import { createHttpApp } from "../http/http-app.js";
@@ -119,7 +119,7 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
   // Live counts are read when scraped, from the Socket.IO server created below.
   const live = liveCounts(() => io, redis.isUp, () => gate);
   const metrics = createMetrics(config.nodeId, live, { namespaces: Object.keys(config.namespaces), events: REQUEST_EVENTS });
-  const store = new ChannelStore(redis.commands, config.redisPrefix, config.idempotencyTtlS, sharded, metrics);
+  const store = new ChannelStore(redis.commands, { prefix: config.redisPrefix, idempotencyTtlS: config.idempotencyTtlS, sharded, maxReadBytes: config.maxReadBytes }, metrics);
   // The job API adds to the queue through a connection of its own (BullMQ's), failing fast like ours.
   const bullProducer = bullConnection(redis.target, log, "producer", redis.timeouts);
   const queues = openJobQueues(config, bullProducer);
@@ -161,14 +161,7 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
   const feed = new ChannelFeed(redis.subscriber, config.redisPrefix, sharded, log.child({ module: "feed" }), (channel, message) =>
     "closed" in message ? delivery.onChannelClosed(channel, message) : delivery.onChannelMessage(channel, message),
   );
-  // The socket.io adapter links the replicas for everything but channel events (those
-  // travel on the feed): its own key, so that the two never read each other's messages.
-  const adapterKey = `${config.redisPrefix}:sio`;
-  io.adapter(
-    sharded
-      ? createShardedAdapter(redis.commands, redis.subscriber, { channelPrefix: adapterKey, subscriptionMode: "static" })
-      : createAdapter(redis.commands, redis.subscriber, { key: adapterKey, requestsTimeout: 5000 }),
-  );
+  io.adapter(createSocketAdapter(redis.commands, redis.subscriber, `${config.redisPrefix}:sio`, sharded));
   io.of("/").adapter.on("delete-room", (room: string) => {
     const channel = channelOfRoom(room);
     if (channel) feed.release(channel);

@@ -106,6 +106,12 @@ export class RequestRouter {
 
   private async run(socket: RoomcastSocket, event: RequestEvent, handler: RequestHandler, payload: unknown, ack: Ack | undefined): Promise<void> {
     const { ctx } = this;
+    // Answers count toward the slow-consumer limits like events. A subscribe answer carries
+    // history (up to ROOMCAST_MAX_READ_BYTES): it waits until the client has read what is
+    // queued, and a client that reads nothing meanwhile is cut, so that a pile of history
+    // requests cannot pile up answers here. Other answers are small (and rate-limited).
+    if (socket.conn.readyState !== "open") return;
+    if (event === "subscribe" && !(await ctx.delivery.drained(socket))) return;
     const after: (() => void)[] = [];
     const scope: RequestScope = { event, afterAnswer: (fn) => after.push(fn) };
     this.inFlight++;

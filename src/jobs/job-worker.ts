@@ -66,7 +66,7 @@ export async function createJobWorker(config: Config, log: Logger): Promise<JobW
     processors: [...processors.keys()],
     namespaces: Object.keys(config.namespaces),
   });
-  const store = new ChannelStore(redis.commands, config.redisPrefix, config.idempotencyTtlS, sharded, metrics);
+  const store = new ChannelStore(redis.commands, { prefix: config.redisPrefix, idempotencyTtlS: config.idempotencyTtlS, sharded, maxReadBytes: config.maxReadBytes }, metrics);
   const channels = new JobChannels(store, registry, records, queues, config.jobRetentionS);
   /** Failed attempts whose channel events this worker already published. */
   const published = new Set<string>();

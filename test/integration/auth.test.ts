@@ -139,6 +139,22 @@ describe("handshake and authentication", () => {
       await assertUnauthorized(hs.url, { token: await signed(claims, "RS256", rsa.privateKey) });
     });
 
+    it("refuses a token living longer than ROOMCAST_MAX_TOKEN_LIFETIME_S (30 days): exp 1e300, or 31 days without iat", async () => {
+      for (const claims of [
+        { sub: "alice", exp: 1e300 },
+        { sub: "alice", iat: nowS(), exp: 1e300 },
+        { sub: "alice", exp: nowS() + 31 * 86400 },
+        { sub: "alice", iat: nowS() - 40 * 86400, exp: nowS() + 3600 },
+        // A future iat does not stretch the window.
+        { sub: "alice", iat: nowS() + 10 * 86400, exp: nowS() + 35 * 86400 },
+      ]) {
+        const data = await assertUnauthorized(hs.url, { token: await signed(claims, "HS256", secretKey) });
+        assert.match(data.message, /lifetime/, JSON.stringify(claims));
+      }
+      // 29 days is fine.
+      await connectsAs(hs.url, { token: await signed({ sub: "alice", iat: nowS(), exp: nowS() + 29 * 86400 }, "HS256", secretKey) }, "alice");
+    });
+
     it("refuses a token without sub or without exp", async () => {
       await assertUnauthorized(hs.url, { token: await signed({ exp: nowS() + 3600 }, "HS256", secretKey) });
       await assertUnauthorized(hs.url, { token: await signed({ sub: "", exp: nowS() + 3600 }, "HS256", secretKey) });

@@ -91,6 +91,17 @@ describe("gateway start-up failures", { concurrency: 4 }, () => {
     await failsNaming(base(), "ROOMCAST_MAX_SUBSCRIPTIONS", ["--max-subscriptions", "lots"]);
   });
 
+  it("an HS256 secret shorter than 32 bytes (a guessable key), never echoed", async () => {
+    const line = await startupFails(["gateway"], { ...base(), ROOMCAST_JWT_SECRET: "x" }, "ROOMCAST_JWT_SECRET", "at least 32 bytes");
+    assert.ok(!line.includes('"x"'), line);
+    await startupFails(["gateway"], { ...base(), ROOMCAST_JWT_SECRET: "s".repeat(31) }, "ROOMCAST_JWT_SECRET", "at least 32 bytes");
+    await startupFails(["token", "--sub", "x"], { ROOMCAST_JWT_SECRET: "short" }, "ROOMCAST_JWT_SECRET", "at least 32 bytes");
+  });
+
+  it("roomcast token --ttl longer than ROOMCAST_MAX_TOKEN_LIFETIME_S", async () => {
+    await startupFails(["token", "--sub", "x", "--ttl", "90d"], { ROOMCAST_JWT_SECRET: TEST_SECRET }, "--ttl", "ROOMCAST_MAX_TOKEN_LIFETIME_S");
+  });
+
   it("no key setting", async () => {
     const { ROOMCAST_JWT_SECRET: _unused, ...env } = base();
     await failsNaming(env, "ROOMCAST_JWT_SECRET");

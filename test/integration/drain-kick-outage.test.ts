@@ -663,3 +663,31 @@ describe("Redis outage (single redis-server)", { skip: TOPOLOGY === "cluster" ? 
     assert.deepEqual(closings, []);
   });
 });
+
+describe("SIGTERM while Redis is down", () => {
+  let cluster: TestCluster;
+  const sockets: TestSocket[] = [];
+  before(async () => {
+    cluster = await startCluster({ replicas: 1, env: { ...LIMITS_OFF, ROOMCAST_DRAIN_S: "1" } });
+  });
+  after(async () => {
+    for (const s of sockets) s.close();
+    await cluster?.close();
+  });
+
+  it("drains and exits 0 (no unhandled rejection from the adapter's unsubscribe)", async () => {
+    const gateway = cluster.gateways[0]!;
+    const socket = await connect(gateway.url, { token: await token({ sub: "stays" }) });
+    sockets.push(socket);
+    const closings: Closing[] = [];
+    socket.on("closing", (c) => closings.push(c));
+    await cluster.redis.stop();
+    await waitReadyz(gateway, 503, 10_000);
+    assert.equal(await gateway.stop(), 0, gateway.output());
+    assert.doesNotMatch(gateway.output(), /Unhandled|Stream isn't writeable[\s\S]*\n\s+at /);
+    assert.deepEqual(
+      closings.map((c) => c.reason),
+      ["draining"],
+    );
+  });
+});

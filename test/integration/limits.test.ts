@@ -52,6 +52,8 @@ describe("connection limits", () => {
   let ipLimited: GatewayProcess;
   /** Per-IP quota of 2 behind one trusted proxy (ROOMCAST_TRUST_PROXY=1): the client is the X-Forwarded-For address. */
   let behindProxy: GatewayProcess;
+  /** An environment pool of 4 with a share of 2 per user. */
+  let shared: GatewayProcess;
   /** Per-replica cap of 3. */
   let nodeLimited: GatewayProcess;
   /** Every limit 0 (off). */
@@ -85,7 +87,7 @@ describe("connection limits", () => {
     const quotas = { ROOMCAST_MAX_CONNECTIONS_PER_USER: "2", ROOMCAST_MAX_CONNECTIONS_PER_ENV: "2", ROOMCAST_QUOTA_LEASE_S: String(LEASE_S) };
     cluster = await startCluster({ replicas: 3, env: quotas });
     [a, b, c] = cluster.gateways as [GatewayProcess, GatewayProcess, GatewayProcess];
-    [ipLimited, nodeLimited, unlimited, behindProxy] = await Promise.all([
+    [ipLimited, nodeLimited, unlimited, behindProxy, shared] = await Promise.all([
       cluster.addGateway({ ROOMCAST_MAX_CONNECTIONS_PER_IP: "3", ROOMCAST_REDIS_PREFIX: "rc-ip" }),
       cluster.addGateway({ ROOMCAST_MAX_CONNECTIONS_PER_NODE: "3", ROOMCAST_REDIS_PREFIX: "rc-node" }),
       cluster.addGateway({
@@ -96,6 +98,7 @@ describe("connection limits", () => {
         ROOMCAST_REDIS_PREFIX: "rc-zero",
       }),
       cluster.addGateway({ ROOMCAST_MAX_CONNECTIONS_PER_IP: "2", ROOMCAST_TRUST_PROXY: "1", ROOMCAST_REDIS_PREFIX: "rc-proxy" }),
+      cluster.addGateway({ ROOMCAST_MAX_CONNECTIONS_PER_ENV: "4", ROOMCAST_MAX_CONNECTIONS_PER_USER_PER_ENV: "2", ROOMCAST_MAX_CONNECTIONS_PER_USER: "0", ROOMCAST_REDIS_PREFIX: "rc-shared" }),
     ]);
   });
 
@@ -199,6 +202,36 @@ describe("connection limits", () => {
     // (the test before this one left it at 3 of 3).
     const plain = await connectError(ipLimited.url, { token: await token({ sub: "xff-8" }), extraHeaders: { "x-forwarded-for": "192.0.2.99" } });
     assertTooMany(plain.data, "ip", 3);
+  });
+
+  it("per user per environment: one user cannot fill the environment's pool, other users and admins still get in", async () => {
+    const claims = (sub: string, scope = "env:read") => ({ sub, envs: ["prod"], scope });
+    const hog = await Promise.all([0, 1, 2].map(() => open(shared.url, claims("hog"))));
+    okAnswer(await request<Answer>(hog[0]!, "subscribe", { channel: "env:prod:logs" }));
+    okAnswer(await request<Answer>(hog[1]!, "subscribe", { channel: "env:prod:status" }));
+    const third = await request<Answer>(hog[2]!, "subscribe", { channel: "env:prod:logs" });
+    assertEnvironmentFull(third, 2);
+    assert.match((third as { error: ErrorBody }).error.message, /this user in environment prod/);
+    // Other users share the rest of the pool (4): two more, then it is full for everyone.
+    for (const sub of ["viewer-1", "viewer-2"]) okAnswer(await request<Answer>(await open(shared.url, claims(sub)), "subscribe", { channel: "env:prod:logs" }));
+    const late = await open(shared.url, claims("viewer-3"));
+    const full = await request<Answer>(late, "subscribe", { channel: "env:prod:logs" });
+    assertEnvironmentFull(full, 4);
+    assert.match((full as { error: ErrorBody }).error.message, /environment prod reached/);
+    // An on-call admin is exempt from both, and takes no slot.
+    for (let i = 0; i < 3; i++) okAnswer(await request<Answer>(await open(shared.url, claims("oncall", "env:read admin")), "subscribe", { channel: "env:prod:logs" }));
+    assertEnvironmentFull(await request<Answer>(late, "subscribe", { channel: "env:prod:logs" }), 4);
+    // The hog leaving one channel makes room for one of its own, not more.
+    okAnswer(await request<Answer>(hog[0]!, "unsubscribe", { channel: "env:prod:logs" }));
+    const deadline = Date.now() + 5000;
+    let back = await request<Answer>(hog[2]!, "subscribe", { channel: "env:prod:logs" });
+    while (!back.ok && Date.now() < deadline) {
+      await sleep(100);
+      back = await request<Answer>(hog[2]!, "subscribe", { channel: "env:prod:logs" });
+    }
+    okAnswer(back);
+    // Full both ways now (the pool is checked first).
+    assertEnvironmentFull(await request<Answer>(hog[0]!, "subscribe", { channel: "env:prod:logs" }), 4);
   });
 
   it("per environment, cluster-wide: a third connection's subscribe is refused with scope environment; channels of one env count once; leaving the last one frees the slot", async () => {

@@ -25,7 +25,7 @@ describe("loadConfig", () => {
     return path;
   };
 
-  it("has the defaults of PROTOCOL.md sections 7 and 8", () => {
+  it("has the defaults of docs/protocol.md (Limits, Running it)", () => {
     const config = loadConfig({ env: {}, argv: [] });
     assert.equal(config.port, 3000);
     assert.equal(config.host, "0.0.0.0");
@@ -36,7 +36,13 @@ describe("loadConfig", () => {
     assert.equal(config.tokenQuery, false);
     assert.deepEqual(config.allowedTenants, []);
     assert.equal(config.maxConnectionsPerUser, 50);
-    assert.equal(config.maxConnectionsPerEnv, 10);
+    assert.equal(config.maxConnectionsPerEnv, 1000);
+    assert.equal(config.maxConnectionsPerUserPerEnv, 20);
+    assert.equal(config.maxUnauthenticatedPerIp, 100);
+    assert.equal(config.maxUnauthenticatedPerNode, 5000);
+    assert.equal(config.authTimeoutS, 5);
+    assert.equal(config.maxTokenLifetimeS, 30 * 24 * 3600);
+    assert.equal(config.redisSilentS, 5);
     assert.equal(config.maxConnectionsPerIp, 100);
     assert.equal(config.maxConnectionsPerNode, 20000);
     assert.equal(config.maxSubscriptions, 50);
@@ -239,13 +245,17 @@ describe("loadConfig", () => {
   describe("requireServerSettings", () => {
     it("needs REDIS_URL and exactly one key setting", () => {
       const check = (env: Record<string, string>) => () => requireServerSettings(loadConfig({ env }));
-      assert.throws(check({ ROOMCAST_JWT_SECRET: "s" }), /^ConfigError: missing setting REDIS_URL/);
+      const SECRET = "s".repeat(32);
+      // A short HS256 secret is a guessable key: refused at start, without echoing it.
+      assert.throws(check({ REDIS_URL: "redis://x", ROOMCAST_JWT_SECRET: "x" }), /^ConfigError: invalid setting ROOMCAST_JWT_SECRET: must be at least 32 bytes \(it is 1\)/);
+      assert.throws(check({ REDIS_URL: "redis://x", ROOMCAST_JWT_SECRET: "s".repeat(31) }), (err: Error) => !err.message.includes("s".repeat(31)));
+      assert.throws(check({ ROOMCAST_JWT_SECRET: SECRET }), /^ConfigError: missing setting REDIS_URL/);
       assert.throws(check({ REDIS_URL: "redis://x" }), /^ConfigError: missing setting ROOMCAST_JWT_SECRET/);
-      assert.throws(check({ REDIS_URL: "redis://x", ROOMCAST_JWT_SECRET: "s", ROOMCAST_JWKS_FILE: "/k" }), /set only one of/);
-      assert.doesNotThrow(check({ REDIS_URL: "redis+cluster://a:1,b:2", ROOMCAST_JWT_SECRET: "s" }));
-      assert.throws(check({ REDIS_URL: "http://x", ROOMCAST_JWT_SECRET: "s" }), /^ConfigError: invalid setting REDIS_URL/);
-      assert.throws(check({ REDIS_URL: "redis://x", ROOMCAST_JWT_SECRET: "s", ROOMCAST_ADAPTER: "fast" }), /^ConfigError: invalid setting ROOMCAST_ADAPTER: expected one of auto, classic, sharded/);
-      assert.doesNotThrow(check({ REDIS_URL: "redis://x", ROOMCAST_JWT_SECRET: "s" }));
+      assert.throws(check({ REDIS_URL: "redis://x", ROOMCAST_JWT_SECRET: SECRET, ROOMCAST_JWKS_FILE: "/k" }), /set only one of/);
+      assert.doesNotThrow(check({ REDIS_URL: "redis+cluster://a:1,b:2", ROOMCAST_JWT_SECRET: SECRET }));
+      assert.throws(check({ REDIS_URL: "http://x", ROOMCAST_JWT_SECRET: SECRET }), /^ConfigError: invalid setting REDIS_URL/);
+      assert.throws(check({ REDIS_URL: "redis://x", ROOMCAST_JWT_SECRET: SECRET, ROOMCAST_ADAPTER: "fast" }), /^ConfigError: invalid setting ROOMCAST_ADAPTER: expected one of auto, classic, sharded/);
+      assert.doesNotThrow(check({ REDIS_URL: "redis://x", ROOMCAST_JWT_SECRET: SECRET }));
       assert.doesNotThrow(check({ REDIS_URL: "rediss://x", ROOMCAST_JWT_PUBLIC_KEY_FILE: "/k.pem" }));
     });
   });

@@ -68,7 +68,7 @@ const CHART_MANAGED = new Set([
 /** Dummy values of the keys of a Secret the chart does not render (existingSecret). */
 const DUMMY_SECRET: Record<string, string> = {
   REDIS_URL: "rediss+cluster://default:pw@redis-0.example.internal:6379,redis-1.example.internal:6379",
-  ROOMCAST_JWT_SECRET: "dummy-secret",
+  ROOMCAST_JWT_SECRET: "dummy-secret-of-at-least-32-bytes",
   ROOMCAST_ADMIN_PASSWORD_HASH: BCRYPT,
   "jwt-public.pem": "-----BEGIN PUBLIC KEY-----\n-----END PUBLIC KEY-----\n",
   "jwks.json": '{"keys": []}',
@@ -375,7 +375,7 @@ describe("helm chart helm/roomcast", { skip }, () => {
       bad(["--set", "auth.method=rsa"]),
       bad(["--set", "redis.url=http://redis:6379"]),
       // template failures
-      template([], ["--set", "auth.jwtSecret=x"]),
+      template([], ["--set", "auth.jwtSecret=a-secret-of-at-least-thirty-two-bytes"]),
       bad(["--set", "gateway.terminationGracePeriodSeconds=30"]),
       bad(["--set", "worker.terminationGracePeriodSeconds=45"]),
       template([], ["--set", "redis.embedded.enabled=true"]),

@@ -66,9 +66,12 @@ export async function subscribe(ctx: GatewayContext, socket: RoomcastSocket, pay
     events: sub.filter ? position.events.map((event) => filterEvent(event, sub.filter)) : position.events,
   };
   if (position.snapshot !== undefined) answer.snapshot = position.snapshot;
-  // The answer goes out first, then the live events that arrived while reading.
+  // The answer goes out first, then the live events that arrived while reading (or, when the
+  // byte bound cut the recovery, the rest of it from history, then those).
   request.afterAnswer(() => {
-    if (subscriptions.get(req.channel) === sub && sub.generation === generation) ctx.delivery.goLive(socket, sub);
+    if (subscriptions.get(req.channel) !== sub || sub.generation !== generation) return;
+    if (position.more) void ctx.delivery.resync(socket, sub);
+    else ctx.delivery.goLive(socket, sub);
   });
   return answer;
 }
