@@ -69,7 +69,7 @@ export class RedisHealth {
 
   /** The state of the last probe, or `unready` as soon as a connection dropped since. */
   state(): LinkState {
-    if (this.current === "ready" && this.watched.some((c) => c.status !== "ready")) return "unready";
+    if (this.current === "ready" && this.watched.some((c) => c.status !== "ready" && c.status !== "wait")) return "unready";
     return this.current;
   }
 
@@ -87,7 +87,10 @@ export class RedisHealth {
     let state: LinkState = "ready";
     this.watched = this.connections();
     for (const connection of this.watched) {
-      if (!this.answeredAt.has(connection)) this.answeredAt.set(connection, now);
+      // A Cluster connects to a node (or a shard's subscriber) only once something is sent
+      // there: one never used yet is idle on purpose, not silent.
+      if (connection.status === "wait" || !this.answeredAt.has(connection)) this.answeredAt.set(connection, now);
+      if (connection.status === "wait") continue;
       const silentFor = now - this.answeredAt.get(connection)!;
       if (silentFor > this.options.silentMs) state = "lost";
       else if (state === "ready" && (connection.status !== "ready" || silentFor > PROBE_MS * 2)) state = "unready";
