@@ -3,11 +3,12 @@
  * ROOMCAST_ADMIN_PASSWORD_HASH are set:
  *
  * - its server side on the Socket.IO namespace "/admin" (same path /socket.io/ as clients):
- *   basic auth against the bcrypt hash (checked by the package with bcryptjs), sessions kept
- *   in Redis so that a reconnect may land on any replica, `production` mode (aggregated
- *   stats only: no socket list, no event payloads, no headers or tokens shown), read-only
- *   unless ROOMCAST_ADMIN_READONLY=false, each replica reporting as its ROOMCAST_NODE_ID.
- *   The roomcast JWT handshake is installed on namespace "/" only, so it does not apply here.
+ *   the login (user and password against the bcrypt hash, or a session id kept in Redis so
+ *   that a reconnect may land on any replica) is ours, admin-login.ts, and the package's own
+ *   is off; `production` mode (aggregated stats only: no socket list, no event payloads, no
+ *   headers or tokens shown), read-only unless ROOMCAST_ADMIN_READONLY=false, each replica
+ *   reporting as its ROOMCAST_NODE_ID. The roomcast JWT handshake is installed on namespace
+ *   "/" only, so it does not apply here.
  * - its page at /admin/, served by this gateway from the package's ui/dist, with the
  *   third-party stylesheets (Google Fonts, jsDelivr) replaced by copies from npm packages
  *   (@fontsource/roboto, @mdi/font), and the login form's server URL defaulting to the
@@ -24,21 +25,13 @@ import type { Logger } from "pino";
 import type { Server } from "socket.io";
 import type { RedisClient } from "../cluster/redis-clients.js";
 import type { Config } from "../config/load-config.js";
-import { clientAddress } from "./client-address.js";
+import { adminLogin } from "./admin-login.js";
 import type { RoomcastServer } from "./types.js";
+
+export { ADMIN_LOGINS_PER_MINUTE, ADMIN_SESSION_TTL_S } from "./admin-login.js";
 
 export const ADMIN_NAMESPACE = "/admin";
 export const ADMIN_PAGE = "/admin/";
-/** How long a login lasts: the UI reconnects with its session id instead of the password. */
-export const ADMIN_SESSION_TTL_S = 8 * 3600;
-/** Password checks (bcrypt, deliberately slow) per client IP and minute, per replica. */
-export const ADMIN_LOGINS_PER_MINUTE = 10;
-
-const LOGIN_WINDOW_MS = 60_000;
-const MAX_CREDENTIAL_LENGTH = 1024;
-/** The answer the UI knows ("Invalid credentials" in its login form). */
-const INVALID = "invalid credentials";
-
 const require = createRequire(import.meta.url);
 const packageDir = (specifier: string) => dirname(require.resolve(specifier));
 
@@ -69,55 +62,6 @@ export function adminUiEnabled(config: Config): boolean {
 /** Whether the admin UI takes commands that address one socket by its id (its own-id room). */
 export function adminUiAddressesSockets(config: Config): boolean {
   return adminUiEnabled(config) && !config.adminReadonly;
-}
-
-/** The admin UI's login sessions, shared by the replicas (the package's own RedisStore wants node-redis v3). */
-function redisSessionStore(redis: RedisClient, prefix: string, log: Logger) {
-  const key = (sessionId: string) => `${prefix}:admin-ui:session:${sessionId}`;
-  return {
-    // Called from the package's async namespace middleware: a rejection there would be unhandled.
-    async doesSessionExist(sessionId: string): Promise<boolean> {
-      try {
-        return (await redis.exists(key(sessionId))) === 1;
-      } catch (err) {
-        log.warn({ err: (err as Error).message }, "admin UI session check failed");
-        return false;
-      }
-    },
-    saveSession(sessionId: string): void {
-      redis.set(key(sessionId), "1", "EX", ADMIN_SESSION_TTL_S).catch((err: unknown) => log.warn({ err: (err as Error).message }, "admin UI session not saved"));
-    },
-  };
-}
-
-/**
- * Runs before the package's basic-auth middleware: refuses malformed credentials (bcryptjs
- * rejects a non-string password, which would be an unhandled rejection in the package's
- * middleware) and limits password checks per IP.
- */
-function loginGuard(log: Logger, trustProxy: number) {
-  const attempts = new Map<string, { count: number; since: number }>();
-  const sweep = setInterval(() => {
-    const now = Date.now();
-    for (const [ip, entry] of attempts) if (now - entry.since >= LOGIN_WINDOW_MS) attempts.delete(ip);
-  }, LOGIN_WINDOW_MS);
-  sweep.unref();
-  const isCredential = (value: unknown) => typeof value === "string" && value.length > 0 && value.length <= MAX_CREDENTIAL_LENGTH;
-  return (socket: { handshake: { auth: Record<string, unknown>; address: string; headers: Record<string, string | string[] | undefined> } }, next: (err?: Error) => void) => {
-    const { auth } = socket.handshake;
-    const address = clientAddress(socket.handshake.address, socket.handshake.headers["x-forwarded-for"], trustProxy);
-    const { sessionId, username, password } = auth ?? {};
-    if (isCredential(sessionId)) return next();
-    if (!isCredential(username) || !isCredential(password)) return next(new Error(INVALID));
-    const now = Date.now();
-    let entry = attempts.get(address);
-    if (!entry || now - entry.since >= LOGIN_WINDOW_MS) attempts.set(address, (entry = { count: 0, since: now }));
-    if (++entry.count > ADMIN_LOGINS_PER_MINUTE) {
-      log.warn({ ip: address }, "admin UI login refused: too many attempts");
-      return next(new Error("too many login attempts; retry in a minute"));
-    }
-    next();
-  };
 }
 
 /** index.html with local stylesheets instead of third-party ones. */
@@ -157,17 +101,28 @@ export interface AdminUiOptions {
  */
 export function installAdminUi(io: RoomcastServer, app: FastifyInstance, { config, redis, log }: AdminUiOptions): void {
   if (!adminUiEnabled(config)) return;
-  const admin = io.of(ADMIN_NAMESPACE);
-  admin.use(loginGuard(log, config.trustProxy));
-  instrument(io as unknown as Server, {
+  // The package's protocol, not roomcast's events: an untyped namespace.
+  const server = io as unknown as Server;
+  const admin = server.of(ADMIN_NAMESPACE);
+  admin.use(
+    adminLogin({
+      user: config.adminUser!,
+      passwordHash: config.adminPasswordHash!,
+      redis,
+      redisPrefix: config.redisPrefix,
+      trustProxy: config.trustProxy,
+      log,
+    }),
+  );
+  instrument(server, {
     namespaceName: ADMIN_NAMESPACE,
-    auth: { type: "basic", username: config.adminUser!, password: config.adminPasswordHash! },
+    // Ours above: the package's login crashed on a non-string password and answered a wrong user faster.
+    auth: false,
     readonly: config.adminReadonly,
     // "development" would wrap socket.data in proxies (our sessions hold Maps) and send every
     // socket's headers, tokens included, and every event payload to the UI.
     mode: "production",
     serverId: config.nodeId,
-    store: redisSessionStore(redis, config.redisPrefix, log),
   });
   admin.on("connection", (socket) => log.info({ ip: socket.handshake.address, readonly: config.adminReadonly }, "admin UI connected"));
 

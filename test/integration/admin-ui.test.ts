@@ -2,18 +2,22 @@
  * The Socket.IO admin UI against real gateway processes: its page and assets served by the
  * gateway itself (no third-party URL), the "/admin" namespace behind basic auth (bcrypt hash
  * from the settings) and not behind the roomcast JWT, read-only by default, sessions shared
- * by the replicas, the login limit, and nothing at all when the settings are unset. A
+ * by the replicas, the login limit (every attempt but an existing session, cluster-wide),
+ * type confusions refused without harm, the same answer time for a wrong user as for the
+ * right one, bcrypt off the event loop, and nothing at all when the settings are unset. A
  * headless Chromium logs in and saves test-artifacts/admin-ui.png.
  */
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { after, before, describe, it } from "node:test";
+import { after, before, beforeEach, describe, it } from "node:test";
 import bcrypt from "bcryptjs";
 import { io, type Socket } from "socket.io-client";
+import { ADMIN_LOGIN_BUSY, INVALID_CREDENTIALS, TOO_MANY_LOGINS } from "../../src/gateway/admin-login.js";
+import { adminLoginKey } from "../../src/gateway/admin-login-limit.js";
 import { ADMIN_LOGINS_PER_MINUTE } from "../../src/gateway/admin-ui.js";
 import { connect, connectError, nextEvent, token, waitUntil } from "../support/clients.js";
-import { startCluster, type TestCluster } from "../support/cluster.js";
+import { redisCommand, startCluster, type TestCluster } from "../support/cluster.js";
 import type { GatewayProcess } from "../support/gateway-process.js";
 
 const USER = "ops";
@@ -26,9 +30,13 @@ interface ServerStats {
   namespaces: { name: string; socketsCount: number }[];
 }
 
-/** Connects to namespace /admin; resolves the socket and what it received, or rejects with the connect_error. */
-function adminConnect(url: string, auth: Record<string, unknown>): Promise<{ socket: Socket; events: [string, unknown[]][] }> {
-  const socket = io(`${url}/admin`, { auth, transports: ["websocket"], forceNew: true, reconnection: false });
+/**
+ * Connects to namespace /admin; resolves the socket and what it received, or rejects with the
+ * connect_error. `from`: the client address a trusted proxy forwards (X-Forwarded-For).
+ */
+function adminConnect(url: string, auth: Record<string, unknown>, from?: string): Promise<{ socket: Socket; events: [string, unknown[]][] }> {
+  const extraHeaders = from === undefined ? undefined : { "x-forwarded-for": from };
+  const socket = io(`${url}/admin`, { auth, transports: ["websocket"], forceNew: true, reconnection: false, extraHeaders });
   const events: [string, unknown[]][] = [];
   socket.onAny((event: string, ...args: unknown[]) => events.push([event, args]));
   return new Promise((resolve, reject) => {
@@ -48,9 +56,9 @@ function adminConnect(url: string, auth: Record<string, unknown>): Promise<{ soc
   });
 }
 
-async function refusal(url: string, auth: Record<string, unknown>): Promise<string> {
+async function refusal(url: string, auth: Record<string, unknown>, from?: string): Promise<string> {
   try {
-    const { socket } = await adminConnect(url, auth);
+    const { socket } = await adminConnect(url, auth, from);
     socket.close();
   } catch (err) {
     return (err as Error).message;
@@ -59,6 +67,20 @@ async function refusal(url: string, auth: Record<string, unknown>): Promise<stri
 }
 
 const first = <T>(events: [string, unknown[]][], name: string) => events.find(([e]) => e === name)?.[1][0] as T | undefined;
+
+/** A refused /admin handshake: its message and how long the answer took (ms). */
+async function timedRefusal(url: string, auth: Record<string, unknown>, from?: string): Promise<{ message: string; ms: number }> {
+  const start = performance.now();
+  const message = await refusal(url, auth, from);
+  return { message, ms: performance.now() - start };
+}
+
+function quantile(values: number[], q: number): number {
+  const sorted = [...values].sort((x, y) => x - y);
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+const round = (ms: number) => Math.round(ms * 10) / 10;
 
 describe("admin UI", () => {
   let cluster: TestCluster;
@@ -70,7 +92,12 @@ describe("admin UI", () => {
   let writableB: GatewayProcess;
   /** Admin UI settings unset. */
   let off: GatewayProcess;
+  /** A production-like bcrypt cost (12), behind a trusted proxy: each attempt names its client in X-Forwarded-For. */
+  let slow: GatewayProcess;
   const sockets: Socket[] = [];
+  /** A fresh client address for each use (TEST-NET-3), so that the login limit stays out of the way. */
+  let lastHost = 0;
+  const freshAddress = () => `203.0.113.${++lastHost}`;
 
   before(async () => {
     const env = { ROOMCAST_ADMIN_USER: USER, ROOMCAST_ADMIN_PASSWORD_HASH: await bcrypt.hash(PASSWORD, 4) };
@@ -80,6 +107,13 @@ describe("admin UI", () => {
     writable = await cluster.addGateway({ ...env, ROOMCAST_ADMIN_READONLY: "false" });
     writableB = await cluster.addGateway({ ...env, ROOMCAST_ADMIN_READONLY: "false" });
     off = await cluster.addGateway();
+    slow = await cluster.addGateway({ ...env, ROOMCAST_ADMIN_PASSWORD_HASH: await bcrypt.hash(PASSWORD, 12), ROOMCAST_TRUST_PROXY: "1" });
+  });
+
+  // The login counter is cluster-wide and these tests log in from 127.0.0.1 on several
+  // replicas: each test starts a fresh window, as if a minute had passed.
+  beforeEach(() => {
+    if (cluster) redisCommand(cluster.redis, "DEL", adminLoginKey("rc", "127.0.0.1"));
   });
 
   after(async () => {
@@ -181,9 +215,112 @@ describe("admin UI", () => {
     const { socket, events } = await adminConnect(a.url, { username: USER, password: PASSWORD });
     await waitUntil(() => first<string>(events, "session") !== undefined, 5000, "session");
     socket.close();
-    const other = await adminConnect(b.url, { sessionId: first<string>(events, "session")! });
+    const sessionId = first<string>(events, "session")!;
+    const other = await adminConnect(b.url, { sessionId });
     sockets.push(other.socket);
     assert.ok(other.socket.connected);
+
+    // A session is no login attempt: more reconnects than the limit, and the password still works.
+    for (let i = 0; i < ADMIN_LOGINS_PER_MINUTE + 2; i++) (await adminConnect(i % 2 ? a.url : b.url, { sessionId })).socket.close();
+    const again = await adminConnect(a.url, { username: USER, password: PASSWORD });
+    again.socket.close();
+  });
+
+  it("refuses type confusions with `invalid credentials`, without bcrypt, and stays up", async () => {
+    const confusions: Record<string, unknown>[] = [
+      // An unknown session id with a number for a password: the package's middleware
+      // handed it to bcryptjs, whose rejection went unhandled and ended the process.
+      { sessionId: "x", username: USER, password: 1 },
+      { sessionId: "x", username: USER, password: {} },
+      { username: USER, password: {} },
+      { username: [USER], password: PASSWORD },
+      { sessionId: 42 },
+      { sessionId: { length: 16 }, username: USER },
+      { sessionId: "f".repeat(2000) },
+      { username: USER, password: "x".repeat(1025) },
+    ];
+    for (const auth of confusions) assert.equal(await refusal(a.url, auth), INVALID_CREDENTIALS, JSON.stringify(auth).slice(0, 80));
+    assert.equal(a.process.exitCode, null, a.output());
+    assert.equal((await fetch(`${a.url}/readyz`)).status, 200);
+    const client = await connect(a.url, { token: await token({ sub: "after-confusions" }) });
+    assert.ok(client.connected);
+    client.close();
+    // And the right password still logs in (the ninth attempt of this window).
+    (await adminConnect(a.url, { username: USER, password: PASSWORD })).socket.close();
+    assert.doesNotMatch(a.output(), /unhandled|TypeError|Illegal arguments/i);
+  });
+
+  it("counts unknown session ids as login attempts, cluster-wide; an existing session still connects", async () => {
+    const login = await adminConnect(a.url, { username: USER, password: PASSWORD });
+    await waitUntil(() => first<string>(login.events, "session") !== undefined, 5000, "session");
+    const sessionId = first<string>(login.events, "session")!;
+    login.socket.close();
+    // The login and 9 unknown session ids, spread over two replicas: the window's 10 attempts.
+    for (let i = 1; i < ADMIN_LOGINS_PER_MINUTE; i++) {
+      assert.equal(await refusal(i % 2 ? a.url : b.url, { sessionId: `bogus${i}`.padEnd(16, "0") }), INVALID_CREDENTIALS, `bogus session ${i}`);
+    }
+    // Over the limit: the right password, more unknown session ids and malformed ones are refused on any replica.
+    assert.equal(await refusal(a.url, { username: USER, password: PASSWORD }), TOO_MANY_LOGINS);
+    assert.equal(await refusal(b.url, { username: USER, password: PASSWORD }), TOO_MANY_LOGINS);
+    assert.equal(await refusal(b.url, { sessionId: "0123456789abcdef" }), TOO_MANY_LOGINS);
+    assert.equal(await refusal(a.url, { sessionId: 42 }), TOO_MANY_LOGINS);
+    // A session from before is no attempt: it connects.
+    const resumed = await adminConnect(b.url, { sessionId });
+    assert.ok(resumed.socket.connected);
+    resumed.socket.close();
+  });
+
+  it("answers a wrong user after as long as the right user with a wrong password (no username oracle)", async () => {
+    // The first check starts the bcrypt thread: not measured.
+    await refusal(slow.url, { username: USER, password: "warm-up" }, freshAddress());
+    const rightUser: number[] = [];
+    const wrongUser: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const right = await timedRefusal(slow.url, { username: USER, password: `wrong-${i}` }, freshAddress());
+      const wrong = await timedRefusal(slow.url, { username: `not-${USER}-${i}`, password: `wrong-${i}` }, freshAddress());
+      assert.equal(right.message, INVALID_CREDENTIALS);
+      assert.equal(wrong.message, INVALID_CREDENTIALS);
+      rightUser.push(right.ms);
+      wrongUser.push(wrong.ms);
+    }
+    const [rightMedian, wrongMedian] = [quantile(rightUser, 0.5), quantile(wrongUser, 0.5)];
+    console.log(`admin login refusal, bcrypt cost 12: right user median ${round(rightMedian)} ms (${rightUser.map(round).join(", ")}), wrong user median ${round(wrongMedian)} ms (${wrongUser.map(round).join(", ")})`);
+    // A behaviour check with a generous band, not a performance assertion.
+    assert.ok(wrongMedian >= 0.5 * rightMedian, `a wrong user is refused in ${round(wrongMedian)} ms, the right one in ${round(rightMedian)} ms`);
+    assert.ok(wrongMedian <= 2 * rightMedian, `a wrong user is refused in ${round(wrongMedian)} ms, the right one in ${round(rightMedian)} ms`);
+  });
+
+  it("keeps the event loop free while passwords are checked (bcrypt in a worker thread, a bounded queue)", async () => {
+    const healthz = async () => {
+      const start = performance.now();
+      const res = await fetch(`${slow.url}/healthz`);
+      await res.arrayBuffer();
+      assert.equal(res.status, 200);
+      return performance.now() - start;
+    };
+    const idle: number[] = [];
+    for (let i = 0; i < 10; i++) idle.push(await healthz());
+    const compare = await timedRefusal(slow.url, { username: USER, password: "one-alone" }, freshAddress());
+
+    // 8 password checks in flight, each from its own address.
+    let settled = false;
+    const attempts = Promise.all(Array.from({ length: 8 }, (_, i) => refusal(slow.url, { username: USER, password: `burst-${i}` }, freshAddress())));
+    void attempts.finally(() => (settled = true)).catch(() => undefined);
+    const busy: number[] = [];
+    while (!settled || busy.length < 5) {
+      busy.push(await healthz());
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const answers = await attempts;
+    const p50 = quantile(busy, 0.5);
+    console.log(
+      `GET /healthz idle p50 ${round(quantile(idle, 0.5))} ms; one cost-12 login refusal ${round(compare.ms)} ms; ` +
+        `during 8 logins (${answers.filter((m) => m === ADMIN_LOGIN_BUSY).length} refused as busy): p50 ${round(p50)} ms, max ${round(Math.max(...busy))} ms over ${busy.length} requests`,
+    );
+    assert.ok(p50 < 100, `GET /healthz p50 ${round(p50)} ms while passwords are checked (one check: ${round(compare.ms)} ms)`);
+    for (const answer of answers) assert.ok([INVALID_CREDENTIALS, ADMIN_LOGIN_BUSY].includes(answer), answer);
+    // Beyond the queue, refused at once rather than queued.
+    assert.ok(answers.includes(ADMIN_LOGIN_BUSY), answers.join(", "));
   });
 
   it("still requires the roomcast JWT on namespace /", async () => {
