@@ -338,7 +338,7 @@ const LIMITS: DashboardSpec = {
   uid: "roomcast-limits",
   title: "roomcast / Limits and abuse",
   description:
-    "Handshake refusals, rate limits (socket, HTTP, abuse closes), requests refused by a limit (rate_limited, too_large, too_many_*), and replicas draining for shutdown.",
+    "Handshake refusals, sessions not authenticated yet, rate limits (socket, HTTP, abuse closes), requests refused by a limit (rate_limited, too_large, too_many_*), replicas draining for shutdown or moving clients off for a lost Redis link.",
   rows: [
     {
       title: "Handshakes",
@@ -361,6 +361,18 @@ const LIMITS: DashboardSpec = {
               legend: "{{node}}",
             },
           ],
+        },
+        {
+          title: "Sessions not authenticated yet",
+          description:
+            "Engine.IO sessions that have not completed the Socket.IO CONNECT, per replica (capped by ROOMCAST_MAX_UNAUTHENTICATED_PER_IP and _PER_NODE, dropped after ROOMCAST_AUTH_TIMEOUT_S). A flood of token-less sessions shows here first.",
+          targets: [{ expr: `max by (node) (roomcast_unauthenticated_sessions{${N}})`, legend: "{{node}}" }],
+        },
+        {
+          title: "New sessions refused at the handshake gate",
+          unit: "ops",
+          description: "HTTP 503/429 before any session: unavailable (draining or Redis lost), unauthenticated_ip (429), unauthenticated_node (503).",
+          targets: [{ expr: sumRate("reason", "roomcast_handshake_gate_refusals_total"), legend: "{{reason}}" }],
         },
       ],
     },
@@ -414,6 +426,12 @@ const LIMITS: DashboardSpec = {
           title: "Connections left to drain",
           description: "Connections a draining replica has still to close with closing 4503 draining.",
           targets: [{ expr: `max by (node) (roomcast_drain_remaining_connections{${N}})`, legend: "{{node}}" }],
+        },
+        {
+          title: "Clients moved off for a lost Redis link",
+          unit: "ops",
+          description: "Clients a replica moved to the others (closing 4503 unavailable) because one of its Redis connections was down or silent for ROOMCAST_REDIS_SILENT_S.",
+          targets: [{ expr: sumRate("node", "roomcast_redis_link_moves_total"), legend: "{{node}}" }],
         },
       ],
     },

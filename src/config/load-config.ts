@@ -80,7 +80,7 @@ export const MIN_SECRET_BYTES = 32;
 const LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 const NAMESPACE_NAME = /^[a-z][a-z0-9_-]{0,31}$/;
 /** What bcryptjs (the admin UI's password check) accepts: $2$, $2a$, $2b$ or $2y$ hashes. */
-const BCRYPT_HASH = /^\$2[aby]?\$\d{2}\$[./A-Za-z0-9]{53}$/;
+const BCRYPT_HASH = /^\$2[aby]?\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$/;
 
 function convert(name: string, spec: SettingSpec, raw: unknown): unknown {
   const fail = (expected: string): never => {
@@ -228,7 +228,7 @@ export function loadConfig({ env = process.env, argv = [] }: LoadOptions = {}): 
   }
   // Never echo the value: it is a password hash.
   if (config.adminPasswordHash !== undefined && !BCRYPT_HASH.test(config.adminPasswordHash)) {
-    throw new ConfigError("invalid setting ROOMCAST_ADMIN_PASSWORD_HASH: expected a bcrypt hash ($2b$, two cost digits, $, then 53 characters of ./A-Za-z0-9)");
+    throw new ConfigError("invalid setting ROOMCAST_ADMIN_PASSWORD_HASH: expected a bcrypt hash ($2b$, a cost of 04 to 31, $, then 53 characters of ./A-Za-z0-9)");
   }
   return deepFreeze(config);
 }

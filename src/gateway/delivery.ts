@@ -147,7 +147,8 @@ export class Delivery {
         sub.conflated = undefined;
         const skipped = held.event.offset - sub.offset - 1;
         if (skipped > 0) {
-          socket.emit("lag", { channel: sub.target.channel, skipped, offset: held.event.offset });
+          // `offset` is the last one skipped, as after any gap: the next event is offset + 1.
+          socket.emit("lag", { channel: sub.target.channel, skipped, offset: held.event.offset - 1 });
           this.metrics.lagNotices.inc();
         }
         sub.offset = held.event.offset;

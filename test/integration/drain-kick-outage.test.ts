@@ -420,7 +420,8 @@ describe("drain, admin kick and slow consumers", () => {
     const lag = lags[0]!;
     assert.equal(lag.channel, channel);
     assert.ok(lag.skipped > 0, `skipped ${lag.skipped}`);
-    assert.equal(lag.offset, last);
+    // The last offset skipped: the newest state that follows is lag.offset + 1.
+    assert.equal(lag.offset, last - 1);
     // Wire order: the backlog it had, `lag`, then the newest state only.
     const sequence = raw.packets.filter((p) => p.kind === "event" && (p.name === "event" || p.name === "lag"));
     const lagAt = sequence.findIndex((p) => (p as { name: string }).name === "lag");
