@@ -17,13 +17,17 @@ let position; // { offset, epoch } of the last event we have
 const socket = io(url, { auth: { token } });
 
 socket.on("welcome", (w) => console.log(`connected to ${w.node} (session ${w.sessionId})`));
-socket.on("connect", async () => {
-  const request = position ? { channel, since: position } : { channel, history: 10 };
-  const answer = await socket.emitWithAck("subscribe", request);
-  if (!answer.ok) return console.error("subscribe refused:", answer.error);
-  console.log(`subscribed to ${channel} at offset ${answer.offset} (epoch ${answer.epoch}), recovered: ${answer.recovered}, ${answer.events.length} event(s) from history`);
-  for (const event of answer.events) print(event);
-  if (!answer.events.length) position = { offset: answer.offset, epoch: answer.epoch };
+socket.on("connect", () => {
+  const request = position ? { channel, since: position, history: 10 } : { channel, history: 10 };
+  // The answer in the ack callback, not after an await: it runs before any event that came
+  // in the same read, so the answer's events come first.
+  socket.emit("subscribe", request, (answer) => {
+    if (!answer.ok) return console.error("subscribe refused:", answer.error);
+    console.log(`subscribed to ${channel} at offset ${answer.offset} (epoch ${answer.epoch}), recovered: ${answer.recovered}, ${answer.events.length} event(s) from history`);
+    if (!answer.recovered && position) position = undefined; // history lost: start over from what it holds
+    for (const event of answer.events) print(event);
+    if (!answer.events.length) position = { offset: answer.offset, epoch: answer.epoch };
+  });
 });
 socket.on("event", print);
 socket.on("closing", (c) => console.log(`server is closing this connection: ${c.code} ${c.reason}`));
