@@ -49,8 +49,10 @@ export interface RedisHealthOptions {
 export type LinkState = "ready" | "unready" | "lost";
 
 export class RedisHealth {
-  /** When each connection last answered a probe (ms). */
+  /** When each connection last answered a probe (ms); from when it was first seen until its first answer. */
   private readonly answeredAt = new WeakMap<Redis, number>();
+  /** Connections that answered at least once: only those count as dropped while they reconnect. */
+  private readonly answered = new WeakSet<Redis>();
   private readonly probing = new WeakSet<Redis>();
   private readonly timer: NodeJS.Timeout;
   private readonly listeners: ((state: LinkState) => void)[] = [];
@@ -69,7 +71,7 @@ export class RedisHealth {
 
   /** The state of the last probe, or `unready` as soon as a connection dropped since. */
   state(): LinkState {
-    if (this.current === "ready" && this.watched.some((c) => c.status !== "ready" && c.status !== "wait")) return "unready";
+    if (this.current === "ready" && this.watched.some((c) => c.status !== "ready" && this.answered.has(c))) return "unready";
     return this.current;
   }
 
@@ -92,14 +94,18 @@ export class RedisHealth {
       if (connection.status === "wait" || !this.answeredAt.has(connection)) this.answeredAt.set(connection, now);
       if (connection.status === "wait") continue;
       const silentFor = now - this.answeredAt.get(connection)!;
+      // A connection still starting (a Cluster node or shard subscriber used for the first
+      // time) is not a dropped one; it only counts once it stays silent past the limit.
+      const starting = !this.answered.has(connection);
       if (silentFor > this.options.silentMs) state = "lost";
-      else if (state === "ready" && (connection.status !== "ready" || silentFor > PROBE_MS * 2)) state = "unready";
+      else if (state === "ready" && !starting && (connection.status !== "ready" || silentFor > PROBE_MS * 2)) state = "unready";
       if (connection.status !== "ready" || this.probing.has(connection)) continue;
       this.probing.add(connection);
       connection.ping().then(
         () => {
           this.probing.delete(connection);
           this.answeredAt.set(connection, Date.now());
+          this.answered.add(connection);
         },
         () => this.probing.delete(connection),
       );

@@ -32,8 +32,17 @@ export function connect(url: string, options: ConnectOptions = {}): Promise<Test
     forceNew: true,
   });
   return new Promise((resolve, reject) => {
-    socket.once("connect", () => resolve(socket));
+    // Neither `connect` nor `connect_error` (a transport closed before CONNECT): fail, never hang.
+    const timer = setTimeout(() => {
+      socket.close();
+      reject(new Error(`no connect nor connect_error within 10 s (${url})`));
+    }, 10_000);
+    socket.once("connect", () => {
+      clearTimeout(timer);
+      resolve(socket);
+    });
     socket.once("connect_error", (err) => {
+      clearTimeout(timer);
       socket.close();
       reject(err);
     });
