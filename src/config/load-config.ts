@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { parse as parseYaml } from "yaml";
 import { BUILT_IN_NAMESPACES, namespaceSchema, type NamespaceConfig } from "./namespaces.js";
+import { flagValue, settingFlags } from "./cli-flags.js";
 import { SETTINGS, type SettingKey, type SettingSpec } from "./settings.js";
 import { redactUrl } from "../cluster/redis-clients.js";
 
@@ -107,23 +108,9 @@ function convert(name: string, spec: SettingSpec, raw: unknown): unknown {
   }
 }
 
-function flagName(env: string): string {
-  return "--" + env.toLowerCase().replace(/_/g, "-");
-}
-
 /** `--redis-url x`, `--redis-url=x`, and for ROOMCAST_ settings also the short `--history-size`. */
 function readFlag(argv: readonly string[], env: string): string | undefined {
-  const names = [flagName(env)];
-  if (env.startsWith("ROOMCAST_")) names.push("--" + env.slice(9).toLowerCase().replace(/_/g, "-"));
-  let value: string | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    for (const name of names) {
-      if (arg === name && i + 1 < argv.length) value = argv[i + 1];
-      else if (arg.startsWith(name + "=")) value = arg.slice(name.length + 1);
-    }
-  }
-  return value;
+  return flagValue(argv, settingFlags(env));
 }
 
 function readConfigFile(path: string): Record<string, unknown> {
