@@ -10,7 +10,7 @@ import { SETTINGS } from "./config/settings.js";
 import { RedisUnavailableError } from "./cluster/redis-clients.js";
 import { runGateway } from "./lifecycle/run-gateway.js";
 import { runWorker } from "./lifecycle/run-worker.js";
-import { runLocalCluster } from "./lifecycle/local-cluster.js";
+import { LOCAL_DEFAULTS, runLocalCluster } from "./lifecycle/local-cluster.js";
 
 const SETTINGS_HELP = `settings (environment variables, or the same name as a --kebab-case flag; ROOMCAST_ ones also without the prefix):
 ${Object.values(SETTINGS)
@@ -27,6 +27,8 @@ interface CommandSpec {
   flags: Record<string, string>;
   /** Whether its usage lists every setting (token needs only its secret). */
   settings: boolean;
+  /** Said after the summary. */
+  notes?: string;
 }
 
 const COMMANDS: Record<string, CommandSpec> = {
@@ -42,6 +44,7 @@ const COMMANDS: Record<string, CommandSpec> = {
     summary: "a whole local cluster: Redis (embedded unless REDIS_URL is set), --replicas N gateways on one port, one worker",
     flags: { "--replicas": "gateway replicas behind the one port, 1 to 64 (default 2)" },
     settings: true,
+    notes: `Its own defaults: HOST ${LOCAL_DEFAULTS.host} (it prints an admin token: set HOST=0.0.0.0 or --host to be reachable from elsewhere), ROOMCAST_DRAIN_S ${LOCAL_DEFAULTS.drainS}.`,
   },
   token: {
     synopsis: `--sub <id> [--envs a,b] [--scope "a b"] [--ttl 1h] [--tenant t]`,
@@ -73,7 +76,7 @@ function commandUsage(name: string, spec: CommandSpec): string {
   return `usage: roomcast ${name} ${spec.synopsis}
 
 ${spec.summary}
-${flags.length > 0 ? `\nflags:\n${flags.join("\n")}\n` : ""}${spec.settings ? `\n${SETTINGS_HELP}` : ""}`;
+${spec.notes ? `${spec.notes}\n` : ""}${flags.length > 0 ? `\nflags:\n${flags.join("\n")}\n` : ""}${spec.settings ? `\n${SETTINGS_HELP}` : ""}`;
 }
 
 function version(): string {

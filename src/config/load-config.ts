@@ -161,9 +161,11 @@ function deepFreeze<T>(value: T): T {
 export interface LoadOptions {
   env?: NodeJS.ProcessEnv;
   argv?: readonly string[];
+  /** A command's own defaults, in place of the settings' (a flag, the variable or the file still wins). */
+  defaults?: Partial<Record<SettingKey, number | string | boolean>>;
 }
 
-export function loadConfig({ env = process.env, argv = [] }: LoadOptions = {}): Config {
+export function loadConfig({ env = process.env, argv = [], defaults = {} }: LoadOptions = {}): Config {
   const configPath = readFlag(argv, "ROOMCAST_CONFIG") ?? env.ROOMCAST_CONFIG;
   const file = configPath ? readConfigFile(configPath) : {};
   const known = new Set<string>([...Object.keys(SETTINGS), "namespaces"]);
@@ -173,7 +175,7 @@ export function loadConfig({ env = process.env, argv = [] }: LoadOptions = {}): 
   const values: Record<string, unknown> = {};
   for (const [key, spec] of Object.entries(SETTINGS) as [SettingKey, SettingSpec][]) {
     const raw = readFlag(argv, spec.env) ?? env[spec.env] ?? file[key];
-    values[key] = raw === undefined || raw === "" ? spec.default : convert(spec.env, spec, raw);
+    values[key] = raw === undefined || raw === "" ? (defaults[key] ?? spec.default) : convert(spec.env, spec, raw);
   }
   values.nodeId ??= `${hostname()}-${process.pid}`;
   values.namespaces = parseNamespaces(file.namespaces);
