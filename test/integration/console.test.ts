@@ -3,8 +3,8 @@
  * Chromium (Debian's, driven by playwright-core) against `roomcast start` itself: environment
  * tiles from the demo status feed, a sample build started from the page, its replica
  * SIGKILLed mid-job (the reconnect banner shows, the log resumes without a gap), pause and
- * resume, the progress bar at 100% and the last line shown. Screenshot:
- * test-artifacts/console.png.
+ * resume, the progress bar at 100% and the last line shown, then a build with a level filter set
+ * and cleared mid-job (the lines it hid are no gap). Screenshot: test-artifacts/console.png.
  */
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
@@ -158,6 +158,28 @@ describe("the console in a browser, against roomcast start", () => {
       await page.waitForTimeout(300);
       mkdirSync(ARTIFACTS, { recursive: true });
       await page.screenshot({ path: `${ARTIFACTS}console.png`, fullPage: true });
+
+      // A second build, with a level filter set mid-job and cleared: the lines the filter hid
+      // were received (the server counts them in `filtered`), so they are no gap.
+      await page.locator('input[name="lines"]').fill("300");
+      await page.locator('input[name="seconds"]').fill("6");
+      await page.click("#start-job");
+      await page.locator("#job-state").filter({ hasText: "active" }).waitFor({ timeout: 20_000 });
+      while ((await progress()) < 10) await page.waitForTimeout(50);
+      await page.selectOption("#filter-level", "error");
+      await page.locator(".log .marker").filter({ hasText: 'filter: {"level":"error"}' }).waitFor();
+      const hiddenFrom = await progress();
+      await page.waitForTimeout(1500);
+      await page.selectOption("#filter-level", "");
+      await page.locator(".log .marker").filter({ hasText: "filter: {}" }).waitFor();
+      const hiddenTo = await progress();
+      await page.locator("#job-state").filter({ hasText: "completed" }).waitFor({ timeout: 30_000 });
+      assert.ok(hiddenTo - hiddenFrom >= 10 && hiddenTo < 100, `the filter hid lines mid-job (${hiddenFrom}% to ${hiddenTo}%)`);
+      const shown = (await page.locator(".log .line").evaluateAll((lines) => lines.map((l) => l.getAttribute("data-n")))).map(Number);
+      assert.ok(shown.length < shown.at(-1)!, `lines were hidden (${shown.length} shown, the last is #${shown.at(-1)})`);
+      assert.match((await page.locator(".log .line .text").last().textContent()) ?? "", /^build ok: 300 lines/);
+      assert.equal(await page.getAttribute("#log-count", "data-gaps"), "0", (await page.textContent("#log-count")) ?? "");
+      assert.match((await page.textContent("#log-count")) ?? "", /no gaps/);
       assert.deepEqual(foreign, [], "requests to other origins");
       assert.deepEqual(problems, []);
     } finally {
