@@ -521,7 +521,8 @@ describe("a job the queue refuses", () => {
     const res = await httpJson("POST", `${gateway.url}/v1/jobs`, alice, { name: "sample.build", envId: "e1", data: { lines: 10 } });
     assert.ok(res.status >= 500, `status ${res.status}: ${JSON.stringify(res.body)}`);
     assert.ok([4500, 4503].includes((res.body.error as { code: number }).code), JSON.stringify(res.body));
-    assert.match(gateway.output(), /NOPERM/, "the queue refused it (the ACL), not something else");
+    // The queue refused it (the ACL), not something else: the replica logs why (its output comes through a pipe, a moment later).
+    await waitUntil(() => /NOPERM/.test(gateway.output()), 5000, "NOPERM in the replica's log");
     // Neither rc:{job:<id>}:owner nor the channel's meta, history and snapshot, on any node.
     const left = redis.ports.flatMap((port) => cli(port, "--scan", "--pattern", "rc:{job:*").split("\n").filter(Boolean));
     assert.deepEqual(left, []);
