@@ -10,7 +10,7 @@ const $ = (id) => document.getElementById(id);
 
 let client;
 let token;
-let watching; // { jobId, channel, lastN, gaps, lines, stateOffset }
+let watching; // { jobId, channel, lastN, gaps, lines, next, stateOffset, paused }
 let everDisconnected = false;
 let bannerTimer;
 let jobsRefresher;
@@ -288,12 +288,35 @@ function marker(text) {
   appendToLog([div]);
 }
 
-function appendLines(lines) {
-  const filtered = currentFilter() !== undefined;
-  for (const line of lines) {
-    if (!filtered && watching.lastN > 0 && line.n !== watching.lastN + 1 && line.n > watching.lastN) watching.gaps++;
-    if (line.n > watching.lastN) watching.lastN = line.n;
+// Gaps are line numbers never received, whatever the filter. A job's lines are numbered from 1
+// with no hole (across attempts too), and a `log` event carries a contiguous batch of them: the
+// `lines` the filter kept plus `filtered` more it removed. So each batch starts where the one
+// before ended, and `next` bounds that number: a range [lo, hi] while filtered batches leave it
+// open (one unfiltered line pins it). A batch whose kept lines cannot start there skipped lines.
+function receiveBatch(lines, filtered) {
+  const size = lines.length + filtered;
+  const next = watching.next;
+  if (lines.length > 0) {
+    // Where this batch can start, given the numbers of its first and last kept lines.
+    const lo = lines[lines.length - 1].n - size + 1;
+    const hi = lines[0].n;
+    if (lo > next.hi) watching.gaps++;
+    if (lo > next.hi || hi < next.lo) {
+      // After a gap (or history replayed after one), the batches go on from here.
+      next.lo = lo;
+      next.hi = hi;
+    } else {
+      next.lo = Math.max(next.lo, lo);
+      next.hi = Math.min(next.hi, hi);
+    }
   }
+  next.lo += size;
+  next.hi += size;
+}
+
+function appendLines(lines, filtered) {
+  receiveBatch(lines, filtered);
+  for (const line of lines) if (line.n > watching.lastN) watching.lastN = line.n;
   watching.lines += lines.length;
   appendToLog(lines.map(lineElement));
   $("log-count").textContent = `${watching.lines} lines shown, last #${watching.lastN}${watching.gaps > 0 ? `, ${watching.gaps} gaps` : ", no gaps"}`;
@@ -318,7 +341,7 @@ function onJobEvent(event) {
       setProgress(data.progress);
       break;
     case "log":
-      appendLines(data.lines ?? []);
+      appendLines(data.lines ?? [], data.filtered ?? 0);
       break;
     case "done":
       setPill($("job-state"), data.state);
@@ -334,7 +357,8 @@ async function watch(jobId) {
   if (!jobId) return;
   if (watching) client.unsubscribe(watching.channel).catch(() => undefined);
   const channel = `job:${jobId}`;
-  watching = { jobId, channel, lastN: 0, gaps: 0, lines: 0, stateOffset: 0, paused: false };
+  // Before any batch, the next one may start anywhere from line 1 (a late subscriber's history starts mid-job).
+  watching = { jobId, channel, lastN: 0, gaps: 0, lines: 0, next: { lo: 1, hi: Infinity }, stateOffset: 0, paused: false };
   $("job").hidden = false;
   $("job-id").textContent = jobId;
   $("log").replaceChildren();

@@ -194,6 +194,16 @@ export class ChannelStore {
     await this.redis.roomcastClose(1 + deleted.length, keys.feed, ...deleted, this.sharded ? "SPUBLISH" : "PUBLISH", closeMessage(ERROR_CODES[reason].code, reason));
   }
 
+  /**
+   * Deletes a channel's history, snapshot and position (with `alsoDelete`, keys of the same
+   * hash tag: one DEL, one Cluster slot) without telling anyone: for a channel that nobody
+   * could have subscribed to yet (a job whose creation failed).
+   */
+  async discard(target: ResolvedChannel, alsoDelete: readonly string[] = []): Promise<void> {
+    const keys = channelKeys(this.prefix, target.channel);
+    await this.redis.del(keys.meta, keys.history, keys.snapshot, ...alsoDelete);
+  }
+
   private timed<T>(operation: RedisOperation, call: () => Promise<T>): Promise<T> {
     return this.metrics ? this.metrics.timeRedis(operation, call) : call();
   }

@@ -99,10 +99,14 @@ export class ConnectionQuotas {
    */
   async acquireAll(quotas: readonly { scope: QuotaScope; id: string; limit: number }[], member: string): Promise<{ keys: string[] } | { full: number }> {
     if (this.cluster || quotas.length < 2) {
-      const keys = await Promise.all(quotas.map((q) => this.acquire(q.scope, q.id, member, q.limit)));
+      // Every acquire settles before any release: one that fails must not leave the others held (and renewed).
+      const settled = await Promise.allSettled(quotas.map((q) => this.acquire(q.scope, q.id, member, q.limit)));
+      const keys = settled.map((s) => (s.status === "fulfilled" ? s.value : undefined));
+      const failed = settled.find((s) => s.status === "rejected");
       const full = keys.findIndex((k) => k === undefined);
-      if (full < 0) return { keys: keys as string[] };
+      if (!failed && full < 0) return { keys: keys as string[] };
       for (const key of keys) if (key !== undefined) this.release(key, member);
+      if (failed) throw failed.reason;
       return { full };
     }
     const keys = quotas.map((q) => this.key(q.scope, q.id));

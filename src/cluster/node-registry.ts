@@ -1,7 +1,8 @@
 /**
  * The cluster's node registry in Redis, for `GET /v1/stats` from any replica: every replica
  * writes its heartbeat and counts to one hash (one key: one Cluster slot) every few seconds;
- * readers skip (and remove) entries whose heartbeat is too old, so a dead replica drops out.
+ * readers skip (and remove) entries whose heartbeat is too old, so a dead replica drops out,
+ * and entries that are not a node's stats at all.
  */
 import type { Logger } from "pino";
 import type { RedisClient } from "./redis-clients.js";
@@ -24,6 +25,27 @@ export interface ClusterStats {
 const HEARTBEAT_MS = 5000;
 /** Missing this many heartbeats drops a node from the stats. */
 const DEAD_AFTER_BEATS = 3;
+
+const isCount = (value: unknown): value is number => typeof value === "number" && Number.isFinite(value) && value >= 0;
+
+/**
+ * An entry of the registry as a node wrote it, or undefined when it is not (not JSON, a field
+ * missing or of another type): one bad entry, whoever wrote it, must not fail the stats of all.
+ */
+export function parseNodeStats(json: string): NodeStats | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
+  const stats = value as Record<string, unknown>;
+  const subscriptions = stats.subscriptions;
+  if (typeof stats.node !== "string" || !isCount(stats.startedAt) || !isCount(stats.heartbeat) || typeof stats.ready !== "boolean" || !isCount(stats.connections)) return undefined;
+  if (typeof subscriptions !== "object" || subscriptions === null || Array.isArray(subscriptions) || !Object.values(subscriptions).every(isCount)) return undefined;
+  return stats as unknown as NodeStats;
+}
 
 export class NodeRegistry {
   private readonly key: string;
@@ -58,8 +80,9 @@ export class NodeRegistry {
     const now = Date.now();
     const nodes: NodeStats[] = [];
     for (const [node, json] of Object.entries(entries)) {
-      const stats = JSON.parse(json) as NodeStats;
-      if (now - stats.heartbeat > HEARTBEAT_MS * DEAD_AFTER_BEATS) void this.redis.hdel(this.key, node).catch(() => undefined);
+      const stats = parseNodeStats(json);
+      if (!stats) this.log.warn({ node }, "removed a node registry entry that is not a node's stats");
+      if (!stats || now - stats.heartbeat > HEARTBEAT_MS * DEAD_AFTER_BEATS) void this.redis.hdel(this.key, node).catch(() => undefined);
       else nodes.push(stats);
     }
     nodes.sort((a, b) => a.node.localeCompare(b.node));

@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { parse as parseYaml } from "yaml";
 import { BUILT_IN_NAMESPACES, namespaceSchema, type NamespaceConfig } from "./namespaces.js";
+import { flagValue, settingFlags } from "./cli-flags.js";
 import { SETTINGS, type SettingKey, type SettingSpec } from "./settings.js";
 import { redactUrl, type RedisTimeouts } from "../cluster/redis-clients.js";
 
@@ -121,23 +122,9 @@ function convert(name: string, spec: SettingSpec, raw: unknown): unknown {
   }
 }
 
-function flagName(env: string): string {
-  return "--" + env.toLowerCase().replace(/_/g, "-");
-}
-
 /** `--redis-url x`, `--redis-url=x`, and for ROOMCAST_ settings also the short `--history-size`. */
 function readFlag(argv: readonly string[], env: string): string | undefined {
-  const names = [flagName(env)];
-  if (env.startsWith("ROOMCAST_")) names.push("--" + env.slice(9).toLowerCase().replace(/_/g, "-"));
-  let value: string | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    for (const name of names) {
-      if (arg === name && i + 1 < argv.length) value = argv[i + 1];
-      else if (arg.startsWith(name + "=")) value = arg.slice(name.length + 1);
-    }
-  }
-  return value;
+  return flagValue(argv, settingFlags(env));
 }
 
 function readConfigFile(path: string): Record<string, unknown> {
@@ -188,9 +175,11 @@ function deepFreeze<T>(value: T): T {
 export interface LoadOptions {
   env?: NodeJS.ProcessEnv;
   argv?: readonly string[];
+  /** A command's own defaults, in place of the settings' (a flag, the variable or the file still wins). */
+  defaults?: Partial<Record<SettingKey, number | string | boolean>>;
 }
 
-export function loadConfig({ env = process.env, argv = [] }: LoadOptions = {}): Config {
+export function loadConfig({ env = process.env, argv = [], defaults = {} }: LoadOptions = {}): Config {
   const configPath = readFlag(argv, "ROOMCAST_CONFIG") ?? env.ROOMCAST_CONFIG;
   const file = configPath ? readConfigFile(configPath) : {};
   const known = new Set<string>([...Object.keys(SETTINGS), "namespaces"]);
@@ -200,7 +189,7 @@ export function loadConfig({ env = process.env, argv = [] }: LoadOptions = {}): 
   const values: Record<string, unknown> = {};
   for (const [key, spec] of Object.entries(SETTINGS) as [SettingKey, SettingSpec][]) {
     const raw = readFlag(argv, spec.env) ?? env[spec.env] ?? file[key];
-    values[key] = raw === undefined || raw === "" ? spec.default : convert(spec.env, spec, raw);
+    values[key] = raw === undefined || raw === "" ? (defaults[key] ?? spec.default) : convert(spec.env, spec, raw);
   }
   values.nodeId ??= `${hostname()}-${process.pid}`;
   values.namespaces = parseNamespaces(file.namespaces);

@@ -61,6 +61,11 @@ export class JobChannels {
     return final;
   }
 
+  /** A job that could not be created: its channel and record go, silently (its id was never given out). */
+  async discard(jobId: string): Promise<void> {
+    await this.store.discard(this.target(jobId), [this.records.key(jobId)]);
+  }
+
   /** The retention ended: the channel, its history and the job's record go, subscribers are told. */
   async close(jobId: string): Promise<void> {
     await this.store.close(this.target(jobId), "expired", [this.records.key(jobId)]);

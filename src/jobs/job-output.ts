@@ -72,7 +72,9 @@ export class JobOutput {
 
   /** 0 to 100; only the newest value between two batches goes out. */
   progress(value: number): void {
-    this.pendingProgress = Math.min(100, Math.max(0, Number.isFinite(value) ? value : 0));
+    const clamped = Math.min(100, Math.max(0, Number.isFinite(value) ? value : 0));
+    // At most 2 decimals: a computed ratio (66 / 500 * 100) otherwise goes out as 13.200000000000001.
+    this.pendingProgress = Math.round(clamped * 100) / 100;
     this.schedule();
   }
 

@@ -48,14 +48,23 @@ function stateOf(bullState: string, snapshot: JobSnapshot | undefined, record: J
 export class JobService {
   constructor(private readonly deps: JobServiceDeps) {}
 
-  /** Adds a job for `owner`: record, `queued` on its channel, then the queue. */
+  /**
+   * Adds a job for `owner`: record, `queued` on its channel, then the queue. All or nothing:
+   * if a step fails, the record and the channel go again and the error goes up.
+   */
   async enqueue(owner: string, request: CreateJobRequest, jobId = newJobId()): Promise<CreatedJob> {
     const { queues, records, channels, config } = this.deps;
     await records.create(jobId, { owner, envId: request.envId, name: request.name });
-    const snapshot = initialSnapshot();
-    await channels.publish(jobId, "state", { state: "queued", attemptsMade: 0 }, snapshot);
-    const data: QueuedJobData = { owner, data: request.data ?? null, ...(request.envId ? { envId: request.envId } : {}) };
-    await queues.jobs.add(request.name, data, { ...jobOptions(config, request.opts ?? {}), jobId });
+    try {
+      await channels.publish(jobId, "state", { state: "queued", attemptsMade: 0 }, initialSnapshot());
+      const data: QueuedJobData = { owner, data: request.data ?? null, ...(request.envId ? { envId: request.envId } : {}) };
+      await queues.jobs.add(request.name, data, { ...jobOptions(config, request.opts ?? {}), jobId });
+    } catch (err) {
+      // The caller never learns the id, so no one can be subscribed: no close notice needed.
+      // If Redis is away this fails too; the keys then expire (record in 7 days, channel with its history TTL).
+      await channels.discard(jobId).catch(() => undefined);
+      throw err;
+    }
     return { jobId, channel: jobChannel(jobId) };
   }
 

@@ -32,7 +32,7 @@ export interface ProcessorContext<Data = unknown> {
   readonly signal: AbortSignal;
   /** Appends one log line per line of `text` (stdout unless told). Batched; never blocks. */
   log(text: string, options?: LogStream | LogOptions): void;
-  /** Progress from 0 to 100; conflated (only the newest value between batches goes out). */
+  /** Progress from 0 to 100 (clamped, rounded to 2 decimals); conflated (only the newest value between batches goes out). */
   progress(value: number): void;
   /** Announces the step the job is at ("compiling", "uploading"): a `state` event, sent at once. */
   status(status: string): Promise<void>;

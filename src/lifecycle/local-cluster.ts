@@ -4,7 +4,7 @@
  * port (node:cluster with sticky sessions, so that long-polling works too), serving the
  * live console at `/`, and one worker running the sample processors, with a simulated status
  * feed for the environments dev, staging and prod. A process that dies is restarted; Ctrl-C
- * stops everything it started.
+ * stops everything it started. It listens on 127.0.0.1 unless --host or HOST says otherwise.
  */
 import { fork as forkProcess, type ChildProcess } from "node:child_process";
 import cluster, { type Worker } from "node:cluster";
@@ -14,6 +14,7 @@ import { fileURLToPath } from "node:url";
 import { SUPERVISED_ENV } from "./shutdown-signals.js";
 import { setupStickyBalancer } from "./sticky-balancer.js";
 import { mintToken } from "../auth/mint-token.js";
+import { ADMIN_PAGE, adminUiEnabled } from "../gateway/admin-ui.js";
 import { LISTEN_BACKLOG } from "../gateway/listen-backlog.js";
 import { ConfigError, loadConfig } from "../config/load-config.js";
 import { freePort, hasRedisServer, NO_REDIS_HINT, startEmbeddedRedis, type EmbeddedRedis } from "../cluster/embedded-redis.js";
@@ -43,8 +44,14 @@ function withoutFlags(argv: readonly string[], names: readonly string[]): string
   return out;
 }
 
+/**
+ * Its defaults where they differ from a replica's: loopback only (it prints an admin token),
+ * and a short drain, so that a Ctrl-C with clients connected takes a second, not ROOMCAST_DRAIN_S.
+ */
+export const LOCAL_DEFAULTS = { host: "127.0.0.1", drainS: 1 } as const;
+
 export async function runLocalCluster(argv: readonly string[]): Promise<void> {
-  const config = loadConfig({ argv });
+  const config = loadConfig({ argv, defaults: LOCAL_DEFAULTS });
   const replicas = replicasFlag(argv);
   const secret = config.jwtSecret ?? randomBytes(24).toString("base64url");
   if (config.jwtPublicKeyFile || config.jwksFile) throw new ConfigError("invalid setting ROOMCAST_JWT_PUBLIC_KEY_FILE: roomcast start uses an HS256 secret for its dev token; run `roomcast gateway` for asymmetric keys");
@@ -73,7 +80,8 @@ export async function runLocalCluster(argv: readonly string[]): Promise<void> {
     ROOMCAST_SAMPLE_PROCESSORS: process.env.ROOMCAST_SAMPLE_PROCESSORS ?? "1",
   };
   const fork = (name: string): Promise<Worker> => {
-    const worker = cluster.fork({ ...shared, ROOMCAST_NODE_ID: name, ROOMCAST_STICKY_WORKER: "1", [SUPERVISED_ENV]: "1" });
+    // The drain as resolved here (ours, unless a flag, the variable or the config file set one).
+    const worker = cluster.fork({ ...shared, ROOMCAST_DRAIN_S: String(config.drainS), ROOMCAST_NODE_ID: name, ROOMCAST_STICKY_WORKER: "1", [SUPERVISED_ENV]: "1" });
     names.set(worker, name);
     return new Promise((resolve, reject) => {
       worker.on("message", (m: { type?: string }) => m?.type === "roomcast:ready" && resolve(worker));
@@ -153,7 +161,7 @@ export async function runLocalCluster(argv: readonly string[]): Promise<void> {
     return;
   }
 
-  const url = `http://${config.host === "0.0.0.0" ? "localhost" : config.host}:${config.port}`;
+  const url = `http://${["0.0.0.0", "127.0.0.1"].includes(config.host) ? "localhost" : config.host}:${config.port}`;
   const token = await mintToken({ secret, sub: "dev", envs: ["*"], scope: "publish env:read jobs:read jobs:write admin", ttlS: 24 * 3600 });
   const local = `http://${config.host === "0.0.0.0" ? "127.0.0.1" : config.host}:${config.port}`;
   const callApi = async (method: string, path: string, body?: unknown) => {
@@ -178,7 +186,7 @@ export async function runLocalCluster(argv: readonly string[]): Promise<void> {
   console.log(`
 roomcast is running at ${url}
   console:  ${url}/#token=${token}
-  redis:    ${redis ? `embedded, ${redis.url}` : redactUrl(redisUrl)}
+${adminUiEnabled(config) ? `  admin UI: ${url}${ADMIN_PAGE} (user ${config.adminUser}${config.adminReadonly ? ", read-only" : ""})\n` : ""}  redis:    ${redis ? `embedded, ${redis.url}` : redactUrl(redisUrl)}
   replicas: ${workers.map((w) => `${names.get(w)} (pid ${w.process.pid})`).join(", ")}
   worker:   worker-1 (pid ${jobWorker?.pid}), sample processors, metrics at http://127.0.0.1:${workerPort}/metrics
   secret:   ${config.jwtSecret ? "from ROOMCAST_JWT_SECRET" : `${secret} (generated; set ROOMCAST_JWT_SECRET to keep one)`}

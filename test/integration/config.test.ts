@@ -3,7 +3,7 @@
  * naming the setting; `roomcast token` mints a token a gateway accepts.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -236,5 +236,72 @@ describe("roomcast token", () => {
     assert.equal(noSecret.stdout, "");
     assert.equal(noSecret.stderr.trim().split("\n").length, 1);
     assert.match(noSecret.stderr, /ROOMCAST_JWT_SECRET/);
+  });
+});
+
+describe("the command line: --help, --version, unknown flags", { concurrency: 4 }, () => {
+  const VERSION = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+  /** Enough to get past the settings checks, with a Redis nobody answers: nothing may start. */
+  const ENV = { REDIS_URL: UNUSED_REDIS, ROOMCAST_JWT_SECRET: TEST_SECRET };
+
+  for (const [command, helpFlag, mentions] of [
+    ["start", "--help", "--replicas"],
+    ["start", "-h", "--replicas"],
+    ["token", "--help", "--sub"],
+    ["token", "-h", "--ttl"],
+    ["gateway", "--help", "ROOMCAST_HISTORY_SIZE"],
+    ["worker", "-h", "ROOMCAST_PROCESSORS"],
+  ] as const) {
+    it(`roomcast ${command} ${helpFlag} prints that command's usage and exits 0, starting nothing`, async () => {
+      // Also after other flags: roomcast start --port 4000 --help.
+      const result = await runCli([command, "--port", "4000", helpFlag], ENV, 10_000);
+      assert.equal(result.code, 0, result.stderr + result.stdout);
+      assert.equal(result.stderr, "");
+      assert.ok(result.stdout.startsWith(`usage: roomcast ${command} `), result.stdout);
+      assert.ok(result.stdout.includes(mentions), `mentions ${mentions}: ${result.stdout}`);
+      assert.doesNotMatch(result.stdout, /roomcast is running/);
+    });
+  }
+
+  it("roomcast --version, -v and version print the package's version and exit 0", async () => {
+    for (const args of [["--version"], ["-v"], ["version"]]) {
+      const result = await runCli(args, {});
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal(result.stdout, `${VERSION}\n`, args.join(" "));
+      assert.equal(result.stderr, "");
+    }
+  });
+
+  for (const [args, unknown] of [
+    [["gateway", "--histroy-size", "5"], "--histroy-size"],
+    [["worker", "--concurrency=2"], "--concurrency"],
+    [["start", "--replica", "3"], "--replica"],
+    [["token", "--sub", "x", "--scopes", "admin"], "--scopes"],
+    [["gateway", "--history-size", "5", "-x"], "-x"],
+  ] as const) {
+    it(`roomcast ${args.join(" ")} exits 1 with one line naming ${unknown}`, async () => {
+      const line = await startupFails([...args], ENV, unknown, "unknown flag");
+      assert.ok(line.includes(`roomcast ${args[0]} --help`), line);
+    });
+  }
+
+  it("a flag without its value exits 1 with one line naming it", async () => {
+    await startupFails(["token", "--sub"], ENV, "--sub", "needs a value");
+  });
+
+  it("every setting's flag is known, long (--roomcast-history-size) and short (--history-size), and --config", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "roomcast-flags-"));
+    try {
+      const file = join(dir, "settings.yaml");
+      writeFileSync(file, "historySize: 7\n");
+      const result = await runCli(
+        ["token", "--sub", "x", "--ttl=10m", "--jwt-secret", TEST_SECRET, "--roomcast-history-size", "5", "--history-size=6", "--config", file, "--log-level", "warn", "--tenant", "t1"],
+        {},
+      );
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal(decodeJwt(result.stdout.trim()).tenant, "t1");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -3,17 +3,20 @@
  * Chromium (Debian's, driven by playwright-core) against `roomcast start` itself: environment
  * tiles from the demo status feed, a sample build started from the page, its replica
  * SIGKILLed mid-job (the reconnect banner shows, the log resumes without a gap), pause and
- * resume, the progress bar at 100% and the last line shown. Screenshot:
- * test-artifacts/console.png.
+ * resume, the progress bar at 100% and the last line shown, then a build with a level filter set
+ * and cleared mid-job (the lines it hid are no gap). Screenshot: test-artifacts/console.png.
  */
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
 import { createConnection } from "node:net";
+import { networkInterfaces } from "node:os";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
+import bcrypt from "bcryptjs";
 import { freePort } from "../../src/cluster/embedded-redis.js";
 import { startCluster, startTestRedis, type TestCluster, type TestRedis } from "../support/cluster.js";
+import { connect, type TestSocket } from "../support/clients.js";
 import { CLI, waitForExit, type GatewayProcess } from "../support/gateway-process.js";
 
 const CHROMIUM = "/usr/bin/chromium";
@@ -60,11 +63,16 @@ describe("the console, as served", () => {
 /**
  * `roomcast start` on a free port and the test's Redis (or its embedded one without);
  * resolves once it printed its banner. `ownGroup`: it leads a process group, as in a terminal.
+ * `env`: more settings (HOST=127.0.0.1 unless it says otherwise; `{}` leaves HOST unset).
  */
-async function startLocalCluster(redis: TestRedis | undefined, ownGroup = false): Promise<{ child: ChildProcess; consoleUrl: string; pids: Map<string, number>; output: () => string }> {
+async function startLocalCluster(
+  redis: TestRedis | undefined,
+  ownGroup = false,
+  env: Record<string, string> = { HOST: "127.0.0.1" },
+): Promise<{ child: ChildProcess; port: number; consoleUrl: string; pids: Map<string, number>; output: () => string }> {
   const port = await freePort();
   const child = spawn(process.execPath, [CLI, "start", "--port", String(port), "--replicas", "2"], {
-    env: { PATH: process.env.PATH ?? "", ...(redis ? { REDIS_URL: redis.url } : {}), HOST: "127.0.0.1", ROOMCAST_LOG_PRETTY: "0", LOG_LEVEL: "warn", ROOMCAST_JOB_LOCK_S: "5" },
+    env: { PATH: process.env.PATH ?? "", ...(redis ? { REDIS_URL: redis.url } : {}), ROOMCAST_LOG_PRETTY: "0", LOG_LEVEL: "warn", ROOMCAST_JOB_LOCK_S: "5", ...env },
     stdio: ["ignore", "pipe", "pipe"],
     detached: ownGroup,
   });
@@ -78,7 +86,7 @@ async function startLocalCluster(redis: TestRedis | undefined, ownGroup = false)
   }
   const consoleUrl = /console:\s+(\S+)/.exec(output)![1]!;
   const pids = new Map([...output.matchAll(/(gateway-\d+) \(pid (\d+)\)/g)].map((m) => [m[1]!, Number(m[2])]));
-  return { child, consoleUrl, pids, output: () => output };
+  return { child, port, consoleUrl, pids, output: () => output };
 }
 
 describe("the console in a browser, against roomcast start", () => {
@@ -150,6 +158,28 @@ describe("the console in a browser, against roomcast start", () => {
       await page.waitForTimeout(300);
       mkdirSync(ARTIFACTS, { recursive: true });
       await page.screenshot({ path: `${ARTIFACTS}console.png`, fullPage: true });
+
+      // A second build, with a level filter set mid-job and cleared: the lines the filter hid
+      // were received (the server counts them in `filtered`), so they are no gap.
+      await page.locator('input[name="lines"]').fill("300");
+      await page.locator('input[name="seconds"]').fill("6");
+      await page.click("#start-job");
+      await page.locator("#job-state").filter({ hasText: "active" }).waitFor({ timeout: 20_000 });
+      while ((await progress()) < 10) await page.waitForTimeout(50);
+      await page.selectOption("#filter-level", "error");
+      await page.locator(".log .marker").filter({ hasText: 'filter: {"level":"error"}' }).waitFor();
+      const hiddenFrom = await progress();
+      await page.waitForTimeout(1500);
+      await page.selectOption("#filter-level", "");
+      await page.locator(".log .marker").filter({ hasText: "filter: {}" }).waitFor();
+      const hiddenTo = await progress();
+      await page.locator("#job-state").filter({ hasText: "completed" }).waitFor({ timeout: 30_000 });
+      assert.ok(hiddenTo - hiddenFrom >= 10 && hiddenTo < 100, `the filter hid lines mid-job (${hiddenFrom}% to ${hiddenTo}%)`);
+      const shown = (await page.locator(".log .line").evaluateAll((lines) => lines.map((l) => l.getAttribute("data-n")))).map(Number);
+      assert.ok(shown.length < shown.at(-1)!, `lines were hidden (${shown.length} shown, the last is #${shown.at(-1)})`);
+      assert.match((await page.locator(".log .line .text").last().textContent()) ?? "", /^build ok: 300 lines/);
+      assert.equal(await page.getAttribute("#log-count", "data-gaps"), "0", (await page.textContent("#log-count")) ?? "");
+      assert.match((await page.textContent("#log-count")) ?? "", /no gaps/);
       assert.deepEqual(foreign, [], "requests to other origins");
       assert.deepEqual(problems, []);
     } finally {
@@ -162,25 +192,86 @@ describe("the console in a browser, against roomcast start", () => {
 });
 
 describe("roomcast start with its embedded Redis", () => {
-  it("stops everything at a Ctrl-C (SIGINT to its whole process group): the demo job cancelled, no warnings, exit 0, Redis gone", async () => {
-    const local = await startLocalCluster(undefined, true);
-    const redisPort = Number(/redis:\s+embedded, redis:\/\/127\.0\.0\.1:(\d+)/.exec(local.output())?.[1]);
-    assert.ok(redisPort > 0, local.output());
-    const startedAt = Date.now();
-    // What a terminal does: every process of the foreground group gets the SIGINT at once.
-    process.kill(-local.child.pid!, "SIGINT");
-    const code = await waitForExit(local.child);
-    assert.equal(code, 0, local.output().slice(-2000));
-    // Not ROOMCAST_DRAIN_S (10 s) waiting for the never-ending demo job, nor Redis errors.
-    assert.ok(Date.now() - startedAt < 8000, `took ${Date.now() - startedAt} ms`);
-    const complaints = local.output().split("\n").filter((line) => /"level":(40|50|60)/.test(line));
-    assert.deepEqual(complaints, []);
-    for (const pid of local.pids.values()) assert.throws(() => process.kill(pid, 0), `process ${pid} is still there`);
-    const refused = await new Promise<boolean>((resolve) => {
-      const probe = createConnection(redisPort, "127.0.0.1");
-      probe.once("connect", () => (probe.destroy(), resolve(false)));
-      probe.once("error", () => resolve(true));
-    });
-    assert.ok(refused, `the embedded Redis still answers on port ${redisPort}`);
+  it("listens on 127.0.0.1 by default, and stops everything at a Ctrl-C (SIGINT to its whole process group) with clients connected: the demo job cancelled, no ROOMCAST_DRAIN_S wait, no warnings, exit 0, Redis gone", async () => {
+    // No HOST: its own default.
+    const local = await startLocalCluster(undefined, true, {});
+    const sockets: TestSocket[] = [];
+    try {
+      const url = /roomcast is running at (\S+)/.exec(local.output())?.[1];
+      assert.match(url ?? "", new RegExp(`^http://(localhost|127\\.0\\.0\\.1):${local.port}$`), local.output());
+      assert.doesNotMatch(local.output(), /admin UI/, "the admin UI is off");
+      // Bound to the loopback address only: every listening socket on its port is 127.0.0.1's.
+      const ss = spawnSync("ss", ["-Hltn", `sport = :${local.port}`], { encoding: "utf8" });
+      if (ss.status === 0) {
+        const bound = ss.stdout.split("\n").filter(Boolean).map((line) => line.trim().split(/\s+/)[3]);
+        assert.deepEqual(bound, [`127.0.0.1:${local.port}`], ss.stdout);
+      }
+      const elsewhere = Object.values(networkInterfaces()).flat().find((a) => a && a.family === "IPv4" && !a.internal)?.address;
+      if (elsewhere) assert.equal(await connects(local.port, elsewhere), false, `it answers on ${elsewhere}`);
+      assert.equal(await connects(local.port, "127.0.0.1"), true);
+
+      // Clients on both replicas: each would leave at a random moment within ROOMCAST_DRAIN_S (10 s by default).
+      const token = /export TOKEN=(\S+)/.exec(local.output())![1]!;
+      for (let i = 0; i < 20; i++) sockets.push(await connectRetrying(`http://127.0.0.1:${local.port}`, token));
+      const redisPort = Number(/redis:\s+embedded, redis:\/\/127\.0\.0\.1:(\d+)/.exec(local.output())?.[1]);
+      assert.ok(redisPort > 0, local.output());
+      const startedAt = Date.now();
+      // What a terminal does: every process of the foreground group gets the SIGINT at once.
+      process.kill(-local.child.pid!, "SIGINT");
+      const code = await waitForExit(local.child);
+      const took = Date.now() - startedAt;
+      console.log(`roomcast start stopped in ${took} ms at a Ctrl-C, with ${sockets.length} clients connected`);
+      assert.equal(code, 0, local.output().slice(-2000));
+      // Not ROOMCAST_DRAIN_S (10 s) for the clients or the never-ending demo job, nor Redis errors.
+      assert.ok(took < 8000, `took ${took} ms`);
+      assert.ok(sockets.every((s) => !s.connected), "every client was let go");
+      const complaints = local.output().split("\n").filter((line) => /"level":(40|50|60)/.test(line));
+      assert.deepEqual(complaints, []);
+      for (const pid of local.pids.values()) assert.throws(() => process.kill(pid, 0), `process ${pid} is still there`);
+      assert.equal(await connects(redisPort, "127.0.0.1"), false, `the embedded Redis still answers on port ${redisPort}`);
+    } finally {
+      for (const socket of sockets) socket.close();
+      if (local.child.exitCode === null) {
+        local.child.kill("SIGTERM");
+        await waitForExit(local.child);
+      }
+    }
+  });
+
+  it("names the admin UI's page in its banner when the admin UI is on", async () => {
+    const local = await startLocalCluster(undefined, false, { ROOMCAST_ADMIN_USER: "ops", ROOMCAST_ADMIN_PASSWORD_HASH: await bcrypt.hash("admin-password", 4) });
+    try {
+      assert.match(local.output(), new RegExp(`\\n  admin UI: http://localhost:${local.port}/admin/ \\(user ops, read-only\\)\\n`), local.output());
+      assert.equal((await fetch(`http://127.0.0.1:${local.port}/admin/`)).status, 200);
+    } finally {
+      local.child.kill("SIGTERM");
+      assert.equal(await waitForExit(local.child), 0, local.output().slice(-2000));
+    }
   });
 });
+
+/**
+ * connect(), tried again when there is no answer within 5 s: through roomcast start's balancer a
+ * handshake is now and then lost (the primary can read the client's first frame while it hands
+ * the connection to a gateway), and this test is about stopping, not about that.
+ */
+async function connectRetrying(url: string, token: string): Promise<TestSocket> {
+  for (let attempt = 1; ; attempt++) {
+    const pending = connect(url, { token });
+    const timer = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 5000).unref());
+    const socket = await Promise.race([pending, timer]);
+    if (socket) return socket;
+    void pending.then((late) => late.close(), () => undefined);
+    if (attempt === 3) throw new Error(`no handshake through ${url} in 3 attempts`);
+  }
+}
+
+/** Whether a TCP connection to host:port is accepted. */
+function connects(port: number, host: string): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const probe = createConnection(port, host);
+    probe.setTimeout(2000, () => (probe.destroy(), resolve(false)));
+    probe.once("connect", () => (probe.destroy(), resolve(true)));
+    probe.once("error", () => resolve(false));
+  });
+}

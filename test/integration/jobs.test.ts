@@ -12,8 +12,8 @@ import type { ChannelEvent, Unsubscribed } from "../../src/contracts/events.js";
 import type { EnvLogData, JobEventData, JobSnapshot } from "../../src/contracts/jobs.js";
 import { refusedWith, type Answer } from "../support/answers.js";
 import { connect, nextEvent, request, token, waitUntil, type TestSocket } from "../support/clients.js";
-import { LIMITS_OFF, startCluster, type TestCluster } from "../support/cluster.js";
-import type { GatewayProcess } from "../support/gateway-process.js";
+import { LIMITS_OFF, startCluster, startTestRedis, type TestCluster, type TestRedis } from "../support/cluster.js";
+import { startGateway, type GatewayProcess } from "../support/gateway-process.js";
 import {
   assertContiguous,
   assertLinesContiguous,
@@ -486,5 +486,47 @@ describe("processors from ROOMCAST_PROCESSORS", () => {
     } finally {
       socket.close();
     }
+  });
+});
+
+describe("a job the queue refuses", () => {
+  /** A Redis user that may do everything but touch BullMQ's keys ({rc:bull}...): adding to the queue fails. */
+  const USER = "rc-noqueue";
+  const PASSWORD = "noqueue-password";
+  let redis: TestRedis;
+  let gateway: GatewayProcess;
+
+  /** redis-cli on one node of the test's Redis, as the default user. */
+  const cli = (port: number, ...args: string[]): string => {
+    const out = spawnSync("redis-cli", ["-p", String(port), ...args], { encoding: "utf8" });
+    assert.equal(out.status, 0, out.stderr);
+    return out.stdout;
+  };
+
+  before(async () => {
+    redis = await startTestRedis();
+    // On every node (a Redis Cluster's too): keys under rc: only, every pub/sub channel, every command.
+    for (const port of redis.ports) assert.match(cli(port, "ACL", "SETUSER", USER, "on", `>${PASSWORD}`, "~rc:*", "&*", "+@all"), /OK/);
+    gateway = await startGateway({ redisUrl: redis.url.replace("://", `://${USER}:${PASSWORD}@`), env: SETTINGS });
+  });
+  after(async () => {
+    await gateway?.kill();
+    await redis?.stop();
+  });
+
+  it("POST /v1/jobs fails when the queue refuses the job, and leaves neither the job's record nor its channel behind", async () => {
+    // A worker announced sample.build (as a worker would, with the default user).
+    cli(redis.ports[0]!, "-c", "HSET", "rc:{processors}:jobs", "sample.build", String(Date.now()));
+    const alice = await token({ sub: "alice", envs: ["e1"], scope: JOB_SCOPES });
+    const res = await httpJson("POST", `${gateway.url}/v1/jobs`, alice, { name: "sample.build", envId: "e1", data: { lines: 10 } });
+    assert.ok(res.status >= 500, `status ${res.status}: ${JSON.stringify(res.body)}`);
+    assert.ok([4500, 4503].includes((res.body.error as { code: number }).code), JSON.stringify(res.body));
+    // The queue refused it (the ACL), not something else: the replica logs why (its output comes through a pipe, a moment later).
+    await waitUntil(() => /NOPERM/.test(gateway.output()), 5000, "NOPERM in the replica's log");
+    // Neither rc:{job:<id>}:owner nor the channel's meta, history and snapshot, on any node.
+    const left = redis.ports.flatMap((port) => cli(port, "--scan", "--pattern", "rc:{job:*").split("\n").filter(Boolean));
+    assert.deepEqual(left, []);
+    const stats = (await httpJson("GET", `${gateway.url}/v1/stats`, await token({ sub: "ops", scope: "admin" }))).status;
+    assert.equal(stats, 200, "the replica is fine otherwise");
   });
 });

@@ -1,5 +1,6 @@
 /** GET /v1/stats from any replica describes the whole cluster, from the node registry in Redis; /metrics is Prometheus text. */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import { connect, httpGet, request, token, type TestSocket } from "../support/clients.js";
 import { startCluster, type TestCluster } from "../support/cluster.js";
@@ -8,6 +9,15 @@ interface Stats {
   nodes: { node: string; connections: number; ready: boolean; heartbeat: number; subscriptions: Record<string, number> }[];
   connections: number;
   subscriptions: Record<string, number>;
+}
+
+/** A redis-cli command on the test's Redis (redis://host:port, or redis+cluster://host:port,...: -c follows the slot). */
+function redisCli(url: string, ...args: string[]): string {
+  const hostPort = /:\/\/([^,/?#]+)/.exec(url)![1]!;
+  const cut = hostPort.lastIndexOf(":");
+  const out = spawnSync("redis-cli", ["-c", "-h", hostPort.slice(0, cut), "-p", hostPort.slice(cut + 1), ...args], { encoding: "utf8" });
+  assert.equal(out.status, 0, out.stderr);
+  return out.stdout.trim();
 }
 
 describe("cluster stats and metrics", () => {
@@ -45,6 +55,27 @@ describe("cluster stats and metrics", () => {
     assert.ok(stats.nodes.some((n) => n.node === a!.nodeId));
     assert.ok(stats.connections >= 3);
     assert.equal((await httpGet(`${a!.url}/v1/stats`, await token({ sub: "ops", scope: "publish" }))).status, 403);
+  });
+
+  it("an entry of the node registry that is not a node's stats (not JSON, fields missing) is skipped and removed, on every replica", async () => {
+    const [a, b] = cluster.gateways;
+    const admin = await token({ sub: "ops", scope: "admin" });
+    const entries = {
+      bogus: "not json",
+      "no-fields": JSON.stringify({ node: "no-fields" }),
+      "wrong-types": JSON.stringify({ node: "wrong-types", startedAt: 1, heartbeat: "now", ready: true, connections: 1, subscriptions: {} }),
+      "null": "null",
+    };
+    for (const [field, value] of Object.entries(entries)) redisCli(cluster.redis.url, "HSET", "rc:{nodes}", field, value);
+    for (const gateway of [a!, b!]) {
+      const res = await httpGet(`${gateway.url}/v1/stats`, admin);
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      const stats = res.body as unknown as Stats;
+      assert.deepEqual(stats.nodes.map((n) => n.node).sort(), [a!.nodeId, b!.nodeId].sort(), JSON.stringify(stats));
+    }
+    // Removed: a later reader does not parse them again.
+    const left = redisCli(cluster.redis.url, "HKEYS", "rc:{nodes}").split("\n").sort();
+    assert.deepEqual(left, [a!.nodeId, b!.nodeId].sort());
   });
 
   it("serves Prometheus metrics with the node label and bounded labels", async () => {

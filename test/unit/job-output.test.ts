@@ -92,6 +92,21 @@ describe("job output batching", () => {
     output.stop();
   });
 
+  it("progress goes out rounded to 2 decimals (no float noise such as 13.200000000000001) and clamped to 0..100", async () => {
+    const sink = recorder();
+    const output = new JobOutput(sink, 0);
+    const sent: number[] = [];
+    // What the sample build computes for line 66 of 500, 2 of 3 and 1 of 7, then out-of-range values.
+    for (const value of [(66 / 500) * 100, (2 / 3) * 100, (1 / 7) * 100, -5, 100.004, Number.NaN, 1e-9]) {
+      output.progress(value);
+      await output.flush();
+      sent.push((sink.out.at(-1) as Extract<Published, { kind: "progress" }>).progress);
+    }
+    assert.equal((66 / 500) * 100, 13.200000000000001, "the noise this is about");
+    assert.deepEqual(sent, [13.2, 66.67, 14.29, 0, 100, 0, 0]);
+    output.stop();
+  });
+
   it("a state change sent with send() follows the lines logged before it", async () => {
     const sink = recorder();
     const output = new JobOutput(sink, 0);
