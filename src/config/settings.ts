@@ -15,7 +15,7 @@ export interface SettingSpec {
 
 export const SETTINGS = {
   port: { env: "PORT", kind: "int", default: 3000, doc: "listen port" },
-  host: { env: "HOST", kind: "string", default: "0.0.0.0", doc: "listen address" },
+  host: { env: "HOST", kind: "string", default: "0.0.0.0", doc: "listen address (roomcast start: 127.0.0.1 unless set, since it prints an admin token)" },
   redisUrl: { env: "REDIS_URL", kind: "string", doc: "Redis URL (redis://, rediss://), or Redis Cluster seeds (redis+cluster://host:port,host:port); required for gateway and worker" },
   adapter: { env: "ROOMCAST_ADAPTER", kind: "choice", choices: ["auto", "classic", "sharded"], default: "auto", doc: "pub/sub between replicas: classic (PUBLISH) or sharded (SPUBLISH, Redis 7+); auto: sharded on a Redis Cluster, classic on a single Redis" },
   redisPrefix: { env: "ROOMCAST_REDIS_PREFIX", kind: "string", default: "rc", doc: "prefix of every Redis key and pub/sub channel" },

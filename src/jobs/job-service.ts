@@ -60,6 +60,9 @@ export class JobService {
       const data: QueuedJobData = { owner, data: request.data ?? null, ...(request.envId ? { envId: request.envId } : {}) };
       await queues.jobs.add(request.name, data, { ...jobOptions(config, request.opts ?? {}), jobId });
     } catch (err) {
+      // The add may have been applied with its reply lost (a timeout): then the job exists and
+      // a worker will run it, so its record and channel must stay.
+      if (await queues.jobs.getJob(jobId).catch(() => undefined)) return { jobId, channel: jobChannel(jobId) };
       // The caller never learns the id, so no one can be subscribed: no close notice needed.
       // If Redis is away this fails too; the keys then expire (record in 7 days, channel with its history TTL).
       await channels.discard(jobId).catch(() => undefined);

@@ -56,6 +56,9 @@ export function setupStickyBalancer(server: Server): void {
       // A body may follow in later chunks: the gateway keeps the connection, and we forward them.
       const keepOpen = head.includes("content-length:") || head.includes("transfer-encoding:");
       if (keepOpen) connectionId = randomBytes(8).toString("hex");
+      // Stop reading here before the hand-off: until the gateway has the socket, Node's own
+      // read callback here drops what arrives (a client's first frame, lost about once in 50).
+      else (socket as Socket & { _handle?: { readStop?(): void } })._handle?.readStop?.();
       target.send({ type: "sticky:connection", data, connectionId }, socket, { keepOpen }, dropOnError);
     });
   });
