@@ -8,12 +8,13 @@ import { allSettingFlags, checkFlags, flagValue } from "./config/cli-flags.js";
 import { ConfigError, loadConfig, requireKeySetting } from "./config/load-config.js";
 import { SETTINGS } from "./config/settings.js";
 import { RedisUnavailableError } from "./cluster/redis-clients.js";
-import { runGateway } from "./lifecycle/run-gateway.js";
-import { runWorker } from "./lifecycle/run-worker.js";
-import { LOCAL_DEFAULTS, runLocalCluster } from "./lifecycle/local-cluster.js";
+import { runGateway } from "./app/run-gateway.js";
+import { runWorker } from "./app/run-worker.js";
+import { LOCAL_DEFAULTS, runLocalCluster } from "./app/local-cluster.js";
 
 const SETTINGS_HELP = `settings (environment variables, or the same name as a --kebab-case flag; ROOMCAST_ ones also without the prefix):
 ${Object.values(SETTINGS)
+  .filter((s) => !("internal" in s))
   .map((s) => `  ${s.env.padEnd(36)} ${s.doc}${"default" in s ? ` (default ${JSON.stringify(s.default)})` : ""}`)
   .join("\n")}
   ROOMCAST_CONFIG                      a YAML or JSON file with the settings above and namespaces (--config)
@@ -134,7 +135,7 @@ async function main(argv: readonly string[]): Promise<void> {
   if ("problem" in checked) throw new ConfigError(`${checked.problem} (roomcast ${command} --help lists the flags)`);
   switch (command) {
     case "gateway":
-      await runGateway(loadConfig({ argv: rest }), { stickyWorker: process.env.ROOMCAST_STICKY_WORKER === "1" });
+      await runGateway(loadConfig({ argv: rest }));
       return;
     case "worker":
       await runWorker(loadConfig({ argv: rest }));

@@ -6,7 +6,7 @@ import type { Config } from "../config/load-config.js";
 import type { AccessRule, NamespaceConfig, Policy, SnapshotMode } from "../config/namespaces.js";
 import { parseChannelName } from "../contracts/channel-name.js";
 import { RoomcastError } from "../contracts/error-codes.js";
-import { hasEnv } from "../auth/access.js";
+import { matchesRule, mayPublishToEnvironment, type JobAccess } from "../auth/access.js";
 import type { Principal } from "../auth/token-verifier.js";
 
 export interface ResolvedChannel {
@@ -105,34 +105,22 @@ export class ChannelRegistry {
    * job that does not exist.
    */
   async authorizeBackendPublish(principal: Principal, resolved: ResolvedChannel): Promise<void> {
-    const rule = resolved.settings.subscribe;
-    let envId: string | undefined;
-    if (rule.match === "env") envId = resolved.id;
-    else if (rule.match === "job") {
-      const job = await this.jobs.lookup(resolved.id);
-      if (!job) throw new RoomcastError("not_found", `job ${resolved.id} does not exist`);
-      envId = job.envId ?? "*";
-    } else return;
-    if (!hasEnv(principal, envId)) throw new RoomcastError("forbidden", `the token's envs do not grant publishing to ${resolved.channel}`);
+    const match = resolved.settings.subscribe.match;
+    if (match !== "env" && match !== "job") return;
+    const envId = match === "env" ? resolved.id : (await this.job(resolved.id)).envId;
+    if (!mayPublishToEnvironment(principal, envId)) throw new RoomcastError("forbidden", `the token's envs do not grant publishing to ${resolved.channel}`);
   }
 
   /** Like authorize, but answers instead of throwing (4404 still throws). */
   async allows(principal: Principal, resolved: ResolvedChannel, rule: AccessRule): Promise<boolean> {
-    if (rule.scope && !principal.scopes.has(rule.scope)) return false;
-    switch (rule.match) {
-      case "any":
-        return true;
-      case "user":
-        return principal.sub === resolved.id;
-      case "env":
-        return hasEnv(principal, resolved.id);
-      case "job": {
-        const job = await this.jobs.lookup(resolved.id);
-        if (!job) throw new RoomcastError("not_found", `job ${resolved.id} does not exist`);
-        return job.owner === principal.sub || (job.envId !== undefined && hasEnv(principal, job.envId));
-      }
-    }
+    const job = rule.match === "job" ? await this.job(resolved.id) : undefined;
+    return matchesRule(principal, rule, resolved.id, job);
+  }
+
+  /** A job's owner and environment, or 4404. */
+  private async job(jobId: string): Promise<JobAccess> {
+    const job = await this.jobs.lookup(jobId);
+    if (!job) throw new RoomcastError("not_found", `job ${jobId} does not exist`);
+    return job;
   }
 }
-
-

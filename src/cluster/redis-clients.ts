@@ -6,8 +6,10 @@
  * a command timeout), so that a publish is refused (503), never silently queued or sent
  * twice. A health probe (redis-health.ts) tells a silent link from a working one.
  */
-import { Cluster, Redis, type ClusterNode, type RedisOptions } from "ioredis";
+import { Cluster, Redis, type RedisOptions } from "ioredis";
 import type { Logger } from "pino";
+import { parseRedisUrl, redactUrl, type RedisTarget } from "../config/redis-url.js";
+import type { Config } from "../config/load-config.js";
 import { RoomcastError } from "../contracts/error-codes.js";
 import { RedisHealth, type LinkState } from "./redis-health.js";
 
@@ -40,6 +42,13 @@ export interface RedisTimeouts {
 
 export const DEFAULT_TIMEOUTS: RedisTimeouts = Object.freeze({ silentMs: 5000, commandTimeoutMs: 2000 });
 
+/** The Redis timeouts of a replica or a worker. */
+export function redisTimeoutsOf(config: Config): RedisTimeouts {
+  return { silentMs: config.redisSilentS * 1000, commandTimeoutMs: config.redisCommandTimeoutMs };
+}
+
+export type { RedisTarget };
+
 export class RedisUnavailableError extends Error {
   override name = "RedisUnavailableError";
 }
@@ -64,33 +73,6 @@ export function isRedisUnavailable(err: unknown): boolean {
  */
 export function failedBecauseRedis(err: unknown, redisUp: boolean): boolean {
   return !(err instanceof RoomcastError) && (!redisUp || isRedisUnavailable(err));
-}
-
-export type RedisTarget =
-  | { cluster: false; url: string }
-  | { cluster: true; seeds: ClusterNode[]; username?: string; password?: string; tls: boolean };
-
-/** `redis://`, `rediss://`, or `redis+cluster://[user:pass@]host:port,host:port` (`rediss+cluster://` for TLS). */
-export function parseRedisUrl(url: string): RedisTarget {
-  const match = /^(rediss?)\+cluster:\/\/(?:([^@/]*)@)?([^/?#]+)/.exec(url);
-  if (!match) return { cluster: false, url };
-  const [, scheme, auth, hosts] = match;
-  const seeds = hosts!.split(",").map((hostPort) => {
-    const cut = hostPort.lastIndexOf(":");
-    return cut > 0 ? { host: hostPort.slice(0, cut), port: Number(hostPort.slice(cut + 1)) } : { host: hostPort, port: 6379 };
-  });
-  let username: string | undefined;
-  let password: string | undefined;
-  if (auth) {
-    const colon = auth.indexOf(":");
-    username = colon >= 0 ? decodeURIComponent(auth.slice(0, colon)) || undefined : undefined;
-    password = decodeURIComponent(colon >= 0 ? auth.slice(colon + 1) : auth);
-  }
-  return { cluster: true, seeds, username, password, tls: scheme === "rediss" };
-}
-
-export function redactUrl(url: string): string {
-  return url.replace(/\/\/([^@/]*)@/, "//[redacted]@");
 }
 
 function waitReady(client: RedisClient, url: string, timeoutMs: number): Promise<void> {

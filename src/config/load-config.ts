@@ -8,97 +8,46 @@ import { hostname } from "node:os";
 import { parse as parseYaml } from "yaml";
 import { BUILT_IN_NAMESPACES, namespaceSchema, type NamespaceConfig } from "./namespaces.js";
 import { flagValue, settingFlags } from "./cli-flags.js";
-import { SETTINGS, type SettingKey, type SettingSpec } from "./settings.js";
-import { redactUrl, type RedisTimeouts } from "../cluster/redis-clients.js";
+import { SETTINGS, type SettingKey, type Settings, type SettingSpec } from "./settings.js";
 
 export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
-export interface Config {
-  port: number;
-  host: string;
-  redisUrl: string | undefined;
-  adapter: "auto" | "classic" | "sharded";
-  redisPrefix: string;
-  jwtSecret: string | undefined;
-  maxTokenLifetimeS: number;
-  jwtPublicKeyFile: string | undefined;
-  jwksFile: string | undefined;
-  jwtIssuer: string | undefined;
-  jwtAudience: string | undefined;
-  allowedTenants: readonly string[];
-  corsOrigins: readonly string[];
-  tokenQuery: boolean;
-  trustProxy: number;
-  nodeId: string;
-  maxConnectionsPerUser: number;
-  maxConnectionsPerEnv: number;
-  maxConnectionsPerUserPerEnv: number;
-  maxConnectionsPerIp: number;
-  maxConnectionsPerNode: number;
-  maxUnauthenticatedPerIp: number;
-  maxUnauthenticatedPerNode: number;
-  authTimeoutS: number;
-  maxSubscriptions: number;
-  rateLimit: number;
-  rateBurst: number;
-  maxMessageBytes: number;
-  quotaLeaseS: number;
-  slowConsumerPackets: number;
-  slowConsumerBytes: number;
-  httpRateLimit: number;
-  httpRateLimitPublishers: boolean;
-  maxBatchEvents: number;
-  maxBatchBytes: number;
-  maxReadBytes: number;
-  historySize: number;
-  historyTtlS: number;
-  idempotencyTtlS: number;
-  redisSilentS: number;
-  redisCommandTimeoutMs: number;
-  drainS: number;
-  queueName: string;
-  workerConcurrency: number;
-  processors: readonly string[];
-  sampleProcessors: boolean;
-  jobAttempts: number;
-  jobBackoffMs: number;
-  jobLockS: number;
-  jobRetentionS: number;
-  console: boolean;
-  adminUser: string | undefined;
-  adminPasswordHash: string | undefined;
-  adminReadonly: boolean;
-  logLevel: string;
-  logPretty: boolean;
-  namespaces: Readonly<Record<string, NamespaceConfig>>;
-}
+/** The settings, parsed once and frozen: their types derive from the SETTINGS table. */
+export type Config = Omit<Settings, "nodeId"> & {
+  /** ROOMCAST_NODE_ID, or the host name and pid. */
+  readonly nodeId: string;
+  readonly namespaces: Readonly<Record<string, NamespaceConfig>>;
+};
 
 /** The shortest HS256 secret accepted: 256 bits, the hash's own size. */
 export const MIN_SECRET_BYTES = 32;
 
 const LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 const NAMESPACE_NAME = /^[a-z][a-z0-9_-]{0,31}$/;
-/** What bcryptjs (the admin UI's password check) accepts: $2$, $2a$, $2b$ or $2y$ hashes. */
-const BCRYPT_HASH = /^\$2[aby]?\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$/;
-
+/** A value from a flag, a variable or the file, converted to its kind and checked against its range or pattern. */
 function convert(name: string, spec: SettingSpec, raw: unknown): unknown {
   const fail = (expected: string): never => {
-    throw new ConfigError(`invalid setting ${name}: expected ${expected}, got ${JSON.stringify(raw)}`);
+    const shown = spec.secret ? "" : `, got ${JSON.stringify(spec.redact && typeof raw === "string" ? spec.redact(raw) : raw)}`;
+    throw new ConfigError(`invalid setting ${name}: expected ${expected}${shown}`);
+  };
+  const inRange = (n: number): number => {
+    if (spec.min !== undefined && n < spec.min) fail(spec.max === undefined ? `at least ${spec.min}` : `${spec.min} to ${spec.max}`);
+    if (spec.max !== undefined && n > spec.max) fail(`${spec.min ?? 0} to ${spec.max}`);
+    return n;
   };
   const text = typeof raw === "string" ? raw.trim() : raw;
   switch (spec.kind) {
     case "int": {
       const n = typeof text === "number" ? text : /^\d+$/.test(String(text)) ? Number(text) : NaN;
       if (!Number.isSafeInteger(n) || n < 0) fail("a whole number >= 0");
-      if (name === "PORT" && n > 65535) fail("a port number (0-65535)");
-      return n;
+      return inRange(n);
     }
     case "number": {
       const n = typeof text === "number" ? text : /^\d+(\.\d+)?$/.test(String(text)) ? Number(text) : NaN;
       if (!Number.isFinite(n) || n < 0) fail("a number >= 0");
-      return n;
+      return inRange(n);
     }
     case "bool": {
       if (typeof text === "boolean") return text;
@@ -115,6 +64,7 @@ function convert(name: string, spec: SettingSpec, raw: unknown): unknown {
       return String(text);
     case "string":
       if (typeof text !== "string" || text === "") fail("a non-empty string");
+      if (spec.pattern && !spec.pattern.test(text as string)) fail(spec.patternDoc ?? `a match of ${spec.pattern}`);
       return text;
     case "choice":
       if (!spec.choices?.includes(String(text))) fail(`one of ${spec.choices?.join(", ")}`);
@@ -194,37 +144,18 @@ export function loadConfig({ env = process.env, argv = [], defaults = {} }: Load
   values.nodeId ??= `${hostname()}-${process.pid}`;
   values.namespaces = parseNamespaces(file.namespaces);
   const config = values as unknown as Config;
+  // What one setting's range cannot say: rules between settings.
   if (config.rateLimit > 0 && config.rateBurst < 1) throw new ConfigError("invalid setting ROOMCAST_RATE_BURST: must be at least 1 when ROOMCAST_RATE_LIMIT is on");
-  if (config.historyTtlS < 1) throw new ConfigError("invalid setting ROOMCAST_HISTORY_TTL_S: must be at least 1");
-  if (config.quotaLeaseS < 3) throw new ConfigError("invalid setting ROOMCAST_QUOTA_LEASE_S: must be at least 3");
-  if (config.authTimeoutS < 1) throw new ConfigError("invalid setting ROOMCAST_AUTH_TIMEOUT_S: must be at least 1");
-  if (config.redisSilentS < 1) throw new ConfigError("invalid setting ROOMCAST_REDIS_SILENT_S: must be at least 1");
-  if (config.redisCommandTimeoutMs < 100) throw new ConfigError("invalid setting ROOMCAST_REDIS_COMMAND_TIMEOUT_MS: must be at least 100");
-  if (config.maxBatchEvents < 1) throw new ConfigError("invalid setting ROOMCAST_MAX_BATCH_EVENTS: must be at least 1");
-  if (config.idempotencyTtlS < 1) throw new ConfigError("invalid setting ROOMCAST_IDEMPOTENCY_TTL_S: must be at least 1");
-  if (config.redisUrl !== undefined && !/^rediss?(\+cluster)?:\/\/./.test(config.redisUrl)) {
-    throw new ConfigError(`invalid setting REDIS_URL: expected a redis://, rediss:// or redis+cluster:// URL, got ${JSON.stringify(redactUrl(config.redisUrl))}`);
-  }
-  if (!/^[A-Za-z0-9_-]{1,64}$/.test(config.queueName)) throw new ConfigError("invalid setting ROOMCAST_QUEUE: letters, digits, _ and - only, at most 64");
-  if (config.workerConcurrency < 1) throw new ConfigError("invalid setting ROOMCAST_WORKER_CONCURRENCY: must be at least 1");
-  if (config.jobAttempts < 1) throw new ConfigError("invalid setting ROOMCAST_JOB_ATTEMPTS: must be at least 1");
-  if (config.jobLockS < 2) throw new ConfigError("invalid setting ROOMCAST_JOB_LOCK_S: must be at least 2");
-  if (config.jobRetentionS < 1) throw new ConfigError("invalid setting ROOMCAST_JOB_RETENTION_S: must be at least 1");
-  if (!/^[A-Za-z0-9_.-]+$/.test(config.redisPrefix)) throw new ConfigError("invalid setting ROOMCAST_REDIS_PREFIX: letters, digits and _.- only");
   if ((config.adminUser === undefined) !== (config.adminPasswordHash === undefined)) {
     const missing = config.adminUser === undefined ? "ROOMCAST_ADMIN_USER" : "ROOMCAST_ADMIN_PASSWORD_HASH";
     throw new ConfigError(`missing setting ${missing}: the admin UI needs both ROOMCAST_ADMIN_USER and ROOMCAST_ADMIN_PASSWORD_HASH (set neither to turn it off)`);
   }
-  // Never echo the value: it is a password hash.
-  if (config.adminPasswordHash !== undefined && !BCRYPT_HASH.test(config.adminPasswordHash)) {
-    throw new ConfigError("invalid setting ROOMCAST_ADMIN_PASSWORD_HASH: expected a bcrypt hash ($2b$, a cost of 04 to 31, $, then 53 characters of ./A-Za-z0-9)");
-  }
   return deepFreeze(config);
 }
 
-/** The Redis timeouts of a replica or a worker. */
-export function redisTimeoutsOf(config: Config): RedisTimeouts {
-  return { silentMs: config.redisSilentS * 1000, commandTimeoutMs: config.redisCommandTimeoutMs };
+/** This process's environment with some variables set: for the processes `roomcast start` runs. */
+export function environmentWith(overrides: Record<string, string>): NodeJS.ProcessEnv {
+  return { ...process.env, ...overrides };
 }
 
 /** Checks made only by commands that need them (gateway, worker), not by `token` or `start`. */

@@ -4,6 +4,7 @@
  * through ROOMCAST_CONFIG.
  */
 import { z } from "zod";
+import { SCOPES } from "../contracts/scopes.js";
 
 /** How a channel's id is checked against the token. */
 export const accessRuleSchema = z
@@ -44,7 +45,7 @@ export type SnapshotMode = z.infer<typeof snapshotModeSchema>;
 
 export const BUILT_IN_NAMESPACES: Record<string, NamespaceConfig> = {
   env: {
-    subscribe: { match: "env", scope: "env:read" },
+    subscribe: { match: "env", scope: SCOPES.envRead },
     publish: false,
     policy: "reliable",
     snapshot: "none",
@@ -54,6 +55,6 @@ export const BUILT_IN_NAMESPACES: Record<string, NamespaceConfig> = {
       events: { policy: "reliable" },
     },
   },
-  job: { subscribe: { match: "job", scope: "jobs:read" }, publish: false, policy: "reliable", snapshot: "none" },
+  job: { subscribe: { match: "job", scope: SCOPES.jobsRead }, publish: false, policy: "reliable", snapshot: "none" },
   user: { subscribe: { match: "user" }, publish: false, policy: "reliable", snapshot: "none" },
 };

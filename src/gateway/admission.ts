@@ -5,6 +5,7 @@
  * `scope` and `limit`.
  */
 import type { ResolvedChannel } from "../channels/channel-registry.js";
+import { isAdmin } from "../auth/access.js";
 import type { ConnectionQuotas } from "../cluster/connection-quotas.js";
 import type { Config } from "../config/load-config.js";
 import { RoomcastError } from "../contracts/error-codes.js";
@@ -54,7 +55,7 @@ export class Admission {
   async enterEnvironment(socket: RoomcastSocket, target: ResolvedChannel): Promise<void> {
     const envId = environmentOf(target);
     const { principal } = socket.data;
-    if (envId === undefined || principal.scopes.has("admin")) return;
+    if (envId === undefined || isAdmin(principal)) return;
     const keys = socket.data.quotaKeys;
     if (keys.includes(this.quotas.key("environment", envId)) || keys.includes(this.quotas.key("user-environment", userInEnvironment(principal.sub, envId)))) return;
     const quotas = [

@@ -2,7 +2,7 @@ import type { Logger } from "pino";
 import type { TokenVerifier } from "../auth/token-verifier.js";
 import type { ChannelRegistry } from "../channels/channel-registry.js";
 import type { ChannelStore } from "../channels/channel-store.js";
-import type { ChannelFeed } from "../cluster/channel-feed.js";
+import type { ChannelFeed } from "../channels/channel-feed.js";
 import type { Config } from "../config/load-config.js";
 import type { Admission } from "./admission.js";
 import type { GatewayMetrics } from "../metrics/metrics.js";

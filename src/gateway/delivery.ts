@@ -9,7 +9,7 @@ import type { Logger } from "pino";
 import * as ws from "ws";
 import { roomOf } from "../channels/channel-keys.js";
 import type { ChannelStore } from "../channels/channel-store.js";
-import type { ChannelClosed, ChannelMessage } from "../cluster/channel-feed.js";
+import type { ChannelClosed, ChannelMessage } from "../channels/channel-feed.js";
 import type { Config } from "../config/load-config.js";
 import { ERROR_CODES } from "../contracts/error-codes.js";
 import type { ChannelEvent } from "../contracts/events.js";

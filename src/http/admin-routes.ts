@@ -6,7 +6,9 @@ import type { FastifyInstance } from "fastify";
 import type { ClusterStats } from "../cluster/node-registry.js";
 import { RoomcastError } from "../contracts/error-codes.js";
 import type { Logger } from "pino";
-import { principalOf, requireScope, v1RouteOptions, type V1Auth } from "./http-auth.js";
+import { requireScope } from "../auth/access.js";
+import { SCOPES } from "../contracts/scopes.js";
+import { principalOf, v1RouteOptions, type V1Auth } from "./http-auth.js";
 
 export interface AdminOperations {
   kickUser: (userId: string) => Promise<number>;
@@ -16,11 +18,11 @@ export interface AdminOperations {
 export function adminRoutes(app: FastifyInstance, auth: V1Auth, log: Logger, { kickUser, clusterStats }: AdminOperations): void {
   const route = v1RouteOptions(auth);
   app.get("/v1/stats", route, async (request) => {
-    requireScope(principalOf(request), "admin");
+    requireScope(principalOf(request), SCOPES.admin);
     return clusterStats();
   });
   app.post<{ Params: { id: string } }>("/v1/users/:id/disconnect", route, async (request) => {
-    requireScope(principalOf(request), "admin");
+    requireScope(principalOf(request), SCOPES.admin);
     const userId = request.params.id;
     if (userId === "" || userId.length > 256) throw new RoomcastError("bad_request", "id: a user id of 1 to 256 characters");
     const disconnected = await kickUser(userId);

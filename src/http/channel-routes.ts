@@ -12,7 +12,9 @@ import type { ChannelStore, PublishInput } from "../channels/channel-store.js";
 import { failedBecauseRedis } from "../cluster/redis-clients.js";
 import { RoomcastError, toErrorBody, type ErrorBody } from "../contracts/error-codes.js";
 import { httpBatchEventSchema, httpHistoryQuerySchema, httpPublishSchema, parseOrThrow } from "../contracts/schemas.js";
-import { principalOf, requireScope, v1RouteOptions, type V1Auth } from "./http-auth.js";
+import { isAdmin, requireScope } from "../auth/access.js";
+import { SCOPES } from "../contracts/scopes.js";
+import { principalOf, v1RouteOptions, type V1Auth } from "./http-auth.js";
 
 const DEFAULT_HISTORY_LIMIT = 100;
 
@@ -52,7 +54,7 @@ export function channelRoutes(app: FastifyInstance, api: ChannelApi): void {
 
   app.post<{ Params: { channel: string } }>("/v1/channels/:channel/events", route, async (request, reply) => {
     const principal = principalOf(request);
-    requireScope(principal, "publish");
+    requireScope(principal, SCOPES.publish);
     const target = await publishTarget(api, principal, request.params.channel);
     const body = parseOrThrow(httpPublishSchema, request.body, "body");
     const result = await api.store.publish(target, body);
@@ -62,7 +64,7 @@ export function channelRoutes(app: FastifyInstance, api: ChannelApi): void {
 
   app.post("/v1/publish", { ...route, bodyLimit: api.maxBatchBytes }, async (request, reply) => {
     const principal = principalOf(request);
-    requireScope(principal, "publish");
+    requireScope(principal, SCOPES.publish);
     const events = batchEvents(request.body, api.maxBatchEvents);
     const results: BatchResult[] = new Array<BatchResult>(events.length);
     // Each channel's events, in the batch's order; channels are checked once and published side by side.
@@ -107,7 +109,7 @@ export function channelRoutes(app: FastifyInstance, api: ChannelApi): void {
   app.get<{ Params: { channel: string } }>("/v1/channels/:channel/history", route, async (request) => {
     const principal = principalOf(request);
     const target = api.registry.resolve(request.params.channel);
-    if (!principal.scopes.has("admin")) await api.registry.authorize(principal, target, "subscribe");
+    if (!isAdmin(principal)) await api.registry.authorize(principal, target, "subscribe");
     const query = parseOrThrow(httpHistoryQuerySchema, request.query, "query");
     const limit = Math.min(query.limit ?? DEFAULT_HISTORY_LIMIT, Math.max(target.historySize, 1));
     const read = await api.store.read(target, query.since === undefined ? { last: limit } : { since: query.since, limit });

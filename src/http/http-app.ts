@@ -7,7 +7,11 @@ import type { ClusterStats } from "../cluster/node-registry.js";
 import { failedBecauseRedis, type RedisClient } from "../cluster/redis-clients.js";
 import { RoomcastError, type ErrorBody } from "../contracts/error-codes.js";
 import type { Logger } from "pino";
-import type { GatewayContext } from "../gateway/context.js";
+import type { TokenVerifier } from "../auth/token-verifier.js";
+import type { ChannelRegistry } from "../channels/channel-registry.js";
+import type { ChannelStore } from "../channels/channel-store.js";
+import type { Config } from "../config/load-config.js";
+import type { GatewayMetrics } from "../metrics/metrics.js";
 import { adminRoutes } from "./admin-routes.js";
 import { channelRoutes } from "./channel-routes.js";
 import { countFailedAnswers, type V1Auth } from "./http-auth.js";
@@ -16,7 +20,13 @@ import { jobRoutes } from "./job-routes.js";
 import { consoleRoutes } from "./console-routes.js";
 import type { JobService } from "../jobs/job-service.js";
 
-export interface HttpAppOptions {
+/** What the HTTP API needs from its replica. */
+export interface HttpDeps {
+  config: Config;
+  metrics: Pick<GatewayMetrics, "registry" | "httpRequests" | "httpDuration" | "rateLimited">;
+  verifyToken: TokenVerifier;
+  registry: ChannelRegistry;
+  store: ChannelStore;
   log: Logger;
   /** Holds the cluster-wide HTTP rate-limit counters. */
   redis: RedisClient;
@@ -57,18 +67,19 @@ function toHttpError(err: FastifyError | Error, redisUp: boolean): RoomcastError
   return new RoomcastError("internal");
 }
 
-export function createHttpApp(ctx: GatewayContext, options: HttpAppOptions): FastifyInstance {
+export function createHttpApp(options: HttpDeps): FastifyInstance {
+  const { config, metrics } = options;
   let requests = 0;
   const app = Fastify({
     loggerInstance: options.log as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
-    bodyLimit: ctx.config.maxMessageBytes > 0 ? ctx.config.maxMessageBytes : 1024 * 1024,
+    bodyLimit: config.maxMessageBytes > 0 ? config.maxMessageBytes : 1024 * 1024,
     // Request ids for logs: a counter is enough (a random UUID per request cost more).
-    genReqId: () => `${ctx.config.nodeId}-${++requests}`,
+    genReqId: () => `${config.nodeId}-${++requests}`,
     // Requests log through the app's logger: no child logger (with its redaction set up) per request.
     childLoggerFactory: (logger) => logger,
     // request.ip: the client behind this many proxies (X-Forwarded-For), as for socket handshakes.
-    ...(ctx.config.trustProxy > 0 ? { trustProxy: (_address: string, hop: number) => hop < ctx.config.trustProxy } : {}),
+    ...(config.trustProxy > 0 ? { trustProxy: (_address: string, hop: number) => hop < config.trustProxy } : {}),
     // A channel name may be 233 characters (PROTOCOL.md section 5), more once URL-encoded;
     // Fastify's default (100) refused valid names with its own 414 body.
     routerOptions: { maxParamLength: 1024 },
@@ -100,31 +111,30 @@ export function createHttpApp(ctx: GatewayContext, options: HttpAppOptions): Fas
   // Every answer, errors included, by route pattern (bounded: never the channel or user id).
   app.addHook("onResponse", async (request, reply) => {
     const route = request.routeOptions.url ?? "unmatched";
-    ctx.metrics.httpRequests.inc({ route, status: String(reply.statusCode) });
-    ctx.metrics.httpDuration.observe({ route }, reply.elapsedTime / 1000);
+    metrics.httpRequests.inc({ route, status: String(reply.statusCode) });
+    metrics.httpDuration.observe({ route }, reply.elapsedTime / 1000);
   });
 
-  app.get("/healthz", async () => ({ status: "ok", node: ctx.config.nodeId }));
+  app.get("/healthz", async () => ({ status: "ok", node: config.nodeId }));
   app.get("/metrics", async (_request, reply) => {
-    const registry = ctx.metrics.registry;
+    const registry = metrics.registry;
     return reply.type(registry.contentType).send(await registry.metrics());
   });
   app.get("/readyz", async (_request, reply) => {
     const ready = options.isReady();
-    return reply.code(ready ? 200 : 503).send({ ready, node: ctx.config.nodeId });
+    return reply.code(ready ? 200 : 503).send({ ready, node: config.nodeId });
   });
-  if (ctx.config.console) consoleRoutes(app);
-  const { config } = ctx;
+  if (config.console) consoleRoutes(app);
   const auth: V1Auth = {
-    verify: ctx.verifyToken,
+    verify: options.verifyToken,
     allowedTenants: config.allowedTenants,
-    rateLimit: new HttpRateLimit(options.redis, config.redisPrefix, config.httpRateLimit, config.httpRateLimitPublishers, () => ctx.metrics.rateLimited.inc({ kind: "http" })),
+    rateLimit: new HttpRateLimit(options.redis, config.redisPrefix, config.httpRateLimit, config.httpRateLimitPublishers, () => metrics.rateLimited.inc({ kind: "http" })),
   };
   void app.register(async (v1) => {
     countFailedAnswers(v1, auth);
     channelRoutes(v1, {
-      registry: ctx.registry,
-      store: ctx.store,
+      registry: options.registry,
+      store: options.store,
       auth,
       log: options.log,
       isRedisUp: options.isRedisUp,

@@ -9,16 +9,11 @@ import { bearerToken, type Principal, type TokenVerifier } from "../auth/token-v
 import { RoomcastError } from "../contracts/error-codes.js";
 import { HttpRateLimit } from "./http-rate-limit.js";
 
-export type Scope = "publish" | "jobs:write" | "jobs:read" | "admin";
 
 export interface V1Auth {
   verify: TokenVerifier;
   allowedTenants: readonly string[];
   rateLimit: HttpRateLimit;
-}
-
-export function requireScope(principal: Principal, scope: Scope): void {
-  if (!principal.scopes.has(scope)) throw new RoomcastError("forbidden", `scope ${scope} required`);
 }
 
 interface Caller {

@@ -7,7 +7,9 @@
  * broken one cannot hammer the API with refusals.
  */
 import { createHash } from "node:crypto";
+import { hasScope } from "../auth/access.js";
 import type { Principal } from "../auth/token-verifier.js";
+import { SCOPES } from "../contracts/scopes.js";
 import type { RedisClient } from "../cluster/redis-clients.js";
 import { RoomcastError } from "../contracts/error-codes.js";
 
@@ -58,7 +60,7 @@ export class HttpRateLimit {
 
   /** Whether only this principal's failures count (a publishing backend). */
   countsFailuresOnly(principal: Principal): boolean {
-    return !this.countPublishers && principal.scopes.has("publish");
+    return !this.countPublishers && hasScope(principal, SCOPES.publish);
   }
 
   /**

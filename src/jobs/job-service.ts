@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import type { Job } from "bullmq";
 import type { Principal } from "../auth/token-verifier.js";
-import { hasEnv } from "../auth/access.js";
+import { hasEnv, maySeeJob } from "../auth/access.js";
 import type { RedisClient } from "../cluster/redis-clients.js";
 import type { Config } from "../config/load-config.js";
 import { RoomcastError } from "../contracts/error-codes.js";
@@ -90,7 +90,7 @@ export class JobService {
   }
 
   private allowed(principal: Principal, record: { owner: string; envId?: string | undefined }): boolean {
-    return principal.scopes.has("admin") || record.owner === principal.sub || (record.envId !== undefined && hasEnv(principal, record.envId));
+    return maySeeJob(principal, record);
   }
 
   async get(principal: Principal, jobId: string): Promise<JobView> {

@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import { ChannelRegistry, type JobDirectory } from "../../src/channels/channel-registry.js";
 import { channelKeys, channelOfRoom, roomOf } from "../../src/channels/channel-keys.js";
 import { canRecover } from "../../src/channels/recovery.js";
-import { parseChannelMessage } from "../../src/cluster/channel-feed.js";
+import { parseChannelMessage } from "../../src/channels/channel-feed.js";
 import { loadConfig } from "../../src/config/load-config.js";
 import { RoomcastError } from "../../src/contracts/error-codes.js";
 import type { Principal } from "../../src/auth/token-verifier.js";

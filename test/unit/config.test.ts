@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { parseRedisUrl, redactUrl } from "../../src/cluster/redis-clients.js";
+import { parseRedisUrl, redactUrl } from "../../src/config/redis-url.js";
 import { ConfigError, loadConfig, requireServerSettings } from "../../src/config/load-config.js";
 import { BUILT_IN_NAMESPACES } from "../../src/config/namespaces.js";
 

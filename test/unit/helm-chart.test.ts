@@ -38,7 +38,7 @@ import { ServiceMonitor } from "@kubernetes-models/prometheus-operator/monitorin
 import { PrometheusRule } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule";
 import { HTTPRoute } from "@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/HTTPRoute";
 import { loadConfig, requireKeySetting, requireRedisSetting, requireServerSettings } from "../../src/config/load-config.js";
-import { SETTINGS } from "../../src/config/settings.js";
+import { SETTINGS, type SettingSpec } from "../../src/config/settings.js";
 import { createTokenVerifier } from "../../src/auth/token-verifier.js";
 import { chartFileCopies } from "../../scripts/sync-chart-files.js";
 
@@ -58,6 +58,8 @@ const BCRYPT = "$2a$04$OBCLNttAtWFyRrq3SasuuuFjLClqXzXEYJpHcuDGYeFLaR/Lb3eu6";
 
 /** Environment variables the chart sets that are not in SETTINGS (README, Configuration). */
 const EXTRA_ENV = new Set(["ROOMCAST_CONFIG"]);
+/** The settings a user may set (not those roomcast start sets for its own processes). */
+const USER_SETTINGS: SettingSpec[] = Object.values(SETTINGS).filter((s: SettingSpec) => !s.internal);
 /** Settings the chart sets from its own values, so values.schema.json refuses them in `settings`. */
 const CHART_MANAGED = new Set([
   "PORT", "HOST", "REDIS_URL", "ROOMCAST_JWT_SECRET", "ROOMCAST_JWT_PUBLIC_KEY_FILE", "ROOMCAST_JWKS_FILE",
@@ -566,7 +568,7 @@ describe("helm chart helm/roomcast", { skip }, () => {
   });
 
   it("sets only environment variables that are roomcast settings (src/config/settings.ts) or ROOMCAST_CONFIG", () => {
-    const known = new Set<string>([...Object.values(SETTINGS).map((s) => s.env), ...EXTRA_ENV]);
+    const known = new Set<string>([...USER_SETTINGS.map((s) => s.env), ...EXTRA_ENV]);
     for (const { name, docs } of renders()) {
       for (const deployment of roomcastDeployments(docs)) {
         const { env, from } = resolveEnv(docs, deployment);
@@ -582,7 +584,7 @@ describe("helm chart helm/roomcast", { skip }, () => {
     const schema = JSON.parse(readFileSync(join(CHART, "values.schema.json"), "utf8"));
     const props: Record<string, { $ref?: string; enum?: string[] }> = schema.definitions.settings.properties;
     const refOf = { int: "#/definitions/settingInt", number: "#/definitions/settingNumber", bool: "#/definitions/settingBool", list: "#/definitions/settingList", string: "#/definitions/settingString" } as const;
-    for (const spec of Object.values(SETTINGS)) {
+    for (const spec of USER_SETTINGS) {
       if (CHART_MANAGED.has(spec.env)) {
         assert.equal(props[spec.env], undefined, `${spec.env} is set by the chart, so values.schema.json must refuse it in settings`);
         continue;
@@ -593,7 +595,7 @@ describe("helm chart helm/roomcast", { skip }, () => {
       else if (spec.kind === "choice") assert.deepEqual(prop.enum, [...(spec as { choices: readonly string[] }).choices]);
       else assert.equal(prop.$ref, refOf[spec.kind], `${spec.env} is a ${spec.kind}`);
     }
-    const envs = new Set<string>(Object.values(SETTINGS).map((s) => s.env));
+    const envs = new Set<string>(USER_SETTINGS.map((s) => s.env));
     for (const key of Object.keys(props)) assert.ok(envs.has(key), `values.schema.json allows ${key}, which is no roomcast setting`);
   });
 

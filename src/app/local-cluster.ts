@@ -11,14 +11,13 @@ import cluster, { type Worker } from "node:cluster";
 import { randomBytes } from "node:crypto";
 import { createServer } from "node:http";
 import { fileURLToPath } from "node:url";
-import { SUPERVISED_ENV } from "./shutdown-signals.js";
 import { setupStickyBalancer } from "./sticky-balancer.js";
 import { mintToken } from "../auth/mint-token.js";
 import { ADMIN_PAGE, adminUiEnabled } from "../gateway/admin-ui.js";
 import { LISTEN_BACKLOG } from "../gateway/listen-backlog.js";
-import { ConfigError, loadConfig } from "../config/load-config.js";
+import { ConfigError, environmentWith, loadConfig } from "../config/load-config.js";
 import { freePort, hasRedisServer, NO_REDIS_HINT, startEmbeddedRedis, type EmbeddedRedis } from "../cluster/embedded-redis.js";
-import { redactUrl } from "../cluster/redis-clients.js";
+import { redactUrl } from "../config/redis-url.js";
 
 const RESTART_DELAY_MS = 1000;
 export const DEMO_ENVIRONMENTS = ["dev", "staging", "prod"];
@@ -50,8 +49,11 @@ function withoutFlags(argv: readonly string[], names: readonly string[]): string
  */
 export const LOCAL_DEFAULTS = { host: "127.0.0.1", drainS: 1 } as const;
 
+/** What the demo turns on unless told otherwise: readable logs, the console, the sample processors. */
+const DEMO_DEFAULTS = { logPretty: true, console: true, sampleProcessors: true } as const;
+
 export async function runLocalCluster(argv: readonly string[]): Promise<void> {
-  const config = loadConfig({ argv, defaults: LOCAL_DEFAULTS });
+  const config = loadConfig({ argv, defaults: { ...LOCAL_DEFAULTS, ...DEMO_DEFAULTS } });
   const replicas = replicasFlag(argv);
   const secret = config.jwtSecret ?? randomBytes(24).toString("base64url");
   if (config.jwtPublicKeyFile || config.jwksFile) throw new ConfigError("invalid setting ROOMCAST_JWT_PUBLIC_KEY_FILE: roomcast start uses an HS256 secret for its dev token; run `roomcast gateway` for asymmetric keys");
@@ -75,13 +77,14 @@ export async function runLocalCluster(argv: readonly string[]): Promise<void> {
   const shared = {
     REDIS_URL: redisUrl,
     ROOMCAST_JWT_SECRET: secret,
-    ROOMCAST_LOG_PRETTY: process.env.ROOMCAST_LOG_PRETTY ?? "1",
-    ROOMCAST_CONSOLE: process.env.ROOMCAST_CONSOLE ?? "1",
-    ROOMCAST_SAMPLE_PROCESSORS: process.env.ROOMCAST_SAMPLE_PROCESSORS ?? "1",
+    ROOMCAST_LOG_PRETTY: String(config.logPretty),
+    ROOMCAST_CONSOLE: String(config.console),
+    ROOMCAST_SAMPLE_PROCESSORS: String(config.sampleProcessors),
+    ROOMCAST_SUPERVISED: "1",
   };
   const fork = (name: string): Promise<Worker> => {
     // The drain as resolved here (ours, unless a flag, the variable or the config file set one).
-    const worker = cluster.fork({ ...shared, ROOMCAST_DRAIN_S: String(config.drainS), ROOMCAST_NODE_ID: name, ROOMCAST_STICKY_WORKER: "1", [SUPERVISED_ENV]: "1" });
+    const worker = cluster.fork({ ...shared, ROOMCAST_DRAIN_S: String(config.drainS), ROOMCAST_NODE_ID: name, ROOMCAST_STICKY_WORKER: "1" });
     names.set(worker, name);
     return new Promise((resolve, reject) => {
       worker.on("message", (m: { type?: string }) => m?.type === "roomcast:ready" && resolve(worker));
@@ -104,7 +107,7 @@ export async function runLocalCluster(argv: readonly string[]): Promise<void> {
   const forkWorker = (): Promise<ChildProcess> => {
     // The worker listens on a port of its own: the gateways' --port and --host are not for it.
     const child = forkProcess(CLI, ["worker", ...withoutFlags(argv, ["--replicas", "--port", "--host"])], {
-      env: { ...process.env, ...shared, ROOMCAST_NODE_ID: "worker-1", PORT: String(workerPort), HOST: "127.0.0.1", [SUPERVISED_ENV]: "1" },
+      env: environmentWith({ ...shared, ROOMCAST_NODE_ID: "worker-1", PORT: String(workerPort), HOST: "127.0.0.1" }),
     });
     jobWorker = child;
     child.once("exit", (code, signal) => {
@@ -175,7 +178,7 @@ export async function runLocalCluster(argv: readonly string[]): Promise<void> {
     return answer;
   };
   // The demo's environment status feed (a sample job, cancelled when this stops).
-  if (shared.ROOMCAST_SAMPLE_PROCESSORS !== "0") {
+  if (config.sampleProcessors) {
     demoFeed = await callApi("POST", "/v1/jobs", { name: "sample.env-status", data: { envs: DEMO_ENVIRONMENTS, intervalMs: 5000, durationMs: 24 * 3600 * 1000 } })
       .then((answer) => answer.jobId)
       .catch((err: unknown) => {

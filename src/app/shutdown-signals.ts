@@ -3,12 +3,11 @@
  * close once, exit 0 when it is done, 1 if it fails or takes longer than the drain and a margin.
  */
 import type { Logger } from "pino";
+import type { Config } from "../config/load-config.js";
 
 const MARGIN_S = 15;
-/** Set by `roomcast start` for the processes it runs and stops (not a user setting). */
-export const SUPERVISED_ENV = "ROOMCAST_SUPERVISED";
 
-export function exitOnSignals(log: Logger, drainS: number, what: string, close: () => Promise<unknown>): void {
+export function exitOnSignals(log: Logger, { drainS, supervised }: Pick<Config, "drainS" | "supervised">, what: string, close: () => Promise<unknown>): void {
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -24,7 +23,7 @@ export function exitOnSignals(log: Logger, drainS: number, what: string, close: 
       });
   };
   process.once("SIGTERM", () => stop("SIGTERM"));
-  if (process.env[SUPERVISED_ENV] === "1") {
+  if (supervised) {
     // Under `roomcast start`, a Ctrl-C reaches every process of the terminal's group at once;
     // the launcher stops its children itself, in order (the demo job first, Redis last).
     process.on("SIGINT", () => undefined);

@@ -6,7 +6,7 @@
  */
 import type { Config } from "../config/load-config.js";
 import { createWorkerHttp } from "../http/worker-http.js";
-import { createJobWorker } from "../jobs/job-worker.js";
+import { createJobWorker } from "./worker-app.js";
 import { createLogger } from "../logging/logger.js";
 import { exitOnSignals } from "./shutdown-signals.js";
 
@@ -17,8 +17,6 @@ export async function runWorker(config: Config): Promise<void> {
   const url = await http.listen({ port: config.port, host: config.host });
   log.info({ url, queue: config.queueName, concurrency: config.workerConcurrency, processors: worker.processors }, "worker ready");
   process.send?.({ type: "roomcast:ready", url });
-  exitOnSignals(log, config.drainS, "finishing running jobs", async () => {
-    await worker.close(config.drainS * 1000);
-    await http.close();
-  });
+  worker.closing.add("finish in flight", "metrics server", () => http.close());
+  exitOnSignals(log, config, "finishing running jobs", () => worker.close());
 }

@@ -1,42 +1,36 @@
 /**
- * One gateway replica: Fastify and Socket.IO on one port, the redis adapter, the
- * connection middleware chain and the request handlers. `ready()` and `close()` own its
- * lifecycle; shutdown order is fixed in close().
+ * A replica's Socket.IO side: the server with its redis adapter, the handshake gate and the
+ * connection middleware chain, the request handlers and the delivery of channel events. It
+ * attaches to the replica's HTTP server; drain() moves its clients off, close() ends it.
+ * src/app/gateway-app.ts wires it with the HTTP API and the rest.
  */
-import type { FastifyInstance } from "fastify";
+import type { Server as HttpServer } from "node:http";
 import type { Logger } from "pino";
 import { Server } from "socket.io";
-import { createTokenVerifier } from "../auth/token-verifier.js";
-import { ChannelRegistry } from "../channels/channel-registry.js";
-import { ChannelStore } from "../channels/channel-store.js";
-import { JobChannels } from "../jobs/job-channel.js";
-import { bullConnection, openJobQueues } from "../jobs/job-queue.js";
-import { JobRecords } from "../jobs/job-records.js";
-import { JobService } from "../jobs/job-service.js";
+import type { TokenVerifier } from "../auth/token-verifier.js";
 import { channelOfRoom } from "../channels/channel-keys.js";
-import { ChannelFeed } from "../cluster/channel-feed.js";
-import { connectRedis, type RedisClients } from "../cluster/redis-clients.js";
+import { ChannelFeed } from "../channels/channel-feed.js";
+import type { ChannelRegistry } from "../channels/channel-registry.js";
+import type { ChannelStore } from "../channels/channel-store.js";
+import { ConnectionQuotas } from "../cluster/connection-quotas.js";
+import type { RedisClients } from "../cluster/redis-clients.js";
 import { createSocketAdapter } from "../cluster/socket-adapter.js";
-import { redisTimeoutsOf, requireServerSettings, type Config } from "../config/load-config.js";
-import { REQUEST_EVENTS, type Limits } from "../contracts/events.js";
-import { createHttpApp } from "../http/http-app.js";
-import { createMetrics, type LiveCounts } from "../metrics/metrics.js";
-import { adminUiAddressesSockets, adminUiEnabled, installAdminUi } from "./admin-ui.js";
+import type { Config } from "../config/load-config.js";
+import { RoomcastError } from "../contracts/error-codes.js";
+import type { Limits } from "../contracts/events.js";
+import type { GatewayMetrics, LiveCounts } from "../metrics/metrics.js";
+import { adminUiAddressesSockets } from "./admin-ui.js";
+import { Admission } from "./admission.js";
+import { closeConnection, type CloseReason } from "./close-connection.js";
 import type { GatewayContext } from "./context.js";
 import { Delivery } from "./delivery.js";
+import { EngineGate } from "./engine-gate.js";
 import { control } from "./handlers/control.js";
 import { publish } from "./handlers/publish.js";
 import { refresh } from "./handlers/refresh.js";
 import { subscribe } from "./handlers/subscribe.js";
 import { unsubscribe } from "./handlers/unsubscribe.js";
-import { ConnectionQuotas } from "../cluster/connection-quotas.js";
-import { NodeRegistry } from "../cluster/node-registry.js";
-import { RoomcastError } from "../contracts/error-codes.js";
-import { Admission } from "./admission.js";
-import { closeConnection, type CloseReason } from "./close-connection.js";
-import { EngineGate } from "./engine-gate.js";
 import { installHandshake } from "./handshake.js";
-import { LISTEN_BACKLOG } from "./listen-backlog.js";
 import { RequestLimits } from "./request-limits.js";
 import { RequestRouter } from "./request-router.js";
 import { endSession, endWithNotice, kickLocal } from "./session.js";
@@ -54,15 +48,33 @@ const IN_FLIGHT_WAIT_MS = 5000;
 /** Clients of a replica whose Redis link is lost move within this time (or ROOMCAST_DRAIN_S, if shorter). */
 const LINK_LOST_SPREAD_MS = 3000;
 
-export interface Gateway {
-  app: FastifyInstance;
+export interface SocketServerDeps {
+  config: Config;
+  log: Logger;
+  redis: RedisClients;
+  sharded: boolean;
+  registry: ChannelRegistry;
+  store: ChannelStore;
+  metrics: GatewayMetrics;
+  verifyToken: TokenVerifier;
+}
+
+export interface SocketServer {
   io: RoomcastServer;
   context: GatewayContext;
+  /** Not draining, and every Redis connection answered lately. */
   isReady(): boolean;
-  /** Turns unready and moves every client away (PROTOCOL.md `closing 4503 draining`). */
+  /** Engine.IO sessions not authenticated yet. */
+  unauthenticated(): number;
+  /** Attaches to the HTTP server, after its routes are set (Engine.IO takes /socket.io/). */
+  attach(http: HttpServer): void;
+  /** Disconnects a user's connections on every replica (`closing 4403 kicked`); how many. */
+  kickUser(userId: string): Promise<number>;
+  /** Unready at once; every client moved off within ROOMCAST_DRAIN_S (`closing 4503 draining`). */
   drain(): Promise<void>;
-  /** Listens on config.host:config.port; returns the base URL. */
-  listen(): Promise<string>;
+  /** Requests being handled here finish (at most a few seconds). */
+  finishRequests(): Promise<void>;
+  /** Ends every transport (and the HTTP server it is attached to); clients reconnect elsewhere. */
   close(): Promise<void>;
 }
 
@@ -90,17 +102,17 @@ export function limitsOf(config: Config): Limits {
   };
 }
 
-/** Connections by transport and subscriptions by namespace, counted when scraped. */
-function liveCounts(server: () => RoomcastServer, redisUp: () => boolean, gate: () => EngineGate): LiveCounts {
+/** Connections by transport and subscriptions by namespace, counted when scraped (before the server exists: none). */
+export function liveCountsOf(server: () => SocketServer | undefined, redisUp: () => boolean): LiveCounts {
   const tally = (count: (add: (key: string, n?: number) => void, socket: RoomcastSocket) => void) => {
     const totals = new Map<string, number>();
     const add = (key: string, n = 1) => totals.set(key, (totals.get(key) ?? 0) + n);
-    for (const socket of server().of("/").sockets.values()) count(add, socket);
+    for (const socket of server()?.io.of("/").sockets.values() ?? []) count(add, socket);
     return totals;
   };
   return {
     redisUp,
-    unauthenticatedSessions: () => gate().pending,
+    unauthenticatedSessions: () => server()?.unauthenticated() ?? 0,
     connectionsByTransport: () => tally((add, socket) => add(socket.conn.transport.name)),
     subscriptionsByNamespace: () =>
       tally((add, socket) => {
@@ -109,29 +121,7 @@ function liveCounts(server: () => RoomcastServer, redisUp: () => boolean, gate: 
   };
 }
 
-export async function createGateway(config: Config, log: Logger): Promise<Gateway> {
-  requireServerSettings(config);
-  const verifyToken = createTokenVerifier(config);
-  const redis: RedisClients = await connectRedis(config.redisUrl!, log, redisTimeoutsOf(config));
-  const records = new JobRecords(redis.commands, config.redisPrefix, config.queueName);
-  const registry = new ChannelRegistry(config, records);
-  const sharded = config.adapter === "sharded" || (config.adapter === "auto" && redis.cluster);
-  // Live counts are read when scraped, from the Socket.IO server created below.
-  const live = liveCounts(() => io, redis.isUp, () => gate);
-  const metrics = createMetrics(config.nodeId, live, { namespaces: Object.keys(config.namespaces), events: REQUEST_EVENTS });
-  const store = new ChannelStore(redis.commands, { prefix: config.redisPrefix, idempotencyTtlS: config.idempotencyTtlS, sharded, maxReadBytes: config.maxReadBytes }, metrics);
-  // The job API adds to the queue through a connection of its own (BullMQ's), failing fast like ours.
-  const bullProducer = bullConnection(redis.target, log, "producer", redis.timeouts);
-  const queues = openJobQueues(config, bullProducer);
-  const jobs = new JobService({
-    config,
-    queues,
-    records,
-    channels: new JobChannels(store, registry, records, queues, config.jobRetentionS),
-    redis: redis.commands,
-    sharded,
-  });
-
+export function createSocketServer({ config, log, redis, sharded, registry, store, metrics, verifyToken }: SocketServerDeps): SocketServer {
   let draining = false;
   const isReady = () => !draining && redis.isUp();
 
@@ -191,78 +181,55 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
   };
   io.on("kick", (userId, ack) => ack(kickLocal(io, userId)));
 
-  const nodes = new NodeRegistry(
-    redis.commands,
-    config.redisPrefix,
-    config.nodeId,
-    () => ({
-      ready: isReady(),
-      connections: io.of("/").sockets.size,
-      subscriptions: Object.fromEntries(live.subscriptionsByNamespace()),
-    }),
-    log.child({ module: "nodes" }),
-  );
-
-  const app = createHttpApp(context, {
-    clusterStats: () => nodes.cluster(),
-    isReady,
-    isRedisUp: redis.isUp,
-    redis: redis.commands,
-    kickUser,
-    jobs,
-    log: log.child({ module: "http" }),
-  });
-  io.attach(app.server);
   // New sessions: refused (HTTP 503/429) while this replica cannot serve or too many are unauthenticated.
   const gate = new EngineGate(config, metrics, isReady);
-  gate.install(io);
-
-  // The Socket.IO admin UI (namespace /admin, page /admin/): only when its settings are set.
-  if (adminUiEnabled(config)) {
-    installAdminUi(io, app, { config, redis: redis.commands, log: log.child({ module: "admin-ui" }) });
-    io.of("/admin").on("connection", (socket) => gate.authenticated(socket.conn));
-  }
-
-  installHandshake(io, context, isReady, [(socket) => admission.admit(socket)]);
   const handlers = { subscribe, unsubscribe, publish, control, refresh };
   const limits = limitsOf(config);
   const welcomeTail = `,"node":${JSON.stringify(config.nodeId)},"limits":${JSON.stringify(limits)}}]`;
   const requests = new RequestRouter(context, handlers, new RequestLimits(config));
-  // engine.io keeps each WebSocket's upgrade request for the connection's lifetime, in the
-  // request and in the response object it made for middlewares: note the response, so that
-  // both references can be dropped once the connection is up.
-  io.engine.use((req: UpgradeRequest, res: unknown, next: () => void) => {
-    req[UPGRADE_RESPONSE] = res as { req?: unknown };
-    next();
-  });
   const addressableById = adminUiAddressesSockets(config);
   // Called with the socket as `this`: one listener for every connection, no closure each.
   const onDisconnect = function (this: RoomcastSocket) {
     endSession(context, this);
   };
-  io.on("connection", (socket) => {
-    gate.authenticated(socket.conn);
-    // Nothing needs the upgrade request or the token string again (socket.handshake keeps the
-    // headers): Socket.IO's own advice to free memory per connection.
-    const conn = socket.conn as unknown as { request: UpgradeRequest | null };
-    const response = conn.request?.[UPGRADE_RESPONSE];
-    if (response) response.req = null;
-    conn.request = null;
-    trimHandshake(socket);
-    // Socket.IO puts every socket in a room of its own id, which costs a set per connection;
-    // only the writable admin UI addresses sockets by id (disconnect, join, leave one socket).
-    if (!addressableById) void socket.leave(socket.id);
-    requests.attach(socket);
-    context.expiry.track(socket, socket.data.principal.exp);
-    socket.on("disconnect", onDisconnect);
-    // The `welcome` packet, written as it goes on the wire (2["welcome",{...}]): its fixed part
-    // is encoded once, not for every handshake.
-    socket.conn.write(`${WELCOME_HEAD}${JSON.stringify(socket.id)},"serverTime":${Date.now()}${welcomeTail}`);
-  });
+
+  const attach = (http: HttpServer) => {
+    io.attach(http);
+    gate.install(io);
+    installHandshake(io, context, isReady, [(socket) => admission.admit(socket)]);
+    // engine.io keeps each WebSocket's upgrade request for the connection's lifetime, in the
+    // request and in the response object it made for middlewares: note the response, so that
+    // both references can be dropped once the connection is up.
+    io.engine.use((req: UpgradeRequest, res: unknown, next: () => void) => {
+      req[UPGRADE_RESPONSE] = res as { req?: unknown };
+      next();
+    });
+    // Sessions that authenticate on another namespace (the admin UI's) are not pending either.
+    io.on("new_namespace", (namespace) => namespace.on("connection", (socket) => gate.authenticated(socket.conn)));
+    for (const namespace of io._nsps.values()) if (namespace.name !== "/") namespace.on("connection", (socket) => gate.authenticated(socket.conn));
+    io.on("connection", (socket) => {
+      gate.authenticated(socket.conn);
+      // Nothing needs the upgrade request or the token string again (socket.handshake keeps the
+      // headers): Socket.IO's own advice to free memory per connection.
+      const conn = socket.conn as unknown as { request: UpgradeRequest | null };
+      const response = conn.request?.[UPGRADE_RESPONSE];
+      if (response) response.req = null;
+      conn.request = null;
+      trimHandshake(socket);
+      // Socket.IO puts every socket in a room of its own id, which costs a set per connection;
+      // only the writable admin UI addresses sockets by id (disconnect, join, leave one socket).
+      if (!addressableById) void socket.leave(socket.id);
+      requests.attach(socket);
+      context.expiry.track(socket, socket.data.principal.exp);
+      socket.on("disconnect", onDisconnect);
+      // The `welcome` packet, written as it goes on the wire (2["welcome",{...}]): its fixed part
+      // is encoded once, not for every handshake.
+      socket.conn.write(`${WELCOME_HEAD}${JSON.stringify(socket.id)},"serverTime":${Date.now()}${welcomeTail}`);
+    });
+  };
   // The first "ready" came before this point: each later one is a reconnect (on a Cluster,
   // "subscribersReady" follows a failover), after which ioredis has resubscribed the feeds.
   redis.subscriber.on(redis.cluster ? "subscribersReady" : "ready", () => delivery.resyncAll());
-  await app.ready();
 
   /**
    * Moves the clients present now to other replicas: each gets `closing` at a random moment
@@ -297,45 +264,33 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
     void moveClients("unavailable", spreadMs, () => redis.linkState() !== "ready" && !draining, () => metrics.redisLinkMoves.inc()).finally(() => (moving = false));
   });
 
-  /**
-   * Graceful drain: unready at once (new sessions get HTTP 503), each client gets `closing 4503
-   * draining` at a random moment within ROOMCAST_DRAIN_S and is moved off, then in-flight
-   * requests finish.
-   */
-  const drain = async () => {
-    if (draining) return;
-    draining = true;
-    metrics.draining.set(1);
-    metrics.drainRemaining.set(io.of("/").sockets.size);
-    context.log.info({ connections: io.of("/").sockets.size, drainS: config.drainS }, "draining");
-    await moveClients("draining", config.drainS * 1000, () => true, () => metrics.drainRemaining.dec());
-    const deadline = Date.now() + IN_FLIGHT_WAIT_MS;
-    while (requests.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  };
-
   return {
-    app,
     io,
     context,
     isReady,
-    async listen() {
-      return app.listen({ port: config.port, host: config.host, backlog: LISTEN_BACKLOG });
+    unauthenticated: () => gate.pending,
+    attach,
+    kickUser,
+    async drain() {
+      if (draining) return;
+      draining = true;
+      metrics.draining.set(1);
+      metrics.drainRemaining.set(io.of("/").sockets.size);
+      context.log.info({ connections: io.of("/").sockets.size, drainS: config.drainS }, "draining");
+      await moveClients("draining", config.drainS * 1000, () => true, () => metrics.drainRemaining.dec());
     },
-    drain,
+    async finishRequests() {
+      const deadline = Date.now() + IN_FLIGHT_WAIT_MS;
+      while (requests.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    },
     async close() {
-      await drain();
       // Anyone left (a handshake that completed during the drain) moves too; io.close() ends
-      // every transport without a Socket.IO disconnect, so clients reconnect elsewhere.
+      // every transport without a Socket.IO disconnect, so clients reconnect elsewhere, and
+      // closes the HTTP server it is attached to.
       for (const socket of io.of("/").sockets.values()) closeConnection(socket, "draining");
-      // io.close() also closes the HTTP server; app.close() then waits for in-flight HTTP requests.
       await new Promise<void>((resolve) => io.close(() => resolve()));
-      await app.close();
       quotas.close();
       context.expiry.close();
-      await nodes.close();
-      await queues.close();
-      await bullProducer.quit().catch(() => bullProducer.disconnect());
-      await redis.close();
     },
   };
 }

@@ -3,19 +3,15 @@
  * that cannot start (bad settings, Redis unreachable) exits 1 with one line saying why.
  */
 import type { Config } from "../config/load-config.js";
-import { createGateway, type Gateway } from "../gateway/gateway.js";
+import { createGateway, type Gateway } from "./gateway-app.js";
 import { createLogger } from "../logging/logger.js";
 import { exitOnSignals } from "./shutdown-signals.js";
 
-export interface RunOptions {
-  /** Behind `roomcast start`'s sticky load balancer instead of listening itself. */
-  stickyWorker?: boolean;
-}
-
-export async function runGateway(config: Config, options: RunOptions = {}): Promise<Gateway> {
+export async function runGateway(config: Config): Promise<Gateway> {
   const log = createLogger({ level: config.logLevel, pretty: config.logPretty, base: { node: config.nodeId } });
   const gateway = await createGateway(config, log);
-  if (options.stickyWorker) {
+  // Behind `roomcast start`'s sticky load balancer instead of listening itself.
+  if (config.stickyWorker) {
     const { setupWorker } = await import("@socket.io/sticky");
     setupWorker(gateway.io);
     process.send?.({ type: "roomcast:ready" });
@@ -25,6 +21,6 @@ export async function runGateway(config: Config, options: RunOptions = {}): Prom
     log.info({ url }, "gateway listening");
   }
   // The drain takes up to ROOMCAST_DRAIN_S; past that and a margin, give up.
-  exitOnSignals(log, config.drainS, "draining clients", () => gateway.close());
+  exitOnSignals(log, config, "draining clients", () => gateway.close());
   return gateway;
 }

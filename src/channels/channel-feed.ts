@@ -7,8 +7,8 @@
  * subscriber reads history only when no later event can slip past it.
  */
 import type { Logger } from "pino";
-import { channelKeys } from "../channels/channel-keys.js";
-import type { RedisClient } from "./redis-clients.js";
+import { channelKeys } from "./channel-keys.js";
+import type { RedisClient } from "../cluster/redis-clients.js";
 
 /** A message `<offset> <epoch> <event json>` from the publish script. */
 export interface ChannelMessage {
