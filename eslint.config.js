@@ -2,6 +2,7 @@
 import js from "@eslint/js";
 import globals from "globals";
 import tseslint from "typescript-eslint";
+import { layerRules } from "./eslint-layers.js";
 
 export default tseslint.config(
   { ignores: ["dist/", "node_modules/", "coverage/"] },
@@ -34,4 +35,6 @@ export default tseslint.config(
       "no-console": "off",
     },
   },
+  // No folder of src/ imports one beside or above it.
+  ...layerRules(),
 );
