@@ -5,7 +5,12 @@
  */
 import { WebSocket } from "ws";
 
-export function rawClient(url: string, token: string, channel: string | undefined, onEvent: () => void): Promise<WebSocket> {
+export function rawClient(
+  url: string,
+  token: string,
+  channel: string | undefined,
+  onEvent: () => void,
+): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(`${url.replace("http", "ws")}/socket.io/?EIO=4&transport=websocket`);
     ws.on("error", reject);

@@ -23,24 +23,51 @@ export function checkTargets(results: ScenarioResult[]): TargetCheck[] {
   const fmt = (n: number | undefined) => (n === undefined ? "n/a" : `${n.toFixed(2)}x`);
   const checks: TargetCheck[] = [];
   const fan = ratio("fan-out", "deliveries_per_s");
-  checks.push({ target: "fan-out deliveries/s >= 1.0x stock", value: fmt(fan), met: fan === undefined ? undefined : fan >= 1 });
+  checks.push({
+    target: "fan-out deliveries/s >= 1.0x stock",
+    value: fmt(fan),
+    met: fan === undefined ? undefined : fan >= 1,
+  });
   const p99 = ratio("latency at 10k deliveries/s", "p99_ms");
-  checks.push({ target: "p99 latency at 10k deliveries/s <= stock", value: fmt(p99), met: p99 === undefined ? undefined : p99 <= 1 });
+  checks.push({
+    target: "p99 latency at 10k deliveries/s <= stock",
+    value: fmt(p99),
+    met: p99 === undefined ? undefined : p99 <= 1,
+  });
   const rss = ratio("idle memory", "rss_per_connection_bytes");
-  checks.push({ target: "idle RSS per connection <= stock", value: fmt(rss), met: rss === undefined ? undefined : rss <= 1 });
+  checks.push({
+    target: "idle RSS per connection <= stock",
+    value: fmt(rss),
+    met: rss === undefined ? undefined : rss <= 1,
+  });
   const heap = figure(results, "idle memory", "roomcast", "heap_per_connection_bytes");
-  checks.push({ target: "idle heap per connection < 10 KB", value: heap === undefined ? "n/a" : `${(heap / 1024).toFixed(2)} KiB`, met: heap === undefined ? undefined : heap < 10_240 });
+  checks.push({
+    target: "idle heap per connection < 10 KB",
+    value: heap === undefined ? "n/a" : `${(heap / 1024).toFixed(2)} KiB`,
+    met: heap === undefined ? undefined : heap < 10_240,
+  });
   const heapRatio = ratio("idle memory", "heap_per_connection_bytes");
-  checks.push({ target: "idle heap per connection <= stock", value: fmt(heapRatio), met: heapRatio === undefined ? undefined : heapRatio <= 1 });
+  checks.push({
+    target: "idle heap per connection <= stock",
+    value: fmt(heapRatio),
+    met: heapRatio === undefined ? undefined : heapRatio <= 1,
+  });
   const connect = ratio("connection rate", "connections_per_s");
-  checks.push({ target: "connection rate with auth and quotas >= 0.8x stock", value: fmt(connect), met: connect === undefined ? undefined : connect >= 0.8 });
+  checks.push({
+    target: "connection rate with auth and quotas >= 0.8x stock",
+    value: fmt(connect),
+    met: connect === undefined ? undefined : connect >= 0.8,
+  });
   const lost = figure(results, "recovery after a replica kill", "roomcast", "events_lost");
   const clients = figure(results, "recovery after a replica kill", "roomcast", "clients");
   const resubscribed = figure(results, "recovery after a replica kill", "roomcast", "resubscribed");
   const notRecovered = figure(results, "recovery after a replica kill", "roomcast", "not_recovered_subscriptions");
   checks.push({
     target: "recovery after a replica kill: 0 lost, every client recovered",
-    value: lost === undefined ? "n/a" : `${lost} lost, ${resubscribed}/${clients} resubscribed, ${notRecovered} not recovered`,
+    value:
+      lost === undefined
+        ? "n/a"
+        : `${lost} lost, ${resubscribed}/${clients} resubscribed, ${notRecovered} not recovered`,
     met: lost === undefined ? undefined : lost === 0 && resubscribed === clients && notRecovered === 0,
   });
   return checks;
@@ -55,8 +82,16 @@ function pretty(name: string, value: number): string {
   return Number.isInteger(value) ? String(value) : value.toFixed(2);
 }
 
-export function markdownReport(results: ScenarioResult[], meta: { profile: string; machine: string; seconds: number; notes: string[]; targets: TargetCheck[] }): string {
-  const lines: string[] = [`# roomcast benchmarks (${meta.profile} profile)`, "", `Machine: ${meta.machine}. Run took ${meta.seconds.toFixed(0)} s.`, ""];
+export function markdownReport(
+  results: ScenarioResult[],
+  meta: { profile: string; machine: string; seconds: number; notes: string[]; targets: TargetCheck[] },
+): string {
+  const lines: string[] = [
+    `# roomcast benchmarks (${meta.profile} profile)`,
+    "",
+    `Machine: ${meta.machine}. Run took ${meta.seconds.toFixed(0)} s.`,
+    "",
+  ];
   for (const note of meta.notes) lines.push(`- ${note}`);
   if (meta.notes.length) lines.push("");
   const scenarios = [...new Set(results.map((r) => r.scenario))];
@@ -72,17 +107,26 @@ export function markdownReport(results: ScenarioResult[], meta: { profile: strin
         const value = row.figures[name];
         if (value === undefined) return "";
         const base = stock?.figures[name];
-        const showRatio = row.system !== "stock" && base !== undefined && base !== 0 && !Number.isNaN(base) && !Number.isNaN(value) && /_per_s|_ms|_bytes|_us_/.test(name);
+        const showRatio =
+          row.system !== "stock" &&
+          base !== undefined &&
+          base !== 0 &&
+          !Number.isNaN(base) &&
+          !Number.isNaN(value) &&
+          /_per_s|_ms|_bytes|_us_/.test(name);
         return showRatio ? `${pretty(name, value)} (${(value / base).toFixed(2)}x)` : pretty(name, value);
       });
-      lines.push(`| ${SYSTEM_NAMES[row.system]} | ${cells.join(" | ")} | ${row.cpu.servers.toFixed(1)} / ${row.cpu.redis.toFixed(1)} / ${row.cpu.clients.toFixed(1)} |`);
+      lines.push(
+        `| ${SYSTEM_NAMES[row.system]} | ${cells.join(" | ")} | ${row.cpu.servers.toFixed(1)} / ${row.cpu.redis.toFixed(1)} / ${row.cpu.clients.toFixed(1)} |`,
+      );
     }
     const notes = rows.flatMap((r) => r.notes.map((n) => `${SYSTEM_NAMES[r.system]}: ${n}`));
     if (notes.length) lines.push("", ...notes.map((n) => `- ${n}`));
     lines.push("");
   }
   lines.push("## Targets", "", "| target | roomcast | met |", "|---|---|---|");
-  for (const t of meta.targets) lines.push(`| ${t.target} | ${t.value} | ${t.met === undefined ? "not measured" : t.met ? "yes" : "**no**"} |`);
+  for (const t of meta.targets)
+    lines.push(`| ${t.target} | ${t.value} | ${t.met === undefined ? "not measured" : t.met ? "yes" : "**no**"} |`);
   lines.push("", "(x): ratio to the stock baseline in the same run.", "");
   return lines.join("\n");
 }

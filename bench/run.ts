@@ -28,7 +28,11 @@ import { manyChannels } from "./scenarios/many-channels.js";
 import { recovery } from "./scenarios/recovery.js";
 import { checkTargets, markdownReport } from "./report.js";
 
-type Scenario = { name: string; systems: readonly SystemKey[]; run: (key: SystemKey, profile: Profile) => Promise<ScenarioResult | ScenarioResult[]> };
+type Scenario = {
+  name: string;
+  systems: readonly SystemKey[];
+  run: (key: SystemKey, profile: Profile) => Promise<ScenarioResult | ScenarioResult[]>;
+};
 
 const ALL: SystemKey[] = ["roomcast", "stock", "ws-relay", "centrifugo"];
 
@@ -39,7 +43,10 @@ export const SCENARIOS: Scenario[] = [
   {
     name: "latency",
     systems: ALL,
-    run: async (key, profile) => (profile === "full" ? [await latency(key, profile, 10_000), await latency(key, profile, 50_000)] : [await latency(key, profile, 10_000)]),
+    run: async (key, profile) =>
+      profile === "full"
+        ? [await latency(key, profile, 10_000), await latency(key, profile, 50_000)]
+        : [await latency(key, profile, 10_000)],
   },
   { name: "many-channels", systems: ALL, run: manyChannels },
   { name: "job-stream", systems: ["roomcast"], run: (_key, profile) => jobStream(profile) },
@@ -73,7 +80,13 @@ async function main(): Promise<void> {
         process.stderr.write(` ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
       } catch (err) {
         process.stderr.write(` failed: ${(err as Error).message}\n`);
-        results.push({ scenario: scenario.name, system: key, figures: {}, cpu: { servers: 0, redis: 0, clients: 0 }, notes: [`failed: ${(err as Error).message}`] });
+        results.push({
+          scenario: scenario.name,
+          system: key,
+          figures: {},
+          cpu: { servers: 0, redis: 0, clients: 0 },
+          notes: [`failed: ${(err as Error).message}`],
+        });
       }
     }
   }

@@ -40,7 +40,9 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / TICKS;
 }
 function rssBytes(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmRSS:"))!;
+  const line = readFileSync(`/proc/${pid}/status`, "utf8")
+    .split("\n")
+    .find((l) => l.startsWith("VmRSS:"))!;
   return Number(line.split(/\s+/)[1]) * 1024;
 }
 
@@ -60,9 +62,19 @@ interface TopologyResult {
 }
 
 async function runTopology(topology: "single" | "cluster", configPath: string): Promise<TopologyResult> {
-  const redis = topology === "single" ? await startEmbeddedRedis() : await startRedisCluster({ masters: 3, replicas: 0 });
-  const redisPids = topology === "single" ? [(redis as Awaited<ReturnType<typeof startEmbeddedRedis>>).process.pid!] : (redis as Awaited<ReturnType<typeof startRedisCluster>>).nodes.map((n) => n.process.pid!);
-  const env = { ROOMCAST_CONFIG: configPath, ROOMCAST_MAX_CONNECTIONS_PER_NODE: "0", ROOMCAST_MAX_SUBSCRIPTIONS: "0", ROOMCAST_MAX_CONNECTIONS_PER_USER: "0", ROOMCAST_MAX_CONNECTIONS_PER_IP: "0" };
+  const redis =
+    topology === "single" ? await startEmbeddedRedis() : await startRedisCluster({ masters: 3, replicas: 0 });
+  const redisPids =
+    topology === "single"
+      ? [(redis as Awaited<ReturnType<typeof startEmbeddedRedis>>).process.pid!]
+      : (redis as Awaited<ReturnType<typeof startRedisCluster>>).nodes.map((n) => n.process.pid!);
+  const env = {
+    ROOMCAST_CONFIG: configPath,
+    ROOMCAST_MAX_CONNECTIONS_PER_NODE: "0",
+    ROOMCAST_MAX_SUBSCRIPTIONS: "0",
+    ROOMCAST_MAX_CONNECTIONS_PER_USER: "0",
+    ROOMCAST_MAX_CONNECTIONS_PER_IP: "0",
+  };
   const gateways: GatewayProcess[] = [];
   const sockets: WebSocket[] = [];
   try {
@@ -72,12 +84,20 @@ async function runTopology(topology: "single" | "cluster", configPath: string): 
     const channels = Array.from({ length: CHANNELS }, (_, i) => `bench:c${i}`);
     let k = 0;
     for (const channel of channels) {
-      for (let s = 0; s < SUBSCRIBERS_PER_CHANNEL; s++) sockets.push(await rawClient(gateways[k++ % 2]!.url, token, channel, () => delivered++));
+      for (let s = 0; s < SUBSCRIBERS_PER_CHANNEL; s++)
+        sockets.push(await rawClient(gateways[k++ % 2]!.url, token, channel, () => delivered++));
     }
     // Publish through the publish path itself, as a worker does.
-    const config = loadConfig({ env: { REDIS_URL: redis.url, ROOMCAST_CONFIG: configPath, ROOMCAST_JWT_SECRET: TEST_SECRET } });
+    const config = loadConfig({
+      env: { REDIS_URL: redis.url, ROOMCAST_CONFIG: configPath, ROOMCAST_JWT_SECRET: TEST_SECRET },
+    });
     const clients = await connectRedis(redis.url, createLogger({ level: "warn", pretty: false }));
-    const store = new ChannelStore(clients.commands, { prefix: config.redisPrefix, idempotencyTtlS: config.idempotencyTtlS, sharded: clients.cluster, maxReadBytes: config.maxReadBytes });
+    const store = new ChannelStore(clients.commands, {
+      prefix: config.redisPrefix,
+      idempotencyTtlS: config.idempotencyTtlS,
+      sharded: clients.cluster,
+      maxReadBytes: config.maxReadBytes,
+    });
     const registry = new ChannelRegistry(config, { lookup: async () => undefined });
     const targets = channels.map((c) => registry.resolve(c));
     const expected = EVENTS * SUBSCRIBERS_PER_CHANNEL;
@@ -95,7 +115,8 @@ async function runTopology(topology: "single" | "cluster", configPath: string): 
       }),
     );
     const publishedAt = performance.now();
-    while (delivered < expected && performance.now() - publishedAt < 60_000) await new Promise((r) => setTimeout(r, 10));
+    while (delivered < expected && performance.now() - publishedAt < 60_000)
+      await new Promise((r) => setTimeout(r, 10));
     const seconds = (performance.now() - started) / 1000;
     const redisCpu = redisPids.map((pid, i) => cpuSeconds(pid) - redisBefore[i]!);
     const gatewayCpu = gateways.map((g, i) => cpuSeconds(g.process.pid!) - gatewaysBefore[i]!);
@@ -126,7 +147,14 @@ async function runTopology(topology: "single" | "cluster", configPath: string): 
 
 async function idleMemory(): Promise<{ connections: number; bytesPerConnection: number }> {
   const redis = await startEmbeddedRedis();
-  const gateway = await startGateway({ redisUrl: redis.url, env: { ROOMCAST_MAX_CONNECTIONS_PER_NODE: "0", ROOMCAST_MAX_CONNECTIONS_PER_USER: "0", ROOMCAST_MAX_CONNECTIONS_PER_IP: "0" } });
+  const gateway = await startGateway({
+    redisUrl: redis.url,
+    env: {
+      ROOMCAST_MAX_CONNECTIONS_PER_NODE: "0",
+      ROOMCAST_MAX_CONNECTIONS_PER_USER: "0",
+      ROOMCAST_MAX_CONNECTIONS_PER_IP: "0",
+    },
+  });
   const sockets: WebSocket[] = [];
   try {
     const token = await mintToken({ secret: TEST_SECRET, sub: "idle" });
@@ -153,19 +181,33 @@ async function main() {
   const memory = await idleMemory();
   const base = results[0]!;
   const f = (n: number, d = 0) => n.toFixed(d);
-  console.log(`\n${CHANNELS} channels x ${SUBSCRIBERS_PER_CHANNEL} subscribers on 2 gateways, ${EVENTS} events published through the publish path (${CONCURRENCY} in flight)\n`);
-  console.log("| topology | publishes/s | deliveries/s (ratio) | Redis CPU s per process | busiest shard's share | Redis CPU us/publish | gateway CPU us/delivery | client CPU s |");
+  console.log(
+    `\n${CHANNELS} channels x ${SUBSCRIBERS_PER_CHANNEL} subscribers on 2 gateways, ${EVENTS} events published through the publish path (${CONCURRENCY} in flight)\n`,
+  );
+  console.log(
+    "| topology | publishes/s | deliveries/s (ratio) | Redis CPU s per process | busiest shard's share | Redis CPU us/publish | gateway CPU us/delivery | client CPU s |",
+  );
   console.log("|---|---|---|---|---|---|---|---|");
   for (const r of results) {
     console.log(
       `| ${r.topology} (${r.shards} ${r.shards === 1 ? "process" : "shards"}) | ${f(r.publishesPerSecond)} | ${f(r.deliveriesPerSecond)} (${f(r.deliveriesPerSecond / base.deliveriesPerSecond, 2)}x) | ${r.redisCpuSeconds.map((c) => f(c, 2)).join(" / ")} | ${f(r.busiestShardShare * 100)}% | ${f(r.redisCpuMicrosPerPublish, 1)} | ${f(r.gatewayCpuMicrosPerDelivery, 1)} | ${f(r.clientCpuSeconds, 2)} |`,
     );
   }
-  console.log(`\nidle memory: ${f(memory.bytesPerConnection / 1024, 1)} KiB RSS per WebSocket connection (${memory.connections} connections on one gateway)`);
-  for (const r of results) if (r.delivered !== r.expected) console.log(`WARNING: ${r.topology} delivered ${r.delivered} of ${r.expected}`);
+  console.log(
+    `\nidle memory: ${f(memory.bytesPerConnection / 1024, 1)} KiB RSS per WebSocket connection (${memory.connections} connections on one gateway)`,
+  );
+  for (const r of results)
+    if (r.delivered !== r.expected) console.log(`WARNING: ${r.topology} delivered ${r.delivered} of ${r.expected}`);
   mkdirSync("bench/results", { recursive: true });
   const file = `bench/results/shards-${new Date().toISOString().replace(/[:.]/g, "-")}.json`;
-  writeFileSync(file, JSON.stringify({ channels: CHANNELS, subscribersPerChannel: SUBSCRIBERS_PER_CHANNEL, events: EVENTS, results, memory }, null, 2));
+  writeFileSync(
+    file,
+    JSON.stringify(
+      { channels: CHANNELS, subscribersPerChannel: SUBSCRIBERS_PER_CHANNEL, events: EVENTS, results, memory },
+      null,
+      2,
+    ),
+  );
   console.log(`\nwrote ${file}`);
   process.exit(results.every((r) => r.delivered === r.expected) ? 0 : 1);
 }

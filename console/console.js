@@ -36,7 +36,10 @@ async function api(method, path, body) {
     body: body ? JSON.stringify(body) : undefined,
   });
   const json = await res.json().catch(() => ({}));
-  if (!res.ok) throw new Error(json.error ? `${json.error.code} ${json.error.reason}: ${json.error.message}` : `HTTP ${res.status}`);
+  if (!res.ok)
+    throw new Error(
+      json.error ? `${json.error.code} ${json.error.reason}: ${json.error.message}` : `HTTP ${res.status}`,
+    );
   return json;
 }
 
@@ -78,14 +81,17 @@ function start(newToken) {
   client = createClient({ url: location.origin, token, transports: ["websocket", "polling"] });
   client.on("welcome", (welcome) => {
     setPill($("connection"), "online", `online · ${welcome.node}`);
-    if (everDisconnected) showBanner(`Reconnected to ${welcome.node}: subscriptions resumed where they stopped.`, "ok", 5000);
+    if (everDisconnected)
+      showBanner(`Reconnected to ${welcome.node}: subscriptions resumed where they stopped.`, "ok", 5000);
   });
   client.on("disconnected", (reason) => {
     everDisconnected = true;
     setPill($("connection"), "reconnecting", "reconnecting…");
     showBanner(`Connection lost (${reason}). Reconnecting… the log will resume without a gap.`);
   });
-  client.on("closing", (closing) => showBanner(`The server is closing this connection (${closing.code} ${closing.reason}); reconnecting…`));
+  client.on("closing", (closing) =>
+    showBanner(`The server is closing this connection (${closing.code} ${closing.reason}); reconnecting…`),
+  );
   client.on("error", (error) => {
     if (error.code === 4401 || error.code === 4403) {
       localStorage.removeItem("roomcast.token");
@@ -132,13 +138,15 @@ function renderEnvironment(env, status) {
   if (status.version) rows.unshift(["version", status.version]);
   if (status.ts) rows.push(["updated", new Date(status.ts).toLocaleTimeString([], { hour12: false })]);
   const dl = tile.querySelector("dl");
-  dl.replaceChildren(...rows.flatMap(([k, v]) => {
-    const dt = document.createElement("dt");
-    const dd = document.createElement("dd");
-    dt.textContent = k;
-    dd.textContent = String(v);
-    return [dt, dd];
-  }));
+  dl.replaceChildren(
+    ...rows.flatMap(([k, v]) => {
+      const dt = document.createElement("dt");
+      const dd = document.createElement("dd");
+      dt.textContent = k;
+      dd.textContent = String(v);
+      return [dt, dd];
+    }),
+  );
 }
 
 function subscribeEnvironment(env) {
@@ -158,9 +166,10 @@ $("job-form").addEventListener("submit", async (event) => {
   const form = new FormData(event.target);
   const name = form.get("name");
   const seconds = Number(form.get("seconds"));
-  const data = name === "sample.build"
-    ? { lines: Number(form.get("lines")), durationMs: seconds * 1000, failAttempts: Number(form.get("failAttempts")) }
-    : { durationMs: seconds * 1000 };
+  const data =
+    name === "sample.build"
+      ? { lines: Number(form.get("lines")), durationMs: seconds * 1000, failAttempts: Number(form.get("failAttempts")) }
+      : { durationMs: seconds * 1000 };
   $("job-error").hidden = true;
   try {
     const created = await api("POST", "/v1/jobs", { name, envId: form.get("envId"), data });
@@ -191,14 +200,21 @@ async function refreshJobs() {
   try {
     const stats = await api("GET", "/v1/jobs/stats");
     const list = $("job-list");
-    list.replaceChildren(...(stats.active.length === 0 ? [Object.assign(document.createElement("li"), { className: "muted", textContent: "none" })] : stats.active.map((job) => {
-      const li = document.createElement("li");
-      const a = document.createElement("a");
-      a.textContent = job.jobId;
-      a.addEventListener("click", () => watch(job.jobId));
-      li.append(a, ` ${job.name}${job.envId ? ` on ${job.envId}` : ""}: ${Math.round(job.progress)}%${job.status ? ` (${job.status})` : ""}`);
-      return li;
-    })));
+    list.replaceChildren(
+      ...(stats.active.length === 0
+        ? [Object.assign(document.createElement("li"), { className: "muted", textContent: "none" })]
+        : stats.active.map((job) => {
+            const li = document.createElement("li");
+            const a = document.createElement("a");
+            a.textContent = job.jobId;
+            a.addEventListener("click", () => watch(job.jobId));
+            li.append(
+              a,
+              ` ${job.name}${job.envId ? ` on ${job.envId}` : ""}: ${Math.round(job.progress)}%${job.status ? ` (${job.status})` : ""}`,
+            );
+            return li;
+          })),
+    );
   } catch {
     // shown again on the next refresh
   }
@@ -319,7 +335,8 @@ function appendLines(lines, filtered) {
   for (const line of lines) if (line.n > watching.lastN) watching.lastN = line.n;
   watching.lines += lines.length;
   appendToLog(lines.map(lineElement));
-  $("log-count").textContent = `${watching.lines} lines shown, last #${watching.lastN}${watching.gaps > 0 ? `, ${watching.gaps} gaps` : ", no gaps"}`;
+  $("log-count").textContent =
+    `${watching.lines} lines shown, last #${watching.lastN}${watching.gaps > 0 ? `, ${watching.gaps} gaps` : ", no gaps"}`;
   $("log-count").dataset.gaps = String(watching.gaps);
 }
 
@@ -331,9 +348,13 @@ function onJobEvent(event) {
       setPill($("job-state"), data.state);
       $("job-attempt").textContent = data.attempt ? `attempt ${data.attempt}` : `attempts made: ${data.attemptsMade}`;
       if (data.status) $("job-status").textContent = `step: ${data.status}`;
-      if (data.state === "active" && data.restarted) marker(`attempt ${data.attempt} starts (${data.restarted === "retry" ? "retry after a failure" : "its last worker stopped"})`);
+      if (data.state === "active" && data.restarted)
+        marker(
+          `attempt ${data.attempt} starts (${data.restarted === "retry" ? "retry after a failure" : "its last worker stopped"})`,
+        );
       if (data.state === "active" && !data.status) setProgress(0);
-      if (data.state === "retrying") marker(`attempt failed: ${data.failedReason}; retrying in ${((data.retryInMs ?? 0) / 1000).toFixed(1)} s`);
+      if (data.state === "retrying")
+        marker(`attempt failed: ${data.failedReason}; retrying in ${((data.retryInMs ?? 0) / 1000).toFixed(1)} s`);
       if (data.state === "stalled") marker("the worker running this job stopped; another worker takes it over");
       if (data.state === "queued" && data.reason) marker(`back in the queue (${data.reason})`);
       break;
@@ -346,8 +367,15 @@ function onJobEvent(event) {
     case "done":
       setPill($("job-state"), data.state);
       if (data.state === "completed") setProgress(100);
-      $("job-result").textContent = data.state === "completed" ? `result: ${JSON.stringify(data.result)}` : data.state === "failed" ? `failed: ${data.failedReason}` : "cancelled";
-      marker(`job ${data.state}; its channel stays until ${new Date(data.expiresAt).toLocaleTimeString([], { hour12: false })}`);
+      $("job-result").textContent =
+        data.state === "completed"
+          ? `result: ${JSON.stringify(data.result)}`
+          : data.state === "failed"
+            ? `failed: ${data.failedReason}`
+            : "cancelled";
+      marker(
+        `job ${data.state}; its channel stays until ${new Date(data.expiresAt).toLocaleTimeString([], { hour12: false })}`,
+      );
       refreshJobs();
       break;
   }
@@ -358,7 +386,16 @@ async function watch(jobId) {
   if (watching) client.unsubscribe(watching.channel).catch(() => undefined);
   const channel = `job:${jobId}`;
   // Before any batch, the next one may start anywhere from line 1 (a late subscriber's history starts mid-job).
-  watching = { jobId, channel, lastN: 0, gaps: 0, lines: 0, next: { lo: 1, hi: Infinity }, stateOffset: 0, paused: false };
+  watching = {
+    jobId,
+    channel,
+    lastN: 0,
+    gaps: 0,
+    lines: 0,
+    next: { lo: 1, hi: Infinity },
+    stateOffset: 0,
+    paused: false,
+  };
   $("job").hidden = false;
   $("job-id").textContent = jobId;
   $("log").replaceChildren();

@@ -23,7 +23,9 @@ socket.on("connect", () => {
   // in the same read, so the answer's events come first.
   socket.emit("subscribe", request, (answer) => {
     if (!answer.ok) return console.error("subscribe refused:", answer.error);
-    console.log(`subscribed to ${channel} at offset ${answer.offset} (epoch ${answer.epoch}), recovered: ${answer.recovered}, ${answer.events.length} event(s) from history`);
+    console.log(
+      `subscribed to ${channel} at offset ${answer.offset} (epoch ${answer.epoch}), recovered: ${answer.recovered}, ${answer.events.length} event(s) from history`,
+    );
     if (!answer.recovered && position) position = undefined; // history lost: start over from what it holds
     for (const event of answer.events) print(event);
     if (!answer.events.length) position = { offset: answer.offset, epoch: answer.epoch };

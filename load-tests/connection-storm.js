@@ -19,7 +19,16 @@
 import { check } from "k6";
 import exec from "k6/execution";
 import { Counter, Rate, Trend } from "k6/metrics";
-import { baseUrl, checkTarget, credentials, envNumber, newRunId, pause, SocketIoClient, SocketIoError } from "./lib/socketio.js";
+import {
+  baseUrl,
+  checkTarget,
+  credentials,
+  envNumber,
+  newRunId,
+  pause,
+  SocketIoClient,
+  SocketIoError,
+} from "./lib/socketio.js";
 
 const START_RATE = envNumber("START_RATE", 5);
 const PEAK_RATE = envNumber("PEAK_RATE", 100);
@@ -81,7 +90,9 @@ export async function storm(data) {
     const welcome = await client.ready;
     timeToWelcome.add(Date.now() - started);
     accepted.add(true);
-    check(welcome, { "welcome names its node and session": (w) => typeof w.node === "string" && typeof w.sessionId === "string" });
+    check(welcome, {
+      "welcome names its node and session": (w) => typeof w.node === "string" && typeof w.sessionId === "string",
+    });
 
     const asked = Date.now();
     const answer = await client.request("subscribe", { channel: `user:${sub}` });

@@ -24,7 +24,20 @@
 import { check, sleep } from "k6";
 import exec from "k6/execution";
 import { Counter, Rate, Trend } from "k6/metrics";
-import { baseUrl, checkTarget, credentials, envNumber, envString, follow, history, newRunId, OffsetTracker, pause, publish, SocketIoClient } from "./lib/socketio.js";
+import {
+  baseUrl,
+  checkTarget,
+  credentials,
+  envNumber,
+  envString,
+  follow,
+  history,
+  newRunId,
+  OffsetTracker,
+  pause,
+  publish,
+  SocketIoClient,
+} from "./lib/socketio.js";
 
 const SUBSCRIBERS = envNumber("SUBSCRIBERS", 50);
 const PUBLISH_RATE = envNumber("PUBLISH_RATE", 20);
@@ -131,7 +144,8 @@ const padding = "x".repeat(Math.max(0, PAYLOAD_BYTES));
 
 /** @param {{ runId: string }} data */
 export function publisher(data) {
-  if (!publisherToken) publisherToken = credentials(`${data.runId}-pub-${exec.vu.idInTest}`, { scope: "publish", envs: [ENV_ID] }).token;
+  if (!publisherToken)
+    publisherToken = credentials(`${data.runId}-pub-${exec.vu.idInTest}`, { scope: "publish", envs: [ENV_ID] }).token;
   const res = publish(baseUrl(exec.vu.idInTest + 1), publisherToken, CHANNEL, "tick", { sentAt: Date.now(), padding });
   publishDuration.add(res.durationMs);
   publishAccepted.add(res.status === 202);

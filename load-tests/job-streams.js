@@ -26,7 +26,20 @@
 import { check } from "k6";
 import exec from "k6/execution";
 import { Counter, Rate, Trend } from "k6/metrics";
-import { api, baseUrl, checkTarget, createJob, credentials, envNumber, envString, follow, newRunId, OffsetTracker, SocketIoClient, waitUntil } from "./lib/socketio.js";
+import {
+  api,
+  baseUrl,
+  checkTarget,
+  createJob,
+  credentials,
+  envNumber,
+  envString,
+  follow,
+  newRunId,
+  OffsetTracker,
+  SocketIoClient,
+  waitUntil,
+} from "./lib/socketio.js";
 
 const JOB_VUS = envNumber("JOB_VUS", 10);
 const DURATION_S = envNumber("DURATION_S", 120);
@@ -79,7 +92,10 @@ export async function jobs(data) {
   lineGaps.add(0);
   offsetGaps.add(0);
   const base = baseUrl(exec.vu.idInTest);
-  const { token } = credentials(`${data.runId}-jobs-${exec.vu.idInTest}`, { scope: "jobs:read jobs:write", envs: JOB_ENV_ID ? [JOB_ENV_ID] : [] });
+  const { token } = credentials(`${data.runId}-jobs-${exec.vu.idInTest}`, {
+    scope: "jobs:read jobs:write",
+    envs: JOB_ENV_ID ? [JOB_ENV_ID] : [],
+  });
   const client = new SocketIoClient(base, { token });
   try {
     await client.ready;
@@ -125,7 +141,10 @@ export async function jobs(data) {
       }
     });
     if (!check(answer, { "subscribed to the job channel": (a) => a.ok === true })) return;
-    check(answer, { "history holds the job from its first event": (a) => a.ok === true && (a.events.length === 0 || a.events[0]?.offset === 1) });
+    check(answer, {
+      "history holds the job from its first event": (a) =>
+        a.ok === true && (a.events.length === 0 || a.events[0]?.offset === 1),
+    });
 
     const finished = await waitUntil(() => done !== null || client.closed, DONE_TIMEOUT_MS, 20);
     // Leave nothing running behind.

@@ -23,7 +23,19 @@
 import { check } from "k6";
 import exec from "k6/execution";
 import { Counter, Rate, Trend } from "k6/metrics";
-import { baseUrl, checkTarget, credentials, envNumber, follow, newRunId, OffsetTracker, pause, publish, SocketIoClient, waitUntil } from "./lib/socketio.js";
+import {
+  baseUrl,
+  checkTarget,
+  credentials,
+  envNumber,
+  follow,
+  newRunId,
+  OffsetTracker,
+  pause,
+  publish,
+  SocketIoClient,
+  waitUntil,
+} from "./lib/socketio.js";
 
 /** @typedef {import("./lib/socketio.js").ChannelEvent} ChannelEvent */
 
@@ -121,10 +133,15 @@ export async function recovery(data) {
     await second.ready;
     /** @type {ChannelEvent[]} */
     const inAnswer = [];
-    const answer = await follow(second, { channel, since: { offset: tracker.offset, epoch: tracker.epoch } }, tracker, (e, source) => {
-      seen.add(e.offset);
-      if (source === "answer") inAnswer.push(e);
-    });
+    const answer = await follow(
+      second,
+      { channel, since: { offset: tracker.offset, epoch: tracker.epoch } },
+      tracker,
+      (e, source) => {
+        seen.add(e.offset);
+        if (source === "answer") inAnswer.push(e);
+      },
+    );
     recoveryTime.add(Date.now() - reconnectedAt);
     if (!check(answer, { "resubscribed with since": (a) => a.ok === true })) {
       lost.add(away.length);

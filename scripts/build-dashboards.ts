@@ -81,16 +81,28 @@ const OVERVIEW: DashboardSpec = {
         {
           type: "stat",
           title: "Replicas",
-          description: "Gateway replicas whose /metrics Prometheus scraped (by their node label; workers are on the Jobs dashboard).",
+          description:
+            "Gateway replicas whose /metrics Prometheus scraped (by their node label; workers are on the Jobs dashboard).",
           targets: [{ expr: `count(count by (node) (roomcast_connections{${N}}))`, legend: "replicas" }],
         },
-        { type: "stat", title: "Connections", description: "Connected clients, all transports.", targets: [{ expr: `sum(roomcast_connections{${N}})`, legend: "connections" }] },
-        { type: "stat", title: "Subscriptions", description: "Channel subscriptions, all namespaces.", targets: [{ expr: `sum(roomcast_subscriptions{${N}})`, legend: "subscriptions" }] },
+        {
+          type: "stat",
+          title: "Connections",
+          description: "Connected clients, all transports.",
+          targets: [{ expr: `sum(roomcast_connections{${N}})`, legend: "connections" }],
+        },
+        {
+          type: "stat",
+          title: "Subscriptions",
+          description: "Channel subscriptions, all namespaces.",
+          targets: [{ expr: `sum(roomcast_subscriptions{${N}})`, legend: "subscriptions" }],
+        },
         {
           type: "stat",
           title: "Published / s",
           unit: "ops",
-          description: "Events entering channels through these replicas (HTTP and client publishes; idempotent repeats not counted).",
+          description:
+            "Events entering channels through these replicas (HTTP and client publishes; idempotent repeats not counted).",
           targets: [{ expr: sumRate("", "roomcast_events_published_total"), legend: "published" }],
         },
         {
@@ -114,14 +126,18 @@ const OVERVIEW: DashboardSpec = {
       panels: [
         {
           title: "Connections by node and transport",
-          description: "Connected clients per replica, by Engine.IO transport (websocket, polling). A replica with no connection has no series.",
+          description:
+            "Connected clients per replica, by Engine.IO transport (websocket, polling). A replica with no connection has no series.",
           stack: true,
-          targets: [{ expr: `sum by (node, transport) (roomcast_connections{${N}})`, legend: "{{node}} {{transport}}" }],
+          targets: [
+            { expr: `sum by (node, transport) (roomcast_connections{${N}})`, legend: "{{node}} {{transport}}" },
+          ],
         },
         {
           title: "Connection attempts and refusals",
           unit: "ops",
-          description: "Socket.IO handshakes started, and those refused by reason (unauthorized, forbidden, too_many_connections, unavailable: Redis down or draining).",
+          description:
+            "Socket.IO handshakes started, and those refused by reason (unauthorized, forbidden, too_many_connections, unavailable: Redis down or draining).",
           targets: [
             { expr: sumRate("", "roomcast_connection_attempts_total"), legend: "attempts" },
             { expr: sumRate("reason", "roomcast_connection_refusals_total"), legend: "refused: {{reason}}" },
@@ -135,13 +151,15 @@ const OVERVIEW: DashboardSpec = {
         {
           title: "Requests by event and outcome",
           unit: "reqps",
-          description: "Client requests (subscribe, unsubscribe, publish, control, refresh, unknown) by outcome: ok or the error reason.",
+          description:
+            "Client requests (subscribe, unsubscribe, publish, control, refresh, unknown) by outcome: ok or the error reason.",
           targets: [{ expr: sumRate("event, outcome", "roomcast_requests_total"), legend: "{{event}} {{outcome}}" }],
         },
         {
           title: "Events published and delivered",
           unit: "ops",
-          description: "Events published through these replicas, and deliveries written to their clients (one per subscriber).",
+          description:
+            "Events published through these replicas, and deliveries written to their clients (one per subscriber).",
           targets: [
             { expr: sumRate("", "roomcast_events_published_total"), legend: "published" },
             { expr: sumRate("", "roomcast_events_delivered_total"), legend: "delivered" },
@@ -150,7 +168,8 @@ const OVERVIEW: DashboardSpec = {
         {
           title: "Delivery latency",
           unit: "s",
-          description: "From publish time (the event's ts, set by the publishing replica) to the write to the subscribers' sockets, p50, p90, p99.",
+          description:
+            "From publish time (the event's ts, set by the publishing replica) to the write to the subscribers' sockets, p50, p90, p99.",
           targets: [
             { expr: quantile(0.5, "roomcast_delivery_latency_seconds"), legend: "p50" },
             { expr: quantile(0.9, "roomcast_delivery_latency_seconds"), legend: "p90" },
@@ -160,8 +179,11 @@ const OVERVIEW: DashboardSpec = {
         {
           title: "Redis command latency p99 by operation",
           unit: "s",
-          description: "p99 of the Redis scripts and commands: publish (the publish script), read (history and recovery), quota (connection quota acquisition).",
-          targets: [{ expr: quantile(0.99, "roomcast_redis_command_duration_seconds", "operation"), legend: "{{operation}}" }],
+          description:
+            "p99 of the Redis scripts and commands: publish (the publish script), read (history and recovery), quota (connection quota acquisition).",
+          targets: [
+            { expr: quantile(0.99, "roomcast_redis_command_duration_seconds", "operation"), legend: "{{operation}}" },
+          ],
         },
         {
           title: "Redis errors by operation",
@@ -202,7 +224,9 @@ const OVERVIEW: DashboardSpec = {
           title: "GC time",
           unit: "percentunit",
           description: "Share of time spent in garbage collection, per replica and GC kind.",
-          targets: [{ expr: sumRate("node, kind", "roomcast_nodejs_gc_duration_seconds_sum"), legend: "{{node}} {{kind}}" }],
+          targets: [
+            { expr: sumRate("node, kind", "roomcast_nodejs_gc_duration_seconds_sum"), legend: "{{node}} {{kind}}" },
+          ],
         },
       ],
     },
@@ -221,7 +245,8 @@ const CHANNELS: DashboardSpec = {
       panels: [
         {
           title: "Subscriptions by namespace",
-          description: "Channel subscriptions on the selected replicas, by namespace (env, job, user, configured ones).",
+          description:
+            "Channel subscriptions on the selected replicas, by namespace (env, job, user, configured ones).",
           stack: true,
           targets: [{ expr: `sum by (namespace) (roomcast_subscriptions{${N}})`, legend: "{{namespace}}" }],
         },
@@ -267,8 +292,14 @@ const CHANNELS: DashboardSpec = {
         {
           type: "heatmap",
           title: "Fan-out distribution",
-          description: "Local subscribers each live event was written to, per event and replica (roomcast_broadcast_fanout).",
-          targets: [{ expr: `sum by (le) (increase(roomcast_broadcast_fanout_bucket{${N}}[$__rate_interval]))`, legend: "{{le}}" }],
+          description:
+            "Local subscribers each live event was written to, per event and replica (roomcast_broadcast_fanout).",
+          targets: [
+            {
+              expr: `sum by (le) (increase(roomcast_broadcast_fanout_bucket{${N}}[$__rate_interval]))`,
+              legend: "{{le}}",
+            },
+          ],
         },
         {
           title: "Fan-out per event",
@@ -276,7 +307,10 @@ const CHANNELS: DashboardSpec = {
           targets: [
             { expr: quantile(0.5, "roomcast_broadcast_fanout"), legend: "p50" },
             { expr: quantile(0.99, "roomcast_broadcast_fanout"), legend: "p99" },
-            { expr: `${sumRate("", "roomcast_broadcast_fanout_sum")} / ${sumRate("", "roomcast_broadcast_fanout_count")}`, legend: "mean" },
+            {
+              expr: `${sumRate("", "roomcast_broadcast_fanout_sum")} / ${sumRate("", "roomcast_broadcast_fanout_count")}`,
+              legend: "mean",
+            },
           ],
         },
         {
@@ -284,7 +318,12 @@ const CHANNELS: DashboardSpec = {
           title: "Delivery latency distribution",
           description: "From publish time to the write to the subscribers' sockets.",
           unit: "s",
-          targets: [{ expr: `sum by (le) (increase(roomcast_delivery_latency_seconds_bucket{${N}}[$__rate_interval]))`, legend: "{{le}}" }],
+          targets: [
+            {
+              expr: `sum by (le) (increase(roomcast_delivery_latency_seconds_bucket{${N}}[$__rate_interval]))`,
+              legend: "{{le}}",
+            },
+          ],
         },
         {
           title: "Delivery latency p99 by node",
@@ -300,7 +339,8 @@ const CHANNELS: DashboardSpec = {
         {
           title: "Recoveries by outcome",
           unit: "ops",
-          description: "Subscribes with since: recovered (every missed event replayed) or not_recovered (epoch changed or history no longer holds the gap: the client reloads its state).",
+          description:
+            "Subscribes with since: recovered (every missed event replayed) or not_recovered (epoch changed or history no longer holds the gap: the client reloads its state).",
           targets: [{ expr: sumRate("outcome", "roomcast_recoveries_total"), legend: "{{outcome}}" }],
         },
         {
@@ -319,13 +359,15 @@ const CHANNELS: DashboardSpec = {
         {
           title: "Lag notices",
           unit: "ops",
-          description: "lag notices sent: a slow client of a conflating channel got only the newest state, or history could not fill a gap.",
+          description:
+            "lag notices sent: a slow client of a conflating channel got only the newest state, or history could not fill a gap.",
           targets: [{ expr: sumRate("node", "roomcast_lag_notices_total"), legend: "{{node}}" }],
         },
         {
           title: "Slow-consumer disconnects",
           unit: "ops",
-          description: "Clients closed with 4008 slow_consumer (too much buffered and unread on a reliable channel); they reconnect and recover from history.",
+          description:
+            "Clients closed with 4008 slow_consumer (too much buffered and unread on a reliable channel); they reconnect and recover from history.",
           targets: [{ expr: sumRate("node", "roomcast_slow_consumer_disconnects_total"), legend: "{{node}}" }],
         },
       ],
@@ -346,7 +388,8 @@ const LIMITS: DashboardSpec = {
         {
           title: "Handshake refusals by reason",
           unit: "ops",
-          description: "unauthorized / forbidden (token, tenant), too_many_connections (user, IP or replica quota), unavailable (Redis down or the replica draining).",
+          description:
+            "unauthorized / forbidden (token, tenant), too_many_connections (user, IP or replica quota), unavailable (Redis down or the replica draining).",
           targets: [{ expr: sumRate("reason", "roomcast_connection_refusals_total"), legend: "{{reason}}" }],
         },
         {
@@ -371,7 +414,8 @@ const LIMITS: DashboardSpec = {
         {
           title: "New sessions refused at the handshake gate",
           unit: "ops",
-          description: "HTTP 503/429 before any session: unavailable (draining or Redis lost), unauthenticated_ip (429), unauthenticated_node (503).",
+          description:
+            "HTTP 503/429 before any session: unavailable (draining or Redis lost), unauthenticated_ip (429), unauthenticated_node (503).",
           targets: [{ expr: sumRate("reason", "roomcast_handshake_gate_refusals_total"), legend: "{{reason}}" }],
         },
       ],
@@ -382,19 +426,27 @@ const LIMITS: DashboardSpec = {
         {
           title: "Rate limited by kind",
           unit: "ops",
-          description: "socket: a request over the per-connection token bucket; http: an HTTP API request over the per-token limit; abuse_close: a connection closed (closing 4429) for sustained refusals.",
+          description:
+            "socket: a request over the per-connection token bucket; http: an HTTP API request over the per-token limit; abuse_close: a connection closed (closing 4429) for sustained refusals.",
           targets: [{ expr: sumRate("kind", "roomcast_rate_limited_total"), legend: "{{kind}}" }],
         },
         {
           title: "Requests refused by a limit",
           unit: "reqps",
-          description: "Client requests answered rate_limited (4429), too_large (4413) or too_many_* (4429: subscriptions, environment connections), by event.",
-          targets: [{ expr: sumRate("event, outcome", "roomcast_requests_total", `, ${LIMIT_OUTCOMES}`), legend: "{{event}} {{outcome}}" }],
+          description:
+            "Client requests answered rate_limited (4429), too_large (4413) or too_many_* (4429: subscriptions, environment connections), by event.",
+          targets: [
+            {
+              expr: sumRate("event, outcome", "roomcast_requests_total", `, ${LIMIT_OUTCOMES}`),
+              legend: "{{event}} {{outcome}}",
+            },
+          ],
         },
         {
           title: "Requests refused by a limit, by node",
           unit: "reqps",
-          description: "The same refusals per replica: abuse usually concentrates on the replicas its connections landed on.",
+          description:
+            "The same refusals per replica: abuse usually concentrates on the replicas its connections landed on.",
           targets: [{ expr: sumRate("node", "roomcast_requests_total", `, ${LIMIT_OUTCOMES}`), legend: "{{node}}" }],
         },
         {
@@ -419,7 +471,8 @@ const LIMITS: DashboardSpec = {
           title: "Draining",
           min: 0,
           max: 1,
-          description: "1 while a replica drains for shutdown (SIGTERM): unready, refusing handshakes, moving its clients away within ROOMCAST_DRAIN_S.",
+          description:
+            "1 while a replica drains for shutdown (SIGTERM): unready, refusing handshakes, moving its clients away within ROOMCAST_DRAIN_S.",
           targets: [{ expr: `max by (node) (roomcast_draining{${N}})`, legend: "{{node}}" }],
         },
         {
@@ -430,14 +483,14 @@ const LIMITS: DashboardSpec = {
         {
           title: "Clients moved off for a lost Redis link",
           unit: "ops",
-          description: "Clients a replica moved to the others (closing 4503 unavailable) because one of its Redis connections was down or silent for ROOMCAST_REDIS_SILENT_S.",
+          description:
+            "Clients a replica moved to the others (closing 4503 unavailable) because one of its Redis connections was down or silent for ROOMCAST_REDIS_SILENT_S.",
           targets: [{ expr: sumRate("node", "roomcast_redis_link_moves_total"), legend: "{{node}}" }],
         },
       ],
     },
   ],
 };
-
 
 const JOBS: DashboardSpec = {
   file: "roomcast-jobs.json",
@@ -450,12 +503,23 @@ const JOBS: DashboardSpec = {
     {
       title: "At a glance",
       panels: [
-        { type: "stat", title: "Workers", description: "Workers whose /metrics Prometheus scraped.", targets: [{ expr: `count(count by (node) (roomcast_jobs_running{${N}}))`, legend: "workers" }] },
-        { type: "stat", title: "Running", description: "Job attempts running now on the selected workers.", targets: [{ expr: `sum(roomcast_jobs_running{${N}})`, legend: "running" }] },
+        {
+          type: "stat",
+          title: "Workers",
+          description: "Workers whose /metrics Prometheus scraped.",
+          targets: [{ expr: `count(count by (node) (roomcast_jobs_running{${N}}))`, legend: "workers" }],
+        },
+        {
+          type: "stat",
+          title: "Running",
+          description: "Job attempts running now on the selected workers.",
+          targets: [{ expr: `sum(roomcast_jobs_running{${N}})`, legend: "running" }],
+        },
         {
           type: "stat",
           title: "Waiting",
-          description: "Jobs waiting for a worker, queue-wide (every worker reports the queue's numbers: max over them).",
+          description:
+            "Jobs waiting for a worker, queue-wide (every worker reports the queue's numbers: max over them).",
           targets: [{ expr: `max(roomcast_queue_jobs{${N}, state=~"waiting|prioritized"})`, legend: "waiting" }],
         },
         {
@@ -464,8 +528,20 @@ const JOBS: DashboardSpec = {
           description: "Jobs waiting for their start time: a delay asked for, or a retry's backoff.",
           targets: [{ expr: `max(roomcast_queue_jobs{${N}, state="delayed"})`, legend: "delayed" }],
         },
-        { type: "stat", title: "Completed / s", unit: "ops", description: "Jobs completed per second.", targets: [{ expr: sumRate("", "roomcast_job_attempts_total", ', outcome="completed"'), legend: "completed" }] },
-        { type: "stat", title: "Failed / s", unit: "ops", description: "Jobs that failed for good (no attempt left) per second.", targets: [{ expr: sumRate("", "roomcast_job_attempts_total", ', outcome="failed"'), legend: "failed" }] },
+        {
+          type: "stat",
+          title: "Completed / s",
+          unit: "ops",
+          description: "Jobs completed per second.",
+          targets: [{ expr: sumRate("", "roomcast_job_attempts_total", ', outcome="completed"'), legend: "completed" }],
+        },
+        {
+          type: "stat",
+          title: "Failed / s",
+          unit: "ops",
+          description: "Jobs that failed for good (no attempt left) per second.",
+          targets: [{ expr: sumRate("", "roomcast_job_attempts_total", ', outcome="failed"'), legend: "failed" }],
+        },
       ],
     },
     {
@@ -473,13 +549,15 @@ const JOBS: DashboardSpec = {
       panels: [
         {
           title: "Jobs by queue state",
-          description: "Waiting, prioritized, delayed (backoff or delay), active, and the completed and failed jobs still kept for their retention (ROOMCAST_JOB_RETENTION_S).",
+          description:
+            "Waiting, prioritized, delayed (backoff or delay), active, and the completed and failed jobs still kept for their retention (ROOMCAST_JOB_RETENTION_S).",
           targets: [{ expr: `max by (state) (roomcast_queue_jobs{${N}})`, legend: "{{state}}" }],
         },
         {
           title: "Running attempts by processor",
           stack: true,
-          description: "Job attempts running on the selected workers, by processor (job name). Compare with ROOMCAST_WORKER_CONCURRENCY times the workers.",
+          description:
+            "Job attempts running on the selected workers, by processor (job name). Compare with ROOMCAST_WORKER_CONCURRENCY times the workers.",
           targets: [{ expr: `sum by (processor) (roomcast_jobs_running{${N}})`, legend: "{{processor}}" }],
         },
       ],
@@ -490,14 +568,17 @@ const JOBS: DashboardSpec = {
         {
           title: "Attempts ended by outcome",
           unit: "ops",
-          description: "How attempts end: completed, failed (for good), retried (another attempt follows after a backoff), cancelled, requeued (the worker shut down; another runs it).",
+          description:
+            "How attempts end: completed, failed (for good), retried (another attempt follows after a backoff), cancelled, requeued (the worker shut down; another runs it).",
           targets: [{ expr: sumRate("outcome", "roomcast_job_attempts_total"), legend: "{{outcome}}" }],
         },
         {
           title: "Attempts ended by processor and outcome",
           unit: "ops",
           description: "The same, per processor: which job kinds fail or retry.",
-          targets: [{ expr: sumRate("processor, outcome", "roomcast_job_attempts_total"), legend: "{{processor}} {{outcome}}" }],
+          targets: [
+            { expr: sumRate("processor, outcome", "roomcast_job_attempts_total"), legend: "{{processor}} {{outcome}}" },
+          ],
         },
         {
           title: "Attempt duration by processor",
@@ -511,7 +592,8 @@ const JOBS: DashboardSpec = {
         {
           title: "Stalled jobs",
           unit: "ops",
-          description: "Jobs found stalled (their worker stopped renewing the lock: killed, frozen, lost) and put back in the queue, per second. Their subscribers see a stalled state, then a new attempt.",
+          description:
+            "Jobs found stalled (their worker stopped renewing the lock: killed, frozen, lost) and put back in the queue, per second. Their subscribers see a stalled state, then a new attempt.",
           targets: [{ expr: sumRate("", "roomcast_jobs_stalled_total"), legend: "stalled" }],
         },
       ],
@@ -522,26 +604,31 @@ const JOBS: DashboardSpec = {
         {
           title: "Log lines by processor",
           unit: "ops",
-          description: "Log lines published to job channels (and their environments' log channels) per second, batched every 100 ms or 100 lines.",
+          description:
+            "Log lines published to job channels (and their environments' log channels) per second, batched every 100 ms or 100 lines.",
           targets: [{ expr: sumRate("processor", "roomcast_job_log_lines_total"), legend: "{{processor}}" }],
         },
         {
           title: "Events published by workers",
           unit: "ops",
-          description: "Events the selected workers published through the publish path (job and environment channels), by namespace.",
+          description:
+            "Events the selected workers published through the publish path (job and environment channels), by namespace.",
           targets: [{ expr: sumRate("namespace", "roomcast_events_published_total"), legend: "{{namespace}}" }],
         },
         {
           title: "Publish retries",
           unit: "ops",
-          description: "Job channel publishes retried after a failure (Redis away or failing over). Lines are kept and retried in order; an attempt fails only after 30 s of failures.",
+          description:
+            "Job channel publishes retried after a failure (Redis away or failing over). Lines are kept and retried in order; an attempt fails only after 30 s of failures.",
           targets: [{ expr: sumRate("", "roomcast_job_publish_retries_total"), legend: "retries" }],
         },
         {
           title: "Redis latency p99 on workers",
           unit: "s",
           description: "p99 of the publish script and history reads from the selected workers.",
-          targets: [{ expr: quantile(0.99, "roomcast_redis_command_duration_seconds", "operation"), legend: "{{operation}}" }],
+          targets: [
+            { expr: quantile(0.99, "roomcast_redis_command_duration_seconds", "operation"), legend: "{{operation}}" },
+          ],
         },
       ],
     },
@@ -551,15 +638,21 @@ const JOBS: DashboardSpec = {
         {
           title: "Event loop lag",
           unit: "s",
-          description: "Node event loop lag per worker: a processor that blocks the loop delays every job on it, and its lock renewals (it may be found stalled).",
-          targets: [{ expr: `max by (node) (roomcast_nodejs_eventloop_lag_p99_seconds{${N}})`, legend: "{{node}} p99" }],
+          description:
+            "Node event loop lag per worker: a processor that blocks the loop delays every job on it, and its lock renewals (it may be found stalled).",
+          targets: [
+            { expr: `max by (node) (roomcast_nodejs_eventloop_lag_p99_seconds{${N}})`, legend: "{{node}} p99" },
+          ],
         },
         {
           title: "CPU and memory",
           description: "CPU time per second (1 = one core) and resident memory (MiB) per worker.",
           targets: [
             { expr: sumRate("node", "roomcast_process_cpu_seconds_total"), legend: "{{node}} CPU" },
-            { expr: `max by (node) (roomcast_process_resident_memory_bytes{${N}}) / 1048576`, legend: "{{node}} RSS MiB" },
+            {
+              expr: `max by (node) (roomcast_process_resident_memory_bytes{${N}}) / 1048576`,
+              legend: "{{node}} RSS MiB",
+            },
           ],
         },
       ],
@@ -593,7 +686,11 @@ function templating(nodes: keyof typeof NODE_VARIABLE) {
         type: "query",
         datasource: DATASOURCE,
         definition: `label_values(${metric}, node)`,
-        query: { qryType: 1, query: `label_values(${metric}, node)`, refId: "PrometheusVariableQueryEditor-VariableQuery" },
+        query: {
+          qryType: 1,
+          query: `label_values(${metric}, node)`,
+          refId: "PrometheusVariableQueryEditor-VariableQuery",
+        },
         current: { selected: true, text: ["All"], value: ["$__all"] },
         hide: 0,
         includeAll: true,
@@ -609,7 +706,11 @@ function templating(nodes: keyof typeof NODE_VARIABLE) {
   };
 }
 
-function panelJson(spec: PanelSpec, id: number, gridPos: { x: number; y: number; w: number; h: number }): Record<string, unknown> {
+function panelJson(
+  spec: PanelSpec,
+  id: number,
+  gridPos: { x: number; y: number; w: number; h: number },
+): Record<string, unknown> {
   const type = spec.type ?? "timeseries";
   const targets = spec.targets.map((t, i) => ({
     datasource: DATASOURCE,
@@ -640,7 +741,15 @@ function panelJson(spec: PanelSpec, id: number, gridPos: { x: number; y: number;
     options = {
       calculate: false,
       cellGap: 1,
-      color: { exponent: 0.5, fill: "dark-orange", mode: "scheme", reverse: false, scale: "exponential", scheme: "Oranges", steps: 64 },
+      color: {
+        exponent: 0.5,
+        fill: "dark-orange",
+        mode: "scheme",
+        reverse: false,
+        scale: "exponential",
+        scheme: "Oranges",
+        steps: 64,
+      },
       filterValues: { le: 1e-9 },
       legend: { show: true },
       rowsFrame: { layout: "auto" },
@@ -680,7 +789,14 @@ export function dashboardJson(spec: DashboardSpec): Record<string, unknown> {
   let id = 0;
   let y = 0;
   for (const row of spec.rows) {
-    panels.push({ collapsed: false, gridPos: { h: 1, w: 24, x: 0, y }, id: ++id, panels: [], title: row.title, type: "row" });
+    panels.push({
+      collapsed: false,
+      gridPos: { h: 1, w: 24, x: 0, y },
+      id: ++id,
+      panels: [],
+      title: row.title,
+      type: "row",
+    });
     y += 1;
     let x = 0;
     let rowHeight = 0;
@@ -717,7 +833,18 @@ export function dashboardJson(spec: DashboardSpec): Record<string, unknown> {
     fiscalYearStartMonth: 0,
     graphTooltip: 1,
     id: null,
-    links: [{ asDropdown: false, icon: "external link", includeVars: true, keepTime: true, tags: ["roomcast"], targetBlank: false, title: "roomcast", type: "dashboards" }],
+    links: [
+      {
+        asDropdown: false,
+        icon: "external link",
+        includeVars: true,
+        keepTime: true,
+        tags: ["roomcast"],
+        targetBlank: false,
+        title: "roomcast",
+        type: "dashboards",
+      },
+    ],
     panels,
     refresh: "30s",
     schemaVersion: 39,

@@ -41,7 +41,9 @@ function orphanDashboards(copies: { copy: string }[]): string[] {
 function main(argv: readonly string[]): void {
   const check = argv.includes("--check");
   const copies = chartFileCopies();
-  const stale = copies.filter(({ source, copy }) => !existsSync(copy) || !readFileSync(source).equals(readFileSync(copy)));
+  const stale = copies.filter(
+    ({ source, copy }) => !existsSync(copy) || !readFileSync(source).equals(readFileSync(copy)),
+  );
   const orphans = orphanDashboards(copies);
   if (check) {
     for (const { copy } of stale) console.error(`stale: ${relative(ROOT, copy)}`);

@@ -33,7 +33,12 @@ interface CommandSpec {
 }
 
 const COMMANDS: Record<string, CommandSpec> = {
-  gateway: { synopsis: "[--setting value ...]", summary: "start one gateway replica (needs REDIS_URL and a JWT key setting)", flags: {}, settings: true },
+  gateway: {
+    synopsis: "[--setting value ...]",
+    summary: "start one gateway replica (needs REDIS_URL and a JWT key setting)",
+    flags: {},
+    settings: true,
+  },
   worker: {
     synopsis: "[--setting value ...]",
     summary: "start one BullMQ worker running the processors (needs REDIS_URL; /healthz, /readyz, /metrics on PORT)",
@@ -42,14 +47,16 @@ const COMMANDS: Record<string, CommandSpec> = {
   },
   start: {
     synopsis: "[--replicas N] [--setting value ...]",
-    summary: "a whole local cluster: Redis (embedded unless REDIS_URL is set), --replicas N gateways on one port, one worker",
+    summary:
+      "a whole local cluster: Redis (embedded unless REDIS_URL is set), --replicas N gateways on one port, one worker",
     flags: { "--replicas": "gateway replicas behind the one port, 1 to 64 (default 2)" },
     settings: true,
     notes: `Its own defaults: HOST ${LOCAL_DEFAULTS.host} (it prints an admin token: set HOST=0.0.0.0 or --host to be reachable from elsewhere), ROOMCAST_DRAIN_S ${LOCAL_DEFAULTS.drainS}.`,
   },
   token: {
     synopsis: `--sub <id> [--envs a,b] [--scope "a b"] [--ttl 1h] [--tenant t]`,
-    summary: "mint an HS256 token, signed with ROOMCAST_JWT_SECRET (the variable, --jwt-secret, or a ROOMCAST_CONFIG file)",
+    summary:
+      "mint an HS256 token, signed with ROOMCAST_JWT_SECRET (the variable, --jwt-secret, or a ROOMCAST_CONFIG file)",
     flags: {
       "--sub": "the token's user id (required)",
       "--envs": "environments it grants, comma-separated (* for all)",
@@ -92,18 +99,28 @@ function flag(argv: readonly string[], name: string): string | undefined {
 async function tokenCommand(argv: readonly string[]): Promise<void> {
   const config = loadConfig({ argv });
   requireKeySetting(config);
-  if (!config.jwtSecret) throw new ConfigError("invalid setting ROOMCAST_JWT_SECRET: `roomcast token` signs with the HS256 secret; mint asymmetric tokens with your identity provider");
+  if (!config.jwtSecret)
+    throw new ConfigError(
+      "invalid setting ROOMCAST_JWT_SECRET: `roomcast token` signs with the HS256 secret; mint asymmetric tokens with your identity provider",
+    );
   const sub = flag(argv, "sub");
   if (!sub) throw new ConfigError("missing flag --sub: the token's user id");
   const envs = flag(argv, "envs");
   const ttlS = parseDuration(flag(argv, "ttl") ?? "1h");
   if (config.maxTokenLifetimeS > 0 && ttlS > config.maxTokenLifetimeS) {
-    throw new ConfigError(`invalid flag --ttl: gateways refuse tokens living longer than ROOMCAST_MAX_TOKEN_LIFETIME_S (${config.maxTokenLifetimeS} s)`);
+    throw new ConfigError(
+      `invalid flag --ttl: gateways refuse tokens living longer than ROOMCAST_MAX_TOKEN_LIFETIME_S (${config.maxTokenLifetimeS} s)`,
+    );
   }
   const token = await mintToken({
     secret: config.jwtSecret,
     sub,
-    envs: envs ? envs.split(",").map((e) => e.trim()).filter(Boolean) : undefined,
+    envs: envs
+      ? envs
+          .split(",")
+          .map((e) => e.trim())
+          .filter(Boolean)
+      : undefined,
     scope: flag(argv, "scope"),
     tenant: flag(argv, "tenant"),
     ttlS,

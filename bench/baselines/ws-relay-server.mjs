@@ -22,7 +22,9 @@ const http = createServer((req, res) => {
     req.on("data", (chunk) => (body += chunk));
     req.on("end", () => {
       const { channel, data } = JSON.parse(body);
-      void pub.publish(channel, JSON.stringify(data)).then(() => res.writeHead(202, { "content-type": "application/json" }).end("{}"));
+      void pub
+        .publish(channel, JSON.stringify(data))
+        .then(() => res.writeHead(202, { "content-type": "application/json" }).end("{}"));
     });
     return;
   }

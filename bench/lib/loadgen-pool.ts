@@ -15,7 +15,10 @@ export interface Loadgen {
 }
 
 async function startLoadgen(): Promise<Loadgen> {
-  const child = fork(LOADGEN, [], { execArgv: ["--import", "tsx", "--max-old-space-size=2048"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const child = fork(LOADGEN, [], {
+    execArgv: ["--import", "tsx", "--max-old-space-size=2048"],
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
   const waiting = new Map<number, (value: unknown) => void>();
   let nextId = 0;
   await new Promise<void>((resolve, reject) => {
@@ -44,7 +47,10 @@ export interface Pool {
   loadgens: Loadgen[];
   pids(): number[];
   /** Spreads the clients over the processes (client i to process i % n), in parallel. */
-  connect(options: Omit<ConnectCommand, "op" | "clients">, clients: ClientSpec[]): Promise<{ connected: number; failed: number; errors: string[] }>;
+  connect(
+    options: Omit<ConnectCommand, "op" | "clients">,
+    clients: ClientSpec[],
+  ): Promise<{ connected: number; failed: number; errors: string[] }>;
   publish(options: Omit<PublishCommand, "op">): Promise<{ published: number; errors: number }>;
   reset(): Promise<void>;
   /** `lastOffset`: the last offset published per tracked channel (events lost are counted against it). */
@@ -94,10 +100,19 @@ export async function startPool(size: number): Promise<Pool> {
       const shares = loadgens.map((_, i) => clients.filter((__, j) => j % loadgens.length === i));
       const answers = await Promise.all(
         loadgens.map((l, i) =>
-          l.call<{ connected: number; failed: number; errors: string[] }>({ ...options, op: "connect", clients: shares[i]!, concurrency: Math.max(1, Math.ceil(options.concurrency / loadgens.length)) }),
+          l.call<{ connected: number; failed: number; errors: string[] }>({
+            ...options,
+            op: "connect",
+            clients: shares[i]!,
+            concurrency: Math.max(1, Math.ceil(options.concurrency / loadgens.length)),
+          }),
         ),
       );
-      return { connected: answers.reduce((n, a) => n + a.connected, 0), failed: answers.reduce((n, a) => n + a.failed, 0), errors: answers.flatMap((a) => a.errors).slice(0, 10) };
+      return {
+        connected: answers.reduce((n, a) => n + a.connected, 0),
+        failed: answers.reduce((n, a) => n + a.failed, 0),
+        errors: answers.flatMap((a) => a.errors).slice(0, 10),
+      };
     },
     publish: (options) => loadgens[0]!.call({ ...options, op: "publish" }),
     async reset() {

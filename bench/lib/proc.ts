@@ -15,7 +15,9 @@ export function cpuSeconds(pid: number): number {
 
 export function rssBytes(pid: number): number {
   try {
-    const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmRSS:"))!;
+    const line = readFileSync(`/proc/${pid}/status`, "utf8")
+      .split("\n")
+      .find((l) => l.startsWith("VmRSS:"))!;
     return Number(line.split(/\s+/)[1]) * 1024;
   } catch {
     return 0;

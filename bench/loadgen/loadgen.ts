@@ -53,7 +53,8 @@ export interface PublishCommand {
 }
 
 /** `lastOffset`: the last offset (or seq) published on each tracked channel, for the count of lost events. */
-export type Command = ConnectCommand | PublishCommand | { op: "reset" } | { op: "stats"; lastOffset?: number } | { op: "close" };
+export type Command =
+  ConnectCommand | PublishCommand | { op: "reset" } | { op: "stats"; lastOffset?: number } | { op: "close" };
 
 export interface LoadgenStats {
   connected: number;
@@ -205,7 +206,12 @@ function onAnswer(client: Client, channel: string, answer: SubscribeAnswer): voi
   if (!position) {
     // Offsets: everything after the answer's is expected. The stock protocols have none: their
     // positions are the publisher's sequence numbers, from the first delivery on.
-    client.positions.set(channel, { offset: withOffsets ? answer.offset : undefined, epoch: answer.epoch, first: withOffsets ? answer.offset + 1 : undefined, seen: new Set() });
+    client.positions.set(channel, {
+      offset: withOffsets ? answer.offset : undefined,
+      epoch: answer.epoch,
+      first: withOffsets ? answer.offset + 1 : undefined,
+      seen: new Set(),
+    });
     return;
   }
   if (withOffsets) {
@@ -248,7 +254,14 @@ function open(client: Client, first: boolean): Promise<void> {
     });
     ws.on("message", (raw: Buffer) => {
       const text = raw.toString();
-      for (const frame of cmd.protocol === "centrifugo" ? text.split("\n") : [text]) handle(client, ws, frame, () => settle(true), (why) => settle(false, why));
+      for (const frame of cmd.protocol === "centrifugo" ? text.split("\n") : [text])
+        handle(
+          client,
+          ws,
+          frame,
+          () => settle(true),
+          (why) => settle(false, why),
+        );
     });
     ws.on("error", (err) => settle(false, err.message));
     ws.on("close", () => {
@@ -263,11 +276,18 @@ function open(client: Client, first: boolean): Promise<void> {
 }
 
 function countJobOutput(frame: string): void {
-  if (frame.includes('"type":"log"')) stats.lines += (JSON.parse(frame.slice(11, -1)) as { data: { lines: unknown[] } }).data.lines.length;
+  if (frame.includes('"type":"log"'))
+    stats.lines += (JSON.parse(frame.slice(11, -1)) as { data: { lines: unknown[] } }).data.lines.length;
   else if (frame.includes('"type":"done"')) stats.jobsDone++;
 }
 
-function handle(client: Client, ws: WebSocket, frame: string, connected: () => void, failed: (why: string) => void): void {
+function handle(
+  client: Client,
+  ws: WebSocket,
+  frame: string,
+  connected: () => void,
+  failed: (why: string) => void,
+): void {
   if (frame === "") return;
   if (codec.isDelivery(frame)) {
     const parse = client.sampled || command!.track;
@@ -309,7 +329,10 @@ function subscribeAll(client: Client, ws: WebSocket, connected: () => void): voi
     const id = ++client.nextId;
     client.pending.set(id, channel);
     const position = client.positions.get(channel);
-    const since = position?.offset !== undefined && (command!.protocol === "roomcast" || command!.protocol === "centrifugo") ? { offset: position.offset, epoch: position.epoch } : undefined;
+    const since =
+      position?.offset !== undefined && (command!.protocol === "roomcast" || command!.protocol === "centrifugo")
+        ? { offset: position.offset, epoch: position.epoch }
+        : undefined;
     ws.send(codec.subscribe(id, channel, since));
   }
 }
@@ -346,7 +369,11 @@ async function publish(cmd: PublishCommand): Promise<void> {
     const body = BODIES[cmd.kind](channel, Math.floor(seq / cmd.channels.length) + 1, t);
     if (stats.firstPublishAt === 0) stats.firstPublishAt = t;
     try {
-      const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json", ...cmd.headers }, body });
+      const res = await fetch(url, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...cmd.headers },
+        body,
+      });
       await res.arrayBuffer();
       if (res.status >= 300) {
         stats.publishErrors++;
@@ -392,7 +419,9 @@ process.on("message", (message: Command & { reqId: number }) => {
     case "connect": {
       // The answer counts this command's clients only.
       const [connected, failed] = [stats.connected, stats.failed];
-      void connectAll(message).then(() => answer({ connected: stats.connected - connected, failed: stats.failed - failed, errors: stats.errors }));
+      void connectAll(message).then(() =>
+        answer({ connected: stats.connected - connected, failed: stats.failed - failed, errors: stats.errors }),
+      );
       break;
     }
     case "publish":
@@ -406,7 +435,11 @@ process.on("message", (message: Command & { reqId: number }) => {
     }
     case "stats": {
       const cpu = process.cpuUsage(cpuAtStart);
-      answer({ ...stats, cpuSeconds: (cpu.user + cpu.system) / 1e6, ...(command?.track ? { lost: lostEvents(message.lastOffset) } : {}) });
+      answer({
+        ...stats,
+        cpuSeconds: (cpu.user + cpu.system) / 1e6,
+        ...(command?.track ? { lost: lostEvents(message.lastOffset) } : {}),
+      });
       break;
     }
     case "close":

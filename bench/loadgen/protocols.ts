@@ -78,11 +78,19 @@ export const CODECS: Record<Protocol, ProtocolCodec> = {
   roomcast: {
     ...socketIoBase,
     hello: () => [],
-    subscribe: (id, channel, since) => `42${id}${JSON.stringify(["subscribe", since ? { channel, since } : { channel }])}`,
+    subscribe: (id, channel, since) =>
+      `42${id}${JSON.stringify(["subscribe", since ? { channel, since } : { channel }])}`,
     answer(frame) {
       const ack = ackOf(frame);
       if (!ack) return undefined;
-      const body = ack.body as { ok: boolean; offset: number; epoch: string; recovered: boolean; events: { channel: string; offset: number; epoch: string; data: { t?: number } }[]; error?: { reason: string } };
+      const body = ack.body as {
+        ok: boolean;
+        offset: number;
+        epoch: string;
+        recovered: boolean;
+        events: { channel: string; offset: number; epoch: string; data: { t?: number } }[];
+        error?: { reason: string };
+      };
       return {
         id: ack.id,
         answer: {
@@ -90,13 +98,24 @@ export const CODECS: Record<Protocol, ProtocolCodec> = {
           offset: body.offset,
           epoch: body.epoch,
           recovered: body.recovered,
-          events: (body.events ?? []).map((e) => ({ channel: e.channel, offset: e.offset, epoch: e.epoch, t: e.data?.t ?? 0 })),
+          events: (body.events ?? []).map((e) => ({
+            channel: e.channel,
+            offset: e.offset,
+            epoch: e.epoch,
+            t: e.data?.t ?? 0,
+          })),
           ...(body.ok ? {} : { error: body.error?.reason }),
         },
       };
     },
     parseDelivery(frame) {
-      const event = JSON.parse(frame.slice(EVENT_PREFIX.length, -1)) as { channel: string; offset: number; epoch: string; ts: number; data: { t?: number } };
+      const event = JSON.parse(frame.slice(EVENT_PREFIX.length, -1)) as {
+        channel: string;
+        offset: number;
+        epoch: string;
+        ts: number;
+        data: { t?: number };
+      };
       // The publisher's own clock where it sent one (sub-millisecond), else the event's publish time.
       return { channel: event.channel, offset: event.offset, epoch: event.epoch, t: event.data?.t ?? event.ts };
     },
@@ -107,9 +126,15 @@ export const CODECS: Record<Protocol, ProtocolCodec> = {
     subscribe: (id, channel) => `42${id}${JSON.stringify(["subscribe", { channel }])}`,
     answer(frame) {
       const ack = ackOf(frame);
-      return ack ? { id: ack.id, answer: { ok: (ack.body as { ok: boolean }).ok, offset: 0, epoch: "", recovered: false, events: [] } } : undefined;
+      return ack
+        ? {
+            id: ack.id,
+            answer: { ok: (ack.body as { ok: boolean }).ok, offset: 0, epoch: "", recovered: false, events: [] },
+          }
+        : undefined;
     },
-    parseDelivery: (frame) => fromData(JSON.parse(frame.slice(EVENT_PREFIX.length, -1)) as { channel: string; seq: number; t: number }),
+    parseDelivery: (frame) =>
+      fromData(JSON.parse(frame.slice(EVENT_PREFIX.length, -1)) as { channel: string; seq: number; t: number }),
   },
   "ws-relay": {
     path: "/",
@@ -133,13 +158,22 @@ export const CODECS: Record<Protocol, ProtocolCodec> = {
       if (frame.includes('"error"') && frame.startsWith('{"id":1')) throw new Error(`refused: ${frame.slice(0, 300)}`);
       return frame.startsWith('{"id":1,');
     },
-    subscribe: (id, channel, since) => JSON.stringify({ id: id + 1, subscribe: since ? { channel, recover: true, offset: since.offset, epoch: since.epoch } : { channel } }),
+    subscribe: (id, channel, since) =>
+      JSON.stringify({
+        id: id + 1,
+        subscribe: since ? { channel, recover: true, offset: since.offset, epoch: since.epoch } : { channel },
+      }),
     answer(frame) {
       if (!frame.startsWith('{"id":') || frame.startsWith('{"id":1,')) return undefined;
       const body = JSON.parse(frame) as {
         id: number;
         error?: { code: number; message: string };
-        subscribe?: { offset?: number; epoch?: string; recovered?: boolean; publications?: { data: { t?: number }; offset?: number }[] };
+        subscribe?: {
+          offset?: number;
+          epoch?: string;
+          recovered?: boolean;
+          publications?: { data: { t?: number }; offset?: number }[];
+        };
       };
       const sub = body.subscribe ?? {};
       return {
@@ -149,14 +183,21 @@ export const CODECS: Record<Protocol, ProtocolCodec> = {
           offset: sub.offset ?? 0,
           epoch: sub.epoch ?? "",
           recovered: sub.recovered ?? false,
-          events: (sub.publications ?? []).map((p) => ({ channel: "", offset: p.offset ?? 0, epoch: sub.epoch ?? "", t: p.data?.t ?? 0 })),
+          events: (sub.publications ?? []).map((p) => ({
+            channel: "",
+            offset: p.offset ?? 0,
+            epoch: sub.epoch ?? "",
+            t: p.data?.t ?? 0,
+          })),
           ...(body.error ? { error: body.error.message } : {}),
         },
       };
     },
     isDelivery: (frame) => frame.startsWith('{"push":{"channel":'),
     parseDelivery(frame) {
-      const { push } = JSON.parse(frame) as { push: { channel: string; pub: { data: { t?: number }; offset?: number } } };
+      const { push } = JSON.parse(frame) as {
+        push: { channel: string; pub: { data: { t?: number }; offset?: number } };
+      };
       return { channel: push.channel, offset: push.pub.offset ?? 0, epoch: "", t: push.pub.data?.t ?? 0 };
     },
     reply: (frame) => (frame === "{}" ? "{}" : undefined),

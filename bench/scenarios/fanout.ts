@@ -14,14 +14,33 @@ export async function fanout(key: SystemKey, profile: Profile): Promise<Scenario
   return withSystem(key, { replicas: 2, loadgens: 2 }, async ({ system, clients, publisher, meter }) => {
     const channel = system.channel(0);
     const urls = system.replicas.map((r) => r.url);
-    const connected = await clients.connect({ protocol: system.protocol, urls, concurrency: 64, sampleEvery: 0, track: false }, await clientSpecs(system, subscribers, () => [channel]));
+    const connected = await clients.connect(
+      { protocol: system.protocol, urls, concurrency: 64, sampleEvery: 0, track: false },
+      await clientSpecs(system, subscribers, () => [channel]),
+    );
     await sleep(500);
-    await publisher.publish({ kind: system.protocol, urls, headers: system.publishHeaders, channels: [channel], count: WARMUP_EVENTS, rate: 0, concurrency: 16 });
+    await publisher.publish({
+      kind: system.protocol,
+      urls,
+      headers: system.publishHeaders,
+      channels: [channel],
+      count: WARMUP_EVENTS,
+      rate: 0,
+      concurrency: 16,
+    });
     await until(async () => (await clients.stats()).deliveries >= connected.connected * WARMUP_EVENTS, 20_000, 100);
     await clients.reset();
     await publisher.reset();
     const cpu = meter();
-    await publisher.publish({ kind: system.protocol, urls, headers: system.publishHeaders, channels: [channel], count: events, rate: 0, concurrency: 16 });
+    await publisher.publish({
+      kind: system.protocol,
+      urls,
+      headers: system.publishHeaders,
+      channels: [channel],
+      count: events,
+      rate: 0,
+      concurrency: 16,
+    });
     const expected = connected.connected * events;
     const complete = await until(async () => (await clients.stats()).deliveries >= expected, 60_000, 100);
     const stats = await clients.stats();
@@ -39,7 +58,11 @@ export async function fanout(key: SystemKey, profile: Profile): Promise<Scenario
         server_cpu_us_per_delivery: (used.servers * 1e6) / stats.deliveries,
       },
       cpu: used,
-      notes: [...(complete ? [] : [`incomplete: ${stats.deliveries} of ${expected} deliveries`]), ...stats.errors.slice(0, 3), ...pub.errors.slice(0, 3)],
+      notes: [
+        ...(complete ? [] : [`incomplete: ${stats.deliveries} of ${expected} deliveries`]),
+        ...stats.errors.slice(0, 3),
+        ...pub.errors.slice(0, 3),
+      ],
     };
   });
 }

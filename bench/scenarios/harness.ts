@@ -36,13 +36,21 @@ export interface Run {
   meter(): { stop(): Cpu };
 }
 
-export async function withSystem<T>(key: SystemKey, options: { replicas: number; loadgens: number; env?: Record<string, string> }, body: (run: Run) => Promise<T>): Promise<T> {
+export async function withSystem<T>(
+  key: SystemKey,
+  options: { replicas: number; loadgens: number; env?: Record<string, string> },
+  body: (run: Run) => Promise<T>,
+): Promise<T> {
   const redis = await startEmbeddedRedis();
   let system: SystemHandle | undefined;
   let clients: Pool | undefined;
   let publisher: Pool | undefined;
   try {
-    system = await startSystem(key, { redisUrl: redis.url, replicas: options.replicas, ...(options.env ? { env: options.env } : {}) });
+    system = await startSystem(key, {
+      redisUrl: redis.url,
+      replicas: options.replicas,
+      ...(options.env ? { env: options.env } : {}),
+    });
     [clients, publisher] = await Promise.all([startPool(options.loadgens), startPool(1)]);
     const run: Run = {
       redis,
@@ -75,7 +83,9 @@ export async function withSystem<T>(key: SystemKey, options: { replicas: number;
 
 /** Client specs: client i gets `channels(i)` and its own token. */
 export async function clientSpecs(system: SystemHandle, count: number, channels: (i: number) => string[], offset = 0) {
-  return Promise.all(Array.from({ length: count }, async (_, i) => ({ token: await system.token(offset + i), channels: channels(i) })));
+  return Promise.all(
+    Array.from({ length: count }, async (_, i) => ({ token: await system.token(offset + i), channels: channels(i) })),
+  );
 }
 
 /**

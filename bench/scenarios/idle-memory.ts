@@ -18,7 +18,10 @@ export async function idleMemory(key: SystemKey, profile: Profile): Promise<Scen
       for (let i = 0; i < 4; i++) {
         await sleep(1000);
         const sample = await replica.memory();
-        const heapUsed = sample.heapUsed === undefined || best.heapUsed === undefined ? undefined : Math.min(sample.heapUsed, best.heapUsed);
+        const heapUsed =
+          sample.heapUsed === undefined || best.heapUsed === undefined
+            ? undefined
+            : Math.min(sample.heapUsed, best.heapUsed);
         if (sample.rss < best.rss) best = { rss: sample.rss, ...(heapUsed === undefined ? {} : { heapUsed }) };
       }
       return best;
@@ -26,16 +29,23 @@ export async function idleMemory(key: SystemKey, profile: Profile): Promise<Scen
     const before = await settled();
     const cpu = meter();
     const specs = await clientSpecs(system, n, (i) => [system.channel(i)]);
-    const connected = await clients.connect({ protocol: system.protocol, urls: [replica.url], concurrency: 64, sampleEvery: 0, track: false }, specs);
+    const connected = await clients.connect(
+      { protocol: system.protocol, urls: [replica.url], concurrency: 64, sampleEvery: 0, track: false },
+      specs,
+    );
     await sleep(1000);
     const after = await settled();
     const used = cpu.stop();
-    const notes = connected.failed > 0 ? [`${connected.failed} connections failed: ${connected.errors.slice(0, 3).join("; ")}`] : [];
+    const notes =
+      connected.failed > 0
+        ? [`${connected.failed} connections failed: ${connected.errors.slice(0, 3).join("; ")}`]
+        : [];
     const figures: Record<string, number> = {
       connections: connected.connected,
       rss_per_connection_bytes: (after.rss - before.rss) / connected.connected,
     };
-    if (after.heapUsed !== undefined && before.heapUsed !== undefined) figures.heap_per_connection_bytes = (after.heapUsed - before.heapUsed) / connected.connected;
+    if (after.heapUsed !== undefined && before.heapUsed !== undefined)
+      figures.heap_per_connection_bytes = (after.heapUsed - before.heapUsed) / connected.connected;
     return { scenario: "idle memory", system: key, figures, cpu: used, notes };
   });
 }

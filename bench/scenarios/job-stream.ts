@@ -19,7 +19,11 @@ export async function jobStream(profile: Profile): Promise<ScenarioResult> {
   return withSystem("roomcast", { replicas: 2, loadgens: 1 }, async ({ redis, system, clients, meter }) => {
     let worker: Replica | undefined;
     try {
-      worker = await startNodeServer(join(ROOT, "dist/cli.js"), ["worker"], { REDIS_URL: redis.url, ROOMCAST_SAMPLE_PROCESSORS: "true", ROOMCAST_WORKER_CONCURRENCY: "4" });
+      worker = await startNodeServer(join(ROOT, "dist/cli.js"), ["worker"], {
+        REDIS_URL: redis.url,
+        ROOMCAST_SAMPLE_PROCESSORS: "true",
+        ROOMCAST_WORKER_CONCURRENCY: "4",
+      });
       const base = system.replicas[0]!.url;
       const ids: string[] = [];
       for (let j = 0; j < jobs; j++) {
@@ -35,7 +39,17 @@ export async function jobStream(profile: Profile): Promise<ScenarioResult> {
       // The publisher's token owns the jobs: the subscribers use it too (one per job and replica).
       const token = system.publishHeaders.authorization!.slice("Bearer ".length);
       const specs = ids.flatMap((id) => [0, 1].map(() => ({ token, channels: [`job:${id}`] })));
-      await clients.connect({ protocol: "roomcast", urls: system.replicas.map((r) => r.url), concurrency: 16, sampleEvery: 1, track: false, jobs: true }, specs);
+      await clients.connect(
+        {
+          protocol: "roomcast",
+          urls: system.replicas.map((r) => r.url),
+          concurrency: 16,
+          sampleEvery: 1,
+          track: false,
+          jobs: true,
+        },
+        specs,
+      );
       const cpu = meter();
       const workerCpu = cpuMeter(() => [worker!.pid]);
       const done = await until(async () => (await clients.stats()).jobsDone >= specs.length, 120_000, 100);

@@ -16,16 +16,35 @@ export async function latency(key: SystemKey, profile: Profile, deliveriesPerSec
   return withSystem(key, { replicas: 2, loadgens: 2 }, async ({ system, clients, publisher, meter }) => {
     const channel = system.channel(0);
     const urls = system.replicas.map((r) => r.url);
-    const connected = await clients.connect({ protocol: system.protocol, urls, concurrency: 64, sampleEvery: 10, track: false }, await clientSpecs(system, subscribers, () => [channel]));
+    const connected = await clients.connect(
+      { protocol: system.protocol, urls, concurrency: 64, sampleEvery: 10, track: false },
+      await clientSpecs(system, subscribers, () => [channel]),
+    );
     await sleep(500);
     // Warm-up: a second of the same load, not measured.
-    await publisher.publish({ kind: system.protocol, urls, headers: system.publishHeaders, channels: [channel], count: Math.ceil(rate), rate, concurrency: 64 });
+    await publisher.publish({
+      kind: system.protocol,
+      urls,
+      headers: system.publishHeaders,
+      channels: [channel],
+      count: Math.ceil(rate),
+      rate,
+      concurrency: 64,
+    });
     await sleep(1000);
     await clients.reset();
     await publisher.reset();
     const cpu = meter();
     const count = Math.round(rate * seconds);
-    await publisher.publish({ kind: system.protocol, urls, headers: system.publishHeaders, channels: [channel], count, rate, concurrency: 64 });
+    await publisher.publish({
+      kind: system.protocol,
+      urls,
+      headers: system.publishHeaders,
+      channels: [channel],
+      count,
+      rate,
+      concurrency: 64,
+    });
     await until(async () => (await clients.stats()).deliveries >= connected.connected * count, 10_000, 100);
     const stats = await clients.stats();
     const pub = await publisher.stats();

@@ -20,17 +20,38 @@ export async function manyChannels(key: SystemKey, profile: Profile): Promise<Sc
     const names = Array.from({ length: channels }, (_, i) => system.channel(i));
     const urls = system.replicas.map((r) => r.url);
     // Client i takes channels i*10 .. i*10+9 (mod C): each channel ends up with 3 subscribers.
-    const specs = await clientSpecs(system, clientsCount, (i) => Array.from({ length: PER_CLIENT }, (_, k) => names[(i * PER_CLIENT + k) % channels]!));
-    const connected = await clients.connect({ protocol: system.protocol, urls, concurrency: 32, sampleEvery: 10, track: false }, specs);
+    const specs = await clientSpecs(system, clientsCount, (i) =>
+      Array.from({ length: PER_CLIENT }, (_, k) => names[(i * PER_CLIENT + k) % channels]!),
+    );
+    const connected = await clients.connect(
+      { protocol: system.protocol, urls, concurrency: 32, sampleEvery: 10, track: false },
+      specs,
+    );
     await sleep(1000);
     // Warm-up: a second of the same load, not measured.
-    await publisher.publish({ kind: system.protocol, urls, headers: system.publishHeaders, channels: names, count: Math.ceil(rate), rate, concurrency: 64 });
+    await publisher.publish({
+      kind: system.protocol,
+      urls,
+      headers: system.publishHeaders,
+      channels: names,
+      count: Math.ceil(rate),
+      rate,
+      concurrency: 64,
+    });
     await sleep(1000);
     await clients.reset();
     await publisher.reset();
     const cpu = meter();
     const count = rate * seconds;
-    await publisher.publish({ kind: system.protocol, urls, headers: system.publishHeaders, channels: names, count, rate, concurrency: 64 });
+    await publisher.publish({
+      kind: system.protocol,
+      urls,
+      headers: system.publishHeaders,
+      channels: names,
+      count,
+      rate,
+      concurrency: 64,
+    });
     const expected = count * PER_CHANNEL * (connected.connected / clientsCount);
     await until(async () => (await clients.stats()).deliveries >= expected, 10_000, 100);
     const stats = await clients.stats();
@@ -49,7 +70,10 @@ export async function manyChannels(key: SystemKey, profile: Profile): Promise<Sc
         delivered_share: stats.deliveries / expected,
       },
       cpu: used,
-      notes: [...(connected.failed ? [`${connected.failed} clients failed: ${connected.errors.slice(0, 2).join("; ")}`] : []), ...stats.errors.slice(0, 3)],
+      notes: [
+        ...(connected.failed ? [`${connected.failed} clients failed: ${connected.errors.slice(0, 2).join("; ")}`] : []),
+        ...stats.errors.slice(0, 3),
+      ],
     };
   });
 }

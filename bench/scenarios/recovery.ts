@@ -20,22 +20,44 @@ export async function recovery(key: SystemKey, profile: Profile): Promise<Scenar
     const [a, b] = system.replicas as [(typeof system.replicas)[0], (typeof system.replicas)[0]];
     const names = Array.from({ length: channels }, (_, i) => system.channel(i));
     const specs = await clientSpecs(system, n, (i) => [names[i % channels]!]);
-    const connected = await clients.connect({ protocol: system.protocol, urls: [a.url, b.url], allOnFirst: true, concurrency: 64, sampleEvery: 0, track: true }, specs);
+    const connected = await clients.connect(
+      {
+        protocol: system.protocol,
+        urls: [a.url, b.url],
+        allOnFirst: true,
+        concurrency: 64,
+        sampleEvery: 0,
+        track: true,
+      },
+      specs,
+    );
     const cpu = meter();
-    const publishing = publisher.publish({ kind: system.protocol, urls: [b.url], headers: system.publishHeaders, channels: names, count: rate * seconds, rate, concurrency: 32 });
+    const publishing = publisher.publish({
+      kind: system.protocol,
+      urls: [b.url],
+      headers: system.publishHeaders,
+      channels: names,
+      count: rate * seconds,
+      rate,
+      concurrency: 32,
+    });
     await sleep(3000);
     const killedAt = nowMs();
     await a.kill(true); // a crash, even when profiled (A then writes no profile)
     // When half and 99% were back, too: a slow tail (a few clients retrying) shows there.
     let halfAt: number | undefined;
     let p99At: number | undefined;
-    const all = await until(async () => {
-      const back = (await clients.stats()).clientsResubscribed;
-      const seconds = (nowMs() - killedAt) / 1000;
-      if (back >= 0.5 * connected.connected) halfAt ??= seconds;
-      if (back >= 0.99 * connected.connected) p99At ??= seconds;
-      return back >= connected.connected;
-    }, 60_000, 100);
+    const all = await until(
+      async () => {
+        const back = (await clients.stats()).clientsResubscribed;
+        const seconds = (nowMs() - killedAt) / 1000;
+        if (back >= 0.5 * connected.connected) halfAt ??= seconds;
+        if (back >= 0.99 * connected.connected) p99At ??= seconds;
+        return back >= connected.connected;
+      },
+      60_000,
+      100,
+    );
     const published = await publishing;
     await sleep(2000);
     // Every channel got the same number of events (round robin), offsets (seq) 1..n.
@@ -58,7 +80,13 @@ export async function recovery(key: SystemKey, profile: Profile): Promise<Scenar
         deliveries: stats.deliveries,
       },
       cpu: used,
-      notes: [...(all ? [] : ["not every client resubscribed within 60 s"]), ...(published.errors ? [`${published.errors} publishes failed: lost counted up to the highest offset seen`] : []), ...stats.errors.slice(0, 3)],
+      notes: [
+        ...(all ? [] : ["not every client resubscribed within 60 s"]),
+        ...(published.errors
+          ? [`${published.errors} publishes failed: lost counted up to the highest offset seen`]
+          : []),
+        ...stats.errors.slice(0, 3),
+      ],
     };
   });
 }

@@ -36,7 +36,17 @@ export async function startCentrifugo(options: { redisUrl: string; replicas: num
       log: { level: "error" },
       engine: { type: "redis", redis: { address: [options.redisUrl] } },
       client: { token: { hmac_secret_key: BENCH_SECRET }, allowed_origins: ["*"] },
-      channel: { namespaces: [{ name: "bench", allow_subscribe_for_client: true, history_size: 1000, history_ttl: "3600s", force_recovery: true }] },
+      channel: {
+        namespaces: [
+          {
+            name: "bench",
+            allow_subscribe_for_client: true,
+            history_size: 1000,
+            history_ttl: "3600s",
+            force_recovery: true,
+          },
+        ],
+      },
       http_api: { key: API_KEY },
       health: { enabled: true },
     };

@@ -113,7 +113,10 @@ export const ROOMCAST_BENCH_ENV = {
   ROOMCAST_HTTP_RATE_LIMIT: "1000000",
 };
 
-export async function startSystem(key: SystemKey, options: { redisUrl: string; replicas: number; env?: Record<string, string> }): Promise<SystemHandle> {
+export async function startSystem(
+  key: SystemKey,
+  options: { redisUrl: string; replicas: number; env?: Record<string, string> },
+): Promise<SystemHandle> {
   const replicas: Replica[] = [];
   const stop = async () => {
     await Promise.all(replicas.map((r) => r.kill()));
@@ -133,26 +136,44 @@ export async function startSystem(key: SystemKey, options: { redisUrl: string; r
               ROOMCAST_CONFIG: config,
               ROOMCAST_NODE_ID: `bench-${i + 1}`,
               ...ROOMCAST_BENCH_ENV,
-              ...(process.env.BENCH_ROOMCAST_ENV ? (JSON.parse(process.env.BENCH_ROOMCAST_ENV) as Record<string, string>) : {}),
+              ...(process.env.BENCH_ROOMCAST_ENV
+                ? (JSON.parse(process.env.BENCH_ROOMCAST_ENV) as Record<string, string>)
+                : {}),
               ...options.env,
             }),
           );
         }
-        const publisher = await mintToken({ secret: BENCH_SECRET, sub: "bench-publisher", scope: "publish jobs:write jobs:read", ttlS: 24 * 3600 });
+        const publisher = await mintToken({
+          secret: BENCH_SECRET,
+          sub: "bench-publisher",
+          scope: "publish jobs:write jobs:read",
+          ttlS: 24 * 3600,
+        });
         return {
           key,
           protocol: "roomcast",
           replicas,
           channel: (i) => `bench:c${i}`,
-          token: (i) => mintToken({ secret: BENCH_SECRET, sub: `u${i}`, envs: ["bench"], scope: "jobs:read env:read", ttlS: 24 * 3600 }),
+          token: (i) =>
+            mintToken({
+              secret: BENCH_SECRET,
+              sub: `u${i}`,
+              envs: ["bench"],
+              scope: "jobs:read env:read",
+              ttlS: 24 * 3600,
+            }),
           publishHeaders: { authorization: `Bearer ${publisher}` },
           stop,
         };
       }
       case "stock":
       case "ws-relay": {
-        const script = join(ROOT, key === "stock" ? "bench/baselines/stock-server.mjs" : "bench/baselines/ws-relay-server.mjs");
-        for (let i = 0; i < options.replicas; i++) replicas.push(await startNodeServer(script, [], { REDIS_URL: options.redisUrl, ...options.env }));
+        const script = join(
+          ROOT,
+          key === "stock" ? "bench/baselines/stock-server.mjs" : "bench/baselines/ws-relay-server.mjs",
+        );
+        for (let i = 0; i < options.replicas; i++)
+          replicas.push(await startNodeServer(script, [], { REDIS_URL: options.redisUrl, ...options.env }));
         return {
           key,
           protocol: key === "stock" ? "socketio" : "ws-relay",

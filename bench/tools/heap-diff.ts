@@ -80,8 +80,13 @@ async function main() {
     });
   await sleep(500);
   await snapshot(join(dir, "before.heapsnapshot"));
-  const specs = await Promise.all(Array.from({ length: n }, async (_, i) => ({ token: await system.token(i), channels: [system.channel(i)] })));
-  await pool.connect({ protocol: system.protocol, urls: [system.replicas[0]!.url], concurrency: 64, sampleEvery: 0, track: false }, specs);
+  const specs = await Promise.all(
+    Array.from({ length: n }, async (_, i) => ({ token: await system.token(i), channels: [system.channel(i)] })),
+  );
+  await pool.connect(
+    { protocol: system.protocol, urls: [system.replicas[0]!.url], concurrency: 64, sampleEvery: 0, track: false },
+    specs,
+  );
   await sleep(1500);
   await snapshot(join(dir, "after.heapsnapshot"));
   const before = tally(join(dir, "before.heapsnapshot"));
@@ -92,13 +97,19 @@ async function main() {
   });
   rows.sort((x, y) => y.size - x.size);
   const total = rows.reduce((s, r) => s + r.size, 0);
-  console.log(`${key}: ${n} connections (pid ${replica.pid}), ${total.toFixed(0)} bytes of heap per connection (self sizes)`);
-  for (const r of rows.slice(0, 40)) console.log(`${r.size.toFixed(0).padStart(7)} B  ${r.count.toFixed(2).padStart(6)} objects  ${r.name}`);
+  console.log(
+    `${key}: ${n} connections (pid ${replica.pid}), ${total.toFixed(0)} bytes of heap per connection (self sizes)`,
+  );
+  for (const r of rows.slice(0, 40))
+    console.log(`${r.size.toFixed(0).padStart(7)} B  ${r.count.toFixed(2).padStart(6)} objects  ${r.name}`);
   if (process.argv.includes("--strings")) {
     const kinds = ["string", "concatenated string", "sliced string"];
     const b = strings(join(dir, "before.heapsnapshot"), kinds);
     const a = strings(join(dir, "after.heapsnapshot"), kinds);
-    const grown = [...a].map(([v, c]) => [v, (c - (b.get(v) ?? 0)) / n] as const).filter(([, c]) => c >= 0.5).sort((x, y) => y[1] - x[1]);
+    const grown = [...a]
+      .map(([v, c]) => [v, (c - (b.get(v) ?? 0)) / n] as const)
+      .filter(([, c]) => c >= 0.5)
+      .sort((x, y) => y[1] - x[1]);
     console.log("\nstrings per connection (digits as #):");
     for (const [v, c] of grown.slice(0, 30)) console.log(`${c.toFixed(2).padStart(6)}  ${JSON.stringify(v)}`);
   }

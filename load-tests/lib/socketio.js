@@ -143,7 +143,9 @@ export function tokenSub(token) {
 export function credentials(sub, claims = {}) {
   if (SECRET) return { sub, token: mintToken(SECRET, { sub, ...claims }) };
   if (TOKEN) return { sub: tokenSub(TOKEN), token: TOKEN };
-  throw new Error("set JWT_SECRET (the gateways' ROOMCAST_JWT_SECRET) to mint a token per VU, or TOKEN to use one ready token");
+  throw new Error(
+    "set JWT_SECRET (the gateways' ROOMCAST_JWT_SECRET) to mint a token per VU, or TOKEN to use one ready token",
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -637,7 +639,13 @@ export function api(method, url, token, body, name) {
  * @returns {HttpAnswer}
  */
 export function publish(base, token, channel, type, data) {
-  return api("POST", `${base}/v1/channels/${encodeURIComponent(channel)}/events`, token, { type, data }, "POST /v1/channels/:channel/events");
+  return api(
+    "POST",
+    `${base}/v1/channels/${encodeURIComponent(channel)}/events`,
+    token,
+    { type, data },
+    "POST /v1/channels/:channel/events",
+  );
 }
 
 /**
@@ -649,7 +657,13 @@ export function publish(base, token, channel, type, data) {
  * @returns {HttpAnswer}
  */
 export function history(base, token, channel, limit) {
-  return api("GET", `${base}/v1/channels/${encodeURIComponent(channel)}/history?limit=${limit}`, token, undefined, "GET /v1/channels/:channel/history");
+  return api(
+    "GET",
+    `${base}/v1/channels/${encodeURIComponent(channel)}/history?limit=${limit}`,
+    token,
+    undefined,
+    "GET /v1/channels/:channel/history",
+  );
 }
 
 /**
@@ -682,6 +696,7 @@ export function checkTarget() {
   credentials("probe");
   for (const base of BASE_URLS) {
     const res = http.get(`${base}/readyz`, { tags: { name: "GET /readyz" } });
-    if (res.status !== 200) throw new Error(`${base}/readyz answered ${res.status} ${res.error}: is BASE_URL a roomcast gateway?`);
+    if (res.status !== 200)
+      throw new Error(`${base}/readyz answered ${res.status} ${res.error}: is BASE_URL a roomcast gateway?`);
   }
 }

@@ -36,14 +36,27 @@ export async function openCore(config: Config, log: Logger, closing: CloseOrder)
 /** The one publish path, measured with the process's metrics. */
 export function channelStore(core: Core, metrics: PublishPathMetrics): ChannelStore {
   const { config } = core;
-  return new ChannelStore(core.redis.commands, { prefix: config.redisPrefix, idempotencyTtlS: config.idempotencyTtlS, sharded: core.sharded, maxReadBytes: config.maxReadBytes }, metrics);
+  return new ChannelStore(
+    core.redis.commands,
+    {
+      prefix: config.redisPrefix,
+      idempotencyTtlS: config.idempotencyTtlS,
+      sharded: core.sharded,
+      maxReadBytes: config.maxReadBytes,
+    },
+    metrics,
+  );
 }
 
 /**
  * The job queues on a BullMQ connection of their own: `producer` (gateways adding jobs) fails
  * fast like our own clients; `worker` waits for Redis. Closed in "close queues".
  */
-export function jobQueues(core: Core, role: "producer" | "worker", closing: CloseOrder): { queues: JobQueues; connect: () => RedisClient } {
+export function jobQueues(
+  core: Core,
+  role: "producer" | "worker",
+  closing: CloseOrder,
+): { queues: JobQueues; connect: () => RedisClient } {
   const connections: RedisClient[] = [];
   const connect = () => {
     const connection = bullConnection(core.redis.target, core.log, role, core.redis.timeouts);

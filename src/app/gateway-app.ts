@@ -41,17 +41,31 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
   // Live counts are read when scraped, from the Socket.IO server made below.
   let socket: SocketServer | undefined;
   const live = liveCountsOf(() => socket, redis.isUp);
-  const metrics = createMetrics(config.nodeId, live, { namespaces: Object.keys(config.namespaces), events: REQUEST_EVENTS });
+  const metrics = createMetrics(config.nodeId, live, {
+    namespaces: Object.keys(config.namespaces),
+    events: REQUEST_EVENTS,
+  });
   const store = channelStore(core, metrics);
   const { queues } = jobQueues(core, "producer", closing);
-  const jobs = new JobService({ config, queues, records, channels: jobChannels(core, store, queues), redis: redis.commands, sharded });
+  const jobs = new JobService({
+    config,
+    queues,
+    records,
+    channels: jobChannels(core, store, queues),
+    redis: redis.commands,
+    sharded,
+  });
   const server = (socket = createSocketServer({ config, log, redis, sharded, registry, store, metrics, verifyToken }));
 
   const nodes = new NodeRegistry(
     redis.commands,
     config.redisPrefix,
     config.nodeId,
-    () => ({ ready: server.isReady(), connections: server.io.of("/").sockets.size, subscriptions: Object.fromEntries(live.subscriptionsByNamespace()) }),
+    () => ({
+      ready: server.isReady(),
+      connections: server.io.of("/").sockets.size,
+      subscriptions: Object.fromEntries(live.subscriptionsByNamespace()),
+    }),
     log.child({ module: "nodes" }),
   );
   const app = createHttpApp({
@@ -70,7 +84,8 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
   });
   server.attach(app.server);
   // The Socket.IO admin UI (namespace /admin, page /admin/): only when its settings are set.
-  if (adminUiEnabled(config)) installAdminUi(server.io, app, { config, redis: redis.commands, log: log.child({ module: "admin-ui" }) });
+  if (adminUiEnabled(config))
+    installAdminUi(server.io, app, { config, redis: redis.commands, log: log.child({ module: "admin-ui" }) });
   await app.ready();
 
   closing.add("drain", "clients", () => server.drain());

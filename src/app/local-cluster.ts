@@ -16,7 +16,13 @@ import { mintToken } from "../auth/mint-token.js";
 import { ADMIN_PAGE, adminUiEnabled } from "../gateway/admin-ui.js";
 import { LISTEN_BACKLOG } from "../gateway/listen-backlog.js";
 import { ConfigError, environmentWith, loadConfig } from "../config/load-config.js";
-import { freePort, hasRedisServer, NO_REDIS_HINT, startEmbeddedRedis, type EmbeddedRedis } from "../cluster/embedded-redis.js";
+import {
+  freePort,
+  hasRedisServer,
+  NO_REDIS_HINT,
+  startEmbeddedRedis,
+  type EmbeddedRedis,
+} from "../cluster/embedded-redis.js";
 import { redactUrl } from "../config/redis-url.js";
 
 const RESTART_DELAY_MS = 1000;
@@ -28,7 +34,8 @@ function replicasFlag(argv: readonly string[]): number {
   if (i < 0) return 2;
   const raw = argv[i]!.includes("=") ? argv[i]!.split("=")[1] : argv[i + 1];
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1 || n > 64) throw new ConfigError(`invalid flag --replicas: expected 1 to 64, got ${JSON.stringify(raw)}`);
+  if (!Number.isInteger(n) || n < 1 || n > 64)
+    throw new ConfigError(`invalid flag --replicas: expected 1 to 64, got ${JSON.stringify(raw)}`);
   return n;
 }
 
@@ -56,7 +63,10 @@ export async function runLocalCluster(argv: readonly string[]): Promise<void> {
   const config = loadConfig({ argv, defaults: { ...LOCAL_DEFAULTS, ...DEMO_DEFAULTS } });
   const replicas = replicasFlag(argv);
   const secret = config.jwtSecret ?? randomBytes(24).toString("base64url");
-  if (config.jwtPublicKeyFile || config.jwksFile) throw new ConfigError("invalid setting ROOMCAST_JWT_PUBLIC_KEY_FILE: roomcast start uses an HS256 secret for its dev token; run `roomcast gateway` for asymmetric keys");
+  if (config.jwtPublicKeyFile || config.jwksFile)
+    throw new ConfigError(
+      "invalid setting ROOMCAST_JWT_PUBLIC_KEY_FILE: roomcast start uses an HS256 secret for its dev token; run `roomcast gateway` for asymmetric keys",
+    );
 
   let redis: EmbeddedRedis | undefined;
   let redisUrl = config.redisUrl;
@@ -84,7 +94,12 @@ export async function runLocalCluster(argv: readonly string[]): Promise<void> {
   };
   const fork = (name: string): Promise<Worker> => {
     // The drain as resolved here (ours, unless a flag, the variable or the config file set one).
-    const worker = cluster.fork({ ...shared, ROOMCAST_DRAIN_S: String(config.drainS), ROOMCAST_NODE_ID: name, ROOMCAST_STICKY_WORKER: "1" });
+    const worker = cluster.fork({
+      ...shared,
+      ROOMCAST_DRAIN_S: String(config.drainS),
+      ROOMCAST_NODE_ID: name,
+      ROOMCAST_STICKY_WORKER: "1",
+    });
     names.set(worker, name);
     return new Promise((resolve, reject) => {
       worker.on("message", (m: { type?: string }) => m?.type === "roomcast:ready" && resolve(worker));
@@ -95,9 +110,15 @@ export async function runLocalCluster(argv: readonly string[]): Promise<void> {
     const name = names.get(worker) ?? "gateway";
     names.delete(worker);
     if (stopping) return;
-    console.log(`roomcast: ${name} (pid ${worker.process.pid}) stopped (${signal ?? `code ${code}`}); restarting it in ${RESTART_DELAY_MS} ms`);
+    console.log(
+      `roomcast: ${name} (pid ${worker.process.pid}) stopped (${signal ?? `code ${code}`}); restarting it in ${RESTART_DELAY_MS} ms`,
+    );
     setTimeout(() => {
-      if (!stopping) fork(name).then((w) => console.log(`roomcast: ${name} is back (pid ${w.process.pid})`), () => undefined);
+      if (!stopping)
+        fork(name).then(
+          (w) => console.log(`roomcast: ${name} is back (pid ${w.process.pid})`),
+          () => undefined,
+        );
     }, RESTART_DELAY_MS);
   });
 
@@ -112,9 +133,15 @@ export async function runLocalCluster(argv: readonly string[]): Promise<void> {
     jobWorker = child;
     child.once("exit", (code, signal) => {
       if (stopping || jobWorker !== child) return;
-      console.log(`roomcast: worker-1 (pid ${child.pid}) stopped (${signal ?? `code ${code}`}); restarting it in ${RESTART_DELAY_MS} ms`);
+      console.log(
+        `roomcast: worker-1 (pid ${child.pid}) stopped (${signal ?? `code ${code}`}); restarting it in ${RESTART_DELAY_MS} ms`,
+      );
       setTimeout(() => {
-        if (!stopping) forkWorker().then((w) => console.log(`roomcast: worker-1 is back (pid ${w.pid})`), () => undefined);
+        if (!stopping)
+          forkWorker().then(
+            (w) => console.log(`roomcast: worker-1 is back (pid ${w.pid})`),
+            () => undefined,
+          );
       }, RESTART_DELAY_MS);
     });
     return new Promise((resolve, reject) => {
@@ -132,7 +159,11 @@ export async function runLocalCluster(argv: readonly string[]): Promise<void> {
     for (const worker of Object.values(cluster.workers ?? {})) worker?.kill("SIGTERM");
     jobWorker?.kill("SIGTERM");
     await new Promise<void>((resolve) => {
-      const check = () => (Object.keys(cluster.workers ?? {}).length === 0 && (!jobWorker || jobWorker.exitCode !== null || jobWorker.signalCode !== null) ? resolve() : setTimeout(check, 50));
+      const check = () =>
+        Object.keys(cluster.workers ?? {}).length === 0 &&
+        (!jobWorker || jobWorker.exitCode !== null || jobWorker.signalCode !== null)
+          ? resolve()
+          : setTimeout(check, 50);
       check();
     });
     server.close();
@@ -146,7 +177,10 @@ export async function runLocalCluster(argv: readonly string[]): Promise<void> {
   setupStickyBalancer(server);
   let workers: Worker[];
   try {
-    [workers] = await Promise.all([Promise.all(Array.from({ length: replicas }, (_, i) => fork(`gateway-${i + 1}`))), forkWorker()]);
+    [workers] = await Promise.all([
+      Promise.all(Array.from({ length: replicas }, (_, i) => fork(`gateway-${i + 1}`))),
+      forkWorker(),
+    ]);
   } catch (err) {
     process.stderr.write(`roomcast: ${(err as Error).message}\n`);
     await stop(1);
@@ -159,13 +193,21 @@ export async function runLocalCluster(argv: readonly string[]): Promise<void> {
     });
   } catch (err) {
     const inUse = (err as NodeJS.ErrnoException).code === "EADDRINUSE";
-    process.stderr.write(`roomcast: ${inUse ? `port ${config.port} is in use; choose another with PORT=... or --port` : (err as Error).message}\n`);
+    process.stderr.write(
+      `roomcast: ${inUse ? `port ${config.port} is in use; choose another with PORT=... or --port` : (err as Error).message}\n`,
+    );
     await stop(1);
     return;
   }
 
   const url = `http://${["0.0.0.0", "127.0.0.1"].includes(config.host) ? "localhost" : config.host}:${config.port}`;
-  const token = await mintToken({ secret, sub: "dev", envs: ["*"], scope: "publish env:read jobs:read jobs:write admin", ttlS: 24 * 3600 });
+  const token = await mintToken({
+    secret,
+    sub: "dev",
+    envs: ["*"],
+    scope: "publish env:read jobs:read jobs:write admin",
+    ttlS: 24 * 3600,
+  });
   const local = `http://${config.host === "0.0.0.0" ? "127.0.0.1" : config.host}:${config.port}`;
   const callApi = async (method: string, path: string, body?: unknown) => {
     const res = await fetch(`${local}${path}`, {
@@ -179,7 +221,10 @@ export async function runLocalCluster(argv: readonly string[]): Promise<void> {
   };
   // The demo's environment status feed (a sample job, cancelled when this stops).
   if (config.sampleProcessors) {
-    demoFeed = await callApi("POST", "/v1/jobs", { name: "sample.env-status", data: { envs: DEMO_ENVIRONMENTS, intervalMs: 5000, durationMs: 24 * 3600 * 1000 } })
+    demoFeed = await callApi("POST", "/v1/jobs", {
+      name: "sample.env-status",
+      data: { envs: DEMO_ENVIRONMENTS, intervalMs: 5000, durationMs: 24 * 3600 * 1000 },
+    })
       .then((answer) => answer.jobId)
       .catch((err: unknown) => {
         console.log(`roomcast: no environment status feed (${(err as Error).message})`);

@@ -15,7 +15,10 @@ export async function runWorker(config: Config): Promise<void> {
   const worker = await createJobWorker(config, log.child({ module: "worker" }));
   const http = createWorkerHttp({ nodeId: config.nodeId, isReady: worker.isReady, registry: worker.metrics.registry });
   const url = await http.listen({ port: config.port, host: config.host });
-  log.info({ url, queue: config.queueName, concurrency: config.workerConcurrency, processors: worker.processors }, "worker ready");
+  log.info(
+    { url, queue: config.queueName, concurrency: config.workerConcurrency, processors: worker.processors },
+    "worker ready",
+  );
   process.send?.({ type: "roomcast:ready", url });
   worker.closing.add("finish in flight", "metrics server", () => http.close());
   exitOnSignals(log, config, "finishing running jobs", () => worker.close());

@@ -7,7 +7,12 @@ import type { Config } from "../config/load-config.js";
 
 const MARGIN_S = 15;
 
-export function exitOnSignals(log: Logger, { drainS, supervised }: Pick<Config, "drainS" | "supervised">, what: string, close: () => Promise<unknown>): void {
+export function exitOnSignals(
+  log: Logger,
+  { drainS, supervised }: Pick<Config, "drainS" | "supervised">,
+  what: string,
+  close: () => Promise<unknown>,
+): void {
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

@@ -17,7 +17,8 @@ type Counted = Worker & { clientsCount?: number };
 
 export function setupStickyBalancer(server: Server): void {
   const sessionToWorker = new Map<string, number>();
-  const worker = (id: number | undefined): Counted | undefined => (id === undefined ? undefined : (cluster.workers?.[id] as Counted | undefined));
+  const worker = (id: number | undefined): Counted | undefined =>
+    id === undefined ? undefined : (cluster.workers?.[id] as Counted | undefined);
 
   /** The worker of the request's session, else the one with the fewest clients. */
   const choose = (head: string): Counted | undefined => {

@@ -37,13 +37,30 @@ export async function createJobWorker(config: Config, log: Logger): Promise<JobW
   const { redis, records, registry, sharded } = core;
   const { queues, connect } = jobQueues(core, "worker", closing);
   let attempts: JobAttempts | undefined;
-  const metrics = createWorkerMetrics(config.nodeId, { redisUp: redis.isUp, running: () => attempts?.running ?? new Map(), queueCounts: () => queues.jobs.getJobCounts() }, {
-    processors: [...processors.keys()],
-    namespaces: Object.keys(config.namespaces),
-  });
+  const metrics = createWorkerMetrics(
+    config.nodeId,
+    {
+      redisUp: redis.isUp,
+      running: () => attempts?.running ?? new Map(),
+      queueCounts: () => queues.jobs.getJobCounts(),
+    },
+    {
+      processors: [...processors.keys()],
+      namespaces: Object.keys(config.namespaces),
+    },
+  );
   const store = channelStore(core, metrics);
   const channels = jobChannels(core, store, queues);
-  const running = (attempts = new JobAttempts({ config, log, processors, records, store, registry, channels, metrics }));
+  const running = (attempts = new JobAttempts({
+    config,
+    log,
+    processors,
+    records,
+    store,
+    registry,
+    channels,
+    metrics,
+  }));
 
   const prefix = bullPrefix(config);
   const lockMs = config.jobLockS * 1000;
@@ -60,17 +77,24 @@ export async function createJobWorker(config: Config, log: Logger): Promise<JobW
   worker.on("failed", (job, err) => running.failed(job, err));
   worker.on("completed", (job) => running.completed(job));
 
-  const expiryWorker = new Worker<ExpiryJobData>(expiryQueueName(config), async (job) => channels.close(job.data.jobId), {
-    connection: connect(),
-    prefix,
-    concurrency: 1,
-  });
+  const expiryWorker = new Worker<ExpiryJobData>(
+    expiryQueueName(config),
+    async (job) => channels.close(job.data.jobId),
+    {
+      connection: connect(),
+      prefix,
+      concurrency: 1,
+    },
+  );
   expiryWorker.on("error", (err) => log.warn({ err: err.message }, "expiry worker error"));
 
   await listenForCancels(redis.subscriber, config.redisPrefix, sharded, (jobId) => {
     if (worker.cancelJob(jobId, "cancelled")) log.info({ jobId }, "job cancelled");
   });
-  const announce = () => records.announceProcessors([...processors.keys()]).catch((err: unknown) => log.debug({ err }, "could not announce processors"));
+  const announce = () =>
+    records
+      .announceProcessors([...processors.keys()])
+      .catch((err: unknown) => log.debug({ err }, "could not announce processors"));
   await announce();
   const announcer = setInterval(() => void announce(), ANNOUNCE_MS);
   announcer.unref();

@@ -12,7 +12,15 @@ export interface MintOptions {
   extra?: Record<string, unknown>;
 }
 
-export async function mintToken({ secret, sub, envs, scope, tenant, ttlS = 3600, extra = {} }: MintOptions): Promise<string> {
+export async function mintToken({
+  secret,
+  sub,
+  envs,
+  scope,
+  tenant,
+  ttlS = 3600,
+  extra = {},
+}: MintOptions): Promise<string> {
   const claims: Record<string, unknown> = { ...extra };
   if (envs) claims.envs = [...envs];
   if (scope !== undefined) claims.scope = typeof scope === "string" ? scope : scope.join(" ");

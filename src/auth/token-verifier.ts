@@ -5,7 +5,15 @@
  */
 import { createPublicKey, createSecretKey, type KeyObject } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { createLocalJWKSet, importSPKI, jwtVerify, type CryptoKey, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey } from "jose";
+import {
+  createLocalJWKSet,
+  importSPKI,
+  jwtVerify,
+  type CryptoKey,
+  type JSONWebKeySet,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+} from "jose";
 import { verifyHs256 } from "./hs256.js";
 import { ConfigError, type Config } from "../config/load-config.js";
 import { RoomcastError } from "../contracts/error-codes.js";
@@ -29,13 +37,17 @@ function algorithmsForKey(key: KeyObject): string[] {
       return ["RS256"];
     case "ec":
       if (key.asymmetricKeyDetails?.namedCurve !== "prime256v1") {
-        throw new ConfigError(`invalid setting ROOMCAST_JWT_PUBLIC_KEY_FILE: EC keys must be P-256 for ES256 (found ${key.asymmetricKeyDetails?.namedCurve ?? "unknown curve"})`);
+        throw new ConfigError(
+          `invalid setting ROOMCAST_JWT_PUBLIC_KEY_FILE: EC keys must be P-256 for ES256 (found ${key.asymmetricKeyDetails?.namedCurve ?? "unknown curve"})`,
+        );
       }
       return ["ES256"];
     case "ed25519":
       return ["EdDSA"];
     default:
-      throw new ConfigError(`invalid setting ROOMCAST_JWT_PUBLIC_KEY_FILE: unsupported key type ${key.asymmetricKeyType ?? "unknown"} (RSA, EC P-256 or Ed25519)`);
+      throw new ConfigError(
+        `invalid setting ROOMCAST_JWT_PUBLIC_KEY_FILE: unsupported key type ${key.asymmetricKeyType ?? "unknown"} (RSA, EC P-256 or Ed25519)`,
+      );
   }
 }
 
@@ -49,7 +61,10 @@ function algorithmsForJwks(jwks: JSONWebKeySet): string[] {
   }
   const allowed = ["RS256", "ES256", "EdDSA"];
   const bad = [...algs].filter((a) => !allowed.includes(a));
-  if (bad.length > 0 || algs.size === 0) throw new ConfigError(`invalid setting ROOMCAST_JWKS_FILE: keys must be RS256, ES256 or EdDSA${bad.length ? ` (found ${bad.join(", ")})` : ""}`);
+  if (bad.length > 0 || algs.size === 0)
+    throw new ConfigError(
+      `invalid setting ROOMCAST_JWKS_FILE: keys must be RS256, ES256 or EdDSA${bad.length ? ` (found ${bad.join(", ")})` : ""}`,
+    );
   return [...algs];
 }
 
@@ -57,7 +72,9 @@ function readKeyFile(setting: string, path: string): string {
   try {
     return readFileSync(path, "utf8");
   } catch (err) {
-    throw new ConfigError(`invalid setting ${setting}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? "error"})`);
+    throw new ConfigError(
+      `invalid setting ${setting}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? "error"})`,
+    );
   }
 }
 
@@ -85,10 +102,20 @@ function toPrincipal(payload: JWTPayload | Record<string, unknown>, maxLifetimeS
   // A token that never expires (exp 1e300) is a stolen token forever: lifetimes are bounded.
   const now = Date.now() / 1000;
   const issued = typeof iat === "number" ? Math.min(iat, now) : now;
-  if (maxLifetimeS > 0 && exp - issued > maxLifetimeS) throw new RoomcastError("unauthorized", `token lifetime over the limit of ${maxLifetimeS} s`);
+  if (maxLifetimeS > 0 && exp - issued > maxLifetimeS)
+    throw new RoomcastError("unauthorized", `token lifetime over the limit of ${maxLifetimeS} s`);
   const rawScope = payload.scope;
-  const scopeList = typeof rawScope === "string" ? rawScope.split(" ").filter(Boolean) : Array.isArray(rawScope) ? rawScope.filter((s): s is string => typeof s === "string") : [];
-  const scopes = interned(internedScopes, scopeList.join(" "), () => Object.freeze(new Set(scopeList)) as ReadonlySet<string>);
+  const scopeList =
+    typeof rawScope === "string"
+      ? rawScope.split(" ").filter(Boolean)
+      : Array.isArray(rawScope)
+        ? rawScope.filter((s): s is string => typeof s === "string")
+        : [];
+  const scopes = interned(
+    internedScopes,
+    scopeList.join(" "),
+    () => Object.freeze(new Set(scopeList)) as ReadonlySet<string>,
+  );
   const rawEnvs = payload.envs;
   const envList = Array.isArray(rawEnvs) ? rawEnvs.filter((e): e is string => typeof e === "string") : [];
   const envs = interned(internedEnvs, JSON.stringify(envList), () => Object.freeze(envList));
@@ -117,7 +144,9 @@ export function createTokenVerifier(config: Config): TokenVerifier {
     try {
       publicKey = createPublicKey(pem);
     } catch {
-      throw new ConfigError(`invalid setting ROOMCAST_JWT_PUBLIC_KEY_FILE: ${config.jwtPublicKeyFile} holds no PEM public key`);
+      throw new ConfigError(
+        `invalid setting ROOMCAST_JWT_PUBLIC_KEY_FILE: ${config.jwtPublicKeyFile} holds no PEM public key`,
+      );
     }
     algorithms = algorithmsForKey(publicKey);
     // Imported once as a CryptoKey: jose would import a KeyObject again for every token.
@@ -135,7 +164,9 @@ export function createTokenVerifier(config: Config): TokenVerifier {
     algorithms = algorithmsForJwks(jwks);
     key = createLocalJWKSet(jwks);
   } else {
-    throw new ConfigError("missing setting ROOMCAST_JWT_SECRET: set it, ROOMCAST_JWT_PUBLIC_KEY_FILE or ROOMCAST_JWKS_FILE");
+    throw new ConfigError(
+      "missing setting ROOMCAST_JWT_SECRET: set it, ROOMCAST_JWT_PUBLIC_KEY_FILE or ROOMCAST_JWKS_FILE",
+    );
   }
   const options = {
     algorithms,
@@ -145,7 +176,8 @@ export function createTokenVerifier(config: Config): TokenVerifier {
   };
   return async (token: string) => {
     try {
-      const { payload } = typeof key === "function" ? await jwtVerify(token, key, options) : await jwtVerify(token, await key, options);
+      const { payload } =
+        typeof key === "function" ? await jwtVerify(token, key, options) : await jwtVerify(token, await key, options);
       return toPrincipal(payload, config.maxTokenLifetimeS);
     } catch (err) {
       throw unauthorized(err);
@@ -157,7 +189,12 @@ export function createTokenVerifier(config: Config): TokenVerifier {
 function unauthorized(err: unknown): RoomcastError {
   if (err instanceof RoomcastError) return err;
   const code = (err as { code?: string }).code;
-  const message = code === "ERR_JWT_EXPIRED" ? "token expired" : code === "ERR_JOSE_ALG_NOT_ALLOWED" ? "token algorithm not allowed" : "invalid token";
+  const message =
+    code === "ERR_JWT_EXPIRED"
+      ? "token expired"
+      : code === "ERR_JOSE_ALG_NOT_ALLOWED"
+        ? "token algorithm not allowed"
+        : "invalid token";
   return new RoomcastError("unauthorized", message);
 }
 

@@ -47,7 +47,8 @@ export class ChannelRegistry {
 
   /** Throws 4400 for a malformed name, 4404 for an unknown namespace or stream. */
   resolve(channel: unknown): ResolvedChannel {
-    if (typeof channel !== "string") throw new RoomcastError("bad_request", "channel: must be a string", { field: "channel" });
+    if (typeof channel !== "string")
+      throw new RoomcastError("bad_request", "channel: must be a string", { field: "channel" });
     const known = this.resolved.get(channel);
     if (known) return known;
     const resolved = Object.freeze(this.resolveName(channel));
@@ -58,7 +59,10 @@ export class ChannelRegistry {
 
   private resolveName(channel: string): ResolvedChannel {
     const name = parseChannelName(channel);
-    if (!name) throw new RoomcastError("bad_request", "channel: must be <namespace>:<name> (PROTOCOL.md section 5)", { field: "channel" });
+    if (!name)
+      throw new RoomcastError("bad_request", "channel: must be <namespace>:<name> (PROTOCOL.md section 5)", {
+        field: "channel",
+      });
     // Names come from clients: only own entries count (`constructor:x` is no namespace).
     const settings = ownEntry(this.config.namespaces, name.namespace);
     if (!settings) throw new RoomcastError("not_found", `unknown namespace ${name.namespace}`);
@@ -68,11 +72,17 @@ export class ChannelRegistry {
     let snapshot = settings.snapshot;
     if (settings.streams) {
       const cut = name.rest.lastIndexOf(":");
-      if (cut <= 0) throw new RoomcastError("bad_request", `channel: must be ${name.namespace}:<id>:<${Object.keys(settings.streams).join("|")}>`, { field: "channel" });
+      if (cut <= 0)
+        throw new RoomcastError(
+          "bad_request",
+          `channel: must be ${name.namespace}:<id>:<${Object.keys(settings.streams).join("|")}>`,
+          { field: "channel" },
+        );
       id = name.rest.slice(0, cut);
       stream = name.rest.slice(cut + 1);
       const streamSettings = ownEntry(settings.streams, stream);
-      if (!streamSettings) throw new RoomcastError("not_found", `unknown stream ${stream} in namespace ${name.namespace}`);
+      if (!streamSettings)
+        throw new RoomcastError("not_found", `unknown stream ${stream} in namespace ${name.namespace}`);
       policy = streamSettings.policy ?? policy;
       snapshot = streamSettings.snapshot ?? snapshot;
     }
@@ -92,7 +102,8 @@ export class ChannelRegistry {
   /** Throws 4403 unless the principal may do `action` on the channel (4404 for a missing job). */
   async authorize(principal: Principal, resolved: ResolvedChannel, action: Action): Promise<void> {
     const rule = action === "subscribe" ? resolved.settings.subscribe : resolved.settings.publish;
-    if (rule === false) throw new RoomcastError("forbidden", `clients may not publish in namespace ${resolved.namespace}`);
+    if (rule === false)
+      throw new RoomcastError("forbidden", `clients may not publish in namespace ${resolved.namespace}`);
     if (!(await this.allows(principal, resolved, rule))) {
       throw new RoomcastError("forbidden", `not allowed to ${action} to ${resolved.channel}`);
     }
@@ -108,7 +119,8 @@ export class ChannelRegistry {
     const match = resolved.settings.subscribe.match;
     if (match !== "env" && match !== "job") return;
     const envId = match === "env" ? resolved.id : (await this.job(resolved.id)).envId;
-    if (!mayPublishToEnvironment(principal, envId)) throw new RoomcastError("forbidden", `the token's envs do not grant publishing to ${resolved.channel}`);
+    if (!mayPublishToEnvironment(principal, envId))
+      throw new RoomcastError("forbidden", `the token's envs do not grant publishing to ${resolved.channel}`);
   }
 
   /** Like authorize, but answers instead of throwing (4404 still throws). */

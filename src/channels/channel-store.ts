@@ -109,7 +109,12 @@ export class ChannelStore {
     options: ChannelStoreOptions,
     private readonly metrics?: PublishPathMetrics,
   ) {
-    ({ prefix: this.prefix, idempotencyTtlS: this.idempotencyTtlS, sharded: this.sharded, maxReadBytes: this.maxReadBytes } = options);
+    ({
+      prefix: this.prefix,
+      idempotencyTtlS: this.idempotencyTtlS,
+      sharded: this.sharded,
+      maxReadBytes: this.maxReadBytes,
+    } = options);
     // The key count varies with the events: the caller passes it first.
     redis.defineCommand("roomcastPublish", { lua: PUBLISH_SCRIPT });
     redis.defineCommand("roomcastRead", { numberOfKeys: 3, lua: READ_SCRIPT });
@@ -131,15 +136,23 @@ export class ChannelStore {
    * A failed chunk stops the rest (a later event must not overtake an earlier one): `results`
    * holds the events published before it, in order, and `error` why the others were not.
    */
-  async publishMany(target: ResolvedChannel, inputs: readonly PublishInput[]): Promise<{ results: PublishResult[]; error?: unknown }> {
+  async publishMany(
+    target: ResolvedChannel,
+    inputs: readonly PublishInput[],
+  ): Promise<{ results: PublishResult[]; error?: unknown }> {
     const head = `{"channel":${JSON.stringify(target.channel)}`;
     const prepared = inputs.map((input) => this.prepare(target, input));
     const results: PublishResult[] = [];
-    for (let start = 0; start < prepared.length; ) {
+    for (let start = 0; start < prepared.length;) {
       let end = start;
       let bytes = 0;
       const ttlS = inputs[start]!.ttlS ?? target.historyTtlS;
-      while (end < prepared.length && end - start < PUBLISH_CHUNK_EVENTS && (end === start || bytes + prepared[end]!.bytes <= PUBLISH_CHUNK_BYTES) && (inputs[end]!.ttlS ?? target.historyTtlS) === ttlS) {
+      while (
+        end < prepared.length &&
+        end - start < PUBLISH_CHUNK_EVENTS &&
+        (end === start || bytes + prepared[end]!.bytes <= PUBLISH_CHUNK_BYTES) &&
+        (inputs[end]!.ttlS ?? target.historyTtlS) === ttlS
+      ) {
         bytes += prepared[end]!.bytes;
         end++;
       }
@@ -166,7 +179,12 @@ export class ChannelStore {
     return { id, tail, snapshot, idempotencyKey: input.idempotencyKey, bytes: tail.length + snapshot.length };
   }
 
-  private async publishChunk(target: ResolvedChannel, head: string, ttlS: number, events: readonly PreparedEvent[]): Promise<PublishResult[]> {
+  private async publishChunk(
+    target: ResolvedChannel,
+    head: string,
+    ttlS: number,
+    events: readonly PreparedEvent[],
+  ): Promise<PublishResult[]> {
     const keys = channelKeys(this.prefix, target.channel);
     const args: (string | number)[] = [4 + events.length, keys.meta, keys.history, keys.snapshot, keys.feed];
     for (const event of events) args.push(keys.idempotency(event.idempotencyKey ?? "-"));
@@ -188,10 +206,20 @@ export class ChannelStore {
    * `alsoDelete`, keys of the same hash tag), and every replica ends its subscriptions with
    * `unsubscribed { code, reason }`. A later subscribe starts a new epoch.
    */
-  async close(target: ResolvedChannel, reason: Extract<ErrorReason, "expired">, alsoDelete: readonly string[] = []): Promise<void> {
+  async close(
+    target: ResolvedChannel,
+    reason: Extract<ErrorReason, "expired">,
+    alsoDelete: readonly string[] = [],
+  ): Promise<void> {
     const keys = channelKeys(this.prefix, target.channel);
     const deleted = [keys.meta, keys.history, keys.snapshot, ...alsoDelete];
-    await this.redis.roomcastClose(1 + deleted.length, keys.feed, ...deleted, this.sharded ? "SPUBLISH" : "PUBLISH", closeMessage(ERROR_CODES[reason].code, reason));
+    await this.redis.roomcastClose(
+      1 + deleted.length,
+      keys.feed,
+      ...deleted,
+      this.sharded ? "SPUBLISH" : "PUBLISH",
+      closeMessage(ERROR_CODES[reason].code, reason),
+    );
   }
 
   /**
@@ -212,7 +240,15 @@ export class ChannelStore {
     const keys = channelKeys(this.prefix, target.channel);
     const since = "since" in request;
     const args = since
-      ? ["since", request.since, request.limit ?? 0, this.maxReadBytes, request.epoch ?? "", request.fallback === undefined ? 0 : 1, Math.min(request.fallback ?? 0, target.historySize)]
+      ? [
+          "since",
+          request.since,
+          request.limit ?? 0,
+          this.maxReadBytes,
+          request.epoch ?? "",
+          request.fallback === undefined ? 0 : 1,
+          Math.min(request.fallback ?? 0, target.historySize),
+        ]
       : ["last", Math.min(request.last, target.historySize), 0, this.maxReadBytes, "", 0, 0];
     const [epoch, top, first, entries, snapshot, recovered, more] = await this.timed("read", () =>
       this.redis.roomcastRead(keys.meta, keys.history, keys.snapshot, newEpoch(), target.historyTtlS, ...args),

@@ -10,7 +10,11 @@ export interface BackoffOptions {
   jitter?: number;
 }
 
-export function backoffDelay(attempt: number, options: BackoffOptions = {}, random: () => number = Math.random): number {
+export function backoffDelay(
+  attempt: number,
+  options: BackoffOptions = {},
+  random: () => number = Math.random,
+): number {
   const { initialMs = 1000, maxMs = 16_000, factor = 2, jitter = 0.5 } = options;
   const base = Math.min(maxMs, initialMs * factor ** Math.max(attempt, 0));
   return Math.round(base * (1 - jitter + jitter * random()));
@@ -21,7 +25,12 @@ export function tokenExpiry(token: string): number | undefined {
   const payload = token.split(".")[1];
   if (!payload) return undefined;
   try {
-    const json = atob(payload.replace(/-/g, "+").replace(/_/g, "/").padEnd(Math.ceil(payload.length / 4) * 4, "="));
+    const json = atob(
+      payload
+        .replace(/-/g, "+")
+        .replace(/_/g, "/")
+        .padEnd(Math.ceil(payload.length / 4) * 4, "="),
+    );
     const exp = (JSON.parse(json) as { exp?: unknown }).exp;
     return typeof exp === "number" ? exp : undefined;
   } catch {

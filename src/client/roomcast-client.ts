@@ -193,7 +193,8 @@ export class RoomcastClient {
   }
 
   private emitLocal<E extends keyof ClientEvents>(event: E, ...args: Parameters<ClientEvents[E]>): void {
-    for (const listener of [...(this.listeners.get(event) ?? [])]) (listener as unknown as (...a: Parameters<ClientEvents[E]>) => void)(...args);
+    for (const listener of [...(this.listeners.get(event) ?? [])])
+      (listener as unknown as (...a: Parameters<ClientEvents[E]>) => void)(...args);
   }
 
   private async currentToken(forceNew = false): Promise<string> {
@@ -306,15 +307,23 @@ export class RoomcastClient {
       tracked.subscribedOn = answer.ok ? socket : undefined;
       if (!answer.ok) {
         this.subscriptions.delete(tracked.channel);
-        first?.reject(Object.assign(new Error(answer.error.message), { code: answer.error.code, reason: answer.error.reason }));
+        first?.reject(
+          Object.assign(new Error(answer.error.message), { code: answer.error.code, reason: answer.error.reason }),
+        );
         return;
       }
       if (tracked.position && !answer.recovered) {
         tracked.position = { offset: answer.offset, epoch: answer.epoch };
-        tracked.options.onReset?.({ snapshot: answer.snapshot, events: answer.events, offset: answer.offset, epoch: answer.epoch });
+        tracked.options.onReset?.({
+          snapshot: answer.snapshot,
+          events: answer.events,
+          offset: answer.offset,
+          epoch: answer.epoch,
+        });
       } else {
         // First answer (or recovered): deliver its events, then follow from its offset.
-        if (!tracked.position) tracked.position = { offset: (answer.events[0]?.offset ?? answer.offset + 1) - 1, epoch: answer.epoch };
+        if (!tracked.position)
+          tracked.position = { offset: (answer.events[0]?.offset ?? answer.offset + 1) - 1, epoch: answer.epoch };
         for (const event of answer.events) this.deliver(tracked, event);
         tracked.position = { offset: Math.max(tracked.position.offset, answer.offset), epoch: answer.epoch };
       }

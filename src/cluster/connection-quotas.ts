@@ -97,7 +97,10 @@ export class ConnectionQuotas {
    * Several quotas for one member, all or nothing: their keys, or the index of the first one
    * that is full. One script on a single Redis; one per key on a Redis Cluster.
    */
-  async acquireAll(quotas: readonly { scope: QuotaScope; id: string; limit: number }[], member: string): Promise<{ keys: string[] } | { full: number }> {
+  async acquireAll(
+    quotas: readonly { scope: QuotaScope; id: string; limit: number }[],
+    member: string,
+  ): Promise<{ keys: string[] } | { full: number }> {
     if (this.cluster || quotas.length < 2) {
       // Every acquire settles before any release: one that fails must not leave the others held (and renewed).
       const settled = await Promise.allSettled(quotas.map((q) => this.acquire(q.scope, q.id, member, q.limit)));
@@ -110,7 +113,9 @@ export class ConnectionQuotas {
       return { full };
     }
     const keys = quotas.map((q) => this.key(q.scope, q.id));
-    const answer = await this.timed(() => this.redis.roomcastQuotaAcquireAll(keys.length, ...keys, this.leaseMs, member, ...quotas.map((q) => q.limit)));
+    const answer = await this.timed(() =>
+      this.redis.roomcastQuotaAcquireAll(keys.length, ...keys, this.leaseMs, member, ...quotas.map((q) => q.limit)),
+    );
     if (answer !== 0) return { full: answer - 1 };
     return { keys: keys.map((key) => this.hold(key, member)) };
   }
@@ -148,7 +153,9 @@ export class ConnectionQuotas {
   }
 
   async renew(): Promise<void> {
-    const renewals = [...this.held.values()].map(({ key, members }) => this.redis.roomcastQuotaRenew(key, this.leaseMs, ...(typeof members === "string" ? [members] : members)));
+    const renewals = [...this.held.values()].map(({ key, members }) =>
+      this.redis.roomcastQuotaRenew(key, this.leaseMs, ...(typeof members === "string" ? [members] : members)),
+    );
     const failed = (await Promise.allSettled(renewals)).filter((r) => r.status === "rejected").length;
     if (failed > 0) this.log.warn({ failed }, "quota lease renewal failed (Redis unavailable?)");
   }

@@ -24,7 +24,9 @@ export function freePort(host = "127.0.0.1"): Promise<number> {
     server.once("error", reject);
     server.listen(0, host, () => {
       const address = server.address();
-      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
+      server.close(() =>
+        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
+      );
     });
   });
 }
@@ -67,7 +69,21 @@ export async function startEmbeddedRedis(options: EmbeddedRedisOptions = {}): Pr
   const dir = mkdtempSync(join(tmpdir(), "roomcast-redis-"));
   const child = spawn(
     "redis-server",
-    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, "--loglevel", "warning", ...(options.extraArgs ?? [])],
+    [
+      "--port",
+      String(port),
+      "--bind",
+      "127.0.0.1",
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+      "--dir",
+      dir,
+      "--loglevel",
+      "warning",
+      ...(options.extraArgs ?? []),
+    ],
     { stdio: ["ignore", "pipe", "pipe"], detached: options.ownProcessGroup ?? false },
   );
   if (options.ownProcessGroup) {
@@ -80,7 +96,8 @@ export async function startEmbeddedRedis(options: EmbeddedRedisOptions = {}): Pr
   child.stderr?.on("data", (d: Buffer) => (output += d.toString()));
   await new Promise<void>((resolve, reject) => {
     const deadline = Date.now() + 10_000;
-    const onExit = (code: number | null) => reject(new Error(`redis-server exited (${code}): ${output.trim().split("\n").pop()}`));
+    const onExit = (code: number | null) =>
+      reject(new Error(`redis-server exited (${code}): ${output.trim().split("\n").pop()}`));
     child.once("exit", onExit);
     child.once("error", (err) => reject(err));
     const probe = async () => {

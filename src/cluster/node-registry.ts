@@ -42,8 +42,21 @@ export function parseNodeStats(json: string): NodeStats | undefined {
   if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
   const stats = value as Record<string, unknown>;
   const subscriptions = stats.subscriptions;
-  if (typeof stats.node !== "string" || !isCount(stats.startedAt) || !isCount(stats.heartbeat) || typeof stats.ready !== "boolean" || !isCount(stats.connections)) return undefined;
-  if (typeof subscriptions !== "object" || subscriptions === null || Array.isArray(subscriptions) || !Object.values(subscriptions).every(isCount)) return undefined;
+  if (
+    typeof stats.node !== "string" ||
+    !isCount(stats.startedAt) ||
+    !isCount(stats.heartbeat) ||
+    typeof stats.ready !== "boolean" ||
+    !isCount(stats.connections)
+  )
+    return undefined;
+  if (
+    typeof subscriptions !== "object" ||
+    subscriptions === null ||
+    Array.isArray(subscriptions) ||
+    !Object.values(subscriptions).every(isCount)
+  )
+    return undefined;
   return stats as unknown as NodeStats;
 }
 
@@ -66,7 +79,12 @@ export class NodeRegistry {
   }
 
   async beat(): Promise<void> {
-    const stats: NodeStats = { node: this.nodeId, startedAt: this.startedAt, heartbeat: Date.now(), ...this.snapshot() };
+    const stats: NodeStats = {
+      node: this.nodeId,
+      startedAt: this.startedAt,
+      heartbeat: Date.now(),
+      ...this.snapshot(),
+    };
     try {
       await this.redis.hset(this.key, this.nodeId, JSON.stringify(stats));
     } catch (err) {
@@ -82,12 +100,14 @@ export class NodeRegistry {
     for (const [node, json] of Object.entries(entries)) {
       const stats = parseNodeStats(json);
       if (!stats) this.log.warn({ node }, "removed a node registry entry that is not a node's stats");
-      if (!stats || now - stats.heartbeat > HEARTBEAT_MS * DEAD_AFTER_BEATS) void this.redis.hdel(this.key, node).catch(() => undefined);
+      if (!stats || now - stats.heartbeat > HEARTBEAT_MS * DEAD_AFTER_BEATS)
+        void this.redis.hdel(this.key, node).catch(() => undefined);
       else nodes.push(stats);
     }
     nodes.sort((a, b) => a.node.localeCompare(b.node));
     const totals = new Map<string, number>();
-    for (const stats of nodes) for (const [ns, n] of Object.entries(stats.subscriptions)) totals.set(ns, (totals.get(ns) ?? 0) + n);
+    for (const stats of nodes)
+      for (const [ns, n] of Object.entries(stats.subscriptions)) totals.set(ns, (totals.get(ns) ?? 0) + n);
     const subscriptions = Object.fromEntries(totals);
     return { nodes, connections: nodes.reduce((sum, s) => sum + s.connections, 0), subscriptions };
   }

@@ -53,7 +53,8 @@ export class RedisUnavailableError extends Error {
   override name = "RedisUnavailableError";
 }
 
-const UNAVAILABLE = /Connection is closed|Stream isn't writeable|Command timed out|Socket timeout|CLUSTERDOWN|TRYAGAIN|LOADING|READONLY|MASTERDOWN|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|redirections|Cluster is ended|Failed to refresh slots|No sharded subscriber|All channels must hash/;
+const UNAVAILABLE =
+  /Connection is closed|Stream isn't writeable|Command timed out|Socket timeout|CLUSTERDOWN|TRYAGAIN|LOADING|READONLY|MASTERDOWN|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|redirections|Cluster is ended|Failed to refresh slots|No sharded subscriber|All channels must hash/;
 
 /**
  * Whether an error means Redis (or the Redis Cluster shard) could not be reached or was
@@ -80,7 +81,11 @@ function waitReady(client: RedisClient, url: string, timeoutMs: number): Promise
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       cleanup();
-      reject(new RedisUnavailableError(`Redis unreachable at ${redactUrl(url)} (REDIS_URL; no answer within ${timeoutMs} ms)`));
+      reject(
+        new RedisUnavailableError(
+          `Redis unreachable at ${redactUrl(url)} (REDIS_URL; no answer within ${timeoutMs} ms)`,
+        ),
+      );
     }, timeoutMs);
     const onReady = () => {
       cleanup();
@@ -98,7 +103,11 @@ function waitReady(client: RedisClient, url: string, timeoutMs: number): Promise
  * BullMQ's workers need the opposite of our fail-fast defaults: commands wait (and blocking
  * ones are resent) across a Redis reconnect.
  */
-export const WAIT_FOR_REDIS: Partial<RedisOptions> = { maxRetriesPerRequest: null, enableOfflineQueue: true, autoResendUnfulfilledCommands: true };
+export const WAIT_FOR_REDIS: Partial<RedisOptions> = {
+  maxRetriesPerRequest: null,
+  enableOfflineQueue: true,
+  autoResendUnfulfilledCommands: true,
+};
 
 /** For connections without blocking commands: a silent link fails commands and is reconnected. */
 export function failFastOptions(timeouts: RedisTimeouts): Partial<RedisOptions> {
@@ -112,7 +121,12 @@ export function failFastOptions(timeouts: RedisTimeouts): Partial<RedisOptions> 
   };
 }
 
-export function createRedis(target: RedisTarget, log: Logger, role: string, overrides: Partial<RedisOptions> = {}): RedisClient {
+export function createRedis(
+  target: RedisTarget,
+  log: Logger,
+  role: string,
+  overrides: Partial<RedisOptions> = {},
+): RedisClient {
   const options: RedisOptions = {
     connectionName: `roomcast-${role}`,
     // Fail fast while Redis is away (the caller answers 503), and never resend a publish
@@ -128,7 +142,12 @@ export function createRedis(target: RedisTarget, log: Logger, role: string, over
   };
   const client: RedisClient = target.cluster
     ? new Cluster(target.seeds, {
-        redisOptions: { ...options, username: target.username, password: target.password, ...(target.tls ? { tls: {} } : {}) },
+        redisOptions: {
+          ...options,
+          username: target.username,
+          password: target.password,
+          ...(target.tls ? { tls: {} } : {}),
+        },
         enableOfflineQueue: options.enableOfflineQueue ?? false,
         enableAutoPipelining: options.enableAutoPipelining ?? false,
         // Sharded pub/sub (SSUBSCRIBE) goes to the shard that owns each channel's slot.
@@ -152,7 +171,12 @@ export function createRedis(target: RedisTarget, log: Logger, role: string, over
   return client;
 }
 
-export async function connectRedis(url: string, log: Logger, timeouts: RedisTimeouts = DEFAULT_TIMEOUTS, startTimeoutMs = 5000): Promise<RedisClients> {
+export async function connectRedis(
+  url: string,
+  log: Logger,
+  timeouts: RedisTimeouts = DEFAULT_TIMEOUTS,
+  startTimeoutMs = 5000,
+): Promise<RedisClients> {
   const target = parseRedisUrl(url);
   const commands = createRedis(target, log, "commands", failFastOptions(timeouts));
   const subscriber = createRedis(target, log, "subscriber", failFastOptions(timeouts));

@@ -71,7 +71,8 @@ export class RedisHealth {
 
   /** The state of the last probe, or `unready` as soon as a connection dropped since. */
   state(): LinkState {
-    if (this.current === "ready" && this.watched.some((c) => c.status !== "ready" && this.answered.has(c))) return "unready";
+    if (this.current === "ready" && this.watched.some((c) => c.status !== "ready" && this.answered.has(c)))
+      return "unready";
     return this.current;
   }
 
@@ -98,7 +99,8 @@ export class RedisHealth {
       // time) is not a dropped one; it only counts once it stays silent past the limit.
       const starting = !this.answered.has(connection);
       if (silentFor > this.options.silentMs) state = "lost";
-      else if (state === "ready" && !starting && (connection.status !== "ready" || silentFor > PROBE_MS * 2)) state = "unready";
+      else if (state === "ready" && !starting && (connection.status !== "ready" || silentFor > PROBE_MS * 2))
+        state = "unready";
       if (connection.status !== "ready" || this.probing.has(connection)) continue;
       this.probing.add(connection);
       connection.ping().then(
@@ -118,7 +120,8 @@ export class RedisHealth {
     const before = this.current;
     this.current = state;
     if (state === "ready") this.options.log.info({ before }, "Redis link healthy again");
-    else if (state === "lost") this.options.log.warn({ silentMs: this.options.silentMs }, "Redis link lost: no answer within the silence limit");
+    else if (state === "lost")
+      this.options.log.warn({ silentMs: this.options.silentMs }, "Redis link lost: no answer within the silence limit");
     for (const listener of this.listeners) listener(state);
   }
 

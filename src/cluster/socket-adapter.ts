@@ -38,7 +38,12 @@ class ClosingSafely extends RedisAdapter {
 /** What socket.io's `io.adapter()` takes: an adapter per namespace. */
 export type AdapterFactory = (nsp: Namespace) => Adapter;
 
-export function createSocketAdapter(commands: RedisClient, subscriber: RedisClient, key: string, sharded: boolean): AdapterFactory {
+export function createSocketAdapter(
+  commands: RedisClient,
+  subscriber: RedisClient,
+  key: string,
+  sharded: boolean,
+): AdapterFactory {
   if (sharded) return createShardedAdapter(commands, subscriber, { channelPrefix: key, subscriptionMode: "static" });
   // What the package's createAdapter() does, with our subclass.
   const options = { key, requestsTimeout: 5000 };

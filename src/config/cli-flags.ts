@@ -37,7 +37,10 @@ const HELP = new Set(["--help", "-h"]);
  * as another flag's value), else the first problem (an unknown flag, a flag without its value)
  * as one line. Words where a flag could be are left to the command.
  */
-export function checkFlags(argv: readonly string[], known: ReadonlySet<string>): { help: true } | { problem: string } | { ok: true } {
+export function checkFlags(
+  argv: readonly string[],
+  known: ReadonlySet<string>,
+): { help: true } | { problem: string } | { ok: true } {
   let problem: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;

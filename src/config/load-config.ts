@@ -29,11 +29,14 @@ const NAMESPACE_NAME = /^[a-z][a-z0-9_-]{0,31}$/;
 /** A value from a flag, a variable or the file, converted to its kind and checked against its range or pattern. */
 function convert(name: string, spec: SettingSpec, raw: unknown): unknown {
   const fail = (expected: string): never => {
-    const shown = spec.secret ? "" : `, got ${JSON.stringify(spec.redact && typeof raw === "string" ? spec.redact(raw) : raw)}`;
+    const shown = spec.secret
+      ? ""
+      : `, got ${JSON.stringify(spec.redact && typeof raw === "string" ? spec.redact(raw) : raw)}`;
     throw new ConfigError(`invalid setting ${name}: expected ${expected}${shown}`);
   };
   const inRange = (n: number): number => {
-    if (spec.min !== undefined && n < spec.min) fail(spec.max === undefined ? `at least ${spec.min}` : `${spec.min} to ${spec.max}`);
+    if (spec.min !== undefined && n < spec.min)
+      fail(spec.max === undefined ? `at least ${spec.min}` : `${spec.min} to ${spec.max}`);
     if (spec.max !== undefined && n > spec.max) fail(`${spec.min ?? 0} to ${spec.max}`);
     return n;
   };
@@ -58,7 +61,10 @@ function convert(name: string, spec: SettingSpec, raw: unknown): unknown {
     }
     case "list":
       if (Array.isArray(text)) return text.map(String);
-      return String(text).split(",").map((s) => s.trim()).filter(Boolean);
+      return String(text)
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean);
     case "level":
       if (!LEVELS.includes(String(text))) fail(`one of ${LEVELS.join(", ")}`);
       return String(text);
@@ -82,16 +88,21 @@ function readConfigFile(path: string): Record<string, unknown> {
   try {
     text = readFileSync(path, "utf8");
   } catch (err) {
-    throw new ConfigError(`invalid setting ROOMCAST_CONFIG: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? "error"})`);
+    throw new ConfigError(
+      `invalid setting ROOMCAST_CONFIG: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? "error"})`,
+    );
   }
   let parsed: unknown;
   try {
     parsed = path.endsWith(".json") ? JSON.parse(text) : parseYaml(text);
   } catch (err) {
-    throw new ConfigError(`invalid setting ROOMCAST_CONFIG: ${path} is not valid ${path.endsWith(".json") ? "JSON" : "YAML"} (${(err as Error).message.split("\n")[0]})`);
+    throw new ConfigError(
+      `invalid setting ROOMCAST_CONFIG: ${path} is not valid ${path.endsWith(".json") ? "JSON" : "YAML"} (${(err as Error).message.split("\n")[0]})`,
+    );
   }
   if (parsed === null || parsed === undefined) return {};
-  if (typeof parsed !== "object" || Array.isArray(parsed)) throw new ConfigError(`invalid setting ROOMCAST_CONFIG: ${path} must hold an object`);
+  if (typeof parsed !== "object" || Array.isArray(parsed))
+    throw new ConfigError(`invalid setting ROOMCAST_CONFIG: ${path} must hold an object`);
   return parsed as Record<string, unknown>;
 }
 
@@ -99,10 +110,15 @@ function parseNamespaces(fromFile: unknown): Record<string, NamespaceConfig> {
   const namespaces: Record<string, NamespaceConfig> = { ...BUILT_IN_NAMESPACES };
   if (fromFile === undefined) return namespaces;
   if (typeof fromFile !== "object" || fromFile === null || Array.isArray(fromFile)) {
-    throw new ConfigError("invalid setting namespaces (ROOMCAST_CONFIG): expected an object of namespace name to settings");
+    throw new ConfigError(
+      "invalid setting namespaces (ROOMCAST_CONFIG): expected an object of namespace name to settings",
+    );
   }
   for (const [name, value] of Object.entries(fromFile)) {
-    if (!NAMESPACE_NAME.test(name)) throw new ConfigError(`invalid setting namespaces.${name} (ROOMCAST_CONFIG): a namespace name must match ${NAMESPACE_NAME}`);
+    if (!NAMESPACE_NAME.test(name))
+      throw new ConfigError(
+        `invalid setting namespaces.${name} (ROOMCAST_CONFIG): a namespace name must match ${NAMESPACE_NAME}`,
+      );
     const result = namespaceSchema.safeParse(value);
     if (!result.success) {
       const issue = result.error.issues[0]!;
@@ -134,7 +150,10 @@ export function loadConfig({ env = process.env, argv = [], defaults = {} }: Load
   const file = configPath ? readConfigFile(configPath) : {};
   const known = new Set<string>([...Object.keys(SETTINGS), "namespaces"]);
   for (const key of Object.keys(file)) {
-    if (!known.has(key)) throw new ConfigError(`invalid setting ${key} (ROOMCAST_CONFIG): unknown setting; known: ${[...known].join(", ")}`);
+    if (!known.has(key))
+      throw new ConfigError(
+        `invalid setting ${key} (ROOMCAST_CONFIG): unknown setting; known: ${[...known].join(", ")}`,
+      );
   }
   const values: Record<string, unknown> = {};
   for (const [key, spec] of Object.entries(SETTINGS) as [SettingKey, SettingSpec][]) {
@@ -145,10 +164,13 @@ export function loadConfig({ env = process.env, argv = [], defaults = {} }: Load
   values.namespaces = parseNamespaces(file.namespaces);
   const config = values as unknown as Config;
   // What one setting's range cannot say: rules between settings.
-  if (config.rateLimit > 0 && config.rateBurst < 1) throw new ConfigError("invalid setting ROOMCAST_RATE_BURST: must be at least 1 when ROOMCAST_RATE_LIMIT is on");
+  if (config.rateLimit > 0 && config.rateBurst < 1)
+    throw new ConfigError("invalid setting ROOMCAST_RATE_BURST: must be at least 1 when ROOMCAST_RATE_LIMIT is on");
   if ((config.adminUser === undefined) !== (config.adminPasswordHash === undefined)) {
     const missing = config.adminUser === undefined ? "ROOMCAST_ADMIN_USER" : "ROOMCAST_ADMIN_PASSWORD_HASH";
-    throw new ConfigError(`missing setting ${missing}: the admin UI needs both ROOMCAST_ADMIN_USER and ROOMCAST_ADMIN_PASSWORD_HASH (set neither to turn it off)`);
+    throw new ConfigError(
+      `missing setting ${missing}: the admin UI needs both ROOMCAST_ADMIN_USER and ROOMCAST_ADMIN_PASSWORD_HASH (set neither to turn it off)`,
+    );
   }
   return deepFreeze(config);
 }
@@ -165,16 +187,26 @@ export function requireServerSettings(config: Config): void {
 }
 
 export function requireRedisSetting(config: Config, who: "gateway" | "worker"): void {
-  if (!config.redisUrl) throw new ConfigError(`missing setting REDIS_URL: the ${who} needs Redis (for example REDIS_URL=redis://127.0.0.1:6379)`);
+  if (!config.redisUrl)
+    throw new ConfigError(
+      `missing setting REDIS_URL: the ${who} needs Redis (for example REDIS_URL=redis://127.0.0.1:6379)`,
+    );
 }
 
 export function requireKeySetting(config: Config): void {
   const keys = [config.jwtSecret, config.jwtPublicKeyFile, config.jwksFile].filter(Boolean).length;
-  if (keys === 0) throw new ConfigError("missing setting ROOMCAST_JWT_SECRET: set it, ROOMCAST_JWT_PUBLIC_KEY_FILE or ROOMCAST_JWKS_FILE");
-  if (keys > 1) throw new ConfigError("invalid setting ROOMCAST_JWT_SECRET: set only one of ROOMCAST_JWT_SECRET, ROOMCAST_JWT_PUBLIC_KEY_FILE, ROOMCAST_JWKS_FILE");
+  if (keys === 0)
+    throw new ConfigError(
+      "missing setting ROOMCAST_JWT_SECRET: set it, ROOMCAST_JWT_PUBLIC_KEY_FILE or ROOMCAST_JWKS_FILE",
+    );
+  if (keys > 1)
+    throw new ConfigError(
+      "invalid setting ROOMCAST_JWT_SECRET: set only one of ROOMCAST_JWT_SECRET, ROOMCAST_JWT_PUBLIC_KEY_FILE, ROOMCAST_JWKS_FILE",
+    );
   // HS256 with a short secret is a guessable key: anyone could mint tokens. Never echo it.
   if (config.jwtSecret !== undefined && Buffer.byteLength(config.jwtSecret, "utf8") < MIN_SECRET_BYTES) {
-    throw new ConfigError(`invalid setting ROOMCAST_JWT_SECRET: must be at least ${MIN_SECRET_BYTES} bytes (it is ${Buffer.byteLength(config.jwtSecret, "utf8")}); make one with: openssl rand -base64 32`);
+    throw new ConfigError(
+      `invalid setting ROOMCAST_JWT_SECRET: must be at least ${MIN_SECRET_BYTES} bytes (it is ${Buffer.byteLength(config.jwtSecret, "utf8")}); make one with: openssl rand -base64 32`,
+    );
   }
 }
-

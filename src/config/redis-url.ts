@@ -13,7 +13,9 @@ export function parseRedisUrl(url: string): RedisTarget {
   const [, scheme, auth, hosts] = match;
   const seeds = hosts!.split(",").map((hostPort) => {
     const cut = hostPort.lastIndexOf(":");
-    return cut > 0 ? { host: hostPort.slice(0, cut), port: Number(hostPort.slice(cut + 1)) } : { host: hostPort, port: 6379 };
+    return cut > 0
+      ? { host: hostPort.slice(0, cut), port: Number(hostPort.slice(cut + 1)) }
+      : { host: hostPort, port: 6379 };
   });
   let username: string | undefined;
   let password: string | undefined;

@@ -18,7 +18,11 @@ export const ERROR_CODES = {
   draining: { code: 4503, status: 503, message: "server is draining, reconnect elsewhere" },
   slow_consumer: { code: 4008, status: 503, message: "client too slow, reconnect and recover" },
   expired: { code: 4404, status: 404, message: "the channel expired (its job finished and its retention ended)" },
-  history_lost: { code: 4503, status: 503, message: "the channel's history was lost; resubscribe with since and reload your state" },
+  history_lost: {
+    code: 4503,
+    status: 503,
+    message: "the channel's history was lost; resubscribe with since and reload your state",
+  },
 } as const;
 
 export type ErrorReason = keyof typeof ERROR_CODES;

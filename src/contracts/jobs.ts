@@ -104,7 +104,12 @@ export const createJobSchema = z
         /** First retry delay; doubled for each later one. */
         backoffMs: z.number().int().min(0).max(3_600_000).optional(),
         /** Start no earlier than this from now. */
-        delayMs: z.number().int().min(0).max(7 * 24 * 3_600_000).optional(),
+        delayMs: z
+          .number()
+          .int()
+          .min(0)
+          .max(7 * 24 * 3_600_000)
+          .optional(),
         /** 1 is the highest; jobs without a priority go first. */
         priority: z.number().int().min(1).max(1_000_000).optional(),
       })
@@ -146,7 +151,15 @@ export interface JobStats {
   /** Jobs per BullMQ state, queue-wide. */
   counts: { waiting: number; active: number; delayed: number; prioritized: number; completed: number; failed: number };
   /** Running jobs the caller may see, with their progress (at most 100). */
-  active: { jobId: string; name: string; envId?: string; progress: number; status?: string; attempt: number; startedAt?: number }[];
+  active: {
+    jobId: string;
+    name: string;
+    envId?: string;
+    progress: number;
+    status?: string;
+    attempt: number;
+    startedAt?: number;
+  }[];
   /** Job names some worker ran in the last day. */
   processors: string[];
 }

@@ -11,7 +11,11 @@ export const PRIORITIES = ["critical", "high", "normal", "low"] as const;
 export type Priority = (typeof PRIORITIES)[number];
 
 const channel = z.string().regex(CHANNEL_NAME, "must be <namespace>:<name> (PROTOCOL.md section 5)");
-const eventType = z.string().min(1).max(64).regex(/^[A-Za-z0-9_.:-]+$/, "letters, digits and _.:- only");
+const eventType = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[A-Za-z0-9_.:-]+$/, "letters, digits and _.:- only");
 const offset = z.number().int().min(0);
 
 /**
@@ -30,7 +34,10 @@ export const logFilterSchema = z
 export const subscribeSchema = z
   .object({
     channel,
-    since: z.object({ offset, epoch: z.string().min(1).max(64) }).strict().optional(),
+    since: z
+      .object({ offset, epoch: z.string().min(1).max(64) })
+      .strict()
+      .optional(),
     history: z.number().int().min(0).max(100_000).optional(),
     filter: logFilterSchema.optional(),
   })

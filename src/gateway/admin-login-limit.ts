@@ -55,7 +55,10 @@ export class AdminLoginLimit {
     } catch (err) {
       if (Date.now() - this.warnedAt >= WARN_EVERY_MS) {
         this.warnedAt = Date.now();
-        this.log.warn({ err: (err as Error).message }, "admin UI login counter unavailable in Redis; counting on this replica");
+        this.log.warn(
+          { err: (err as Error).message },
+          "admin UI login counter unavailable in Redis; counting on this replica",
+        );
       }
       return local;
     }

@@ -57,8 +57,10 @@ export interface AdminHandshakeSocket {
   emit(event: "session", sessionId: string): unknown;
 }
 
-const isCredential = (value: unknown): value is string => typeof value === "string" && value.length > 0 && value.length <= MAX_CREDENTIAL_LENGTH;
-const isSessionId = (value: unknown): value is string => typeof value === "string" && value.length > 0 && value.length <= MAX_SESSION_ID_LENGTH;
+const isCredential = (value: unknown): value is string =>
+  typeof value === "string" && value.length > 0 && value.length <= MAX_CREDENTIAL_LENGTH;
+const isSessionId = (value: unknown): value is string =>
+  typeof value === "string" && value.length > 0 && value.length <= MAX_SESSION_ID_LENGTH;
 const digest = (value: string) => createHash("sha256").update(value, "utf8").digest();
 
 /** The admin UI's login sessions, shared by the replicas. */
@@ -99,7 +101,10 @@ export function adminLogin({ user, passwordHash, redis, redisPrefix, trustProxy,
 
   async function authenticate(socket: AdminHandshakeSocket): Promise<Error | undefined> {
     const { handshake } = socket;
-    const auth = (typeof handshake.auth === "object" && handshake.auth !== null ? handshake.auth : {}) as Record<string, unknown>;
+    const auth = (typeof handshake.auth === "object" && handshake.auth !== null ? handshake.auth : {}) as Record<
+      string,
+      unknown
+    >;
     const { sessionId, username, password } = auth;
     if (isSessionId(sessionId) && (await sessions.exists(sessionId))) return undefined;
 
@@ -107,7 +112,8 @@ export function adminLogin({ user, passwordHash, redis, redisPrefix, trustProxy,
     const attempts = await limit.hit(ip);
     if (attempts > ADMIN_LOGINS_PER_MINUTE) {
       // Once per window and IP, not once per refused guess.
-      if (attempts === ADMIN_LOGINS_PER_MINUTE + 1) log.warn({ ip }, "admin UI logins refused for a minute: too many attempts");
+      if (attempts === ADMIN_LOGINS_PER_MINUTE + 1)
+        log.warn({ ip }, "admin UI logins refused for a minute: too many attempts");
       return new Error(TOO_MANY_LOGINS);
     }
     if (!isCredential(username) || !isCredential(password)) return new Error(INVALID_CREDENTIALS);
@@ -120,7 +126,10 @@ export function adminLogin({ user, passwordHash, redis, redisPrefix, trustProxy,
       if (err instanceof BcryptBusyError) {
         if (Date.now() - busyWarnedAt >= BUSY_WARN_EVERY_MS) {
           busyWarnedAt = Date.now();
-          log.warn({ ip, queued: bcryptWorker.maxPending }, "admin UI logins refused: too many password checks at once");
+          log.warn(
+            { ip, queued: bcryptWorker.maxPending },
+            "admin UI logins refused: too many password checks at once",
+          );
         }
         return new Error(ADMIN_LOGIN_BUSY);
       }

@@ -37,7 +37,10 @@ const packageDir = (specifier: string) => dirname(require.resolve(specifier));
 
 /** Third-party stylesheets of the UI's index.html and the local copies that replace them. */
 const LOCAL_STYLESHEETS: [RegExp, string[]][] = [
-  [/^https:\/\/fonts\.googleapis\.com\/css\?family=Roboto\b/, ["300", "400", "500", "700"].map((w) => `vendor/roboto/${w}.css`)],
+  [
+    /^https:\/\/fonts\.googleapis\.com\/css\?family=Roboto\b/,
+    ["300", "400", "500", "700"].map((w) => `vendor/roboto/${w}.css`),
+  ],
   [/^https:\/\/cdn\.jsdelivr\.net\/npm\/@mdi\/font@/, ["vendor/mdi/css/materialdesignicons.min.css"]],
 ];
 
@@ -83,7 +86,9 @@ function presetServerUrl(uiDir: string, html: string, log: Logger): { file: stri
   const source = file ? readFileSync(join(uiDir, "js", file), "utf8") : "";
   const original = "serverUrl:this.initialServerUrl,";
   if (!file || source.split(original).length !== 2) {
-    log.warn("admin UI: cannot preset the server URL in this version of @socket.io/admin-ui; users type this gateway's URL in the login form");
+    log.warn(
+      "admin UI: cannot preset the server URL in this version of @socket.io/admin-ui; users type this gateway's URL in the login form",
+    );
     return undefined;
   }
   return { file, source: source.replace(original, "serverUrl:this.initialServerUrl||window.location.origin,") };
@@ -124,7 +129,9 @@ export function installAdminUi(io: RoomcastServer, app: FastifyInstance, { confi
     mode: "production",
     serverId: config.nodeId,
   });
-  admin.on("connection", (socket) => log.info({ ip: socket.handshake.address, readonly: config.adminReadonly }, "admin UI connected"));
+  admin.on("connection", (socket) =>
+    log.info({ ip: socket.handshake.address, readonly: config.adminReadonly }, "admin UI connected"),
+  );
 
   const uiDir = join(packageDir("@socket.io/admin-ui/package.json"), "ui", "dist");
   const html = readFileSync(join(uiDir, "index.html"), "utf8");
@@ -132,17 +139,29 @@ export function installAdminUi(io: RoomcastServer, app: FastifyInstance, { confi
   const bundle = presetServerUrl(uiDir, html, log);
   void app.register(async (scope) => {
     scope.addHook("onSend", async (_request, reply, payload) => {
-      if (String(reply.getHeader("content-type") ?? "").startsWith("text/html")) reply.header("content-security-policy", CONTENT_SECURITY_POLICY);
+      if (String(reply.getHeader("content-type") ?? "").startsWith("text/html"))
+        reply.header("content-security-policy", CONTENT_SECURITY_POLICY);
       return payload;
     });
     scope.get("/admin", (_request, reply) => reply.redirect(ADMIN_PAGE));
-    scope.get(ADMIN_PAGE, (_request, reply) => reply.type("text/html; charset=utf-8").header("cache-control", "no-cache").send(indexHtml));
+    scope.get(ADMIN_PAGE, (_request, reply) =>
+      reply.type("text/html; charset=utf-8").header("cache-control", "no-cache").send(indexHtml),
+    );
     if (bundle) {
       scope.get(`${ADMIN_PAGE}js/${bundle.file}`, (_request, reply) =>
-        reply.type("application/javascript; charset=utf-8").header("cache-control", "public, max-age=3600").send(bundle.source),
+        reply
+          .type("application/javascript; charset=utf-8")
+          .header("cache-control", "public, max-age=3600")
+          .send(bundle.source),
       );
     }
-    await scope.register(fastifyStatic, { root: uiDir, prefix: ADMIN_PAGE, index: false, wildcard: true, decorateReply: false });
+    await scope.register(fastifyStatic, {
+      root: uiDir,
+      prefix: ADMIN_PAGE,
+      index: false,
+      wildcard: true,
+      decorateReply: false,
+    });
     await scope.register(fastifyStatic, {
       root: packageDir("@mdi/font/package.json"),
       prefix: `${ADMIN_PAGE}vendor/mdi/`,

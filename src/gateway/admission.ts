@@ -42,7 +42,10 @@ export class Admission {
     const answer = await this.quotas.acquireAll(quotas, this.member(socket));
     if ("full" in answer) {
       const { scope, limit } = quotas[answer.full]!;
-      throw new RoomcastError("too_many_connections", `connection limit of this ${scope} reached (${limit})`, { scope, limit });
+      throw new RoomcastError("too_many_connections", `connection limit of this ${scope} reached (${limit})`, {
+        scope,
+        limit,
+      });
     }
     socket.data.quotaKeys.push(...answer.keys);
   }
@@ -57,17 +60,28 @@ export class Admission {
     const { principal } = socket.data;
     if (envId === undefined || isAdmin(principal)) return;
     const keys = socket.data.quotaKeys;
-    if (keys.includes(this.quotas.key("environment", envId)) || keys.includes(this.quotas.key("user-environment", userInEnvironment(principal.sub, envId)))) return;
+    if (
+      keys.includes(this.quotas.key("environment", envId)) ||
+      keys.includes(this.quotas.key("user-environment", userInEnvironment(principal.sub, envId)))
+    )
+      return;
     const quotas = [
       { scope: "environment" as const, id: envId, limit: this.config.maxConnectionsPerEnv },
-      { scope: "user-environment" as const, id: userInEnvironment(principal.sub, envId), limit: this.config.maxConnectionsPerUserPerEnv },
+      {
+        scope: "user-environment" as const,
+        id: userInEnvironment(principal.sub, envId),
+        limit: this.config.maxConnectionsPerUserPerEnv,
+      },
     ].filter((q) => q.limit > 0);
     if (quotas.length === 0) return;
     const answer = await this.quotas.acquireAll(quotas, this.member(socket));
     if ("full" in answer) {
       const { scope, limit } = quotas[answer.full]!;
       const what = scope === "environment" ? `environment ${envId}` : `this user in environment ${envId}`;
-      throw new RoomcastError("too_many_connections", `connection limit of ${what} reached (${limit})`, { scope: "environment", limit });
+      throw new RoomcastError("too_many_connections", `connection limit of ${what} reached (${limit})`, {
+        scope: "environment",
+        limit,
+      });
     }
     socket.data.quotaKeys.push(...answer.keys);
   }

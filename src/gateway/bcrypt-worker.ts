@@ -52,7 +52,8 @@ export class BcryptWorker {
 
   /** Whether `password` matches the bcrypt `hash`; rejects when busy or when the thread died. */
   compare(password: string, hash: string): Promise<boolean> {
-    if (this.pending.size >= this.maxPending) return Promise.reject(new BcryptBusyError("too many password checks in progress"));
+    if (this.pending.size >= this.maxPending)
+      return Promise.reject(new BcryptBusyError("too many password checks in progress"));
     const worker = this.worker ?? this.start();
     const id = ++this.lastId;
     return new Promise<boolean>((resolve, reject) => {
@@ -89,7 +90,8 @@ export class BcryptWorker {
       this.worker = undefined;
       const refused = [...this.pending.values()];
       this.pending.clear();
-      if (refused.length > 0) this.log.warn({ reason, refused: refused.length }, "bcrypt worker stopped; its password checks are refused");
+      if (refused.length > 0)
+        this.log.warn({ reason, refused: refused.length }, "bcrypt worker stopped; its password checks are refused");
       for (const entry of refused) entry.reject(new Error(`bcrypt worker stopped: ${reason}`));
     };
     worker.on("error", (err) => {

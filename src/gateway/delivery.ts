@@ -167,7 +167,13 @@ export class Delivery {
     const options: WriteOptions = {};
     if (frame && socketIds.size > 1) {
       // Frame the WebSocket message once for every subscriber, as Socket.IO's broadcast does.
-      options.wsPreEncodedFrame = frame(Buffer.from("4" + event.packet), { readOnly: false, mask: false, rsv1: false, opcode: 1, fin: true });
+      options.wsPreEncodedFrame = frame(Buffer.from("4" + event.packet), {
+        readOnly: false,
+        mask: false,
+        rsv1: false,
+        opcode: 1,
+        fin: true,
+      });
     }
     const sockets = this.io.of("/").sockets;
     let written = 0;

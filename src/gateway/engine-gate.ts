@@ -77,10 +77,15 @@ export class EngineGate {
       this.metrics.gateRefusals.inc({ reason: refusal });
       // Also a handshake refused, as the dashboards and alerts count them.
       this.metrics.connectionAttempts.inc();
-      this.metrics.connectionRefusals.inc({ reason: refusal === "unavailable" ? "unavailable" : "too_many_connections" });
-      if (refusal === "unavailable") refuse(res, 503, "unavailable", "this replica cannot serve now (draining or Redis unavailable); retry");
-      else if (refusal === "unauthenticated_ip") refuse(res, 429, "too_many_connections", "too many connections not yet authenticated from this address");
-      else refuse(res, 503, "too_many_connections", "this replica has too many connections not yet authenticated; retry");
+      this.metrics.connectionRefusals.inc({
+        reason: refusal === "unavailable" ? "unavailable" : "too_many_connections",
+      });
+      if (refusal === "unavailable")
+        refuse(res, 503, "unavailable", "this replica cannot serve now (draining or Redis unavailable); retry");
+      else if (refusal === "unauthenticated_ip")
+        refuse(res, 429, "too_many_connections", "too many connections not yet authenticated from this address");
+      else
+        refuse(res, 503, "too_many_connections", "this replica has too many connections not yet authenticated; retry");
       // next() is never called: engine.io creates no session for this request.
     });
     io.engine.on("connection", (session: EngineSession) => this.opened(session));

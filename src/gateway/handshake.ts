@@ -31,7 +31,12 @@ function refusal(err: unknown): ExtendedError {
   return error;
 }
 
-export function installHandshake(io: RoomcastServer, ctx: GatewayContext, isAvailable: () => boolean, checks: readonly ConnectionCheck[] = []): void {
+export function installHandshake(
+  io: RoomcastServer,
+  ctx: GatewayContext,
+  isAvailable: () => boolean,
+  checks: readonly ConnectionCheck[] = [],
+): void {
   const { config } = ctx;
   // Handshakes past the replica cap check but not connected yet, so a burst cannot overshoot it.
   let admitting = 0;
@@ -68,14 +73,19 @@ export function installHandshake(io: RoomcastServer, ctx: GatewayContext, isAvai
       for (const check of checks) await check(socket);
       // The client may have left while the checks awaited Redis: socket.io then drops the socket
       // without a disconnect event, so the quota entries just taken would be renewed forever.
-      if (socket.conn.readyState !== "open") throw new RoomcastError("bad_request", "connection closed during the handshake");
+      if (socket.conn.readyState !== "open")
+        throw new RoomcastError("bad_request", "connection closed during the handshake");
       next();
     } catch (err) {
       if (socket.data.quotaKeys) ctx.admission.releaseAll(socket);
       const redisDown = failedBecauseRedis(err, ctx.isRedisUp());
       if (redisDown) ctx.log.warn({ err: (err as Error).message }, "handshake refused: Redis unavailable");
       else if (!(err instanceof RoomcastError)) ctx.log.error({ err }, "handshake failed");
-      else ctx.log.debug({ code: err.code, reason: err.reason, ip: socket.data.ip ?? socket.handshake.address }, "handshake refused");
+      else
+        ctx.log.debug(
+          { code: err.code, reason: err.reason, ip: socket.data.ip ?? socket.handshake.address },
+          "handshake refused",
+        );
       const refused = redisDown ? new RoomcastError("unavailable") : err;
       ctx.metrics.connectionRefusals.inc({ reason: refused instanceof RoomcastError ? refused.reason : "internal" });
       // This replica cannot serve (it began draining or lost Redis after the session opened): a

@@ -17,7 +17,8 @@ const INFO = LOG_LEVELS.indexOf("info");
 
 /** undefined for no filter (absent or `{}`). */
 export function compileFilter(filter: LogFilter | undefined): CompiledFilter | undefined {
-  if (!filter || (filter.stream === undefined && filter.level === undefined && filter.contains === undefined)) return undefined;
+  if (!filter || (filter.stream === undefined && filter.level === undefined && filter.contains === undefined))
+    return undefined;
   const { stream, level, contains } = filter;
   const lowest = level === undefined ? -1 : LOG_LEVELS.indexOf(level);
   const needle = contains?.toLowerCase();

@@ -48,7 +48,10 @@ export class RequestLimits {
     }
     if (maxMessageBytes > 0) {
       const size = jsonBytes(args);
-      if (size > maxMessageBytes) throw new RoomcastError("too_large", `request of ${size} bytes is over the limit of ${maxMessageBytes}`, { limit: maxMessageBytes });
+      if (size > maxMessageBytes)
+        throw new RoomcastError("too_large", `request of ${size} bytes is over the limit of ${maxMessageBytes}`, {
+          limit: maxMessageBytes,
+        });
     }
   }
 

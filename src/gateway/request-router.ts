@@ -72,16 +72,24 @@ export class RequestRouter {
     }
     // One connection's requests run one after another, in the order sent: a `pause` right
     // behind its `subscribe`, or an `unsubscribe` behind a `subscribe`, sees it done.
-    socket.data.requests = (socket.data.requests ?? Promise.resolve()).then(() => this.run(socket, event as RequestEvent, handler, args[0], ack));
+    socket.data.requests = (socket.data.requests ?? Promise.resolve()).then(() =>
+      this.run(socket, event as RequestEvent, handler, args[0], ack),
+    );
   }
 
   private answer(socket: RoomcastSocket, event: string, payload: unknown, ack: Ack | undefined, result: Result): void {
-    this.ctx.metrics.requests.inc({ event: KNOWN.has(event) ? event : "unknown", outcome: result.ok ? "ok" : result.error.reason });
+    this.ctx.metrics.requests.inc({
+      event: KNOWN.has(event) ? event : "unknown",
+      outcome: result.ok ? "ok" : result.error.reason,
+    });
     if (!socket.connected) return;
     if (ack) ack(result);
     else if (!result.ok) {
       const channel = channelOf(payload);
-      socket.emit("failure", channel === undefined ? { event, error: result.error } : { event, channel, error: result.error });
+      socket.emit(
+        "failure",
+        channel === undefined ? { event, error: result.error } : { event, channel, error: result.error },
+      );
     }
   }
 
@@ -93,8 +101,14 @@ export class RequestRouter {
       return true;
     } catch (err) {
       // An unknown event is answered as unknown unless it is over a limit (4413, 4429).
-      const error = !KNOWN.has(event) && err instanceof RoomcastError && err.reason === "bad_request" ? unknownEvent(event) : toErrorBody(err);
-      ctx.log.debug({ event, code: error.code, reason: error.reason, connectionId: socket.data.connectionId }, "request over a limit");
+      const error =
+        !KNOWN.has(event) && err instanceof RoomcastError && err.reason === "bad_request"
+          ? unknownEvent(event)
+          : toErrorBody(err);
+      ctx.log.debug(
+        { event, code: error.code, reason: error.reason, connectionId: socket.data.connectionId },
+        "request over a limit",
+      );
       if (error.reason === "rate_limited") ctx.metrics.rateLimited.inc({ kind: "socket" });
       const closed = limits.refused(socket);
       if (closed) ctx.metrics.rateLimited.inc({ kind: "abuse_close" });
@@ -104,7 +118,13 @@ export class RequestRouter {
     }
   }
 
-  private async run(socket: RoomcastSocket, event: RequestEvent, handler: RequestHandler, payload: unknown, ack: Ack | undefined): Promise<void> {
+  private async run(
+    socket: RoomcastSocket,
+    event: RequestEvent,
+    handler: RequestHandler,
+    payload: unknown,
+    ack: Ack | undefined,
+  ): Promise<void> {
     const { ctx } = this;
     // Answers count toward the slow-consumer limits like events. A subscribe answer carries
     // history (up to ROOMCAST_MAX_READ_BYTES): it waits until the client has read what is
@@ -122,8 +142,13 @@ export class RequestRouter {
       const redisDown = failedBecauseRedis(err, ctx.isRedisUp());
       const error = redisDown ? new RoomcastError("unavailable").toBody() : toErrorBody(err);
       if (redisDown) ctx.log.warn({ err: (err as Error).message, event }, "refused: Redis unavailable");
-      else if (!(err instanceof RoomcastError)) ctx.log.error({ err, event, connectionId: socket.data.connectionId }, "request failed");
-      else ctx.log.debug({ event, code: error.code, reason: error.reason, connectionId: socket.data.connectionId }, "request refused");
+      else if (!(err instanceof RoomcastError))
+        ctx.log.error({ err, event, connectionId: socket.data.connectionId }, "request failed");
+      else
+        ctx.log.debug(
+          { event, code: error.code, reason: error.reason, connectionId: socket.data.connectionId },
+          "request refused",
+        );
       this.answer(socket, event, payload, ack, { ok: false, error });
     } finally {
       this.inFlight--;

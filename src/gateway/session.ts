@@ -16,7 +16,13 @@ export function endSession(ctx: GatewayContext, socket: RoomcastSocket): void {
 }
 
 /** Ends a subscription on the server's initiative and tells the client (`unsubscribed`). */
-export function endWithNotice(ctx: GatewayContext, socket: RoomcastSocket, channel: string, code: number, reason: string): void {
+export function endWithNotice(
+  ctx: GatewayContext,
+  socket: RoomcastSocket,
+  channel: string,
+  code: number,
+  reason: string,
+): void {
   if (endSubscription(ctx, socket, channel)) socket.emit("unsubscribed", { channel, code, reason });
 }
 

@@ -88,7 +88,17 @@ const WELCOME_HEAD = '2["welcome",{"sessionId":';
  */
 function trimHandshake(socket: RoomcastSocket): void {
   const { address, issued, secure, xdomain } = socket.handshake;
-  (socket as unknown as { handshake: unknown }).handshake = { address, issued, secure, xdomain, time: "", url: "", headers: NOTHING, query: NOTHING, auth: NOTHING };
+  (socket as unknown as { handshake: unknown }).handshake = {
+    address,
+    issued,
+    secure,
+    xdomain,
+    time: "",
+    url: "",
+    headers: NOTHING,
+    query: NOTHING,
+    auth: NOTHING,
+  };
 }
 
 export function limitsOf(config: Config): Limits {
@@ -121,7 +131,16 @@ export function liveCountsOf(server: () => SocketServer | undefined, redisUp: ()
   };
 }
 
-export function createSocketServer({ config, log, redis, sharded, registry, store, metrics, verifyToken }: SocketServerDeps): SocketServer {
+export function createSocketServer({
+  config,
+  log,
+  redis,
+  sharded,
+  registry,
+  store,
+  metrics,
+  verifyToken,
+}: SocketServerDeps): SocketServer {
   let draining = false;
   const isReady = () => !draining && redis.isUp();
 
@@ -138,7 +157,14 @@ export function createSocketServer({ config, log, redis, sharded, registry, stor
     // load balancer's stickiness cookie, for long-polling from another origin).
     cors: config.corsOrigins.length > 0 ? { origin: [...config.corsOrigins], credentials: true } : { origin: "*" },
   });
-  const quotas = new ConnectionQuotas(redis.commands, config.redisPrefix, config.quotaLeaseS * 1000, log.child({ module: "quotas" }), metrics, redis.cluster);
+  const quotas = new ConnectionQuotas(
+    redis.commands,
+    config.redisPrefix,
+    config.quotaLeaseS * 1000,
+    log.child({ module: "quotas" }),
+    metrics,
+    redis.cluster,
+  );
   const admission = new Admission(quotas, config);
   const delivery = new Delivery(
     io,
@@ -148,8 +174,13 @@ export function createSocketServer({ config, log, redis, sharded, registry, stor
     (socket, channel, code, reason) => endWithNotice(context, socket, channel, code, reason),
     metrics,
   );
-  const feed = new ChannelFeed(redis.subscriber, config.redisPrefix, sharded, log.child({ module: "feed" }), (channel, message) =>
-    "closed" in message ? delivery.onChannelClosed(channel, message) : delivery.onChannelMessage(channel, message),
+  const feed = new ChannelFeed(
+    redis.subscriber,
+    config.redisPrefix,
+    sharded,
+    log.child({ module: "feed" }),
+    (channel, message) =>
+      "closed" in message ? delivery.onChannelClosed(channel, message) : delivery.onChannelMessage(channel, message),
   );
   io.adapter(createSocketAdapter(redis.commands, redis.subscriber, `${config.redisPrefix}:sio`, sharded));
   io.of("/").adapter.on("delete-room", (room: string) => {
@@ -174,7 +205,12 @@ export function createSocketServer({ config, log, redis, sharded, registry, stor
     let count = kickLocal(io, userId);
     const others = await Promise.race([
       io.serverSideEmitWithAck("kick", userId),
-      new Promise<never>((_, reject) => setTimeout(() => reject(new RoomcastError("unavailable", "not every replica answered; retry")), KICK_TIMEOUT_MS).unref()),
+      new Promise<never>((_, reject) =>
+        setTimeout(
+          () => reject(new RoomcastError("unavailable", "not every replica answered; retry")),
+          KICK_TIMEOUT_MS,
+        ).unref(),
+      ),
     ]);
     for (const n of others) count += typeof n === "number" ? n : 0;
     return count;
@@ -206,7 +242,8 @@ export function createSocketServer({ config, log, redis, sharded, registry, stor
     });
     // Sessions that authenticate on another namespace (the admin UI's) are not pending either.
     io.on("new_namespace", (namespace) => namespace.on("connection", (socket) => gate.authenticated(socket.conn)));
-    for (const namespace of io._nsps.values()) if (namespace.name !== "/") namespace.on("connection", (socket) => gate.authenticated(socket.conn));
+    for (const namespace of io._nsps.values())
+      if (namespace.name !== "/") namespace.on("connection", (socket) => gate.authenticated(socket.conn));
     io.on("connection", (socket) => {
       gate.authenticated(socket.conn);
       // Nothing needs the upgrade request or the token string again (socket.handshake keeps the
@@ -237,14 +274,20 @@ export function createSocketServer({ config, log, redis, sharded, registry, stor
    * at the transport level (a stock client reconnects by itself). `stillMoving` false stops
    * the ones not moved yet.
    */
-  const moveClients = (reason: CloseReason, spreadMs: number, stillMoving: () => boolean, onMoved: () => void = () => undefined) => {
+  const moveClients = (
+    reason: CloseReason,
+    spreadMs: number,
+    stillMoving: () => boolean,
+    onMoved: () => void = () => undefined,
+  ) => {
     const sockets = [...io.of("/").sockets.values()];
     return Promise.all(
       sockets.map(
         (socket) =>
           new Promise<void>((resolve) =>
             setTimeout(() => {
-              if (stillMoving() && socket.connected) closeConnection(socket, reason, Math.floor(Math.random() * DRAIN_RETRY_JITTER_MS));
+              if (stillMoving() && socket.connected)
+                closeConnection(socket, reason, Math.floor(Math.random() * DRAIN_RETRY_JITTER_MS));
               onMoved();
               resolve();
             }, Math.random() * spreadMs),
@@ -260,8 +303,16 @@ export function createSocketServer({ config, log, redis, sharded, registry, stor
     if (state !== "lost" || moving || draining) return;
     moving = true;
     const spreadMs = Math.min(config.drainS * 1000, LINK_LOST_SPREAD_MS);
-    context.log.warn({ connections: io.of("/").sockets.size, spreadMs }, "Redis link lost: moving clients to other replicas");
-    void moveClients("unavailable", spreadMs, () => redis.linkState() !== "ready" && !draining, () => metrics.redisLinkMoves.inc()).finally(() => (moving = false));
+    context.log.warn(
+      { connections: io.of("/").sockets.size, spreadMs },
+      "Redis link lost: moving clients to other replicas",
+    );
+    void moveClients(
+      "unavailable",
+      spreadMs,
+      () => redis.linkState() !== "ready" && !draining,
+      () => metrics.redisLinkMoves.inc(),
+    ).finally(() => (moving = false));
   });
 
   return {
@@ -277,7 +328,12 @@ export function createSocketServer({ config, log, redis, sharded, registry, stor
       metrics.draining.set(1);
       metrics.drainRemaining.set(io.of("/").sockets.size);
       context.log.info({ connections: io.of("/").sockets.size, drainS: config.drainS }, "draining");
-      await moveClients("draining", config.drainS * 1000, () => true, () => metrics.drainRemaining.dec());
+      await moveClients(
+        "draining",
+        config.drainS * 1000,
+        () => true,
+        () => metrics.drainRemaining.dec(),
+      );
     },
     async finishRequests() {
       const deadline = Date.now() + IN_FLIGHT_WAIT_MS;

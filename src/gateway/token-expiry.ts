@@ -40,7 +40,7 @@ export class TokenExpiry {
 
   private sweep(): void {
     const now = Math.floor(Date.now() / 1000);
-    for (; this.swept < now; ) {
+    for (; this.swept < now;) {
       const second = ++this.swept;
       const due = this.buckets.get(second);
       if (!due) continue;

@@ -15,7 +15,12 @@ export interface AdminOperations {
   clusterStats: () => Promise<ClusterStats>;
 }
 
-export function adminRoutes(app: FastifyInstance, auth: V1Auth, log: Logger, { kickUser, clusterStats }: AdminOperations): void {
+export function adminRoutes(
+  app: FastifyInstance,
+  auth: V1Auth,
+  log: Logger,
+  { kickUser, clusterStats }: AdminOperations,
+): void {
   const route = v1RouteOptions(auth);
   app.get("/v1/stats", route, async (request) => {
     requireScope(principalOf(request), SCOPES.admin);
@@ -24,7 +29,8 @@ export function adminRoutes(app: FastifyInstance, auth: V1Auth, log: Logger, { k
   app.post<{ Params: { id: string } }>("/v1/users/:id/disconnect", route, async (request) => {
     requireScope(principalOf(request), SCOPES.admin);
     const userId = request.params.id;
-    if (userId === "" || userId.length > 256) throw new RoomcastError("bad_request", "id: a user id of 1 to 256 characters");
+    if (userId === "" || userId.length > 256)
+      throw new RoomcastError("bad_request", "id: a user id of 1 to 256 characters");
     const disconnected = await kickUser(userId);
     log.info({ userId, disconnected }, "user disconnected by an administrator");
     return { userId, disconnected };

@@ -42,10 +42,21 @@ async function publishTarget(api: ChannelApi, principal: Principal, channel: unk
 /** The batch body: `{ events: [...] }` with 1 to maxBatchEvents entries, each checked on its own later. */
 function batchEvents(body: unknown, max: number): unknown[] {
   const events = (body as { events?: unknown } | null)?.events;
-  if (typeof body !== "object" || body === null || Array.isArray(body) || !Array.isArray(events) || Object.keys(body).length !== 1) {
-    throw new RoomcastError("bad_request", "body: must be { events: [{ channel, type, data, priority?, idempotencyKey? }, ...] }", { field: "events" });
+  if (
+    typeof body !== "object" ||
+    body === null ||
+    Array.isArray(body) ||
+    !Array.isArray(events) ||
+    Object.keys(body).length !== 1
+  ) {
+    throw new RoomcastError(
+      "bad_request",
+      "body: must be { events: [{ channel, type, data, priority?, idempotencyKey? }, ...] }",
+      { field: "events" },
+    );
   }
-  if (events.length === 0 || events.length > max) throw new RoomcastError("bad_request", `events: 1 to ${max} events per batch`, { field: "events", limit: max });
+  if (events.length === 0 || events.length > max)
+    throw new RoomcastError("bad_request", `events: 1 to ${max} events per batch`, { field: "events", limit: max });
   return events;
 }
 
@@ -58,7 +69,8 @@ export function channelRoutes(app: FastifyInstance, api: ChannelApi): void {
     const target = await publishTarget(api, principal, request.params.channel);
     const body = parseOrThrow(httpPublishSchema, request.body, "body");
     const result = await api.store.publish(target, body);
-    if (result.duplicate) api.log.debug({ channel: target.channel, idempotencyKey: body.idempotencyKey }, "idempotent repeat");
+    if (result.duplicate)
+      api.log.debug({ channel: target.channel, idempotencyKey: body.idempotencyKey }, "idempotent repeat");
     return reply.code(202).send({ offset: result.offset, epoch: result.epoch, id: result.id });
   });
 
@@ -74,10 +86,16 @@ export function channelRoutes(app: FastifyInstance, api: ChannelApi): void {
         const event = parseOrThrow(httpBatchEventSchema, raw, "event", `events.${i}`);
         const size = Buffer.byteLength(JSON.stringify(raw));
         if (api.maxMessageBytes > 0 && size > api.maxMessageBytes) {
-          throw new RoomcastError("too_large", `event of ${size} bytes is over the limit of ${api.maxMessageBytes}`, { limit: api.maxMessageBytes });
+          throw new RoomcastError("too_large", `event of ${size} bytes is over the limit of ${api.maxMessageBytes}`, {
+            limit: api.maxMessageBytes,
+          });
         }
         let group = groups.get(event.channel);
-        if (!group) groups.set(event.channel, (group = { target: publishTarget(api, principal, event.channel), at: [], inputs: [] }));
+        if (!group)
+          groups.set(
+            event.channel,
+            (group = { target: publishTarget(api, principal, event.channel), at: [], inputs: [] }),
+          );
         const { channel: _channel, ...input } = event;
         group.at.push(i);
         group.inputs.push(input);
@@ -85,7 +103,8 @@ export function channelRoutes(app: FastifyInstance, api: ChannelApi): void {
         results[i] = { error: toErrorBody(err) };
       }
     });
-    const failed = (err: unknown): ErrorBody => (failedBecauseRedis(err, api.isRedisUp()) ? new RoomcastError("unavailable").toBody() : toErrorBody(err));
+    const failed = (err: unknown): ErrorBody =>
+      failedBecauseRedis(err, api.isRedisUp()) ? new RoomcastError("unavailable").toBody() : toErrorBody(err);
     await Promise.all(
       [...groups.values()].map(async ({ target, at, inputs }) => {
         let published;
@@ -97,12 +116,16 @@ export function channelRoutes(app: FastifyInstance, api: ChannelApi): void {
         }
         published.results.forEach((r, k) => (results[at[k]!] = { offset: r.offset, epoch: r.epoch, id: r.id }));
         if (published.error === undefined) return;
-        api.log.warn({ err: (published.error as Error).message, channel: (await target).channel }, "batch publish stopped on a channel");
+        api.log.warn(
+          { err: (published.error as Error).message, channel: (await target).channel },
+          "batch publish stopped on a channel",
+        );
         for (const i of at.slice(published.results.length)) results[i] = { error: failed(published.error) };
       }),
     );
     // Nothing could be published because Redis is away: the whole request is unavailable.
-    if (results.every((r) => "error" in r && r.error.reason === "unavailable")) throw new RoomcastError("unavailable", "Redis is unavailable; retry");
+    if (results.every((r) => "error" in r && r.error.reason === "unavailable"))
+      throw new RoomcastError("unavailable", "Redis is unavailable; retry");
     return reply.code(202).send({ results });
   });
 
@@ -112,7 +135,10 @@ export function channelRoutes(app: FastifyInstance, api: ChannelApi): void {
     if (!isAdmin(principal)) await api.registry.authorize(principal, target, "subscribe");
     const query = parseOrThrow(httpHistoryQuerySchema, request.query, "query");
     const limit = Math.min(query.limit ?? DEFAULT_HISTORY_LIMIT, Math.max(target.historySize, 1));
-    const read = await api.store.read(target, query.since === undefined ? { last: limit } : { since: query.since, limit });
+    const read = await api.store.read(
+      target,
+      query.since === undefined ? { last: limit } : { since: query.since, limit },
+    );
     return { offset: read.top, epoch: read.epoch, events: read.events };
   });
 }

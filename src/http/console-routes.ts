@@ -16,7 +16,11 @@ const require = createRequire(import.meta.url);
 const CONSOLE_DIR = fileURLToPath(new URL("../../console/", import.meta.url));
 const SDK_DIR = fileURLToPath(new URL("../client/", import.meta.url));
 // The package exports only ./package.json and dist/socket.io.js by name: find its dist/ from there.
-const SOCKET_IO_BROWSER = join(dirname(require.resolve("socket.io-client/package.json")), "dist", "socket.io.esm.min.js");
+const SOCKET_IO_BROWSER = join(
+  dirname(require.resolve("socket.io-client/package.json")),
+  "dist",
+  "socket.io.esm.min.js",
+);
 const VENDOR_PATH = "/console/vendor/socket.io.esm.min.js";
 
 const CONTENT_SECURITY_POLICY = [
@@ -41,7 +45,11 @@ const PAGES: Record<string, { file: string; type: string }> = {
 const SDK_FILES = new Set(["roomcast-client.js", "backoff.js"]);
 
 function send(reply: FastifyReply, type: string, body: string): FastifyReply {
-  return reply.type(type).header("content-security-policy", CONTENT_SECURITY_POLICY).header("cache-control", "no-cache").send(body);
+  return reply
+    .type(type)
+    .header("content-security-policy", CONTENT_SECURITY_POLICY)
+    .header("cache-control", "no-cache")
+    .send(body);
 }
 
 export function consoleRoutes(app: FastifyInstance): void {
@@ -58,7 +66,9 @@ export function consoleRoutes(app: FastifyInstance): void {
   app.get<{ Params: { file: string } }>("/console/sdk/:file", async (request, reply) => {
     const name = request.params.file;
     if (!SDK_FILES.has(name)) throw new RoomcastError("not_found", `no console file ${name}`);
-    const text = read(`${SDK_DIR}${name}`, (source) => source.replace(/from "socket\.io-client"/g, `from "${VENDOR_PATH}"`).replace(/\n\/\/# sourceMappingURL=.*$/m, ""));
+    const text = read(`${SDK_DIR}${name}`, (source) =>
+      source.replace(/from "socket\.io-client"/g, `from "${VENDOR_PATH}"`).replace(/\n\/\/# sourceMappingURL=.*$/m, ""),
+    );
     return send(reply, "text/javascript; charset=utf-8", text);
   });
 }

@@ -2,7 +2,13 @@
  * The Fastify app: JSON errors in the PROTOCOL.md shape for every failure, health and
  * readiness, and the /v1 routes.
  */
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from "fastify";
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+} from "fastify";
 import type { ClusterStats } from "../cluster/node-registry.js";
 import { failedBecauseRedis, type RedisClient } from "../cluster/redis-clients.js";
 import { RoomcastError, type ErrorBody } from "../contracts/error-codes.js";
@@ -62,7 +68,8 @@ function toHttpError(err: FastifyError | Error, redisUp: boolean): RoomcastError
   const status = (err as FastifyError).statusCode;
   if (status === 413) return new RoomcastError("too_large", "request body too large");
   if (status === 415) return new RoomcastError("bad_request", "body: Content-Type must be application/json");
-  if (status !== undefined && status >= 400 && status < 500) return new RoomcastError("bad_request", `body: ${err.message}`);
+  if (status !== undefined && status >= 400 && status < 500)
+    return new RoomcastError("bad_request", `body: ${err.message}`);
   if (failedBecauseRedis(err, redisUp)) return new RoomcastError("unavailable", "Redis is unavailable; retry");
   return new RoomcastError("internal");
 }
@@ -85,15 +92,19 @@ export function createHttpApp(options: HttpDeps): FastifyInstance {
     routerOptions: { maxParamLength: 1024 },
     // Router-level refusals (path parameter too long, malformed URL) in the PROTOCOL.md shape too.
     frameworkErrors: (err, _request, reply) => {
-      const message = err.code === "FST_ERR_MAX_PARAM_LENGTH" ? "url: a path parameter is too long" : "url: not a valid URL";
-      void (reply as unknown as FastifyReply).code(400).send({ error: new RoomcastError("bad_request", message).toBody() });
+      const message =
+        err.code === "FST_ERR_MAX_PARAM_LENGTH" ? "url: a path parameter is too long" : "url: not a valid URL";
+      void (reply as unknown as FastifyReply)
+        .code(400)
+        .send({ error: new RoomcastError("bad_request", message).toBody() });
     },
   });
 
   app.setErrorHandler((err, request, reply) => {
     const error = toHttpError(err as FastifyError, options.isRedisUp());
     if (error.reason === "internal") request.log.error({ err }, "request failed");
-    else if (error.reason === "unavailable") request.log.warn({ err: (err as Error).message, url: request.url }, "refused: Redis unavailable");
+    else if (error.reason === "unavailable")
+      request.log.warn({ err: (err as Error).message, url: request.url }, "refused: Redis unavailable");
     else request.log.debug({ code: error.code, reason: error.reason, url: request.url }, "request refused");
     const body: ErrorBody = error.toBody();
     return reply.code(error.status).send({ error: body });
@@ -128,7 +139,13 @@ export function createHttpApp(options: HttpDeps): FastifyInstance {
   const auth: V1Auth = {
     verify: options.verifyToken,
     allowedTenants: config.allowedTenants,
-    rateLimit: new HttpRateLimit(options.redis, config.redisPrefix, config.httpRateLimit, config.httpRateLimitPublishers, () => metrics.rateLimited.inc({ kind: "http" })),
+    rateLimit: new HttpRateLimit(
+      options.redis,
+      config.redisPrefix,
+      config.httpRateLimit,
+      config.httpRateLimitPublishers,
+      () => metrics.rateLimited.inc({ kind: "http" }),
+    ),
   };
   void app.register(async (v1) => {
     countFailedAnswers(v1, auth);

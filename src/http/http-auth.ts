@@ -9,7 +9,6 @@ import { bearerToken, type Principal, type TokenVerifier } from "../auth/token-v
 import { RoomcastError } from "../contracts/error-codes.js";
 import { HttpRateLimit } from "./http-rate-limit.js";
 
-
 export interface V1Auth {
   verify: TokenVerifier;
   allowedTenants: readonly string[];
@@ -57,7 +56,11 @@ export function v1RouteOptions(auth: V1Auth) {
       } catch (err) {
         if (err instanceof RoomcastError && err.reason === "rate_limited") {
           const retryAfterMs = Number(err.details.retryAfterMs) || 1000;
-          void reply.headers({ "x-ratelimit-limit": auth.rateLimit.limit, "x-ratelimit-remaining": 0, "retry-after": Math.ceil(retryAfterMs / 1000) });
+          void reply.headers({
+            "x-ratelimit-limit": auth.rateLimit.limit,
+            "x-ratelimit-remaining": 0,
+            "retry-after": Math.ceil(retryAfterMs / 1000),
+          });
         }
         throw err;
       }

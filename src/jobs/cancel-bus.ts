@@ -15,13 +15,23 @@ export function cancelChannel(prefix: string): string {
   return `${prefix}:{jobs}:cancel`;
 }
 
-export async function publishCancel(redis: RedisClient, prefix: string, sharded: boolean, jobId: string): Promise<void> {
+export async function publishCancel(
+  redis: RedisClient,
+  prefix: string,
+  sharded: boolean,
+  jobId: string,
+): Promise<void> {
   const channel = cancelChannel(prefix);
   await (sharded ? (redis as PubSub).spublish(channel, jobId) : redis.publish(channel, jobId));
 }
 
 /** Calls `onCancel` with each cancelled job id; resolves once subscribed. */
-export async function listenForCancels(subscriber: RedisClient, prefix: string, sharded: boolean, onCancel: (jobId: string) => void): Promise<void> {
+export async function listenForCancels(
+  subscriber: RedisClient,
+  prefix: string,
+  sharded: boolean,
+  onCancel: (jobId: string) => void,
+): Promise<void> {
   const channel = cancelChannel(prefix);
   subscriber.on(sharded ? "smessage" : "message", (from: string, jobId: string) => {
     if (from === channel) onCancel(jobId);

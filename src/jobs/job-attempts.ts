@@ -23,7 +23,9 @@ const FAILED_REASON_CHARS = 2000;
 
 export async function loadProcessors(config: Config): Promise<Map<string, Processor>> {
   const table = new Map<string, { processor: Processor; from: string }>();
-  if (config.sampleProcessors) for (const [name, processor] of Object.entries(SAMPLE_PROCESSORS)) table.set(name, { processor, from: "the sample processors" });
+  if (config.sampleProcessors)
+    for (const [name, processor] of Object.entries(SAMPLE_PROCESSORS))
+      table.set(name, { processor, from: "the sample processors" });
   await loadProcessorModules(config.processors, table);
   return new Map([...table].map(([name, { processor }]) => [name, processor]));
 }
@@ -80,14 +82,44 @@ export class JobAttempts {
     const previous: JobSnapshot = (await channels.snapshot(jobId)) ?? initialSnapshot();
     // Our own controller: processors see why they were aborted (signal.reason).
     const controller = new AbortController();
-    bullSignal?.addEventListener("abort", () => controller.abort(new JobAbortedError(bullSignal.reason === "shutdown" ? "shutdown" : "cancelled")), { once: true });
-    const info = { id: jobId, name: job.name, data: job.data.data, owner: job.data.owner, attempt, attempts, ...(job.data.envId ? { envId: job.data.envId } : {}) };
-    const jobRun = new JobRun(channels, store, registry, info, { ...previous, attemptsMade: job.attemptsMade }, controller.signal, {
-      linesPublished: (n) => metrics.logLines.inc({ processor: job.name }, n),
-      publishRetry: () => metrics.publishRetries.inc(),
-    });
-    const failFinally = async (state: "failed" | "cancelled", failedReason: string | undefined, outcome: AttemptOutcome, err: Error) => {
-      await jobRun.finish({ state, attemptsMade: attempt, ...(failedReason ? { failedReason } : {}), durationMs: Date.now() - startedAt });
+    bullSignal?.addEventListener(
+      "abort",
+      () => controller.abort(new JobAbortedError(bullSignal.reason === "shutdown" ? "shutdown" : "cancelled")),
+      { once: true },
+    );
+    const info = {
+      id: jobId,
+      name: job.name,
+      data: job.data.data,
+      owner: job.data.owner,
+      attempt,
+      attempts,
+      ...(job.data.envId ? { envId: job.data.envId } : {}),
+    };
+    const jobRun = new JobRun(
+      channels,
+      store,
+      registry,
+      info,
+      { ...previous, attemptsMade: job.attemptsMade },
+      controller.signal,
+      {
+        linesPublished: (n) => metrics.logLines.inc({ processor: job.name }, n),
+        publishRetry: () => metrics.publishRetries.inc(),
+      },
+    );
+    const failFinally = async (
+      state: "failed" | "cancelled",
+      failedReason: string | undefined,
+      outcome: AttemptOutcome,
+      err: Error,
+    ) => {
+      await jobRun.finish({
+        state,
+        attemptsMade: attempt,
+        ...(failedReason ? { failedReason } : {}),
+        durationMs: Date.now() - startedAt,
+      });
       ended(job.name, outcome, startedAt);
       published.add(jobId);
       throw err;
@@ -99,14 +131,23 @@ export class JobAttempts {
     }
     const processor = processors.get(job.name);
     // More attempts started than were counted: the last one was interrupted (its worker died or shut down).
-    const restarted = job.attemptsStarted - 1 > job.attemptsMade ? "interrupted" : job.attemptsMade > 0 ? "retry" : undefined;
+    const restarted =
+      job.attemptsStarted - 1 > job.attemptsMade ? "interrupted" : job.attemptsMade > 0 ? "retry" : undefined;
     await jobRun.start(config.nodeId, restarted);
     count(job.name, 1);
     try {
-      if (!processor) throw new Error(`no processor for jobs named ${job.name} on worker ${config.nodeId} (every worker of a queue must run the same processors)`);
+      if (!processor)
+        throw new Error(
+          `no processor for jobs named ${job.name} on worker ${config.nodeId} (every worker of a queue must run the same processors)`,
+        );
       const result = await processor(jobRun.context);
       const jsonResult: unknown = result === undefined ? undefined : JSON.parse(JSON.stringify(result));
-      await jobRun.finish({ state: "completed", attemptsMade: attempt, ...(jsonResult !== undefined ? { result: jsonResult } : {}), durationMs: Date.now() - startedAt });
+      await jobRun.finish({
+        state: "completed",
+        attemptsMade: attempt,
+        ...(jsonResult !== undefined ? { result: jsonResult } : {}),
+        durationMs: Date.now() - startedAt,
+      });
       ended(job.name, "completed", startedAt);
       return jsonResult;
     } catch (err) {
@@ -118,11 +159,14 @@ export class JobAttempts {
         await job.moveToWait(token);
         throw new WaitingError();
       }
-      if (aborted === "cancelled") return failFinally("cancelled", undefined, "cancelled", new UnrecoverableError("cancelled"));
+      if (aborted === "cancelled")
+        return failFinally("cancelled", undefined, "cancelled", new UnrecoverableError("cancelled"));
       const failedReason = reasonOf(err);
       const willRetry = attempt < attempts && !(err instanceof UnrecoverableError);
       if (!willRetry) return failFinally("failed", failedReason, "failed", err as Error);
-      const retryInMs = Math.round((typeof job.opts.backoff === "object" ? (job.opts.backoff.delay ?? 0) : 0) * 2 ** (attempt - 1));
+      const retryInMs = Math.round(
+        (typeof job.opts.backoff === "object" ? (job.opts.backoff.delay ?? 0) : 0) * 2 ** (attempt - 1),
+      );
       await jobRun.end({ state: "retrying", attemptsMade: attempt, failedReason, retryInMs });
       ended(job.name, "retried", startedAt);
       published.add(jobId);
@@ -139,7 +183,12 @@ export class JobAttempts {
     log.warn({ jobId }, "job stalled (its worker stopped); it runs again");
     void (async () => {
       const snapshot = (await channels.snapshot(jobId)) ?? initialSnapshot();
-      await channels.publish(jobId, "state", { state: "stalled", attemptsMade: snapshot.attemptsMade, reason: "worker_lost" }, { ...snapshot, state: "stalled" });
+      await channels.publish(
+        jobId,
+        "state",
+        { state: "stalled", attemptsMade: snapshot.attemptsMade, reason: "worker_lost" },
+        { ...snapshot, state: "stalled" },
+      );
     })().catch((err: unknown) => log.warn({ err, jobId }, "could not publish the stalled state"));
   }
 
@@ -150,7 +199,11 @@ export class JobAttempts {
     const jobId = job.id;
     void (async () => {
       const snapshot = (await channels.snapshot(jobId)) ?? initialSnapshot();
-      await channels.finish(jobId, { state: "failed", attemptsMade: job.attemptsMade, failedReason: reasonOf(err) }, snapshot);
+      await channels.finish(
+        jobId,
+        { state: "failed", attemptsMade: job.attemptsMade, failedReason: reasonOf(err) },
+        snapshot,
+      );
     })().catch((e: unknown) => log.warn({ err: e, jobId }, "could not publish the failure"));
   }
 

@@ -7,12 +7,23 @@
  */
 import type { ChannelRegistry, ResolvedChannel } from "../channels/channel-registry.js";
 import type { ChannelStore } from "../channels/channel-store.js";
-import { jobChannel, type EnvLogData, type JobEventData, type JobEventType, type JobSnapshot } from "../contracts/jobs.js";
+import {
+  jobChannel,
+  type EnvLogData,
+  type JobEventData,
+  type JobEventType,
+  type JobSnapshot,
+} from "../contracts/jobs.js";
 import type { Priority } from "../contracts/schemas.js";
 import type { JobQueues } from "./job-queue.js";
 import type { JobRecords } from "./job-records.js";
 
-const PRIORITY: Record<JobEventType, Priority> = { state: "critical", done: "critical", log: "normal", progress: "low" };
+const PRIORITY: Record<JobEventType, Priority> = {
+  state: "critical",
+  done: "critical",
+  log: "normal",
+  progress: "low",
+};
 /** The keys outlive the retention a little, so that the close finds them. */
 const EXPIRY_MARGIN_S = 60;
 
@@ -39,7 +50,12 @@ export class JobChannels {
     return read.snapshot as JobSnapshot | undefined;
   }
 
-  async publish<T extends Exclude<JobEventType, "done">>(jobId: string, type: T, data: JobEventData[T], snapshot: JobSnapshot): Promise<void> {
+  async publish<T extends Exclude<JobEventType, "done">>(
+    jobId: string,
+    type: T,
+    data: JobEventData[T],
+    snapshot: JobSnapshot,
+  ): Promise<void> {
     await this.store.publish(this.target(jobId), { type, data, priority: PRIORITY[type], snapshot });
   }
 
@@ -49,13 +65,23 @@ export class JobChannels {
   }
 
   /** The last event of a job: `done`, then the retention runs. Returns the final snapshot. */
-  async finish(jobId: string, done: Omit<JobEventData["done"], "expiresAt">, snapshot: JobSnapshot): Promise<JobSnapshot> {
+  async finish(
+    jobId: string,
+    done: Omit<JobEventData["done"], "expiresAt">,
+    snapshot: JobSnapshot,
+  ): Promise<JobSnapshot> {
     const expiresAt = Date.now() + this.retentionS * 1000;
     const final: JobSnapshot = { ...snapshot, state: done.state, attemptsMade: done.attemptsMade, expiresAt };
     if (done.result !== undefined) final.result = done.result;
     if (done.failedReason !== undefined) final.failedReason = done.failedReason;
     const ttlS = this.retentionS + EXPIRY_MARGIN_S;
-    await this.store.publish(this.target(jobId), { type: "done", data: { ...done, expiresAt }, priority: PRIORITY.done, snapshot: final, ttlS });
+    await this.store.publish(this.target(jobId), {
+      type: "done",
+      data: { ...done, expiresAt },
+      priority: PRIORITY.done,
+      snapshot: final,
+      ttlS,
+    });
     await this.records.expireIn(jobId, ttlS);
     await this.queues.scheduleExpiry(jobId);
     return final;

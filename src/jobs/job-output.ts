@@ -56,7 +56,12 @@ export class JobOutput {
     const ts = Date.now();
     const stream = options.stream ?? "stdout";
     for (const raw of String(text).split(/\r?\n/)) {
-      const line: LogLine = { n: ++this.lastLine, stream, text: raw.length > MAX_LINE_CHARS ? `${raw.slice(0, MAX_LINE_CHARS - 1)}…` : raw, ts };
+      const line: LogLine = {
+        n: ++this.lastLine,
+        stream,
+        text: raw.length > MAX_LINE_CHARS ? `${raw.slice(0, MAX_LINE_CHARS - 1)}…` : raw,
+        ts,
+      };
       if (options.level) line.level = options.level;
       this.buffer.push(line);
       this.bufferedChars += line.text.length;

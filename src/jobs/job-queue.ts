@@ -7,7 +7,15 @@
 import { Queue, type JobsOptions } from "bullmq";
 import type { Logger } from "pino";
 import type { Config } from "../config/load-config.js";
-import { createRedis, DEFAULT_TIMEOUTS, failFastOptions, WAIT_FOR_REDIS, type RedisClient, type RedisTarget, type RedisTimeouts } from "../cluster/redis-clients.js";
+import {
+  createRedis,
+  DEFAULT_TIMEOUTS,
+  failFastOptions,
+  WAIT_FOR_REDIS,
+  type RedisClient,
+  type RedisTarget,
+  type RedisTimeouts,
+} from "../cluster/redis-clients.js";
 
 /** What a BullMQ job of the jobs queue carries besides its name (the processor). */
 export interface QueuedJobData {
@@ -33,12 +41,25 @@ export function expiryQueueName(config: Config): string {
  * clients, so that POST /v1/jobs answers 503 while Redis is away or silent; `worker` waits
  * for Redis (its blocking commands must not time out).
  */
-export function bullConnection(target: RedisTarget, log: Logger, role: "producer" | "worker", timeouts: RedisTimeouts = DEFAULT_TIMEOUTS): RedisClient {
+export function bullConnection(
+  target: RedisTarget,
+  log: Logger,
+  role: "producer" | "worker",
+  timeouts: RedisTimeouts = DEFAULT_TIMEOUTS,
+): RedisClient {
   return createRedis(target, log, `bull-${role}`, role === "worker" ? WAIT_FOR_REDIS : failFastOptions(timeouts));
 }
 
 /** Options of every job added: kept for the retention once finished, for GET /v1/jobs/:id. */
-export function jobOptions(config: Config, overrides: { attempts?: number | undefined; backoffMs?: number | undefined; delayMs?: number | undefined; priority?: number | undefined }): JobsOptions {
+export function jobOptions(
+  config: Config,
+  overrides: {
+    attempts?: number | undefined;
+    backoffMs?: number | undefined;
+    delayMs?: number | undefined;
+    priority?: number | undefined;
+  },
+): JobsOptions {
   const keep = { age: config.jobRetentionS, count: 100_000 };
   return {
     attempts: overrides.attempts ?? config.jobAttempts,
@@ -70,7 +91,11 @@ export function openJobQueues(config: Config, connection: RedisClient): JobQueue
     expiry,
     async scheduleExpiry(jobId) {
       // The job id makes it idempotent: a second finish of the same job schedules nothing.
-      await expiry.add("close", { jobId }, { jobId: `close-${jobId}`, delay: config.jobRetentionS * 1000, removeOnComplete: true, removeOnFail: true });
+      await expiry.add(
+        "close",
+        { jobId },
+        { jobId: `close-${jobId}`, delay: config.jobRetentionS * 1000, removeOnComplete: true, removeOnFail: true },
+      );
     },
     async close() {
       await Promise.allSettled([jobs.close(), expiry.close()]);

@@ -46,7 +46,13 @@ export class JobRecords implements JobDirectory {
   }
 
   async get(jobId: string): Promise<JobRecord | undefined> {
-    const [owner, envId, name, cancelled] = await this.redis.hmget(this.key(jobId), "owner", "envId", "name", "cancelled");
+    const [owner, envId, name, cancelled] = await this.redis.hmget(
+      this.key(jobId),
+      "owner",
+      "envId",
+      "name",
+      "cancelled",
+    );
     return owner ? { owner, envId: envId ?? undefined, name: name ?? "", cancelled: cancelled === "1" } : undefined;
   }
 

@@ -16,7 +16,9 @@ export type AbortReason = "cancelled" | "shutdown";
 export class JobAbortedError extends Error {
   override name = "AbortError";
   constructor(readonly reason: AbortReason) {
-    super(reason === "cancelled" ? "the job was cancelled" : "the worker is shutting down; the job runs again elsewhere");
+    super(
+      reason === "cancelled" ? "the job was cancelled" : "the worker is shutting down; the job runs again elsewhere",
+    );
   }
 }
 
@@ -52,7 +54,8 @@ export class JobRun {
           const snapshot: JobSnapshot = { ...this.snapshot, lastLogLine: last };
           await channels.publish(jobId, "log", { lines }, snapshot);
           this.snapshot = snapshot;
-          if (info.envId) await channels.publishEnvLogs(info.envId, { jobId, name: info.name, lines } satisfies EnvLogData);
+          if (info.envId)
+            await channels.publishEnvLogs(info.envId, { jobId, name: info.name, lines } satisfies EnvLogData);
           hooks.linesPublished(lines.length);
         },
         progress: async (progress) => {
@@ -75,7 +78,11 @@ export class JobRun {
       // Lines logged after an abort (cleaning up) still go out.
       log: (text, options) => this.output.log(text, logOptions(options)),
       progress: (value) => this.output.progress(value),
-      status: (status) => this.state({ state: "active", attemptsMade: this.snapshot.attemptsMade, attempt: this.info.attempt, status }, { status }),
+      status: (status) =>
+        this.state(
+          { state: "active", attemptsMade: this.snapshot.attemptsMade, attempt: this.info.attempt, status },
+          { status },
+        ),
       envStatus: (data, envId = this.info.envId) => {
         if (!envId) return Promise.reject(new Error("envStatus: this job has no environment; pass an envId"));
         const target = this.registry.resolve(`env:${envId}:status`);
@@ -111,7 +118,12 @@ export class JobRun {
 
   /** The attempt starts on `worker`. */
   start(worker: string, restarted: "retry" | "interrupted" | undefined): Promise<void> {
-    const data: JobEventData["state"] = { state: "active", attemptsMade: this.snapshot.attemptsMade, attempt: this.info.attempt, worker };
+    const data: JobEventData["state"] = {
+      state: "active",
+      attemptsMade: this.snapshot.attemptsMade,
+      attempt: this.info.attempt,
+      worker,
+    };
     if (restarted) data.restarted = restarted;
     return this.state(data);
   }

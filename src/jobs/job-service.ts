@@ -12,7 +12,17 @@ import type { RedisClient } from "../cluster/redis-clients.js";
 import type { Config } from "../config/load-config.js";
 import { RoomcastError } from "../contracts/error-codes.js";
 import { serialise } from "../contracts/schemas.js";
-import { isFinalState, jobChannel, type CancelledJob, type CreateJobRequest, type CreatedJob, type JobSnapshot, type JobState, type JobStats, type JobView } from "../contracts/jobs.js";
+import {
+  isFinalState,
+  jobChannel,
+  type CancelledJob,
+  type CreateJobRequest,
+  type CreatedJob,
+  type JobSnapshot,
+  type JobState,
+  type JobStats,
+  type JobView,
+} from "../contracts/jobs.js";
 import { publishCancel } from "./cancel-bus.js";
 import { initialSnapshot, type JobChannels } from "./job-channel.js";
 import { jobOptions, type JobQueues, type QueuedJobData } from "./job-queue.js";
@@ -57,7 +67,11 @@ export class JobService {
     await records.create(jobId, { owner, envId: request.envId, name: request.name });
     try {
       await channels.publish(jobId, "state", { state: "queued", attemptsMade: 0 }, initialSnapshot());
-      const data: QueuedJobData = { owner, data: request.data ?? null, ...(request.envId ? { envId: request.envId } : {}) };
+      const data: QueuedJobData = {
+        owner,
+        data: request.data ?? null,
+        ...(request.envId ? { envId: request.envId } : {}),
+      };
       await queues.jobs.add(request.name, data, { ...jobOptions(config, request.opts ?? {}), jobId });
     } catch (err) {
       // The add may have been applied with its reply lost (a timeout): then the job exists and
@@ -74,9 +88,13 @@ export class JobService {
   async create(principal: Principal, request: CreateJobRequest): Promise<CreatedJob> {
     // BullMQ stores the data as JSON: data it cannot serialise is the caller's 4400.
     serialise(request.data, "data");
-    if (request.envId && !hasEnv(principal, request.envId)) throw new RoomcastError("forbidden", `the token does not grant environment ${request.envId}`);
+    if (request.envId && !hasEnv(principal, request.envId))
+      throw new RoomcastError("forbidden", `the token does not grant environment ${request.envId}`);
     if (!(await this.deps.records.isKnownProcessor(request.name))) {
-      throw new RoomcastError("not_found", `no worker runs jobs named ${request.name} (workers announce their processors when they start)`);
+      throw new RoomcastError(
+        "not_found",
+        `no worker runs jobs named ${request.name} (workers announce their processors when they start)`,
+      );
     }
     return this.enqueue(principal.sub, request);
   }
@@ -95,7 +113,10 @@ export class JobService {
 
   async get(principal: Principal, jobId: string): Promise<JobView> {
     const record = await this.access(principal, jobId);
-    const [job, snapshot] = await Promise.all([this.deps.queues.jobs.getJob(jobId), this.deps.channels.snapshot(jobId)]);
+    const [job, snapshot] = await Promise.all([
+      this.deps.queues.jobs.getJob(jobId),
+      this.deps.channels.snapshot(jobId),
+    ]);
     if (!job) throw new RoomcastError("not_found", `job ${jobId} does not exist`);
     const state = stateOf(await job.getState(), snapshot, record);
     const current = snapshot ?? initialSnapshot();
@@ -139,7 +160,11 @@ export class JobService {
     if (isFinalState(before)) return { jobId, state: before };
     await records.markCancelled(jobId);
     if (WAITING_STATES.has(await job.getState()) && (await removed(job))) {
-      await channels.finish(jobId, { state: "cancelled", attemptsMade: job.attemptsMade }, snapshot ?? initialSnapshot());
+      await channels.finish(
+        jobId,
+        { state: "cancelled", attemptsMade: job.attemptsMade },
+        snapshot ?? initialSnapshot(),
+      );
       return { jobId, state: "cancelled" };
     }
     await publishCancel(this.deps.redis, config.redisPrefix, this.deps.sharded, jobId);
@@ -153,7 +178,9 @@ export class JobService {
       queues.jobs.getActive(0, 999),
       records.knownProcessors(),
     ]);
-    const visible = active.filter((job) => this.allowed(principal, { owner: job.data.owner, envId: job.data.envId })).slice(0, ACTIVE_LISTED);
+    const visible = active
+      .filter((job) => this.allowed(principal, { owner: job.data.owner, envId: job.data.envId }))
+      .slice(0, ACTIVE_LISTED);
     const snapshots = await Promise.all(visible.map((job) => channels.snapshot(job.id!).catch(() => undefined)));
     return {
       counts: {
@@ -166,7 +193,12 @@ export class JobService {
       },
       active: visible.map((job, i) => {
         const snapshot = snapshots[i];
-        const entry: JobStats["active"][number] = { jobId: job.id!, name: job.name, progress: snapshot?.progress ?? 0, attempt: job.attemptsMade + 1 };
+        const entry: JobStats["active"][number] = {
+          jobId: job.id!,
+          name: job.name,
+          progress: snapshot?.progress ?? 0,
+          attempt: job.attemptsMade + 1,
+        };
         if (job.data.envId) entry.envId = job.data.envId;
         if (snapshot?.status !== undefined) entry.status = snapshot.status;
         if (job.processedOn) entry.startedAt = job.processedOn;

@@ -60,23 +60,39 @@ export function logOptions(options: LogStream | LogOptions | undefined): LogOpti
 }
 
 /** Checks a module's export and adds its processors; a clash or a bad name is a ConfigError. */
-export function addProcessors(into: Map<string, { processor: Processor; from: string }>, exported: unknown, from: string): void {
+export function addProcessors(
+  into: Map<string, { processor: Processor; from: string }>,
+  exported: unknown,
+  from: string,
+): void {
   const table = (exported as { default?: unknown; processors?: unknown }) ?? {};
   const candidate = (table.default ?? table.processors) as unknown;
   if (typeof candidate !== "object" || candidate === null || Array.isArray(candidate)) {
-    throw new ConfigError(`invalid setting ROOMCAST_PROCESSORS: ${from} must export (default, or as processors) an object of job name to processor function`);
+    throw new ConfigError(
+      `invalid setting ROOMCAST_PROCESSORS: ${from} must export (default, or as processors) an object of job name to processor function`,
+    );
   }
   for (const [name, processor] of Object.entries(candidate)) {
-    if (!JOB_NAME.test(name)) throw new ConfigError(`invalid setting ROOMCAST_PROCESSORS: ${from}: job name ${JSON.stringify(name)} must match ${JOB_NAME}`);
-    if (typeof processor !== "function") throw new ConfigError(`invalid setting ROOMCAST_PROCESSORS: ${from}: ${name} is not a function`);
+    if (!JOB_NAME.test(name))
+      throw new ConfigError(
+        `invalid setting ROOMCAST_PROCESSORS: ${from}: job name ${JSON.stringify(name)} must match ${JOB_NAME}`,
+      );
+    if (typeof processor !== "function")
+      throw new ConfigError(`invalid setting ROOMCAST_PROCESSORS: ${from}: ${name} is not a function`);
     const taken = into.get(name);
-    if (taken) throw new ConfigError(`invalid setting ROOMCAST_PROCESSORS: ${name} is defined by both ${taken.from} and ${from}`);
+    if (taken)
+      throw new ConfigError(
+        `invalid setting ROOMCAST_PROCESSORS: ${name} is defined by both ${taken.from} and ${from}`,
+      );
     into.set(name, { processor: processor as Processor, from });
   }
 }
 
 /** Imports the modules of ROOMCAST_PROCESSORS: paths (relative to the working directory) or package names. */
-export async function loadProcessorModules(specifiers: readonly string[], into: Map<string, { processor: Processor; from: string }>): Promise<void> {
+export async function loadProcessorModules(
+  specifiers: readonly string[],
+  into: Map<string, { processor: Processor; from: string }>,
+): Promise<void> {
   for (const specifier of specifiers) {
     const isPath = specifier.startsWith(".") || isAbsolute(specifier);
     const target = isPath ? pathToFileURL(resolve(process.cwd(), specifier)).href : specifier;
@@ -84,7 +100,9 @@ export async function loadProcessorModules(specifiers: readonly string[], into: 
     try {
       exported = await import(target);
     } catch (err) {
-      throw new ConfigError(`invalid setting ROOMCAST_PROCESSORS: cannot load ${specifier} (${(err as Error).message.split("\n")[0]})`);
+      throw new ConfigError(
+        `invalid setting ROOMCAST_PROCESSORS: cannot load ${specifier} (${(err as Error).message.split("\n")[0]})`,
+      );
     }
     addProcessors(into, exported, specifier);
   }

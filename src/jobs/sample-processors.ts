@@ -32,30 +32,72 @@ function num(value: unknown, fallback: number, min: number, max: number): number
 }
 
 const STEPS = ["checkout", "install", "compile", "test", "package"] as const;
-const MODULES = ["api", "auth", "billing", "channels", "delivery", "gateway", "history", "jobs", "metrics", "quotas", "recovery", "worker"];
+const MODULES = [
+  "api",
+  "auth",
+  "billing",
+  "channels",
+  "delivery",
+  "gateway",
+  "history",
+  "jobs",
+  "metrics",
+  "quotas",
+  "recovery",
+  "worker",
+];
 
 /** The text of line `i` (from 0) of `total` in a step of the sample build. */
-function buildLine(step: (typeof STEPS)[number], i: number, random: () => number): { text: string; stream: "stdout" | "stderr"; level?: "warn" } {
+function buildLine(
+  step: (typeof STEPS)[number],
+  i: number,
+  random: () => number,
+): { text: string; stream: "stdout" | "stderr"; level?: "warn" } {
   const mod = MODULES[Math.floor(random() * MODULES.length)]!;
   switch (step) {
     case "checkout":
-      return { text: `Receiving objects: ${Math.min(100, (i + 1) * 7)}% (${(i + 1) * 113}/${(i + 1) * 113 + 40}), ${(random() * 900).toFixed(1)} KiB` , stream: "stdout" };
+      return {
+        text: `Receiving objects: ${Math.min(100, (i + 1) * 7)}% (${(i + 1) * 113}/${(i + 1) * 113 + 40}), ${(random() * 900).toFixed(1)} KiB`,
+        stream: "stdout",
+      };
     case "install":
       return random() < 0.08
-        ? { text: `npm warn deprecated ${mod}-legacy@1.${i % 9}.0: use ${mod}@2 instead`, stream: "stderr", level: "warn" }
-        : { text: `added ${1 + Math.floor(random() * 40)} packages from ${mod} in ${(random() * 3).toFixed(2)}s`, stream: "stdout" };
+        ? {
+            text: `npm warn deprecated ${mod}-legacy@1.${i % 9}.0: use ${mod}@2 instead`,
+            stream: "stderr",
+            level: "warn",
+          }
+        : {
+            text: `added ${1 + Math.floor(random() * 40)} packages from ${mod} in ${(random() * 3).toFixed(2)}s`,
+            stream: "stdout",
+          };
     case "compile":
       return random() < 0.05
-        ? { text: `src/${mod}/index.ts(${1 + Math.floor(random() * 300)},7): warning TS6133: 'unused' is declared but never read`, stream: "stderr", level: "warn" }
-        : { text: `tsc: compiled src/${mod}/${["index", "service", "routes", "store"][i % 4]}.ts (${Math.floor(random() * 90) + 5} ms)`, stream: "stdout" };
+        ? {
+            text: `src/${mod}/index.ts(${1 + Math.floor(random() * 300)},7): warning TS6133: 'unused' is declared but never read`,
+            stream: "stderr",
+            level: "warn",
+          }
+        : {
+            text: `tsc: compiled src/${mod}/${["index", "service", "routes", "store"][i % 4]}.ts (${Math.floor(random() * 90) + 5} ms)`,
+            stream: "stdout",
+          };
     case "test":
-      return { text: `  ✔ ${mod}: ${["handles an empty payload", "keeps offsets in order", "retries after a failure", "refuses a bad token", "recovers after a restart"][i % 5]} (${Math.floor(random() * 40) + 1} ms)`, stream: "stdout" };
+      return {
+        text: `  ✔ ${mod}: ${["handles an empty payload", "keeps offsets in order", "retries after a failure", "refuses a bad token", "recovers after a restart"][i % 5]} (${Math.floor(random() * 40) + 1} ms)`,
+        stream: "stdout",
+      };
     case "package":
-      return { text: `  adding dist/${mod}/${["index", "service", "routes", "store"][i % 4]}.js (${(random() * 60).toFixed(1)} kB)`, stream: "stdout" };
+      return {
+        text: `  adding dist/${mod}/${["index", "service", "routes", "store"][i % 4]}.js (${(random() * 60).toFixed(1)} kB)`,
+        stream: "stdout",
+      };
   }
 }
 
-async function build(ctx: ProcessorContext<{ durationMs?: number; lines?: number; failureRate?: number; failAttempts?: number }>) {
+async function build(
+  ctx: ProcessorContext<{ durationMs?: number; lines?: number; failureRate?: number; failAttempts?: number }>,
+) {
   const data = ctx.job.data ?? {};
   const durationMs = num(data.durationMs, 10_000, 0, 3_600_000);
   const total = Math.floor(num(data.lines, 200, 1, 1_000_000));
@@ -79,11 +121,17 @@ async function build(ctx: ProcessorContext<{ durationMs?: number; lines?: number
       ctx.log(`==> ${step}`, { level: "info" });
     }
     if (i === failAt) {
-      ctx.log(`  ✖ ${MODULES[i % MODULES.length]}: keeps offsets in order: expected 42, got 41`, { stream: "stderr", level: "error" });
+      ctx.log(`  ✖ ${MODULES[i % MODULES.length]}: keeps offsets in order: expected 42, got 41`, {
+        stream: "stderr",
+        level: "error",
+      });
       throw new Error(`tests failed in attempt ${ctx.job.attempt}: 1 failing`);
     }
     const line = buildLine(current, i - Math.floor(i / perStep) * perStep, random);
-    ctx.log(`[${String(i + 1).padStart(String(total).length, " ")}/${total}] ${line.text}`, line.level ? { stream: line.stream, level: line.level } : line.stream);
+    ctx.log(
+      `[${String(i + 1).padStart(String(total).length, " ")}/${total}] ${line.text}`,
+      line.level ? { stream: line.stream, level: line.level } : line.stream,
+    );
     ctx.progress(((i + 1) / total) * 100);
     if ((i + 1) % linesPerTick === 0 && tickMs > 0) await ctx.sleep(tickMs);
     else if (ctx.signal.aborted) throw ctx.signal.reason;
@@ -96,7 +144,8 @@ async function deploy(ctx: ProcessorContext<{ version?: string; durationMs?: num
   const envId = ctx.job.envId;
   if (!envId) throw new Error("sample.deploy needs envId");
   const random = seededRandom(ctx.job.id);
-  const version = typeof ctx.job.data?.version === "string" ? ctx.job.data.version : `1.0.${Math.floor(random() * 100)}`;
+  const version =
+    typeof ctx.job.data?.version === "string" ? ctx.job.data.version : `1.0.${Math.floor(random() * 100)}`;
   const durationMs = num(ctx.job.data?.durationMs, 8000, 0, 3_600_000);
   const steps = ["pull image", "run migrations", "roll out", "health checks"];
   await ctx.envStatus({ status: "deploying", version, jobId: ctx.job.id });
@@ -130,7 +179,11 @@ export function sampleEnvStatus(envId: string, tick: number): Record<string, unk
 }
 
 async function envStatusFeed(ctx: ProcessorContext<{ envs?: string[]; intervalMs?: number; durationMs?: number }>) {
-  const envs = Array.isArray(ctx.job.data?.envs) ? ctx.job.data.envs.filter((e): e is string => typeof e === "string") : ctx.job.envId ? [ctx.job.envId] : [];
+  const envs = Array.isArray(ctx.job.data?.envs)
+    ? ctx.job.data.envs.filter((e): e is string => typeof e === "string")
+    : ctx.job.envId
+      ? [ctx.job.envId]
+      : [];
   if (envs.length === 0) throw new Error("sample.env-status needs data.envs or envId");
   const intervalMs = num(ctx.job.data?.intervalMs, 5000, 100, 3_600_000);
   const durationMs = num(ctx.job.data?.durationMs, 0, 0, 365 * 24 * 3_600_000);

@@ -15,12 +15,19 @@ export const REDACT = [
   "*.adminPasswordHash",
 ];
 
-export function createLogger(options: { level: string; pretty: boolean; name?: string; base?: Record<string, unknown> }): Logger {
+export function createLogger(options: {
+  level: string;
+  pretty: boolean;
+  name?: string;
+  base?: Record<string, unknown>;
+}): Logger {
   return pino({
     name: options.name ?? "roomcast",
     level: options.level,
     base: options.base ?? {},
     redact: { paths: REDACT, censor: "[redacted]" },
-    ...(options.pretty ? { transport: { target: "pino-pretty", options: { colorize: true, ignore: "pid,hostname" } } } : {}),
+    ...(options.pretty
+      ? { transport: { target: "pino-pretty", options: { colorize: true, ignore: "pid,hostname" } } }
+      : {}),
   });
 }

@@ -67,7 +67,11 @@ function newRegistry(nodeId: string): Registry {
 }
 
 /** roomcast_redis_up, Redis latency and errors, and events published: on gateways and workers. */
-function publishPathMetrics(registers: Registry[], namespaces: readonly string[], redisUp: () => boolean): PublishPathMetrics {
+function publishPathMetrics(
+  registers: Registry[],
+  namespaces: readonly string[],
+  redisUp: () => boolean,
+): PublishPathMetrics {
   new Gauge({
     name: "roomcast_redis_up",
     help: "1 while this process's Redis connections are up.",
@@ -83,8 +87,18 @@ function publishPathMetrics(registers: Registry[], namespaces: readonly string[]
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
     registers,
   });
-  const redisErrors = new Counter({ name: "roomcast_redis_errors_total", help: "Redis calls that failed, by operation.", labelNames: ["operation"], registers });
-  const published = new Counter({ name: "roomcast_events_published_total", help: "Events published through this process, by namespace.", labelNames: ["namespace"], registers });
+  const redisErrors = new Counter({
+    name: "roomcast_redis_errors_total",
+    help: "Redis calls that failed, by operation.",
+    labelNames: ["operation"],
+    registers,
+  });
+  const published = new Counter({
+    name: "roomcast_events_published_total",
+    help: "Events published through this process, by namespace.",
+    labelNames: ["namespace"],
+    registers,
+  });
   for (const operation of REDIS_OPERATIONS) {
     redisErrors.inc({ operation }, 0);
     redisDuration.zero({ operation });
@@ -145,10 +159,29 @@ export function createMetrics(nodeId: string, live: LiveCounts, known: KnownLabe
   const metrics: GatewayMetrics = {
     ...publishPath,
     registry,
-    connectionAttempts: new Counter({ name: "roomcast_connection_attempts_total", help: "Handshakes started: Socket.IO CONNECTs, and new Engine.IO sessions refused at the handshake gate.", registers }),
-    connectionRefusals: new Counter({ name: "roomcast_connection_refusals_total", help: "Handshakes refused, by reason.", labelNames: ["reason"], registers }),
-    requests: new Counter({ name: "roomcast_requests_total", help: "Client requests, by event and outcome (ok or the error reason).", labelNames: ["event", "outcome"], registers }),
-    delivered: new Counter({ name: "roomcast_events_delivered_total", help: "Event deliveries written to clients on this replica, by namespace.", labelNames: ["namespace"], registers }),
+    connectionAttempts: new Counter({
+      name: "roomcast_connection_attempts_total",
+      help: "Handshakes started: Socket.IO CONNECTs, and new Engine.IO sessions refused at the handshake gate.",
+      registers,
+    }),
+    connectionRefusals: new Counter({
+      name: "roomcast_connection_refusals_total",
+      help: "Handshakes refused, by reason.",
+      labelNames: ["reason"],
+      registers,
+    }),
+    requests: new Counter({
+      name: "roomcast_requests_total",
+      help: "Client requests, by event and outcome (ok or the error reason).",
+      labelNames: ["event", "outcome"],
+      registers,
+    }),
+    delivered: new Counter({
+      name: "roomcast_events_delivered_total",
+      help: "Event deliveries written to clients on this replica, by namespace.",
+      labelNames: ["namespace"],
+      registers,
+    }),
     deliveryLatency: new Histogram({
       name: "roomcast_delivery_latency_seconds",
       help: "From publish time to the write to the subscribers' sockets on this replica.",
@@ -161,20 +194,51 @@ export function createMetrics(nodeId: string, live: LiveCounts, known: KnownLabe
       buckets: [1, 2, 5, 10, 50, 100, 500, 1000, 5000, 20000],
       registers,
     }),
-    recoveries: new Counter({ name: "roomcast_recoveries_total", help: "Subscribes with since, by outcome (recovered, not_recovered).", labelNames: ["outcome"], registers }),
-    lagNotices: new Counter({ name: "roomcast_lag_notices_total", help: "lag notices sent (conflated or unfillable gaps).", registers }),
-    slowConsumerDisconnects: new Counter({ name: "roomcast_slow_consumer_disconnects_total", help: "Clients closed with 4008 slow_consumer.", registers }),
-    rateLimited: new Counter({ name: "roomcast_rate_limited_total", help: "Requests refused by a rate limit, by kind (socket, http, abuse_close).", labelNames: ["kind"], registers }),
+    recoveries: new Counter({
+      name: "roomcast_recoveries_total",
+      help: "Subscribes with since, by outcome (recovered, not_recovered).",
+      labelNames: ["outcome"],
+      registers,
+    }),
+    lagNotices: new Counter({
+      name: "roomcast_lag_notices_total",
+      help: "lag notices sent (conflated or unfillable gaps).",
+      registers,
+    }),
+    slowConsumerDisconnects: new Counter({
+      name: "roomcast_slow_consumer_disconnects_total",
+      help: "Clients closed with 4008 slow_consumer.",
+      registers,
+    }),
+    rateLimited: new Counter({
+      name: "roomcast_rate_limited_total",
+      help: "Requests refused by a rate limit, by kind (socket, http, abuse_close).",
+      labelNames: ["kind"],
+      registers,
+    }),
     draining: new Gauge({ name: "roomcast_draining", help: "1 while this replica drains for shutdown.", registers }),
-    drainRemaining: new Gauge({ name: "roomcast_drain_remaining_connections", help: "Connections still to be moved away by the drain.", registers }),
+    drainRemaining: new Gauge({
+      name: "roomcast_drain_remaining_connections",
+      help: "Connections still to be moved away by the drain.",
+      registers,
+    }),
     gateRefusals: new Counter({
       name: "roomcast_handshake_gate_refusals_total",
       help: "New Engine.IO sessions refused at the handshake (HTTP 503/429), by reason: unavailable (draining or Redis lost), unauthenticated_ip, unauthenticated_node.",
       labelNames: ["reason"],
       registers,
     }),
-    redisLinkMoves: new Counter({ name: "roomcast_redis_link_moves_total", help: "Clients moved off this replica (closing 4503 unavailable) because its Redis link was lost.", registers }),
-    httpRequests: new Counter({ name: "roomcast_http_requests_total", help: "HTTP API requests, by route pattern and status.", labelNames: ["route", "status"], registers }),
+    redisLinkMoves: new Counter({
+      name: "roomcast_redis_link_moves_total",
+      help: "Clients moved off this replica (closing 4503 unavailable) because its Redis link was lost.",
+      registers,
+    }),
+    httpRequests: new Counter({
+      name: "roomcast_http_requests_total",
+      help: "HTTP API requests, by route pattern and status.",
+      labelNames: ["route", "status"],
+      registers,
+    }),
     httpDuration: new Histogram({
       name: "roomcast_http_request_duration_seconds",
       help: "HTTP API request latency, by route pattern.",
@@ -188,7 +252,8 @@ export function createMetrics(nodeId: string, live: LiveCounts, known: KnownLabe
   for (const namespace of known.namespaces) metrics.delivered.inc({ namespace }, 0);
   for (const outcome of ["recovered", "not_recovered"]) metrics.recoveries.inc({ outcome }, 0);
   for (const kind of ["socket", "http", "abuse_close"]) metrics.rateLimited.inc({ kind }, 0);
-  for (const reason of ["unavailable", "unauthenticated_ip", "unauthenticated_node"]) metrics.gateRefusals.inc({ reason }, 0);
+  for (const reason of ["unavailable", "unauthenticated_ip", "unauthenticated_node"])
+    metrics.gateRefusals.inc({ reason }, 0);
   return metrics;
 }
 
@@ -214,7 +279,11 @@ export interface WorkerLiveCounts {
   queueCounts(): Promise<Partial<Record<(typeof QUEUE_STATES)[number], number>>>;
 }
 
-export function createWorkerMetrics(nodeId: string, live: WorkerLiveCounts, known: { processors: readonly string[]; namespaces: readonly string[] }): WorkerMetrics {
+export function createWorkerMetrics(
+  nodeId: string,
+  live: WorkerLiveCounts,
+  known: { processors: readonly string[]; namespaces: readonly string[] },
+): WorkerMetrics {
   const registry = newRegistry(nodeId);
   const registers = [registry];
   new Gauge({
@@ -257,9 +326,22 @@ export function createWorkerMetrics(nodeId: string, live: WorkerLiveCounts, know
       buckets: [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600],
       registers,
     }),
-    logLines: new Counter({ name: "roomcast_job_log_lines_total", help: "Log lines published by jobs on this worker, by processor.", labelNames: ["processor"], registers }),
-    stalled: new Counter({ name: "roomcast_jobs_stalled_total", help: "Jobs this worker found stalled (their worker stopped) and put back in the queue.", registers }),
-    publishRetries: new Counter({ name: "roomcast_job_publish_retries_total", help: "Job channel publishes retried after a failure (Redis away).", registers }),
+    logLines: new Counter({
+      name: "roomcast_job_log_lines_total",
+      help: "Log lines published by jobs on this worker, by processor.",
+      labelNames: ["processor"],
+      registers,
+    }),
+    stalled: new Counter({
+      name: "roomcast_jobs_stalled_total",
+      help: "Jobs this worker found stalled (their worker stopped) and put back in the queue.",
+      registers,
+    }),
+    publishRetries: new Counter({
+      name: "roomcast_job_publish_retries_total",
+      help: "Job channel publishes retried after a failure (Redis away).",
+      registers,
+    }),
   };
   for (const processor of known.processors) {
     metrics.logLines.inc({ processor }, 0);

@@ -26,7 +26,11 @@ function percentile(values: number[], p: number): number {
 }
 
 /** One flooding connection: handshake, then requests as fast as the socket takes them, until closed. */
-function floodOnce(url: string, bearer: string, stats: { frames: number; refusals: number; closings: number }): Promise<void> {
+function floodOnce(
+  url: string,
+  bearer: string,
+  stats: { frames: number; refusals: number; closings: number },
+): Promise<void> {
   return new Promise((resolve) => {
     const ws = new WebSocket(`${url.replace("http", "ws")}/socket.io/?EIO=4&transport=websocket`);
     const done = () => resolve();
@@ -53,7 +57,10 @@ describe("abuse: a request flood costs quiet clients nothing", () => {
   let cluster: TestCluster;
   const sockets: TestSocket[] = [];
   before(async () => {
-    cluster = await startCluster({ replicas: 1, env: { ROOMCAST_HTTP_RATE_LIMIT: "0", ROOMCAST_MAX_CONNECTIONS_PER_IP: "0" } });
+    cluster = await startCluster({
+      replicas: 1,
+      env: { ROOMCAST_HTTP_RATE_LIMIT: "0", ROOMCAST_MAX_CONNECTIONS_PER_IP: "0" },
+    });
   });
   after(async () => {
     for (const s of sockets) s.close();
@@ -96,11 +103,19 @@ describe("abuse: a request flood costs quiet clients nothing", () => {
     flooding = false;
     await flood;
 
-    await waitUntil(() => received.every((list) => list.length === published), 10_000, "every quiet client to get every event");
+    await waitUntil(
+      () => received.every((list) => list.length === published),
+      10_000,
+      "every quiet client to get every event",
+    );
     for (const list of received) {
-      assert.deepEqual(list.map((r) => r.event.offset), Array.from({ length: published }, (_, i) => i + 1));
+      assert.deepEqual(
+        list.map((r) => r.event.offset),
+        Array.from({ length: published }, (_, i) => i + 1),
+      );
     }
-    const latency = (phase: string) => received.flatMap((list) => list.filter((r) => r.event.type === phase).map((r) => r.at - r.event.ts));
+    const latency = (phase: string) =>
+      received.flatMap((list) => list.filter((r) => r.event.type === phase).map((r) => r.at - r.event.ts));
     const calm = latency("calm");
     const flooded = latency("flood");
     console.log(

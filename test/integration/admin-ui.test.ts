@@ -34,9 +34,19 @@ interface ServerStats {
  * Connects to namespace /admin; resolves the socket and what it received, or rejects with the
  * connect_error. `from`: the client address a trusted proxy forwards (X-Forwarded-For).
  */
-function adminConnect(url: string, auth: Record<string, unknown>, from?: string): Promise<{ socket: Socket; events: [string, unknown[]][] }> {
+function adminConnect(
+  url: string,
+  auth: Record<string, unknown>,
+  from?: string,
+): Promise<{ socket: Socket; events: [string, unknown[]][] }> {
   const extraHeaders = from === undefined ? undefined : { "x-forwarded-for": from };
-  const socket = io(`${url}/admin`, { auth, transports: ["websocket"], forceNew: true, reconnection: false, extraHeaders });
+  const socket = io(`${url}/admin`, {
+    auth,
+    transports: ["websocket"],
+    forceNew: true,
+    reconnection: false,
+    extraHeaders,
+  });
   const events: [string, unknown[]][] = [];
   socket.onAny((event: string, ...args: unknown[]) => events.push([event, args]));
   return new Promise((resolve, reject) => {
@@ -66,10 +76,15 @@ async function refusal(url: string, auth: Record<string, unknown>, from?: string
   throw new Error(`the /admin handshake with ${JSON.stringify(Object.keys(auth))} was accepted`);
 }
 
-const first = <T>(events: [string, unknown[]][], name: string) => events.find(([e]) => e === name)?.[1][0] as T | undefined;
+const first = <T>(events: [string, unknown[]][], name: string) =>
+  events.find(([e]) => e === name)?.[1][0] as T | undefined;
 
 /** A refused /admin handshake: its message and how long the answer took (ms). */
-async function timedRefusal(url: string, auth: Record<string, unknown>, from?: string): Promise<{ message: string; ms: number }> {
+async function timedRefusal(
+  url: string,
+  auth: Record<string, unknown>,
+  from?: string,
+): Promise<{ message: string; ms: number }> {
   const start = performance.now();
   const message = await refusal(url, auth, from);
   return { message, ms: performance.now() - start };
@@ -107,7 +122,11 @@ describe("admin UI", () => {
     writable = await cluster.addGateway({ ...env, ROOMCAST_ADMIN_READONLY: "false" });
     writableB = await cluster.addGateway({ ...env, ROOMCAST_ADMIN_READONLY: "false" });
     off = await cluster.addGateway();
-    slow = await cluster.addGateway({ ...env, ROOMCAST_ADMIN_PASSWORD_HASH: await bcrypt.hash(PASSWORD, 12), ROOMCAST_TRUST_PROXY: "1" });
+    slow = await cluster.addGateway({
+      ...env,
+      ROOMCAST_ADMIN_PASSWORD_HASH: await bcrypt.hash(PASSWORD, 12),
+      ROOMCAST_TRUST_PROXY: "1",
+    });
   });
 
   // The login counter is cluster-wide and these tests log in from 127.0.0.1 on several
@@ -135,7 +154,10 @@ describe("admin UI", () => {
     assert.doesNotMatch(html, /https?:\/\//, "index.html still points at a third-party host");
 
     const assets = [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1]!);
-    assert.ok(assets.some((p) => /^js\/app\.[0-9a-f]+\.js$/.test(p)), `no app bundle in ${assets.join(", ")}`);
+    assert.ok(
+      assets.some((p) => /^js\/app\.[0-9a-f]+\.js$/.test(p)),
+      `no app bundle in ${assets.join(", ")}`,
+    );
     assert.ok(assets.includes("vendor/mdi/css/materialdesignicons.min.css"));
     for (const asset of assets) {
       const res = await fetch(new URL(asset, `${a.url}/admin/`));
@@ -146,11 +168,16 @@ describe("admin UI", () => {
         assert.match(type, /javascript/, asset);
         assert.ok(body.length > 1000, asset);
       }
-      if (/^js\/app\./.test(asset)) assert.ok(body.includes("serverUrl:this.initialServerUrl||window.location.origin,"), "the login form does not default to this origin");
+      if (/^js\/app\./.test(asset))
+        assert.ok(
+          body.includes("serverUrl:this.initialServerUrl||window.location.origin,"),
+          "the login form does not default to this origin",
+        );
       if (asset.endsWith(".css")) {
         // The fonts the stylesheets load are served here too.
         for (const [, url] of body.matchAll(/url\(["']?([^"')?#]+)/g)) {
-          if (url!.startsWith("data:") || url!.endsWith(".eot") || url!.endsWith(".ttf") || url!.endsWith(".woff")) continue;
+          if (url!.startsWith("data:") || url!.endsWith(".eot") || url!.endsWith(".ttf") || url!.endsWith(".woff"))
+            continue;
           const font = await fetch(new URL(url!, new URL(asset, `${a.url}/admin/`)));
           assert.equal(font.status, 200, `${url} from ${asset}`);
           await font.arrayBuffer();
@@ -184,13 +211,23 @@ describe("admin UI", () => {
     sockets.push(socket);
     await waitUntil(() => events.some(([e]) => e === "config"), 5000, "config");
     // Read-only: no emit, join, leave or disconnect.
-    assert.deepEqual(first<{ supportedFeatures: string[] }>(events, "config")?.supportedFeatures, ["AGGREGATED_EVENTS"]);
+    assert.deepEqual(first<{ supportedFeatures: string[] }>(events, "config")?.supportedFeatures, [
+      "AGGREGATED_EVENTS",
+    ]);
     assert.match(first<string>(events, "session") ?? "", /^[0-9a-f]{16}$/);
     // Stats of each replica with the admin UI reach any of them (the Redis adapter).
-    const ids = () => new Set(events.filter(([e]) => e === "server_stats").map(([, [s]]) => (s as ServerStats).serverId));
-    await waitUntil(() => [a, b, writable].every((g) => ids().has(g.nodeId)), 8000, "server_stats of a, b and the writable replica");
+    const ids = () =>
+      new Set(events.filter(([e]) => e === "server_stats").map(([, [s]]) => (s as ServerStats).serverId));
+    await waitUntil(
+      () => [a, b, writable].every((g) => ids().has(g.nodeId)),
+      8000,
+      "server_stats of a, b and the writable replica",
+    );
     assert.ok(!ids().has(off.nodeId));
-    const stats = events.filter(([e]) => e === "server_stats").map(([, [s]]) => s as ServerStats).find((s) => s.serverId === a.nodeId)!;
+    const stats = events
+      .filter(([e]) => e === "server_stats")
+      .map(([, [s]]) => s as ServerStats)
+      .find((s) => s.serverId === a.nodeId)!;
     assert.deepEqual(stats.namespaces.map((n) => n.name).sort(), ["/", "/admin"]);
     // Production mode: no socket list (it would carry every client's headers and token).
     assert.ok(!events.some(([e]) => e === "all_sockets"));
@@ -221,7 +258,8 @@ describe("admin UI", () => {
     assert.ok(other.socket.connected);
 
     // A session is no login attempt: more reconnects than the limit, and the password still works.
-    for (let i = 0; i < ADMIN_LOGINS_PER_MINUTE + 2; i++) (await adminConnect(i % 2 ? a.url : b.url, { sessionId })).socket.close();
+    for (let i = 0; i < ADMIN_LOGINS_PER_MINUTE + 2; i++)
+      (await adminConnect(i % 2 ? a.url : b.url, { sessionId })).socket.close();
     const again = await adminConnect(a.url, { username: USER, password: PASSWORD });
     again.socket.close();
   });
@@ -239,7 +277,8 @@ describe("admin UI", () => {
       { sessionId: "f".repeat(2000) },
       { username: USER, password: "x".repeat(1025) },
     ];
-    for (const auth of confusions) assert.equal(await refusal(a.url, auth), INVALID_CREDENTIALS, JSON.stringify(auth).slice(0, 80));
+    for (const auth of confusions)
+      assert.equal(await refusal(a.url, auth), INVALID_CREDENTIALS, JSON.stringify(auth).slice(0, 80));
     assert.equal(a.process.exitCode, null, a.output());
     assert.equal((await fetch(`${a.url}/readyz`)).status, 200);
     const client = await connect(a.url, { token: await token({ sub: "after-confusions" }) });
@@ -257,7 +296,11 @@ describe("admin UI", () => {
     login.socket.close();
     // The login and 9 unknown session ids, spread over two replicas: the window's 10 attempts.
     for (let i = 1; i < ADMIN_LOGINS_PER_MINUTE; i++) {
-      assert.equal(await refusal(i % 2 ? a.url : b.url, { sessionId: `bogus${i}`.padEnd(16, "0") }), INVALID_CREDENTIALS, `bogus session ${i}`);
+      assert.equal(
+        await refusal(i % 2 ? a.url : b.url, { sessionId: `bogus${i}`.padEnd(16, "0") }),
+        INVALID_CREDENTIALS,
+        `bogus session ${i}`,
+      );
     }
     // Over the limit: the right password, more unknown session ids and malformed ones are refused on any replica.
     assert.equal(await refusal(a.url, { username: USER, password: PASSWORD }), TOO_MANY_LOGINS);
@@ -277,17 +320,29 @@ describe("admin UI", () => {
     const wrongUser: number[] = [];
     for (let i = 0; i < 5; i++) {
       const right = await timedRefusal(slow.url, { username: USER, password: `wrong-${i}` }, freshAddress());
-      const wrong = await timedRefusal(slow.url, { username: `not-${USER}-${i}`, password: `wrong-${i}` }, freshAddress());
+      const wrong = await timedRefusal(
+        slow.url,
+        { username: `not-${USER}-${i}`, password: `wrong-${i}` },
+        freshAddress(),
+      );
       assert.equal(right.message, INVALID_CREDENTIALS);
       assert.equal(wrong.message, INVALID_CREDENTIALS);
       rightUser.push(right.ms);
       wrongUser.push(wrong.ms);
     }
     const [rightMedian, wrongMedian] = [quantile(rightUser, 0.5), quantile(wrongUser, 0.5)];
-    console.log(`admin login refusal, bcrypt cost 12: right user median ${round(rightMedian)} ms (${rightUser.map(round).join(", ")}), wrong user median ${round(wrongMedian)} ms (${wrongUser.map(round).join(", ")})`);
+    console.log(
+      `admin login refusal, bcrypt cost 12: right user median ${round(rightMedian)} ms (${rightUser.map(round).join(", ")}), wrong user median ${round(wrongMedian)} ms (${wrongUser.map(round).join(", ")})`,
+    );
     // A behaviour check with a generous band, not a performance assertion.
-    assert.ok(wrongMedian >= 0.5 * rightMedian, `a wrong user is refused in ${round(wrongMedian)} ms, the right one in ${round(rightMedian)} ms`);
-    assert.ok(wrongMedian <= 2 * rightMedian, `a wrong user is refused in ${round(wrongMedian)} ms, the right one in ${round(rightMedian)} ms`);
+    assert.ok(
+      wrongMedian >= 0.5 * rightMedian,
+      `a wrong user is refused in ${round(wrongMedian)} ms, the right one in ${round(rightMedian)} ms`,
+    );
+    assert.ok(
+      wrongMedian <= 2 * rightMedian,
+      `a wrong user is refused in ${round(wrongMedian)} ms, the right one in ${round(rightMedian)} ms`,
+    );
   });
 
   it("keeps the event loop free while passwords are checked (bcrypt in a worker thread, a bounded queue)", async () => {
@@ -304,7 +359,11 @@ describe("admin UI", () => {
 
     // 8 password checks in flight, each from its own address.
     let settled = false;
-    const attempts = Promise.all(Array.from({ length: 8 }, (_, i) => refusal(slow.url, { username: USER, password: `burst-${i}` }, freshAddress())));
+    const attempts = Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        refusal(slow.url, { username: USER, password: `burst-${i}` }, freshAddress()),
+      ),
+    );
     void attempts.finally(() => (settled = true)).catch(() => undefined);
     const busy: number[] = [];
     while (!settled || busy.length < 5) {
@@ -317,7 +376,10 @@ describe("admin UI", () => {
       `GET /healthz idle p50 ${round(quantile(idle, 0.5))} ms; one cost-12 login refusal ${round(compare.ms)} ms; ` +
         `during 8 logins (${answers.filter((m) => m === ADMIN_LOGIN_BUSY).length} refused as busy): p50 ${round(p50)} ms, max ${round(Math.max(...busy))} ms over ${busy.length} requests`,
     );
-    assert.ok(p50 < 100, `GET /healthz p50 ${round(p50)} ms while passwords are checked (one check: ${round(compare.ms)} ms)`);
+    assert.ok(
+      p50 < 100,
+      `GET /healthz p50 ${round(p50)} ms while passwords are checked (one check: ${round(compare.ms)} ms)`,
+    );
     for (const answer of answers) assert.ok([INVALID_CREDENTIALS, ADMIN_LOGIN_BUSY].includes(answer), answer);
     // Beyond the queue, refused at once rather than queued.
     assert.ok(answers.includes(ADMIN_LOGIN_BUSY), answers.join(", "));
@@ -333,7 +395,8 @@ describe("admin UI", () => {
     sockets.push(socket);
     await waitUntil(() => events.some(([e]) => e === "config"), 5000, "config");
     const features = first<{ supportedFeatures: string[] }>(events, "config")!.supportedFeatures;
-    for (const feature of ["EMIT", "JOIN", "LEAVE", "DISCONNECT", "AGGREGATED_EVENTS"]) assert.ok(features.includes(feature), `${feature} in ${features.join(", ")}`);
+    for (const feature of ["EMIT", "JOIN", "LEAVE", "DISCONNECT", "AGGREGATED_EVENTS"])
+      assert.ok(features.includes(feature), `${feature} in ${features.join(", ")}`);
     assert.ok(!features.includes("ALL_EVENTS"), "production mode");
     // The commands act (what read-only turns off): disconnect one client by its socket id.
     const client = await connect(writable.url, { token: await token({ sub: "kicked-by-ui" }) });
@@ -346,7 +409,8 @@ describe("admin UI", () => {
     socket.emit("_disconnect", "/", true, remote.id);
     assert.equal(await remoteDisconnected, "io server disconnect");
 
-    for (let i = 1; i < ADMIN_LOGINS_PER_MINUTE; i++) assert.equal(await refusal(writable.url, { username: USER, password: `guess-${i}` }), "invalid credentials");
+    for (let i = 1; i < ADMIN_LOGINS_PER_MINUTE; i++)
+      assert.equal(await refusal(writable.url, { username: USER, password: `guess-${i}` }), "invalid credentials");
     assert.match(await refusal(writable.url, { username: USER, password: PASSWORD }), /too many login attempts/);
   });
 
@@ -355,60 +419,74 @@ describe("admin UI", () => {
       const res = await fetch(`${off.url}${path}`);
       assert.equal(res.status, 404, path);
       assert.match(res.headers.get("content-type") ?? "", /application\/json/);
-      assert.deepEqual(await res.json(), { error: { code: 4404, reason: "not_found", message: `no route GET ${path}` } });
+      assert.deepEqual(await res.json(), {
+        error: { code: 4404, reason: "not_found", message: `no route GET ${path}` },
+      });
     }
     assert.equal(await refusal(off.url, { username: USER, password: PASSWORD }), "Invalid namespace");
   });
 
   // In CI, .ci/run installs chromium: there a missing browser is a failure, not a skip.
   const skip = !existsSync(CHROMIUM) && !process.env.CI ? `no ${CHROMIUM} here (apt-get install chromium)` : false;
-  it("renders in a browser: log in from /admin/ and see this cluster's servers (test-artifacts/admin-ui.png)", { skip }, async () => {
-    assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium`);
-    const { chromium } = await import("playwright-core");
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
-    });
-    try {
-      const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-      const foreign: string[] = [];
-      const problems: string[] = [];
-      page.on("request", (r) => {
-        if (!r.url().startsWith(`${a.url}/`) && !r.url().startsWith("data:")) foreign.push(r.url());
+  it(
+    "renders in a browser: log in from /admin/ and see this cluster's servers (test-artifacts/admin-ui.png)",
+    { skip },
+    async () => {
+      assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium`);
+      const { chromium } = await import("playwright-core");
+      const browser = await chromium.launch({
+        executablePath: CHROMIUM,
+        args: [
+          "--headless",
+          "--no-sandbox",
+          "--disable-gpu",
+          "--disable-background-networking",
+          "--disable-component-update",
+          "--no-first-run",
+        ],
       });
-      page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-      page.on("console", (m) => {
-        if (m.type() === "error") problems.push(`console: ${m.text()}`);
-      });
+      try {
+        const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+        const foreign: string[] = [];
+        const problems: string[] = [];
+        page.on("request", (r) => {
+          if (!r.url().startsWith(`${a.url}/`) && !r.url().startsWith("data:")) foreign.push(r.url());
+        });
+        page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+        page.on("console", (m) => {
+          if (m.type() === "error") problems.push(`console: ${m.text()}`);
+        });
 
-      await page.goto(`${a.url}/admin/`);
-      // The login form defaults to this gateway: only the user and password are typed.
-      const serverUrl = page.getByLabel("Server URL");
-      await serverUrl.waitFor({ timeout: 15_000 });
-      assert.equal(await serverUrl.inputValue(), a.url);
-      await page.getByLabel("Username").fill(USER);
-      await page.getByLabel("Password").fill(PASSWORD);
-      await page.getByRole("button", { name: "Connect" }).click();
+        await page.goto(`${a.url}/admin/`);
+        // The login form defaults to this gateway: only the user and password are typed.
+        const serverUrl = page.getByLabel("Server URL");
+        await serverUrl.waitFor({ timeout: 15_000 });
+        assert.equal(await serverUrl.inputValue(), a.url);
+        await page.getByLabel("Username").fill(USER);
+        await page.getByLabel("Password").fill(PASSWORD);
+        await page.getByRole("button", { name: "Connect" }).click();
 
-      await page.getByText("connected", { exact: true }).first().waitFor({ timeout: 15_000 });
-      await page.getByRole("cell", { name: "/admin" }).first().waitFor({ timeout: 15_000 });
+        await page.getByText("connected", { exact: true }).first().waitFor({ timeout: 15_000 });
+        await page.getByRole("cell", { name: "/admin" }).first().waitFor({ timeout: 15_000 });
 
-      // Every replica with the admin UI, by its ROOMCAST_NODE_ID; not the one without.
-      await page.getByRole("link", { name: "Servers" }).click();
-      for (const g of [a, b, writable]) await page.getByRole("cell", { name: g.nodeId, exact: true }).waitFor({ timeout: 15_000 });
-      assert.equal(await page.getByRole("cell", { name: off.nodeId, exact: true }).count(), 0);
-      mkdirSync(ARTIFACTS, { recursive: true });
-      await page.screenshot({ path: `${ARTIFACTS}admin-ui-servers.png` });
+        // Every replica with the admin UI, by its ROOMCAST_NODE_ID; not the one without.
+        await page.getByRole("link", { name: "Servers" }).click();
+        for (const g of [a, b, writable])
+          await page.getByRole("cell", { name: g.nodeId, exact: true }).waitFor({ timeout: 15_000 });
+        assert.equal(await page.getByRole("cell", { name: off.nodeId, exact: true }).count(), 0);
+        mkdirSync(ARTIFACTS, { recursive: true });
+        await page.screenshot({ path: `${ARTIFACTS}admin-ui-servers.png` });
 
-      await page.getByRole("link", { name: "Dashboard" }).click();
-      await page.getByRole("cell", { name: "/admin" }).first().waitFor({ timeout: 15_000 });
-      await page.waitForTimeout(1500); // the charts' animation
-      await page.screenshot({ path: `${ARTIFACTS}admin-ui.png` });
+        await page.getByRole("link", { name: "Dashboard" }).click();
+        await page.getByRole("cell", { name: "/admin" }).first().waitFor({ timeout: 15_000 });
+        await page.waitForTimeout(1500); // the charts' animation
+        await page.screenshot({ path: `${ARTIFACTS}admin-ui.png` });
 
-      assert.deepEqual(foreign, [], "requests to other origins");
-      assert.deepEqual(problems, []);
-    } finally {
-      await browser.close();
-    }
-  });
+        assert.deepEqual(foreign, [], "requests to other origins");
+        assert.deepEqual(problems, []);
+      } finally {
+        await browser.close();
+      }
+    },
+  );
 });

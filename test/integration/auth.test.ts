@@ -11,7 +11,19 @@ import { after, before, describe, it } from "node:test";
 import { exportJWK, SignJWT } from "jose";
 import { io } from "socket.io-client";
 import type { Closing, Unsubscribed, Welcome } from "../../src/contracts/events.js";
-import { connect, connectError, httpGet, httpPublish, nextEvent, recordEvents, request, token, waitUntil, type TestSocket, engineHandshake } from "../support/clients.js";
+import {
+  connect,
+  connectError,
+  httpGet,
+  httpPublish,
+  nextEvent,
+  recordEvents,
+  request,
+  token,
+  waitUntil,
+  type TestSocket,
+  engineHandshake,
+} from "../support/clients.js";
 import { startCluster, type TestCluster } from "../support/cluster.js";
 import { TEST_SECRET, type GatewayProcess } from "../support/gateway-process.js";
 
@@ -19,7 +31,12 @@ const b64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("
 const nowS = () => Math.floor(Date.now() / 1000);
 
 /** A token signed with any key and algorithm; claims are taken as given (no defaults). */
-async function signed(claims: Record<string, unknown>, alg: string, key: KeyObject | Uint8Array, kid?: string): Promise<string> {
+async function signed(
+  claims: Record<string, unknown>,
+  alg: string,
+  key: KeyObject | Uint8Array,
+  kid?: string,
+): Promise<string> {
   return new SignJWT(claims).setProtectedHeader(kid ? { alg, kid } : { alg }).sign(key);
 }
 
@@ -28,7 +45,12 @@ const secretKey = new TextEncoder().encode(TEST_SECRET);
 type Refusal = { code: number; reason: string; message: string; [k: string]: unknown };
 
 /** Asserts the exact refusal code and reason of a connect_error; returns its data. */
-async function refused(url: string, options: Parameters<typeof connect>[1], code: number, reason: string): Promise<Refusal> {
+async function refused(
+  url: string,
+  options: Parameters<typeof connect>[1],
+  code: number,
+  reason: string,
+): Promise<Refusal> {
   const err = await connectError(url, options);
   const data = err.data as Refusal;
   assert.ok(data, `connect_error without data: ${err.message}`);
@@ -119,7 +141,9 @@ describe("handshake and authentication", () => {
     });
 
     it("refuses a token signed with another secret", async () => {
-      await assertUnauthorized(hs.url, { token: await token({ sub: "alice", secret: "another-secret-that-is-long-enough-too" }) });
+      await assertUnauthorized(hs.url, {
+        token: await token({ sub: "alice", secret: "another-secret-that-is-long-enough-too" }),
+      });
     });
 
     it("refuses an expired token", async () => {
@@ -152,7 +176,11 @@ describe("handshake and authentication", () => {
         assert.match(data.message, /lifetime/, JSON.stringify(claims));
       }
       // 29 days is fine.
-      await connectsAs(hs.url, { token: await signed({ sub: "alice", iat: nowS(), exp: nowS() + 29 * 86400 }, "HS256", secretKey) }, "alice");
+      await connectsAs(
+        hs.url,
+        { token: await signed({ sub: "alice", iat: nowS(), exp: nowS() + 29 * 86400 }, "HS256", secretKey) },
+        "alice",
+      );
     });
 
     it("refuses a token without sub or without exp", async () => {
@@ -171,7 +199,10 @@ describe("handshake and authentication", () => {
       const jwt = await token({ sub: "alice" });
       await connectsAs(hs.url, { transports: ["polling"], extraHeaders: { Authorization: `Bearer ${jwt}` } }, "alice");
       // A bad bearer token is refused like any other.
-      await assertUnauthorized(hs.url, { transports: ["polling"], extraHeaders: { Authorization: "Bearer not-a-jwt" } });
+      await assertUnauthorized(hs.url, {
+        transports: ["polling"],
+        extraHeaders: { Authorization: "Bearer not-a-jwt" },
+      });
     });
 
     it("refuses ?token= by default and accepts it when ROOMCAST_TOKEN_QUERY=true", async () => {
@@ -198,7 +229,9 @@ describe("handshake and authentication", () => {
 
     it("ES256 with ROOMCAST_JWT_PUBLIC_KEY_FILE", async () => {
       await connectsAs(ecGw.url, { token: await signed(claims, "ES256", ec.privateKey) }, "alice");
-      await assertUnauthorized(ecGw.url, { token: await signed(claims, "ES256", generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey) });
+      await assertUnauthorized(ecGw.url, {
+        token: await signed(claims, "ES256", generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey),
+      });
       await assertUnauthorized(ecGw.url, { token: await signed(claims, "RS256", rsa.privateKey) });
     });
 
@@ -219,13 +252,20 @@ describe("handshake and authentication", () => {
 
   describe("admission", () => {
     it("4403 forbidden for a tenant ROOMCAST_ALLOWED_TENANTS does not list", async () => {
-      const data = await refused(tenantGw.url, { token: await token({ sub: "alice", tenant: "initech" }) }, 4403, "forbidden");
+      const data = await refused(
+        tenantGw.url,
+        { token: await token({ sub: "alice", tenant: "initech" }) },
+        4403,
+        "forbidden",
+      );
       assert.deepEqual(Object.keys(data).sort(), ["code", "message", "reason"]);
       await refused(tenantGw.url, { token: await token({ sub: "alice" }) }, 4403, "forbidden");
       await connectsAs(tenantGw.url, { token: await token({ sub: "alice", tenant: "acme" }) }, "alice");
       await connectsAs(tenantGw.url, { token: await token({ sub: "alice", tenant: "globex" }) }, "alice");
       // An invalid token is still 4401, whatever its tenant.
-      await assertUnauthorized(tenantGw.url, { token: await token({ sub: "alice", tenant: "initech", secret: "another-secret-that-is-long-enough-too" }) });
+      await assertUnauthorized(tenantGw.url, {
+        token: await token({ sub: "alice", tenant: "initech", secret: "another-secret-that-is-long-enough-too" }),
+      });
     });
 
     it("a refresh cannot switch the connection to a tenant the gateway does not allow", async () => {
@@ -235,13 +275,17 @@ describe("handshake and authentication", () => {
       let unsubscribed = 0;
       socket.on("unsubscribed", () => unsubscribed++);
       for (const claims of [{ tenant: "initech" }, {}]) {
-        const answer = await request<{ ok: boolean; error: Refusal }>(socket, "refresh", { token: await token({ sub: "alice", ttlS: 7200, ...claims }) });
+        const answer = await request<{ ok: boolean; error: Refusal }>(socket, "refresh", {
+          token: await token({ sub: "alice", ttlS: 7200, ...claims }),
+        });
         assert.equal(answer.ok, false, JSON.stringify(answer));
         assert.equal(answer.error.code, 4403);
         assert.equal(answer.error.reason, "forbidden");
       }
       // Same tenant (or another allowed one) is fine.
-      const ok = await request<{ ok: boolean; exp: number }>(socket, "refresh", { token: await token({ sub: "alice", tenant: "globex" }) });
+      const ok = await request<{ ok: boolean; exp: number }>(socket, "refresh", {
+        token: await token({ sub: "alice", tenant: "globex" }),
+      });
       assert.equal(ok.ok, true);
       assert.equal(socket.connected, true);
       assert.equal(unsubscribed, 0);
@@ -277,7 +321,12 @@ describe("handshake and authentication", () => {
 
   it("welcome carries sessionId, node, serverTime and limits", async () => {
     const before = Date.now();
-    const socket: TestSocket = io(hs.url, { auth: { token: await token({ sub: "alice" }) }, transports: ["websocket"], reconnection: false, forceNew: true });
+    const socket: TestSocket = io(hs.url, {
+      auth: { token: await token({ sub: "alice" }) },
+      transports: ["websocket"],
+      reconnection: false,
+      forceNew: true,
+    });
     sockets.push(socket);
     const welcome = await nextEvent<Welcome>(socket, "welcome");
     assert.ok(socket.connected);
@@ -285,7 +334,10 @@ describe("handshake and authentication", () => {
     assert.equal(welcome.sessionId, socket.id);
     assert.equal(welcome.node, hs.nodeId);
     assert.equal(typeof welcome.serverTime, "number");
-    assert.ok(welcome.serverTime >= before - 5000 && welcome.serverTime <= Date.now() + 5000, "serverTime is ms since epoch");
+    assert.ok(
+      welcome.serverTime >= before - 5000 && welcome.serverTime <= Date.now() + 5000,
+      "serverTime is ms since epoch",
+    );
     assert.deepEqual(welcome.limits, {
       maxSubscriptions: 50,
       rateLimit: 10,
@@ -329,7 +381,12 @@ describe("HTTP 503 (4503 unavailable) at the Engine.IO handshake when the replic
       assert.deepEqual(Object.keys(error).sort(), ["code", "message", "reason"]);
     }
     // A stock client (default reconnection) keeps retrying: its connect_error has no data, and it is not destroyed.
-    const socket = io(gw.url, { auth: { token: jwt }, forceNew: true, reconnectionDelay: 100, reconnectionDelayMax: 200 });
+    const socket = io(gw.url, {
+      auth: { token: jwt },
+      forceNew: true,
+      reconnectionDelay: 100,
+      reconnectionDelayMax: 200,
+    });
     try {
       let errors = 0;
       socket.on("connect_error", () => errors++);
@@ -418,7 +475,9 @@ describe("token lifetime", { concurrency: true }, () => {
 
   it("answers a refresh with a token for another sub 4401 and keeps the current grants", async () => {
     const socket = await open({ sub: "ref-d" });
-    const answer = await request<{ ok: boolean; error: Refusal }>(socket, "refresh", { token: await token({ sub: "mallory" }) });
+    const answer = await request<{ ok: boolean; error: Refusal }>(socket, "refresh", {
+      token: await token({ sub: "mallory" }),
+    });
     assert.equal(answer.ok, false);
     assert.equal(answer.error.code, 4401);
     assert.equal(answer.error.reason, "unauthorized");
@@ -435,7 +494,9 @@ describe("token lifetime", { concurrency: true }, () => {
     assert.equal((await request(socket, "subscribe", { channel: "env:e1:logs" })).ok, true);
     assert.equal((await request(socket, "subscribe", { channel: "user:ref-e" })).ok, true);
     const unsubscribed = nextEvent<Unsubscribed>(socket, "unsubscribed");
-    const answer = await request(socket, "refresh", { token: await token({ sub: "ref-e", envs: ["e2"], scope: "env:read" }) });
+    const answer = await request(socket, "refresh", {
+      token: await token({ sub: "ref-e", envs: ["e2"], scope: "env:read" }),
+    });
     assert.equal(answer.ok, true);
     assert.deepEqual(await unsubscribed, { channel: "env:e1:logs", code: 4403, reason: "forbidden" });
     // No more deliveries on the ended channel; the user channel still delivers.

@@ -44,18 +44,30 @@ const ec = generateKeyPairSync("ec", { namedCurve: "P-256" });
 const RSA_PUBLIC_PEM = rsa.publicKey.export({ type: "spki", format: "pem" }) as string;
 const hsKey = new TextEncoder().encode(TEST_SECRET);
 
-async function sign(claims: Record<string, unknown>, alg: string, key: KeyObject | Uint8Array, header: Record<string, unknown> = {}): Promise<string> {
+async function sign(
+  claims: Record<string, unknown>,
+  alg: string,
+  key: KeyObject | Uint8Array,
+  header: Record<string, unknown> = {},
+): Promise<string> {
   return new SignJWT(claims).setProtectedHeader({ ...header, alg }).sign(key);
 }
 
 /** Default claims: a token that would be accepted, minus whatever a case changes. */
-const claimsFor = (sub: string, extra: Record<string, unknown> = {}) => ({ sub, exp: nowS() + 3600, iat: nowS(), ...extra });
+const claimsFor = (sub: string, extra: Record<string, unknown> = {}) => ({
+  sub,
+  exp: nowS() + 3600,
+  iat: nowS(),
+  ...extra,
+});
 
 type ReplicaName = "A" | "B";
 
 /** A valid token for a replica: HS256 with the shared secret on A, RS256 with the key pair on B. */
 async function validToken(replica: ReplicaName, sub: string, extra: Record<string, unknown> = {}): Promise<string> {
-  return replica === "A" ? sign(claimsFor(sub, extra), "HS256", hsKey) : sign(claimsFor(sub, extra), "RS256", rsa.privateKey);
+  return replica === "A"
+    ? sign(claimsFor(sub, extra), "HS256", hsKey)
+    : sign(claimsFor(sub, extra), "RS256", rsa.privateKey);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -70,8 +82,11 @@ type Step = Frame | { waitMs: number };
 const describeFrame = (f: Step) =>
   typeof f !== "string" && "waitMs" in f
     ? `(${f.waitMs} ms)`
-    : typeof f === "string" ? JSON.stringify(f.length > 80 ? `${f.slice(0, 80)}...(${f.length} chars)` : f) : "binary" in f ? `binary(${f.binary.length} bytes)` : `text-bytes(${f.textBytes.toString("hex").slice(0, 40)})`;
-
+    : typeof f === "string"
+      ? JSON.stringify(f.length > 80 ? `${f.slice(0, 80)}...(${f.length} chars)` : f)
+      : "binary" in f
+        ? `binary(${f.binary.length} bytes)`
+        : `text-bytes(${f.textBytes.toString("hex").slice(0, 40)})`;
 
 class RawSocket {
   readonly received: string[] = [];
@@ -117,7 +132,12 @@ class RawSocket {
   }
 
   /** Opens and sends a Socket.IO CONNECT with this auth payload; resolves with the CONNECT answer (`40...` or `44...`). */
-  static async handshake(url: string, sub: string, auth: unknown, headers: Record<string, string> = {}): Promise<{ raw: RawSocket; answer: string }> {
+  static async handshake(
+    url: string,
+    sub: string,
+    auth: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<{ raw: RawSocket; answer: string }> {
     const raw = await RawSocket.open(url, sub, headers);
     const mark = raw.received.length;
     raw.send(auth === undefined ? "40" : `40${JSON.stringify(auth)}`);
@@ -188,12 +208,20 @@ class RawSocket {
           resolve(found);
         } else if (this.closeInfo) {
           done();
-          reject(new Error(`connection closed (${this.closeInfo.code} ${this.closeInfo.reason}) before ${what}; received ${JSON.stringify(this.received.slice(from).map((m) => m.slice(0, 200)))}`));
+          reject(
+            new Error(
+              `connection closed (${this.closeInfo.code} ${this.closeInfo.reason}) before ${what}; received ${JSON.stringify(this.received.slice(from).map((m) => m.slice(0, 200)))}`,
+            ),
+          );
         }
       };
       const timer = setTimeout(() => {
         done();
-        reject(new Error(`no ${what} within ${timeoutMs} ms; received ${JSON.stringify(this.received.slice(from).map((m) => m.slice(0, 200)))}`));
+        reject(
+          new Error(
+            `no ${what} within ${timeoutMs} ms; received ${JSON.stringify(this.received.slice(from).map((m) => m.slice(0, 200)))}`,
+          ),
+        );
       }, timeoutMs);
       const done = () => {
         clearTimeout(timer);
@@ -214,7 +242,11 @@ class RawSocket {
       };
       const timer = setTimeout(() => {
         done();
-        reject(new Error(`the server did not close the connection within ${timeoutMs} ms; received ${JSON.stringify(this.received.map((m) => m.slice(0, 200)))}`));
+        reject(
+          new Error(
+            `the server did not close the connection within ${timeoutMs} ms; received ${JSON.stringify(this.received.map((m) => m.slice(0, 200)))}`,
+          ),
+        );
       }, timeoutMs);
       const done = () => {
         clearTimeout(timer);
@@ -248,7 +280,11 @@ function rawHttp(port: number, bytes: string | Buffer, timeoutMs = 5000): Promis
     const chunks: Buffer[] = [];
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(new Error(`no complete answer within ${timeoutMs} ms; got ${JSON.stringify(Buffer.concat(chunks).toString().slice(0, 300))}`));
+      reject(
+        new Error(
+          `no complete answer within ${timeoutMs} ms; got ${JSON.stringify(Buffer.concat(chunks).toString().slice(0, 300))}`,
+        ),
+      );
     }, timeoutMs);
     socket.on("connect", () => socket.write(bytes));
     socket.on("data", (d: Buffer) => chunks.push(d));
@@ -287,7 +323,12 @@ function dechunk(body: string): string {
 }
 
 function httpRequest(method: string, path: string, headers: Record<string, string>, body = ""): string {
-  const lines = [`${method} ${path} HTTP/1.1`, "Host: 127.0.0.1", "Connection: close", ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)];
+  const lines = [
+    `${method} ${path} HTTP/1.1`,
+    "Host: 127.0.0.1",
+    "Connection: close",
+    ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+  ];
   if (body !== "" || method === "POST" || method === "PUT") lines.push(`Content-Length: ${Buffer.byteLength(body)}`);
   return `${lines.join("\r\n")}\r\n\r\n${body}`;
 }
@@ -311,7 +352,11 @@ function assertHttpError(res: HttpResult, status: number, reason: string): void 
   const error = res.json.error as ErrorBody | undefined;
   assert.ok(error && typeof error === "object", `no error object: ${res.text.slice(0, 300)}`);
   assert.equal(error.reason, reason, JSON.stringify(error));
-  assert.equal(error.code, { bad_request: 4400, unauthorized: 4401, forbidden: 4403, not_found: 4404, too_large: 4413 }[reason], JSON.stringify(error));
+  assert.equal(
+    error.code,
+    { bad_request: 4400, unauthorized: 4401, forbidden: 4403, not_found: 4404, too_large: 4413 }[reason],
+    JSON.stringify(error),
+  );
   assert.equal(typeof error.message, "string");
   assert.doesNotMatch(error.message, /at .*\.js:\d+|node_modules|Error:/, "the message leaks internals");
 }
@@ -363,7 +408,11 @@ const engineIoCases: FrameCase[] = [
   { name: '"4" + NUL bytes', frames: ["4\u0000\u0000\u0000"], expect: CLOSED },
   { name: '"4" + 200 KB of garbage', frames: [`4${"#".repeat(200_000)}`], expect: CLOSED },
   { name: "open packet 0 sent by the client", frames: ["0"], expect: IGNORED },
-  { name: "open packet 0{...} with a forged sid sent by the client", frames: ['0{"sid":"forged","upgrades":[],"pingInterval":1,"pingTimeout":1}'], expect: IGNORED },
+  {
+    name: "open packet 0{...} with a forged sid sent by the client",
+    frames: ['0{"sid":"forged","upgrades":[],"pingInterval":1,"pingTimeout":1}'],
+    expect: IGNORED,
+  },
   { name: "upgrade packet 5 on a transport that is already WebSocket", frames: ["5"], expect: IGNORED },
   { name: "noop packet 6 sent by the client", frames: ["6"], expect: IGNORED },
   { name: "close packet 1 sent over WebSocket", frames: ["1"], expect: IGNORED },
@@ -371,14 +420,39 @@ const engineIoCases: FrameCase[] = [
   { name: 'upgrade probe "3probe" after the upgrade', frames: ["3probe"], expect: IGNORED },
   { name: "ping 2 from the client (wrong heartbeat direction in EIO4)", frames: ["2"], expect: CLOSED },
   { name: 'upgrade probe "2probe" after the upgrade', frames: ["2probe"], expect: CLOSED },
-  { name: "upgrade packet 5 before CONNECT", stage: "open", frames: ["5", "40"], expect: { reply: '44{"message":"token missing","data":{"code":4401,"reason":"unauthorized","message":"token missing"}}' } },
-  { name: "binary frame of random bytes", frames: [{ binary: Buffer.from("9f3c00e1a27b44d0c8ff0213", "hex") }], expect: CLOSED },
+  {
+    name: "upgrade packet 5 before CONNECT",
+    stage: "open",
+    frames: ["5", "40"],
+    expect: {
+      reply: '44{"message":"token missing","data":{"code":4401,"reason":"unauthorized","message":"token missing"}}',
+    },
+  },
+  {
+    name: "binary frame of random bytes",
+    frames: [{ binary: Buffer.from("9f3c00e1a27b44d0c8ff0213", "hex") }],
+    expect: CLOSED,
+  },
   { name: "binary frame of 0xff x 1024", frames: [{ binary: Buffer.alloc(1024, 0xff) }], expect: CLOSED },
   { name: "binary frame of zero bytes", frames: [{ binary: Buffer.alloc(0) }], expect: CLOSED },
   { name: "binary frame before CONNECT", stage: "open", frames: [{ binary: Buffer.alloc(16, 0xff) }], expect: CLOSED },
-  { name: "text frame that is not valid UTF-8 (c3 28)", frames: [{ textBytes: Buffer.from([0x34, 0x32, 0xc3, 0x28]) }], expect: { closed: true, code: 1007 } },
-  { name: "text frame that is not valid UTF-8 (lone 0xff)", frames: [{ textBytes: Buffer.from([0x34, 0x32, 0x5b, 0xff, 0x5d]) }], expect: { closed: true, code: 1007 } },
-  { name: "text frame with an encoded UTF-16 surrogate (ed a0 80)", frames: [{ textBytes: Buffer.concat([Buffer.from('42["x","'), Buffer.from([0xed, 0xa0, 0x80]), Buffer.from('"]')]) }], expect: { closed: true, code: 1007 } },
+  {
+    name: "text frame that is not valid UTF-8 (c3 28)",
+    frames: [{ textBytes: Buffer.from([0x34, 0x32, 0xc3, 0x28]) }],
+    expect: { closed: true, code: 1007 },
+  },
+  {
+    name: "text frame that is not valid UTF-8 (lone 0xff)",
+    frames: [{ textBytes: Buffer.from([0x34, 0x32, 0x5b, 0xff, 0x5d]) }],
+    expect: { closed: true, code: 1007 },
+  },
+  {
+    name: "text frame with an encoded UTF-16 surrogate (ed a0 80)",
+    frames: [
+      { textBytes: Buffer.concat([Buffer.from('42["x","'), Buffer.from([0xed, 0xa0, 0x80]), Buffer.from('"]')]) },
+    ],
+    expect: { closed: true, code: 1007 },
+  },
 ];
 
 const ACK_BAD_REQUEST_1 = (answer: Answer) => {
@@ -399,23 +473,55 @@ const socketIoCases: FrameCase[] = [
   { name: "42[1] (numeric event name, no ack): ignored as an unknown event", frames: ["42[1]"], expect: IGNORED },
   { name: "421[1] (numeric event name, ack): 4400 naming it", frames: ["421[1]"], expect: { ack: ACK_BAD_REQUEST_1 } },
   { name: '42["subscribe" unterminated', frames: ['42["subscribe"'], expect: CLOSED },
-  { name: '42["subscribe",{"channel":"user:x"} unterminated', frames: ['42["subscribe",{"channel":"user:x"}'], expect: CLOSED },
+  {
+    name: '42["subscribe",{"channel":"user:x"} unterminated',
+    frames: ['42["subscribe",{"channel":"user:x"}'],
+    expect: CLOSED,
+  },
   { name: "42 with trailing garbage after the array", frames: ['42["subscribe",{}]xyz'], expect: CLOSED },
   { name: "ack id that is not a number (42abc[...])", frames: ['42abc["subscribe",{}]'], expect: CLOSED },
-  { name: "CONNECT to a namespace that does not exist (40/nope,)", frames: ["40/nope,"], expect: { reply: '44/nope,{"message":"Invalid namespace"}' } },
-  { name: "CONNECT to a namespace that does not exist, with auth", frames: ['40/admin,{"token":"x"}'], expect: { reply: '44/admin,{"message":"Invalid namespace"}' } },
-  { name: "EVENT for a namespace that does not exist (42/nope,[...])", frames: ['42/nope,["subscribe",{"channel":"user:x"}]'], expect: CLOSED },
-  { name: "EVENT with ack for a namespace that does not exist", frames: ['42/nope,1["subscribe",{"channel":"user:x"}]'], expect: CLOSED },
+  {
+    name: "CONNECT to a namespace that does not exist (40/nope,)",
+    frames: ["40/nope,"],
+    expect: { reply: '44/nope,{"message":"Invalid namespace"}' },
+  },
+  {
+    name: "CONNECT to a namespace that does not exist, with auth",
+    frames: ['40/admin,{"token":"x"}'],
+    expect: { reply: '44/admin,{"message":"Invalid namespace"}' },
+  },
+  {
+    name: "EVENT for a namespace that does not exist (42/nope,[...])",
+    frames: ['42/nope,["subscribe",{"channel":"user:x"}]'],
+    expect: CLOSED,
+  },
+  {
+    name: "EVENT with ack for a namespace that does not exist",
+    frames: ['42/nope,1["subscribe",{"channel":"user:x"}]'],
+    expect: CLOSED,
+  },
   { name: "DISCONNECT for a namespace that does not exist (41/nope,)", frames: ["41/nope,"], expect: CLOSED },
   { name: "namespace without the comma (42/nope[...])", frames: ['42/nope["x"]'], expect: CLOSED },
-  { name: "BINARY_EVENT 451- whose attachment never comes, then a text packet", frames: ['451-["subscribe",{"_placeholder":true,"num":0}]', '421["subscribe",{"channel":"user:x"}]'], expect: CLOSED },
+  {
+    name: "BINARY_EVENT 451- whose attachment never comes, then a text packet",
+    frames: ['451-["subscribe",{"_placeholder":true,"num":0}]', '421["subscribe",{"channel":"user:x"}]'],
+    expect: CLOSED,
+  },
   { name: "BINARY_EVENT 450- (zero attachments)", frames: ['450-["subscribe",{"channel":"user:x"}]'], expect: CLOSED },
   { name: "BINARY_EVENT with a non-numeric attachment count (45x-)", frames: ['45x-["a"]'], expect: CLOSED },
   { name: "BINARY_EVENT with a negative attachment count (45-1-)", frames: ['45-1-["a"]'], expect: CLOSED },
   { name: "BINARY_EVENT with a huge attachment count", frames: ['4599999999999-["a"]'], expect: CLOSED },
-  { name: "BINARY_EVENT whose placeholder points past its attachments", frames: ['451-["a",{"_placeholder":true,"num":7}]', { binary: Buffer.from([1, 2, 3]) }], expect: CLOSED },
+  {
+    name: "BINARY_EVENT whose placeholder points past its attachments",
+    frames: ['451-["a",{"_placeholder":true,"num":7}]', { binary: Buffer.from([1, 2, 3]) }],
+    expect: CLOSED,
+  },
   { name: "BINARY_EVENT without the dash (451[...])", frames: ['451["a"]'], expect: CLOSED },
-  { name: "BINARY_ACK 461- for an unknown ack id, with its attachment", frames: ['461-1[{"_placeholder":true,"num":0}]', { binary: Buffer.from([1]) }], expect: IGNORED },
+  {
+    name: "BINARY_ACK 461- for an unknown ack id, with its attachment",
+    frames: ['461-1[{"_placeholder":true,"num":0}]', { binary: Buffer.from([1]) }],
+    expect: IGNORED,
+  },
   { name: "ACK for an unknown id (431[...])", frames: ['431[{"ok":true}]'], expect: IGNORED },
   { name: "ACK without an id (43[...])", frames: ["43[{}]"], expect: IGNORED },
   { name: "ACK with a non-array payload (431{...})", frames: ['431{"ok":true}'], expect: CLOSED },
@@ -426,15 +532,31 @@ const socketIoCases: FrameCase[] = [
   { name: "CONNECT twice (second with a valid-looking auth)", frames: ['40{"token":"x"}'], expect: CLOSED },
   { name: "CONNECT twice (second without auth)", frames: ["40"], expect: CLOSED },
   // (A request in the same tick as the DISCONNECT is dropped with the socket, as Socket.IO does.)
-  { name: "DISCONNECT (41), then a request on the closed namespace", frames: ["41", { waitMs: 100 }, '421["subscribe",{"channel":"user:x"}]'], expect: CLOSED },
+  {
+    name: "DISCONNECT (41), then a request on the closed namespace",
+    frames: ["41", { waitMs: 100 }, '421["subscribe",{"channel":"user:x"}]'],
+    expect: CLOSED,
+  },
   { name: "EVENT before CONNECT", stage: "open", frames: ['42["subscribe",{"channel":"user:x"}]'], expect: CLOSED },
-  { name: "EVENT with ack before CONNECT", stage: "open", frames: ['421["subscribe",{"channel":"user:x"}]'], expect: CLOSED },
+  {
+    name: "EVENT with ack before CONNECT",
+    stage: "open",
+    frames: ['421["subscribe",{"channel":"user:x"}]'],
+    expect: CLOSED,
+  },
   { name: "ACK before CONNECT", stage: "open", frames: ["431[{}]"], expect: CLOSED },
   { name: "DISCONNECT before CONNECT", stage: "open", frames: ["41", "4"], expect: CLOSED },
   { name: "CONNECT whose auth is a string", stage: "open", frames: ['40"token"'], expect: CLOSED },
   { name: "CONNECT whose auth is an array", stage: "open", frames: ['40["token"]'], expect: CLOSED },
   { name: "CONNECT whose auth is invalid JSON", stage: "open", frames: ['40{"token":'], expect: CLOSED },
-  { name: "ack id at Number.MAX_SAFE_INTEGER is answered with that id", frames: ['429007199254740991["frobnicate",{}]'], expect: { reply: '439007199254740991[{"ok":false,"error":{"code":4400,"reason":"bad_request","message":"unknown event frobnicate","event":"frobnicate"}}]' } },
+  {
+    name: "ack id at Number.MAX_SAFE_INTEGER is answered with that id",
+    frames: ['429007199254740991["frobnicate",{}]'],
+    expect: {
+      reply:
+        '439007199254740991[{"ok":false,"error":{"code":4400,"reason":"bad_request","message":"unknown event frobnicate","event":"frobnicate"}}]',
+    },
+  },
 ];
 
 // Request payloads with wrong types. `field` is the field the error must name (PROTOCOL.md section 3).
@@ -463,7 +585,9 @@ const DEEP_JSON = `${"[".repeat(20_000)}${"]".repeat(20_000)}`;
 const DEEP_MARK = "\u0000deep\u0000";
 /** JSON.stringify, with DEEP spliced in as DEEP_JSON. */
 function toWire(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) => (v === DEEP ? DEEP_MARK : v)).split(JSON.stringify(DEEP_MARK)).join(DEEP_JSON);
+  return JSON.stringify(value, (_key, v: unknown) => (v === DEEP ? DEEP_MARK : v))
+    .split(JSON.stringify(DEEP_MARK))
+    .join(DEEP_JSON);
 }
 
 const notObjects: [string, unknown][] = [
@@ -486,21 +610,81 @@ const badChannels: [string, unknown][] = [
 
 const payloadCases: PayloadCase[] = [
   // subscribe
-  ...notObjects.map(([what, payload]): PayloadCase => ({ name: `subscribe: payload is ${what}`, event: "subscribe", payload, field: "payload" })),
+  ...notObjects.map(([what, payload]): PayloadCase => ({
+    name: `subscribe: payload is ${what}`,
+    event: "subscribe",
+    payload,
+    field: "payload",
+  })),
   { name: "subscribe: channel missing", event: "subscribe", payload: {}, field: "channel" },
-  ...badChannels.map(([what, channel]): PayloadCase => ({ name: `subscribe: channel is ${what}`, event: "subscribe", payload: { channel }, field: "channel" })),
-  { name: 'subscribe: since is a string', event: "subscribe", payload: { channel: OWN, since: "abc" }, field: "since" },
+  ...badChannels.map(([what, channel]): PayloadCase => ({
+    name: `subscribe: channel is ${what}`,
+    event: "subscribe",
+    payload: { channel },
+    field: "channel",
+  })),
+  { name: "subscribe: since is a string", event: "subscribe", payload: { channel: OWN, since: "abc" }, field: "since" },
   { name: "subscribe: since is null", event: "subscribe", payload: { channel: OWN, since: null }, field: "since" },
-  { name: "subscribe: since is an array", event: "subscribe", payload: { channel: OWN, since: [1, "e"] }, field: "since" },
-  { name: "subscribe: since.offset -1", event: "subscribe", payload: { channel: OWN, since: { offset: -1, epoch: "e" } }, field: "since.offset" },
-  { name: "subscribe: since.offset 1.5", event: "subscribe", payload: { channel: OWN, since: { offset: 1.5, epoch: "e" } }, field: "since.offset" },
-  { name: "subscribe: since.offset 1e20 (not a safe integer)", event: "subscribe", payload: { channel: OWN, since: { offset: 1e20, epoch: "e" } }, field: "since.offset" },
-  { name: 'subscribe: since {offset:"1", epoch:"x"}', event: "subscribe", payload: { channel: OWN, since: { offset: "1", epoch: "x" } }, field: "since.offset" },
-  { name: "subscribe: since {epoch:1} (offset missing, epoch a number)", event: "subscribe", payload: { channel: OWN, since: { epoch: 1 } }, field: /^since\.(offset|epoch)$/ },
-  { name: "subscribe: since.epoch a number", event: "subscribe", payload: { channel: OWN, since: { offset: 1, epoch: 1 } }, field: "since.epoch" },
-  { name: 'subscribe: since.epoch ""', event: "subscribe", payload: { channel: OWN, since: { offset: 1, epoch: "" } }, field: "since.epoch" },
-  { name: "subscribe: since.epoch 10 000 chars", event: "subscribe", payload: { channel: OWN, since: { offset: 1, epoch: LONG_STRING } }, field: "since.epoch" },
-  { name: "subscribe: since with an extra key", event: "subscribe", payload: { channel: OWN, since: { offset: 1, epoch: "e", at: 5 } }, field: /^since/ },
+  {
+    name: "subscribe: since is an array",
+    event: "subscribe",
+    payload: { channel: OWN, since: [1, "e"] },
+    field: "since",
+  },
+  {
+    name: "subscribe: since.offset -1",
+    event: "subscribe",
+    payload: { channel: OWN, since: { offset: -1, epoch: "e" } },
+    field: "since.offset",
+  },
+  {
+    name: "subscribe: since.offset 1.5",
+    event: "subscribe",
+    payload: { channel: OWN, since: { offset: 1.5, epoch: "e" } },
+    field: "since.offset",
+  },
+  {
+    name: "subscribe: since.offset 1e20 (not a safe integer)",
+    event: "subscribe",
+    payload: { channel: OWN, since: { offset: 1e20, epoch: "e" } },
+    field: "since.offset",
+  },
+  {
+    name: 'subscribe: since {offset:"1", epoch:"x"}',
+    event: "subscribe",
+    payload: { channel: OWN, since: { offset: "1", epoch: "x" } },
+    field: "since.offset",
+  },
+  {
+    name: "subscribe: since {epoch:1} (offset missing, epoch a number)",
+    event: "subscribe",
+    payload: { channel: OWN, since: { epoch: 1 } },
+    field: /^since\.(offset|epoch)$/,
+  },
+  {
+    name: "subscribe: since.epoch a number",
+    event: "subscribe",
+    payload: { channel: OWN, since: { offset: 1, epoch: 1 } },
+    field: "since.epoch",
+  },
+  {
+    name: 'subscribe: since.epoch ""',
+    event: "subscribe",
+    payload: { channel: OWN, since: { offset: 1, epoch: "" } },
+    field: "since.epoch",
+  },
+  {
+    name: "subscribe: since.epoch 10 000 chars",
+    event: "subscribe",
+    payload: { channel: OWN, since: { offset: 1, epoch: LONG_STRING } },
+    field: "since.epoch",
+  },
+  {
+    name: "subscribe: since with an extra key",
+    event: "subscribe",
+    payload: { channel: OWN, since: { offset: 1, epoch: "e", at: 5 } },
+    field: /^since/,
+  },
   { name: "subscribe: history -1", event: "subscribe", payload: { channel: OWN, history: -1 }, field: "history" },
   { name: "subscribe: history 1.5", event: "subscribe", payload: { channel: OWN, history: 1.5 }, field: "history" },
   { name: 'subscribe: history "10"', event: "subscribe", payload: { channel: OWN, history: "10" }, field: "history" },
@@ -509,53 +693,197 @@ const payloadCases: PayloadCase[] = [
   { name: "subscribe: history true", event: "subscribe", payload: { channel: OWN, history: true }, field: "history" },
   { name: 'subscribe: filter "x"', event: "subscribe", payload: { channel: OWN, filter: "x" }, field: "filter" },
   { name: "subscribe: filter a number", event: "subscribe", payload: { channel: OWN, filter: 1 }, field: "filter" },
-  { name: 'subscribe: filter.stream "nope"', event: "subscribe", payload: { channel: OWN, filter: { stream: "nope" } }, field: "filter.stream" },
-  { name: "subscribe: filter with an unknown key", event: "subscribe", payload: { channel: OWN, filter: { regex: ".*" } }, field: /^filter/ },
-  { name: 'subscribe: filter.level "verbose"', event: "subscribe", payload: { channel: OWN, filter: { level: "verbose" } }, field: "filter.level" },
-  { name: "subscribe: filter.level 3", event: "subscribe", payload: { channel: OWN, filter: { level: 3 } }, field: "filter.level" },
-  { name: 'subscribe: filter.contains ""', event: "subscribe", payload: { channel: OWN, filter: { contains: "" } }, field: "filter.contains" },
-  { name: "subscribe: filter.contains 10 000 chars", event: "subscribe", payload: { channel: OWN, filter: { contains: LONG_STRING } }, field: "filter.contains" },
+  {
+    name: 'subscribe: filter.stream "nope"',
+    event: "subscribe",
+    payload: { channel: OWN, filter: { stream: "nope" } },
+    field: "filter.stream",
+  },
+  {
+    name: "subscribe: filter with an unknown key",
+    event: "subscribe",
+    payload: { channel: OWN, filter: { regex: ".*" } },
+    field: /^filter/,
+  },
+  {
+    name: 'subscribe: filter.level "verbose"',
+    event: "subscribe",
+    payload: { channel: OWN, filter: { level: "verbose" } },
+    field: "filter.level",
+  },
+  {
+    name: "subscribe: filter.level 3",
+    event: "subscribe",
+    payload: { channel: OWN, filter: { level: 3 } },
+    field: "filter.level",
+  },
+  {
+    name: 'subscribe: filter.contains ""',
+    event: "subscribe",
+    payload: { channel: OWN, filter: { contains: "" } },
+    field: "filter.contains",
+  },
+  {
+    name: "subscribe: filter.contains 10 000 chars",
+    event: "subscribe",
+    payload: { channel: OWN, filter: { contains: LONG_STRING } },
+    field: "filter.contains",
+  },
   { name: "subscribe: an extra key", event: "subscribe", payload: { channel: OWN, extra: true }, field: "payload" },
-  { name: 'subscribe: a "__proto__" key', event: "subscribe", payload: JSON.parse(`{"channel":"${OWN}","__proto__":{"admin":true}}`), field: "payload" },
-  { name: 'subscribe: a "constructor" key', event: "subscribe", payload: { channel: OWN, constructor: { prototype: { admin: true } } }, field: "payload" },
+  {
+    name: 'subscribe: a "__proto__" key',
+    event: "subscribe",
+    payload: JSON.parse(`{"channel":"${OWN}","__proto__":{"admin":true}}`),
+    field: "payload",
+  },
+  {
+    name: 'subscribe: a "constructor" key',
+    event: "subscribe",
+    payload: { channel: OWN, constructor: { prototype: { admin: true } } },
+    field: "payload",
+  },
   // unsubscribe
-  ...notObjects.map(([what, payload]): PayloadCase => ({ name: `unsubscribe: payload is ${what}`, event: "unsubscribe", payload, field: "payload" })),
+  ...notObjects.map(([what, payload]): PayloadCase => ({
+    name: `unsubscribe: payload is ${what}`,
+    event: "unsubscribe",
+    payload,
+    field: "payload",
+  })),
   { name: "unsubscribe: channel missing", event: "unsubscribe", payload: {}, field: "channel" },
-  ...badChannels.map(([what, channel]): PayloadCase => ({ name: `unsubscribe: channel is ${what}`, event: "unsubscribe", payload: { channel }, field: "channel" })),
-  { name: "unsubscribe: an extra key", event: "unsubscribe", payload: { channel: OWN, since: { offset: 1, epoch: "e" } }, field: "payload" },
+  ...badChannels.map(([what, channel]): PayloadCase => ({
+    name: `unsubscribe: channel is ${what}`,
+    event: "unsubscribe",
+    payload: { channel },
+    field: "channel",
+  })),
+  {
+    name: "unsubscribe: an extra key",
+    event: "unsubscribe",
+    payload: { channel: OWN, since: { offset: 1, epoch: "e" } },
+    field: "payload",
+  },
   // publish (chat:* allows client publish with scope chat:write, which the raw client has)
-  ...notObjects.map(([what, payload]): PayloadCase => ({ name: `publish: payload is ${what}`, event: "publish", payload, field: "payload" })),
-  ...badChannels.map(([what, channel]): PayloadCase => ({ name: `publish: channel is ${what}`, event: "publish", payload: { channel, type: "t", data: 1 }, field: "channel" })),
+  ...notObjects.map(([what, payload]): PayloadCase => ({
+    name: `publish: payload is ${what}`,
+    event: "publish",
+    payload,
+    field: "payload",
+  })),
+  ...badChannels.map(([what, channel]): PayloadCase => ({
+    name: `publish: channel is ${what}`,
+    event: "publish",
+    payload: { channel, type: "t", data: 1 },
+    field: "channel",
+  })),
   { name: "publish: channel missing", event: "publish", payload: { type: "t", data: 1 }, field: "channel" },
   { name: "publish: type a number", event: "publish", payload: { channel: CHAT, type: 7, data: 1 }, field: "type" },
   { name: 'publish: type ""', event: "publish", payload: { channel: CHAT, type: "", data: 1 }, field: "type" },
-  { name: "publish: type 65 chars", event: "publish", payload: { channel: CHAT, type: "t".repeat(65), data: 1 }, field: "type" },
-  { name: "publish: type 10 000 chars", event: "publish", payload: { channel: CHAT, type: LONG_STRING, data: 1 }, field: "type" },
-  { name: "publish: type with spaces", event: "publish", payload: { channel: CHAT, type: "has space", data: 1 }, field: "type" },
-  { name: "publish: type with a newline", event: "publish", payload: { channel: CHAT, type: "a\nb", data: 1 }, field: "type" },
-  { name: "publish: type non-ASCII", event: "publish", payload: { channel: CHAT, type: "événement", data: 1 }, field: "type" },
+  {
+    name: "publish: type 65 chars",
+    event: "publish",
+    payload: { channel: CHAT, type: "t".repeat(65), data: 1 },
+    field: "type",
+  },
+  {
+    name: "publish: type 10 000 chars",
+    event: "publish",
+    payload: { channel: CHAT, type: LONG_STRING, data: 1 },
+    field: "type",
+  },
+  {
+    name: "publish: type with spaces",
+    event: "publish",
+    payload: { channel: CHAT, type: "has space", data: 1 },
+    field: "type",
+  },
+  {
+    name: "publish: type with a newline",
+    event: "publish",
+    payload: { channel: CHAT, type: "a\nb", data: 1 },
+    field: "type",
+  },
+  {
+    name: "publish: type non-ASCII",
+    event: "publish",
+    payload: { channel: CHAT, type: "événement", data: 1 },
+    field: "type",
+  },
   { name: "publish: type null", event: "publish", payload: { channel: CHAT, type: null, data: 1 }, field: "type" },
   { name: "publish: type missing", event: "publish", payload: { channel: CHAT, data: 1 }, field: "type" },
   { name: "publish: data missing", event: "publish", payload: { channel: CHAT, type: "t" }, field: "data" },
-  { name: "publish: data nested 20 000 arrays deep", event: "publish", payload: { channel: CHAT, type: "t", data: DEEP } },
-  { name: "subscribe: an extra key nested 20 000 arrays deep", event: "subscribe", payload: { channel: OWN, deep: DEEP }, field: "payload" },
-  { name: "publish: an extra key (priority is HTTP only)", event: "publish", payload: { channel: CHAT, type: "t", data: 1, priority: "critical" }, field: "payload" },
+  {
+    name: "publish: data nested 20 000 arrays deep",
+    event: "publish",
+    payload: { channel: CHAT, type: "t", data: DEEP },
+  },
+  {
+    name: "subscribe: an extra key nested 20 000 arrays deep",
+    event: "subscribe",
+    payload: { channel: OWN, deep: DEEP },
+    field: "payload",
+  },
+  {
+    name: "publish: an extra key (priority is HTTP only)",
+    event: "publish",
+    payload: { channel: CHAT, type: "t", data: 1, priority: "critical" },
+    field: "payload",
+  },
   // control
-  ...notObjects.map(([what, payload]): PayloadCase => ({ name: `control: payload is ${what}`, event: "control", payload, field: "payload" })),
+  ...notObjects.map(([what, payload]): PayloadCase => ({
+    name: `control: payload is ${what}`,
+    event: "control",
+    payload,
+    field: "payload",
+  })),
   { name: 'control: action "nope"', event: "control", payload: { channel: OWN, action: "nope" }, field: "action" },
   { name: "control: action 1", event: "control", payload: { channel: OWN, action: 1 }, field: "action" },
   { name: "control: action null", event: "control", payload: { channel: OWN, action: null }, field: "action" },
-  { name: 'control: action "PAUSE" (case)', event: "control", payload: { channel: OWN, action: "PAUSE" }, field: "action" },
+  {
+    name: 'control: action "PAUSE" (case)',
+    event: "control",
+    payload: { channel: OWN, action: "PAUSE" },
+    field: "action",
+  },
   { name: "control: action missing", event: "control", payload: { channel: OWN }, field: "action" },
   { name: "control: channel missing", event: "control", payload: { action: "pause" }, field: "channel" },
   { name: "control: channel a number", event: "control", payload: { channel: 1, action: "pause" }, field: "channel" },
-  { name: 'control: filter "x"', event: "control", payload: { channel: OWN, action: "filter", filter: "x" }, field: "filter" },
-  { name: "control: action filter without a filter", event: "control", payload: { channel: OWN, action: "filter" }, field: "filter" },
-  { name: 'control: filter.stream "all"', event: "control", payload: { channel: OWN, action: "filter", filter: { stream: "all" } }, field: "filter.stream" },
-  { name: "control: an extra key", event: "control", payload: { channel: OWN, action: "pause", at: 1 }, field: "payload" },
-  { name: "control: pause a channel it is not subscribed to", event: "control", payload: { channel: "user:raw-a-other", action: "pause" }, field: "channel" },
+  {
+    name: 'control: filter "x"',
+    event: "control",
+    payload: { channel: OWN, action: "filter", filter: "x" },
+    field: "filter",
+  },
+  {
+    name: "control: action filter without a filter",
+    event: "control",
+    payload: { channel: OWN, action: "filter" },
+    field: "filter",
+  },
+  {
+    name: 'control: filter.stream "all"',
+    event: "control",
+    payload: { channel: OWN, action: "filter", filter: { stream: "all" } },
+    field: "filter.stream",
+  },
+  {
+    name: "control: an extra key",
+    event: "control",
+    payload: { channel: OWN, action: "pause", at: 1 },
+    field: "payload",
+  },
+  {
+    name: "control: pause a channel it is not subscribed to",
+    event: "control",
+    payload: { channel: "user:raw-a-other", action: "pause" },
+    field: "channel",
+  },
   // refresh
-  ...notObjects.map(([what, payload]): PayloadCase => ({ name: `refresh: payload is ${what}`, event: "refresh", payload, field: "payload" })),
+  ...notObjects.map(([what, payload]): PayloadCase => ({
+    name: `refresh: payload is ${what}`,
+    event: "refresh",
+    payload,
+    field: "payload",
+  })),
   { name: "refresh: token missing", event: "refresh", payload: {}, field: "token" },
   { name: "refresh: token a number", event: "refresh", payload: { token: 42 }, field: "token" },
   { name: 'refresh: token ""', event: "refresh", payload: { token: "" }, field: "token" },
@@ -563,8 +891,20 @@ const payloadCases: PayloadCase[] = [
   { name: "refresh: token an object", event: "refresh", payload: { token: { jwt: "a.b.c" } }, field: "token" },
   { name: "refresh: token 20 000 chars", event: "refresh", payload: { token: "a".repeat(20_000) }, field: "token" },
   { name: "refresh: an extra key", event: "refresh", payload: { token: "a.b.c", sub: "admin" }, field: "payload" },
-  { name: 'refresh: token "a.b.c" (invalid JWT)', event: "refresh", payload: { token: "a.b.c" }, code: 4401, reason: "unauthorized" },
-  { name: "refresh: token of one segment", event: "refresh", payload: { token: "garbage" }, code: 4401, reason: "unauthorized" },
+  {
+    name: 'refresh: token "a.b.c" (invalid JWT)',
+    event: "refresh",
+    payload: { token: "a.b.c" },
+    code: 4401,
+    reason: "unauthorized",
+  },
+  {
+    name: "refresh: token of one segment",
+    event: "refresh",
+    payload: { token: "garbage" },
+    code: 4401,
+    reason: "unauthorized",
+  },
 ];
 
 // Refresh tokens that are well-formed strings but must be refused 4401 (the connection keeps its grants).
@@ -572,12 +912,22 @@ const tamperedRefresh: [string, () => Promise<string>][] = [
   ["alg none", async () => `${b64json({ alg: "none", typ: "JWT" })}.${b64json(claimsFor(RAW_SUB))}.`],
   ["expired", () => sign(claimsFor(RAW_SUB, { exp: nowS() - 60 }), "HS256", hsKey)],
   ["for another sub", () => validToken("A", "someone-else")],
-  ["signed with another secret", () => sign(claimsFor(RAW_SUB), "HS256", new TextEncoder().encode("another-secret-that-is-long-enough-too"))],
+  [
+    "signed with another secret",
+    () => sign(claimsFor(RAW_SUB), "HS256", new TextEncoder().encode("another-secret-that-is-long-enough-too")),
+  ],
   ["RS256 (not configured on this replica)", () => validToken("B", RAW_SUB)],
   ["HS512 with the right secret", () => sign(claimsFor(RAW_SUB), "HS512", hsKey)],
 ];
 payloadCases.push(
-  ...tamperedRefresh.map(([what, lazyToken]): PayloadCase => ({ name: `refresh: token ${what}`, event: "refresh", payload: {}, lazyToken, code: 4401, reason: "unauthorized" })),
+  ...tamperedRefresh.map(([what, lazyToken]): PayloadCase => ({
+    name: `refresh: token ${what}`,
+    event: "refresh",
+    payload: {},
+    lazyToken,
+    code: 4401,
+    reason: "unauthorized",
+  })),
 );
 
 // Unknown events, and names that look like reserved ones.
@@ -597,7 +947,12 @@ const unknownEventCases: UnknownEventCase[] = [
   { name: "a numeric name 0", event: 0, expect: "answered" },
   { name: "a negative numeric name", event: -1, expect: "answered" },
   { name: "error", event: "error", expect: "answered" },
-  { name: "frobnicate with a payload nested 20 000 arrays deep", event: "frobnicate", payload: DEEP, expect: "answered" },
+  {
+    name: "frobnicate with a payload nested 20 000 arrays deep",
+    event: "frobnicate",
+    payload: DEEP,
+    expect: "answered",
+  },
   { name: "welcome (a server-to-client name)", event: "welcome", expect: "answered" },
   { name: "event (a server-to-client name)", event: "event", expect: "answered" },
   { name: "failure (a server-to-client name)", event: "failure", expect: "answered" },
@@ -683,7 +1038,8 @@ const goodHs = () => validToken("A", TAMPER_SUB);
 const goodRs = () => validToken("B", TAMPER_SUB);
 const segments = async (t: Promise<string>) => (await t).split(".") as [string, string, string];
 const flip = (sig: string) => (sig[0] === "A" ? "B" : "A") + sig.slice(1);
-const none = (header: Record<string, unknown>, signature = "") => `${b64json(header)}.${b64json(tamperClaims())}.${signature}`;
+const none = (header: Record<string, unknown>, signature = "") =>
+  `${b64json(header)}.${b64json(tamperClaims())}.${signature}`;
 const hsWith = (extra: Record<string, unknown>) => sign({ ...tamperClaims(), ...extra }, "HS256", hsKey);
 const rsWith = (extra: Record<string, unknown>) => sign({ ...tamperClaims(), ...extra }, "RS256", rsa.privateKey);
 const withoutClaim = (claim: string, replica: ReplicaName) => {
@@ -709,13 +1065,21 @@ const tokenCases: TokenCase[] = [
   ...(["A", "B"] as const).flatMap((replica) => [
     tok("alg none, empty signature", replica, () => none({ alg: "none", typ: "JWT" })),
     tok("alg None, empty signature", replica, () => none({ alg: "None" })),
-    tok("alg NONE, with a real token's signature", replica, async () => none({ alg: "NONE" }, (await segments(replica === "A" ? goodHs() : goodRs()))[2])),
+    tok("alg NONE, with a real token's signature", replica, async () =>
+      none({ alg: "NONE" }, (await segments(replica === "A" ? goodHs() : goodRs()))[2]),
+    ),
     tok("alg none without the trailing dot", replica, () => none({ alg: "none" }).slice(0, -1)),
   ]),
   // HS/RS confusion: HS256 signed with the replica's RSA public key as the HMAC secret.
-  tok("HS256 signed with the RSA public key PEM as HMAC secret (HS/RS confusion)", "B", () => sign(tamperClaims(), "HS256", new TextEncoder().encode(RSA_PUBLIC_PEM))),
-  tok("HS256 signed with the PEM without its trailing newline", "B", () => sign(tamperClaims(), "HS256", new TextEncoder().encode(RSA_PUBLIC_PEM.trimEnd()))),
-  tok("HS256 signed with the DER public key as HMAC secret", "B", () => sign(tamperClaims(), "HS256", rsa.publicKey.export({ type: "spki", format: "der" }))),
+  tok("HS256 signed with the RSA public key PEM as HMAC secret (HS/RS confusion)", "B", () =>
+    sign(tamperClaims(), "HS256", new TextEncoder().encode(RSA_PUBLIC_PEM)),
+  ),
+  tok("HS256 signed with the PEM without its trailing newline", "B", () =>
+    sign(tamperClaims(), "HS256", new TextEncoder().encode(RSA_PUBLIC_PEM.trimEnd())),
+  ),
+  tok("HS256 signed with the DER public key as HMAC secret", "B", () =>
+    sign(tamperClaims(), "HS256", rsa.publicKey.export({ type: "spki", format: "der" })),
+  ),
   tok("RS256 token against the HS256 replica", "A", goodRs),
   tok("RS256 signed by an unknown key", "B", () => sign(tamperClaims(), "RS256", stranger.privateKey)),
   tok("RS384 signed by the right key (algorithm not pinned)", "B", () => sign(tamperClaims(), "RS384", rsa.privateKey)),
@@ -727,7 +1091,9 @@ const tokenCases: TokenCase[] = [
   tok("expired (RS256)", "B", () => rsWith({ exp: nowS() - 120 })),
   tok("not yet valid, nbf in an hour (HS256)", "A", () => hsWith({ nbf: nowS() + 3600 })),
   tok("not yet valid, nbf in an hour (RS256)", "B", () => rsWith({ nbf: nowS() + 3600 })),
-  tok("wrong signature: another secret", "A", () => sign(tamperClaims(), "HS256", new TextEncoder().encode("not-the-secret-but-long-enough-for-hs256"))),
+  tok("wrong signature: another secret", "A", () =>
+    sign(tamperClaims(), "HS256", new TextEncoder().encode("not-the-secret-but-long-enough-for-hs256")),
+  ),
   tok("wrong signature: one character flipped (HS256)", "A", async () => {
     const [h, b, s] = await segments(goodHs());
     return `${h}.${b}.${flip(s)}`;
@@ -768,7 +1134,9 @@ const tokenCases: TokenCase[] = [
   tok("sub missing", "A", () => withoutClaim("sub", "A")),
   tok("exp missing", "B", () => withoutClaim("exp", "B")),
   tok("exp a string", "A", () => hsWith({ exp: String(nowS() + 3600) })),
-  tok("crit header naming an unknown extension (correctly signed)", "A", () => hsRaw({ alg: "HS256", crit: ["x-unknown"], "x-unknown": 1 }, JSON.stringify(tamperClaims()))),
+  tok("crit header naming an unknown extension (correctly signed)", "A", () =>
+    hsRaw({ alg: "HS256", crit: ["x-unknown"], "x-unknown": 1 }, JSON.stringify(tamperClaims())),
+  ),
   tok("a 10 000-character token", "A", () => `${"a".repeat(5000)}.${"b".repeat(4999)}`),
   tok("a valid token with spaces around it", "A", async () => ` ${await goodHs()} `),
   tok('"Bearer <valid token>" as the token', "A", async () => `Bearer ${await goodHs()}`),
@@ -778,12 +1146,24 @@ const tokenCases: TokenCase[] = [
   { name: 'token ""', replica: "A", auth: async () => ({ token: "" }) },
   { name: "token a number", replica: "A", auth: async () => ({ token: 42 }) },
   { name: "token null", replica: "B", auth: async () => ({ token: null }) },
-  { name: "token an object holding a valid token", replica: "B", auth: async () => ({ token: { jwt: await goodRs() } }) },
+  {
+    name: "token an object holding a valid token",
+    replica: "B",
+    auth: async () => ({ token: { jwt: await goodRs() } }),
+  },
   { name: "token an array holding a valid token", replica: "A", auth: async () => ({ token: [await goodHs()] }) },
   { name: "a valid token under another key", replica: "A", auth: async () => ({ jwt: await goodHs() }) },
   // The Authorization header instead of the auth payload
-  { name: "Authorization: Bearer <alg-none token>", replica: "A", header: async () => `Bearer ${none({ alg: "none" })}` },
-  { name: "Authorization: Bearer <expired RS256 token>", replica: "B", header: async () => `Bearer ${await rsWith({ exp: nowS() - 120 })}` },
+  {
+    name: "Authorization: Bearer <alg-none token>",
+    replica: "A",
+    header: async () => `Bearer ${none({ alg: "none" })}`,
+  },
+  {
+    name: "Authorization: Bearer <expired RS256 token>",
+    replica: "B",
+    header: async () => `Bearer ${await rsWith({ exp: nowS() - 120 })}`,
+  },
   { name: "Authorization: Basic", replica: "A", header: async () => `Basic ${b64url("admin:admin")}` },
   { name: "Authorization: Bearer with nothing after it", replica: "A", header: async () => "Bearer" },
 ];
@@ -821,19 +1201,34 @@ describe("bad input", () => {
 
   /** The replica still serves: alive, ready, and its quiet client gets a fresh event once. */
   async function assertServes(r: Replica, after: string): Promise<void> {
-    assert.equal(r.gw.process.exitCode, null, `replica ${r.name} exited after "${after}": ${r.gw.output().slice(-2000)}`);
+    assert.equal(
+      r.gw.process.exitCode,
+      null,
+      `replica ${r.name} exited after "${after}": ${r.gw.output().slice(-2000)}`,
+    );
     assert.equal(r.gw.process.signalCode, null, `replica ${r.name} was killed after "${after}"`);
     const ready = await fetch(`${r.gw.url}/readyz`);
     assert.equal(ready.status, 200, `replica ${r.name} /readyz after "${after}"`);
     await ready.arrayBuffer();
     assert.equal(r.quiet.connected, true, `replica ${r.name}'s quiet client was disconnected after "${after}"`);
     const n = ++checks;
-    const res = await httpPublish(r.gw.url, r.publisher, r.channel, { type: "check", data: { n, after: after.slice(0, 200) } });
+    const res = await httpPublish(r.gw.url, r.publisher, r.channel, {
+      type: "check",
+      data: { n, after: after.slice(0, 200) },
+    });
     assert.equal(res.status, 202, `publish on ${r.name} after "${after}": ${JSON.stringify(res.body)}`);
     const offset = res.body.offset as number;
     r.expected.push(offset);
-    await waitUntil(() => r.seen.some((e) => e.offset === offset), 5000, `the check event (offset ${offset}) on ${r.name}'s quiet client after "${after}"`);
-    assert.equal(r.seen.filter((e) => e.offset === offset).length, 1, `check event ${offset} delivered more than once on ${r.name}`);
+    await waitUntil(
+      () => r.seen.some((e) => e.offset === offset),
+      5000,
+      `the check event (offset ${offset}) on ${r.name}'s quiet client after "${after}"`,
+    );
+    assert.equal(
+      r.seen.filter((e) => e.offset === offset).length,
+      1,
+      `check event ${offset} delivered more than once on ${r.name}`,
+    );
     assert.deepEqual(r.problems, [], `${r.name}'s quiet client got unexpected messages`);
   }
 
@@ -848,7 +1243,11 @@ describe("bad input", () => {
     try {
       await assertServes(r, name);
     } catch (healthError) {
-      if (caseError) throw new AggregateError([caseError, healthError], `case failed, and the replica did not serve after it: ${(healthError as Error).message}`);
+      if (caseError)
+        throw new AggregateError(
+          [caseError, healthError],
+          `case failed, and the replica did not serve after it: ${(healthError as Error).message}`,
+        );
       throw healthError;
     }
     if (caseError) throw caseError;
@@ -869,7 +1268,16 @@ describe("bad input", () => {
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), "roomcast-bad-input-"));
     const configFile = join(dir, "roomcast.yaml");
-    writeFileSync(configFile, ["namespaces:", "  chat:", "    subscribe: { match: any }", '    publish: { match: any, scope: "chat:write" }', ""].join("\n"));
+    writeFileSync(
+      configFile,
+      [
+        "namespaces:",
+        "  chat:",
+        "    subscribe: { match: any }",
+        '    publish: { match: any, scope: "chat:write" }',
+        "",
+      ].join("\n"),
+    );
     writeFileSync(join(dir, "rsa.pem"), RSA_PUBLIC_PEM);
     cluster = await startCluster({
       replicas: 0,
@@ -887,16 +1295,25 @@ describe("bad input", () => {
       cluster.addGateway({ ROOMCAST_JWT_SECRET: "", ROOMCAST_JWT_PUBLIC_KEY_FILE: join(dir, "rsa.pem") }),
     ]);
     admin = await token({ sub: "bad-input-admin", scope: "admin publish" });
-    for (const [name, gw] of [["A", a], ["B", b]] as const) {
+    for (const [name, gw] of [
+      ["A", a],
+      ["B", b],
+    ] as const) {
       const channel = `user:quiet-${name.toLowerCase()}`;
       const quiet = await connect(gw.url, { token: await validToken(name, `quiet-${name.toLowerCase()}`) });
       const seen: ChannelEvent[] = [];
       const problems: string[] = [];
       quiet.on("event", (e) => (e.channel === channel ? seen.push(e) : problems.push(`event on ${e.channel}`)));
       for (const unexpected of ["failure", "closing", "unsubscribed", "lag", "disconnect"] as const) {
-        (quiet as unknown as { on(ev: string, fn: (x: unknown) => void): void }).on(unexpected, (x) => problems.push(`${unexpected} ${JSON.stringify(x)}`));
+        (quiet as unknown as { on(ev: string, fn: (x: unknown) => void): void }).on(unexpected, (x) =>
+          problems.push(`${unexpected} ${JSON.stringify(x)}`),
+        );
       }
-      const answer = (await (quiet as unknown as { timeout(ms: number): { emitWithAck(ev: string, p: unknown): Promise<Answer> } }).timeout(5000).emitWithAck("subscribe", { channel })) as Answer;
+      const answer = (await (
+        quiet as unknown as { timeout(ms: number): { emitWithAck(ev: string, p: unknown): Promise<Answer> } }
+      )
+        .timeout(5000)
+        .emitWithAck("subscribe", { channel })) as Answer;
       assert.equal(answer.ok, true, JSON.stringify(answer));
       replicas[name] = {
         name,
@@ -919,7 +1336,9 @@ describe("bad input", () => {
     await cluster?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
     const total = [...counts.values()].reduce((a, b) => a + b, 0);
-    console.log(`bad-input cases: ${[...counts].map(([k, v]) => `${k} ${v}`).join(", ")}; total ${total} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+    console.log(
+      `bad-input cases: ${[...counts].map(([k, v]) => `${k} ${v}`).join(", ")}; total ${total} (${((Date.now() - started) / 1000).toFixed(1)} s)`,
+    );
   });
 
   // -------------------------------------------------------------------------------------
@@ -936,7 +1355,10 @@ describe("bad input", () => {
       const info = await raw.closed(3000);
       if (expect.code !== undefined) assert.equal(info.code, expect.code, `close code ${info.code} ${info.reason}`);
       const after = raw.received.slice(mark);
-      assert.ok(!after.some((m) => m.startsWith('42["welcome"')), `a welcome after ${c.frames.map(describeFrame).join(", ")}`);
+      assert.ok(
+        !after.some((m) => m.startsWith('42["welcome"')),
+        `a welcome after ${c.frames.map(describeFrame).join(", ")}`,
+      );
       return;
     }
     if (c.stage === "open") {
@@ -987,27 +1409,44 @@ describe("bad input", () => {
     };
     const OVER = Math.floor(MAX_MESSAGE_BYTES * 1.5);
     const historyOf = async (r: Replica, channel: string) => {
-      const res = await fetchResult(`${r.gw.url}/v1/channels/${channel}/history`, { headers: { authorization: `Bearer ${r.publisher}` } });
+      const res = await fetchResult(`${r.gw.url}/v1/channels/${channel}/history`, {
+        headers: { authorization: `Bearer ${r.publisher}` },
+      });
       assert.equal(res.status, 200, res.text);
       return res.json!.events as unknown[];
     };
 
-    huge("A", "a publish over ROOMCAST_MAX_MESSAGE_BYTES but under the Socket.IO buffer limit, with ack: 4413 too_large, nothing published", async (r) => {
-      const raw = await rawConnected(r, "huge-a", { scope: "chat:write" });
-      const maxPayload = raw.openPacket!.maxPayload;
-      assert.ok(OVER > MAX_MESSAGE_BYTES && OVER + 100 < maxPayload, `test setup: ${OVER} vs ${MAX_MESSAGE_BYTES} / ${maxPayload}`);
-      refusedWith(await raw.request("publish", { channel: "chat:huge-a", type: "big", data: "x".repeat(OVER) }), 4413, "too_large");
-      assert.equal(raw.isOpen, true);
-      await raw.probe(raw.received.length);
-      assert.deepEqual(await historyOf(r, "chat:huge-a"), [], "an oversized publish was published");
-    });
+    huge(
+      "A",
+      "a publish over ROOMCAST_MAX_MESSAGE_BYTES but under the Socket.IO buffer limit, with ack: 4413 too_large, nothing published",
+      async (r) => {
+        const raw = await rawConnected(r, "huge-a", { scope: "chat:write" });
+        const maxPayload = raw.openPacket!.maxPayload;
+        assert.ok(
+          OVER > MAX_MESSAGE_BYTES && OVER + 100 < maxPayload,
+          `test setup: ${OVER} vs ${MAX_MESSAGE_BYTES} / ${maxPayload}`,
+        );
+        refusedWith(
+          await raw.request("publish", { channel: "chat:huge-a", type: "big", data: "x".repeat(OVER) }),
+          4413,
+          "too_large",
+        );
+        assert.equal(raw.isOpen, true);
+        await raw.probe(raw.received.length);
+        assert.deepEqual(await historyOf(r, "chat:huge-a"), [], "an oversized publish was published");
+      },
+    );
 
     huge("B", "the same oversized publish without ack: a failure event with 4413 too_large", async (r) => {
       const raw = await rawConnected(r, "huge-b", { scope: "chat:write" });
       const mark = raw.received.length;
       raw.emit("publish", { channel: "chat:huge-b", type: "big", data: "x".repeat(OVER) }, false);
       const between = await raw.probe(mark);
-      assert.equal(between.length, 1, `expected one failure event, got ${JSON.stringify(between.map((m) => m.slice(0, 300)))}`);
+      assert.equal(
+        between.length,
+        1,
+        `expected one failure event, got ${JSON.stringify(between.map((m) => m.slice(0, 300)))}`,
+      );
       const [name, failure] = parseEvent(between[0]!) ?? [];
       assert.equal(name, "failure", between[0]);
       assert.deepEqual(Object.keys(failure!).sort(), ["channel", "error", "event"]);
@@ -1017,19 +1456,27 @@ describe("bad input", () => {
       assert.deepEqual(await historyOf(r, "chat:huge-b"), [], "an oversized publish was published");
     });
 
-    huge("A", "a publish of 25 000 x U+65E5 (75 KB of UTF-8, 25 000 characters): 4413 too_large, nothing published", async (r) => {
-      const raw = await rawConnected(r, "huge-a-utf8", { scope: "chat:write" });
-      const data = "\u65e5".repeat(25_000);
-      const frame = `42100${JSON.stringify(["publish", { channel: "chat:huge-utf8", type: "big", data }])}`;
-      assert.ok(Buffer.byteLength(frame) > MAX_MESSAGE_BYTES && frame.length < MAX_MESSAGE_BYTES, "test setup");
-      const answer = await raw.request("publish", { channel: "chat:huge-utf8", type: "big", data });
-      refusedWith(answer, 4413, "too_large");
-      assert.deepEqual(await historyOf(r, "chat:huge-utf8"), [], "a publish over the byte limit was published");
-    });
+    huge(
+      "A",
+      "a publish of 25 000 x U+65E5 (75 KB of UTF-8, 25 000 characters): 4413 too_large, nothing published",
+      async (r) => {
+        const raw = await rawConnected(r, "huge-a-utf8", { scope: "chat:write" });
+        const data = "\u65e5".repeat(25_000);
+        const frame = `42100${JSON.stringify(["publish", { channel: "chat:huge-utf8", type: "big", data }])}`;
+        assert.ok(Buffer.byteLength(frame) > MAX_MESSAGE_BYTES && frame.length < MAX_MESSAGE_BYTES, "test setup");
+        const answer = await raw.request("publish", { channel: "chat:huge-utf8", type: "big", data });
+        refusedWith(answer, 4413, "too_large");
+        assert.deepEqual(await historyOf(r, "chat:huge-utf8"), [], "a publish over the byte limit was published");
+      },
+    );
 
     huge("A", "an oversized subscribe (a 100 KB key): 4413 too_large", async (r) => {
       const raw = await rawConnected(r, "huge-a2");
-      refusedWith(await raw.request("subscribe", { channel: "user:huge-a2", pad: "p".repeat(100_000) }), 4413, "too_large");
+      refusedWith(
+        await raw.request("subscribe", { channel: "user:huge-a2", pad: "p".repeat(100_000) }),
+        4413,
+        "too_large",
+      );
       assert.equal(raw.isOpen, true);
     });
 
@@ -1037,24 +1484,42 @@ describe("bad input", () => {
       const raw = await rawConnected(r, "huge-b2");
       const answer = await raw.request("frobnicate", { pad: "p".repeat(100_000) });
       assert.equal(answer.ok, false);
-      assert.ok([4413, 4400].includes((answer as { error: ErrorBody }).error.code), JSON.stringify(answer).slice(0, 300));
+      assert.ok(
+        [4413, 4400].includes((answer as { error: ErrorBody }).error.code),
+        JSON.stringify(answer).slice(0, 300),
+      );
       await raw.probe(raw.received.length);
     });
 
     huge("A", "a publish just under the limit is accepted (the limit is not too strict)", async (r) => {
       const raw = await rawConnected(r, "huge-a3", { scope: "chat:write" });
-      const answer = await raw.request("publish", { channel: "chat:huge-a3", type: "big", data: "x".repeat(MAX_MESSAGE_BYTES / 2) });
+      const answer = await raw.request("publish", {
+        channel: "chat:huge-a3",
+        type: "big",
+        data: "x".repeat(MAX_MESSAGE_BYTES / 2),
+      });
       assert.equal(answer.ok, true, JSON.stringify(answer).slice(0, 300));
     });
 
-    for (const [r, kind] of [["B", "text"], ["A", "binary"]] as const) {
-      huge(r, `a ${kind} frame far over the Socket.IO buffer limit: the connection is dropped (1009), the replica keeps serving`, async (replica) => {
-        const raw = await rawConnected(replica, `huge-${kind}`);
-        const size = raw.openPacket!.maxPayload * 3;
-        raw.send(kind === "text" ? `421${JSON.stringify(["subscribe", { channel: `user:huge-${kind}`, pad: "z".repeat(size) }])}` : { binary: Buffer.alloc(size, 0x41) });
-        const info = await raw.closed(5000);
-        assert.equal(info.code, 1009, `close ${info.code} ${info.reason}`);
-      });
+    for (const [r, kind] of [
+      ["B", "text"],
+      ["A", "binary"],
+    ] as const) {
+      huge(
+        r,
+        `a ${kind} frame far over the Socket.IO buffer limit: the connection is dropped (1009), the replica keeps serving`,
+        async (replica) => {
+          const raw = await rawConnected(replica, `huge-${kind}`);
+          const size = raw.openPacket!.maxPayload * 3;
+          raw.send(
+            kind === "text"
+              ? `421${JSON.stringify(["subscribe", { channel: `user:huge-${kind}`, pad: "z".repeat(size) }])}`
+              : { binary: Buffer.alloc(size, 0x41) },
+          );
+          const info = await raw.closed(5000);
+          assert.equal(info.code, 1009, `close ${info.code} ${info.reason}`);
+        },
+      );
     }
 
     huge("B", "a frame over the buffer limit before CONNECT: dropped, the replica keeps serving", async (r) => {
@@ -1093,13 +1558,18 @@ describe("bad input", () => {
               const id = socket.emit(c.event, payload, true)!;
               const answer = await socket.ackOf(id, 5000, mark);
               const error = refusedWith(answer, code, reason, c.field);
-              if (typeof c.field === "string") assert.ok(error.message.startsWith(`${c.field}:`), `the message names the field: ${error.message}`);
+              if (typeof c.field === "string")
+                assert.ok(error.message.startsWith(`${c.field}:`), `the message names the field: ${error.message}`);
               const others = socket.received.slice(mark).filter((m) => !m.startsWith(`43${id}[`));
               assert.deepEqual(others, [], "nothing but the ack");
             } else {
               socket.emit(c.event, payload, false);
               const between = await socket.probe(mark);
-              assert.equal(between.length, 1, `expected exactly one failure event, got ${JSON.stringify(between.map((m) => m.slice(0, 300)))}`);
+              assert.equal(
+                between.length,
+                1,
+                `expected exactly one failure event, got ${JSON.stringify(between.map((m) => m.slice(0, 300)))}`,
+              );
               const [name, failure] = parseEvent(between[0]!) ?? [];
               assert.equal(name, "failure", between[0]);
               const channel = (payload as { channel?: unknown } | null | undefined)?.channel;
@@ -1120,9 +1590,16 @@ describe("bad input", () => {
         const mark = socket.received.length;
         const res = await httpPublish(replicas.A.gw.url, replicas.A.publisher, OWN, { type: "own", data: {} });
         assert.equal(res.status, 202, JSON.stringify(res.body));
-        const msg = await socket.waitFor((m) => m.startsWith('42["event",') && m.includes(`"offset":${res.body.offset as number},`), 5000, "own channel event", mark);
+        const msg = await socket.waitFor(
+          (m) => m.startsWith('42["event",') && m.includes(`"offset":${res.body.offset as number},`),
+          5000,
+          "own channel event",
+          mark,
+        );
         assert.match(msg, /"type":"own"/);
-        const history = await fetchResult(`${replicas.A.gw.url}/v1/channels/${CHAT}/history`, { headers: { authorization: `Bearer ${admin}` } });
+        const history = await fetchResult(`${replicas.A.gw.url}/v1/channels/${CHAT}/history`, {
+          headers: { authorization: `Bearer ${admin}` },
+        });
         assert.equal(history.status, 200, history.text);
         assert.deepEqual(history.json!.events, [], "a refused publish was published");
       }));
@@ -1141,7 +1618,8 @@ describe("bad input", () => {
         const label = `${c.name} (${mode})`;
         it(`[B] ${label}`, () =>
           guarded(replicas.B, label, async () => {
-            const socket = c.expect === "closed" ? await rawConnected(replicas.B, "unknown-b-reserved") : await shared();
+            const socket =
+              c.expect === "closed" ? await rawConnected(replicas.B, "unknown-b-reserved") : await shared();
             const mark = socket.received.length;
             const id = socket.emit(c.event, "payload" in c ? c.payload : { channel: "user:unknown-b" }, mode === "ack");
             if (c.expect === "closed") {
@@ -1200,7 +1678,9 @@ describe("bad input", () => {
     it("[A] nothing reached any history", async () => {
       // One valid name per shape the invalid ones were derived from: none of them got an event.
       for (const channel of ["user:x", "user:a", "chat:a"]) {
-        const history = await fetchResult(`${replicas.A.gw.url}/v1/channels/${channel}/history`, { headers: { authorization: `Bearer ${admin}` } });
+        const history = await fetchResult(`${replicas.A.gw.url}/v1/channels/${channel}/history`, {
+          headers: { authorization: `Bearer ${admin}` },
+        });
         assert.equal(history.status, 200, history.text);
         assert.deepEqual(history.json!.events, [], channel);
       }
@@ -1227,7 +1707,10 @@ describe("bad input", () => {
           // No session: no welcome, and a request on the refused connection is not served.
           raw.send(`421["subscribe",{"channel":"user:${TAMPER_SUB}"}]`);
           await raw.closed(3000);
-          assert.ok(!raw.received.some((m) => m.startsWith('42["welcome"') || m.startsWith("431")), JSON.stringify(raw.received));
+          assert.ok(
+            !raw.received.some((m) => m.startsWith('42["welcome"') || m.startsWith("431")),
+            JSON.stringify(raw.received),
+          );
         });
       });
     }
@@ -1258,65 +1741,292 @@ describe("bad input", () => {
     let pub = "";
     /** Scopes jobs:read jobs:write, env e1. */
     let jobsToken = "";
-    const post = (path: string, headers: Record<string, string>, body: string | Buffer) => fetchResult(`http://127.0.0.1:${port}${path}`, { method: "POST", headers, body });
+    const post = (path: string, headers: Record<string, string>, body: string | Buffer) =>
+      fetchResult(`http://127.0.0.1:${port}${path}`, { method: "POST", headers, body });
     const jobsJson = () => ({ authorization: `Bearer ${jobsToken}`, "content-type": "application/json" });
     const postJob = (body: string) => post("/v1/jobs", jobsJson(), body);
-    const jobRoute = (method: string, path: string) => raw(httpRequest(method, path, { authorization: `Bearer ${jobsToken}` }));
+    const jobRoute = (method: string, path: string) =>
+      raw(httpRequest(method, path, { authorization: `Bearer ${jobsToken}` }));
     const auth = () => ({ authorization: `Bearer ${pub}` });
     const json = () => ({ ...auth(), "content-type": "application/json" });
     const raw = (bytes: string | Buffer) => rawHttp(port, bytes);
-    const history = (query: string) => fetchResult(`http://127.0.0.1:${port}/v1/channels/user:http-x/history?${query}`, { headers: auth() });
+    const history = (query: string) =>
+      fetchResult(`http://127.0.0.1:${port}/v1/channels/user:http-x/history?${query}`, { headers: auth() });
 
     const cases: HttpCase[] = [
-      { name: "invalid JSON body", send: () => post(events(), json(), "{not json"), expect: { status: 400, reason: "bad_request" } },
-      { name: "truncated JSON body", send: () => post(events(), json(), '{"type":"t","data":'), expect: { status: 400, reason: "bad_request" } },
-      { name: "JSON array body", send: () => post(events(), json(), "[]"), expect: { status: 400, reason: "bad_request" } },
-      { name: "JSON string body", send: () => post(events(), json(), '"event"'), expect: { status: 400, reason: "bad_request" } },
-      { name: "JSON null body", send: () => post(events(), json(), "null"), expect: { status: 400, reason: "bad_request" } },
-      { name: "empty body with Content-Type JSON", send: () => post(events(), json(), ""), expect: { status: 400, reason: "bad_request" } },
-      { name: "body of 0xff bytes with Content-Type JSON", send: () => post(events(), json(), Buffer.alloc(64, 0xff)), expect: { status: 400, reason: "bad_request" } },
-      { name: "body with a __proto__ key", send: () => post(events(), json(), '{"type":"t","data":1,"__proto__":{"x":1}}'), expect: { status: 400, reason: "bad_request" } },
-      { name: "data nested 20 000 arrays deep (40 KB)", send: () => post(events(), json(), `{"type":"t","data":${"[".repeat(20_000)}${"]".repeat(20_000)}}`), expect: { status: 400, reason: "bad_request" } },
-      { name: "wrong types in the body (type a number)", send: () => post(events(), json(), '{"type":1,"data":1}'), expect: { status: 400, reason: "bad_request" } },
-      { name: "priority not one of the four", send: () => post(events(), json(), '{"type":"t","data":1,"priority":"urgent"}'), expect: { status: 400, reason: "bad_request" } },
-      { name: "idempotencyKey a number", send: () => post(events(), json(), '{"type":"t","data":1,"idempotencyKey":5}'), expect: { status: 400, reason: "bad_request" } },
-      { name: "Content-Type text/plain", send: () => post(events(), { ...auth(), "content-type": "text/plain" }, '{"type":"t","data":1}'), expect: { status: 400, reason: "bad_request" } },
-      { name: "Content-Type application/x-www-form-urlencoded", send: () => post(events(), { ...auth(), "content-type": "application/x-www-form-urlencoded" }, "type=t&data=1"), expect: { status: 400, reason: "bad_request" } },
-      { name: "Content-Type multipart/form-data", send: () => post(events(), { ...auth(), "content-type": "multipart/form-data; boundary=x" }, '--x\r\nContent-Disposition: form-data; name="type"\r\n\r\nt\r\n--x--\r\n'), expect: { status: 400, reason: "bad_request" } },
-      { name: "Content-Type application/octet-stream", send: () => post(events(), { ...auth(), "content-type": "application/octet-stream" }, Buffer.from([1, 2, 3])), expect: { status: 400, reason: "bad_request" } },
-      { name: "Content-Type garbage", send: () => post(events(), { ...auth(), "content-type": ";;;/;;" }, '{"type":"t","data":1}'), expect: { status: 400, reason: "bad_request" } },
-      { name: "no Content-Type with a body", send: () => raw(httpRequest("POST", events(), auth(), '{"type":"t","data":1}')), expect: { status: 400, reason: "bad_request" } },
-      { name: "body over ROOMCAST_MAX_MESSAGE_BYTES (100 KB)", send: () => post(events(), json(), JSON.stringify({ type: "t", data: "x".repeat(100_000) })), expect: { status: 413, reason: "too_large" } },
-      { name: "body of 25 000 x U+65E5 (75 KB of UTF-8, 25 000 characters)", send: () => post(events(), json(), JSON.stringify({ type: "t", data: "\u65e5".repeat(25_000) })), expect: { status: 413, reason: "too_large" } },
-      { name: "body of 5 MB", send: () => raw(httpRequest("POST", events(), json(), JSON.stringify({ type: "t", data: "x".repeat(5_000_000) }))), expect: { status: 413, reason: "too_large" } },
-      { name: "Content-Length larger than the limit, no body sent", send: () => raw(`POST ${events()} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer ${pub}\r\nContent-Type: application/json\r\nContent-Length: 10000000\r\n\r\n`), expect: { status: 413, reason: "too_large" } },
-      { name: "a 100 KB header", send: () => raw(httpRequest("GET", "/readyz", { "x-junk": "j".repeat(100_000) })), expect: { statuses: [431] } },
-      { name: "a 100 KB URL", send: () => raw(httpRequest("GET", `/v1/channels/user:${"u".repeat(100_000)}/history`, auth())), expect: { statuses: [431, 414] } },
-      { name: "a 100 KB Authorization header", send: () => raw(httpRequest("POST", events(), { authorization: `Bearer ${"a".repeat(100_000)}`, "content-type": "application/json" }, "{}")), expect: { statuses: [431] } },
+      {
+        name: "invalid JSON body",
+        send: () => post(events(), json(), "{not json"),
+        expect: { status: 400, reason: "bad_request" },
+      },
+      {
+        name: "truncated JSON body",
+        send: () => post(events(), json(), '{"type":"t","data":'),
+        expect: { status: 400, reason: "bad_request" },
+      },
+      {
+        name: "JSON array body",
+        send: () => post(events(), json(), "[]"),
+        expect: { status: 400, reason: "bad_request" },
+      },
+      {
+        name: "JSON string body",
+        send: () => post(events(), json(), '"event"'),
+        expect: { status: 400, reason: "bad_request" },
+      },
+      {
+        name: "JSON null body",
+        send: () => post(events(), json(), "null"),
+        expect: { status: 400, reason: "bad_request" },
+      },
+      {
+        name: "empty body with Content-Type JSON",
+        send: () => post(events(), json(), ""),
+        expect: { status: 400, reason: "bad_request" },
+      },
+      {
+        name: "body of 0xff bytes with Content-Type JSON",
+        send: () => post(events(), json(), Buffer.alloc(64, 0xff)),
+        expect: { status: 400, reason: "bad_request" },
+      },
+      {
+        name: "body with a __proto__ key",
+        send: () => post(events(), json(), '{"type":"t","data":1,"__proto__":{"x":1}}'),
+        expect: { status: 400, reason: "bad_request" },
+      },
+      {
+        name: "data nested 20 000 arrays deep (40 KB)",
+        send: () => post(events(), json(), `{"type":"t","data":${"[".repeat(20_000)}${"]".repeat(20_000)}}`),
+        expect: { status: 400, reason: "bad_request" },
+      },
+      {
+        name: "wrong types in the body (type a number)",
+        send: () => post(events(), json(), '{"type":1,"data":1}'),
+        expect: { status: 400, reason: "bad_request" },
+      },
+      {
+        name: "priority not one of the four",
+        send: () => post(events(), json(), '{"type":"t","data":1,"priority":"urgent"}'),
+        expect: { status: 400, reason: "bad_request" },
+      },
+      {
+        name: "idempotencyKey a number",
+        send: () => post(events(), json(), '{"type":"t","data":1,"idempotencyKey":5}'),
+        expect: { status: 400, reason: "bad_request" },
+      },
+      {
+        name: "Content-Type text/plain",
+        send: () => post(events(), { ...auth(), "content-type": "text/plain" }, '{"type":"t","data":1}'),
+        expect: { status: 400, reason: "bad_request" },
+      },
+      {
+        name: "Content-Type application/x-www-form-urlencoded",
+        send: () => post(events(), { ...auth(), "content-type": "application/x-www-form-urlencoded" }, "type=t&data=1"),
+        expect: { status: 400, reason: "bad_request" },
+      },
+      {
+        name: "Content-Type multipart/form-data",
+        send: () =>
+          post(
+            events(),
+            { ...auth(), "content-type": "multipart/form-data; boundary=x" },
+            '--x\r\nContent-Disposition: form-data; name="type"\r\n\r\nt\r\n--x--\r\n',
+          ),
+        expect: { status: 400, reason: "bad_request" },
+      },
+      {
+        name: "Content-Type application/octet-stream",
+        send: () => post(events(), { ...auth(), "content-type": "application/octet-stream" }, Buffer.from([1, 2, 3])),
+        expect: { status: 400, reason: "bad_request" },
+      },
+      {
+        name: "Content-Type garbage",
+        send: () => post(events(), { ...auth(), "content-type": ";;;/;;" }, '{"type":"t","data":1}'),
+        expect: { status: 400, reason: "bad_request" },
+      },
+      {
+        name: "no Content-Type with a body",
+        send: () => raw(httpRequest("POST", events(), auth(), '{"type":"t","data":1}')),
+        expect: { status: 400, reason: "bad_request" },
+      },
+      {
+        name: "body over ROOMCAST_MAX_MESSAGE_BYTES (100 KB)",
+        send: () => post(events(), json(), JSON.stringify({ type: "t", data: "x".repeat(100_000) })),
+        expect: { status: 413, reason: "too_large" },
+      },
+      {
+        name: "body of 25 000 x U+65E5 (75 KB of UTF-8, 25 000 characters)",
+        send: () => post(events(), json(), JSON.stringify({ type: "t", data: "\u65e5".repeat(25_000) })),
+        expect: { status: 413, reason: "too_large" },
+      },
+      {
+        name: "body of 5 MB",
+        send: () =>
+          raw(httpRequest("POST", events(), json(), JSON.stringify({ type: "t", data: "x".repeat(5_000_000) }))),
+        expect: { status: 413, reason: "too_large" },
+      },
+      {
+        name: "Content-Length larger than the limit, no body sent",
+        send: () =>
+          raw(
+            `POST ${events()} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer ${pub}\r\nContent-Type: application/json\r\nContent-Length: 10000000\r\n\r\n`,
+          ),
+        expect: { status: 413, reason: "too_large" },
+      },
+      {
+        name: "a 100 KB header",
+        send: () => raw(httpRequest("GET", "/readyz", { "x-junk": "j".repeat(100_000) })),
+        expect: { statuses: [431] },
+      },
+      {
+        name: "a 100 KB URL",
+        send: () => raw(httpRequest("GET", `/v1/channels/user:${"u".repeat(100_000)}/history`, auth())),
+        expect: { statuses: [431, 414] },
+      },
+      {
+        name: "a 100 KB Authorization header",
+        send: () =>
+          raw(
+            httpRequest(
+              "POST",
+              events(),
+              { authorization: `Bearer ${"a".repeat(100_000)}`, "content-type": "application/json" },
+              "{}",
+            ),
+          ),
+        expect: { statuses: [431] },
+      },
       { name: "request line that is garbage", send: () => raw("GARBAGE\r\n\r\n"), expect: { statuses: [400] } },
-      { name: "request line of binary junk", send: () => raw(Buffer.from([0x00, 0xff, 0x13, 0x37, 0x0d, 0x0a, 0x0d, 0x0a])), expect: { statuses: [400] } },
-      { name: "HTTP/9.9", send: () => raw("GET /readyz HTTP/9.9\r\nHost: x\r\n\r\n"), expect: { statuses: [400, 505] } },
-      { name: "a space inside the path", send: () => raw("GET /v1/channels/user:a b/history HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), expect: { statuses: [400] } },
-      { name: "a header line without a colon", send: () => raw("GET /readyz HTTP/1.1\r\nHost: x\r\nthis is not a header\r\nConnection: close\r\n\r\n"), expect: { statuses: [400] } },
-      { name: "Content-Length not a number", send: () => raw(`POST ${events()} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: abc\r\n\r\n{}`), expect: { statuses: [400] } },
-      { name: "Content-Length and Transfer-Encoding both (smuggling shape)", send: () => raw(`POST ${events()} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer ${pub}\r\nContent-Type: application/json\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /readyz HTTP/1.1\r\nHost: x\r\n\r\n`), expect: { statuses: [400] } },
-      { name: "a malformed chunk size", send: () => raw(`POST ${events()} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer ${pub}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n`), expect: { statuses: [400] } },
-      { name: "an obs-fold header continuation", send: () => raw("GET /readyz HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n  folded\r\nConnection: close\r\n\r\n"), expect: { statuses: [400] } },
-      { name: "path traversal: ..%2F..%2Fetc%2Fpasswd as the channel", send: () => raw(httpRequest("POST", "/v1/channels/..%2F..%2Fetc%2Fpasswd/events", json(), '{"type":"t","data":1}')), expect: { status: 400, reason: "bad_request" } },
-      { name: "path traversal: user:..%2F..%2Fadmin as the channel", send: () => raw(httpRequest("POST", "/v1/channels/user:..%2F..%2Fadmin/events", json(), '{"type":"t","data":1}')), expect: { status: 400, reason: "bad_request" } },
-      { name: "path traversal: raw ../ segments", send: () => raw(httpRequest("GET", "/v1/channels/../../healthz/../v1/channels/user:x/history", auth())), expect: { status: 404, reason: "not_found" } },
-      { name: "path traversal: double-encoded %252e%252e%252f", send: () => raw(httpRequest("POST", "/v1/channels/user:%252e%252e%252f/events", json(), '{"type":"t","data":1}')), expect: { status: 400, reason: "bad_request" } },
-      { name: "percent-encoding junk: a lone %", send: () => raw(httpRequest("POST", "/v1/channels/%/events", json(), '{"type":"t","data":1}')), expect: { status: 400, reason: "bad_request" } },
-      { name: "percent-encoding junk: %zz", send: () => raw(httpRequest("POST", "/v1/channels/user:%zz/events", json(), '{"type":"t","data":1}')), expect: { status: 400, reason: "bad_request" } },
-      { name: "percent-encoding junk: a truncated UTF-8 sequence %E0%A4%A", send: () => raw(httpRequest("POST", "/v1/channels/user:%E0%A4%A/events", json(), '{"type":"t","data":1}')), expect: { status: 400, reason: "bad_request" } },
-      { name: "percent-encoding junk: invalid UTF-8 %C3%28", send: () => raw(httpRequest("POST", "/v1/channels/user:%C3%28/events", json(), '{"type":"t","data":1}')), expect: { status: 400, reason: "bad_request" } },
-      { name: "percent-encoding junk: %00", send: () => raw(httpRequest("POST", "/v1/channels/user:a%00b/events", json(), '{"type":"t","data":1}')), expect: { status: 400, reason: "bad_request" } },
-      { name: "percent-encoding junk: an encoded newline %0A", send: () => raw(httpRequest("POST", "/v1/channels/user:x%0A/events", json(), '{"type":"t","data":1}')), expect: { status: 400, reason: "bad_request" } },
-      { name: "PUT on the events route", send: () => fetchResult(`http://127.0.0.1:${port}${events()}`, { method: "PUT", headers: json(), body: '{"type":"t","data":1}' }), expect: { status: 404, reason: "not_found" } },
-      { name: "DELETE on the events route", send: () => fetchResult(`http://127.0.0.1:${port}${events()}`, { method: "DELETE", headers: auth() }), expect: { status: 404, reason: "not_found" } },
-      { name: "PATCH on the events route", send: () => fetchResult(`http://127.0.0.1:${port}${events()}`, { method: "PATCH", headers: json(), body: "{}" }), expect: { status: 404, reason: "not_found" } },
-      { name: "GET on the events route", send: () => fetchResult(`http://127.0.0.1:${port}${events()}`, { headers: auth() }), expect: { status: 404, reason: "not_found" } },
-      { name: "an unknown method (BREW)", send: () => raw(httpRequest("BREW", events(), auth())), expect: { statuses: [400, 404, 405, 501] } },
+      {
+        name: "request line of binary junk",
+        send: () => raw(Buffer.from([0x00, 0xff, 0x13, 0x37, 0x0d, 0x0a, 0x0d, 0x0a])),
+        expect: { statuses: [400] },
+      },
+      {
+        name: "HTTP/9.9",
+        send: () => raw("GET /readyz HTTP/9.9\r\nHost: x\r\n\r\n"),
+        expect: { statuses: [400, 505] },
+      },
+      {
+        name: "a space inside the path",
+        send: () => raw("GET /v1/channels/user:a b/history HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+        expect: { statuses: [400] },
+      },
+      {
+        name: "a header line without a colon",
+        send: () => raw("GET /readyz HTTP/1.1\r\nHost: x\r\nthis is not a header\r\nConnection: close\r\n\r\n"),
+        expect: { statuses: [400] },
+      },
+      {
+        name: "Content-Length not a number",
+        send: () => raw(`POST ${events()} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: abc\r\n\r\n{}`),
+        expect: { statuses: [400] },
+      },
+      {
+        name: "Content-Length and Transfer-Encoding both (smuggling shape)",
+        send: () =>
+          raw(
+            `POST ${events()} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer ${pub}\r\nContent-Type: application/json\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /readyz HTTP/1.1\r\nHost: x\r\n\r\n`,
+          ),
+        expect: { statuses: [400] },
+      },
+      {
+        name: "a malformed chunk size",
+        send: () =>
+          raw(
+            `POST ${events()} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer ${pub}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n`,
+          ),
+        expect: { statuses: [400] },
+      },
+      {
+        name: "an obs-fold header continuation",
+        send: () => raw("GET /readyz HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n  folded\r\nConnection: close\r\n\r\n"),
+        expect: { statuses: [400] },
+      },
+      {
+        name: "path traversal: ..%2F..%2Fetc%2Fpasswd as the channel",
+        send: () =>
+          raw(httpRequest("POST", "/v1/channels/..%2F..%2Fetc%2Fpasswd/events", json(), '{"type":"t","data":1}')),
+        expect: { status: 400, reason: "bad_request" },
+      },
+      {
+        name: "path traversal: user:..%2F..%2Fadmin as the channel",
+        send: () =>
+          raw(httpRequest("POST", "/v1/channels/user:..%2F..%2Fadmin/events", json(), '{"type":"t","data":1}')),
+        expect: { status: 400, reason: "bad_request" },
+      },
+      {
+        name: "path traversal: raw ../ segments",
+        send: () => raw(httpRequest("GET", "/v1/channels/../../healthz/../v1/channels/user:x/history", auth())),
+        expect: { status: 404, reason: "not_found" },
+      },
+      {
+        name: "path traversal: double-encoded %252e%252e%252f",
+        send: () =>
+          raw(httpRequest("POST", "/v1/channels/user:%252e%252e%252f/events", json(), '{"type":"t","data":1}')),
+        expect: { status: 400, reason: "bad_request" },
+      },
+      {
+        name: "percent-encoding junk: a lone %",
+        send: () => raw(httpRequest("POST", "/v1/channels/%/events", json(), '{"type":"t","data":1}')),
+        expect: { status: 400, reason: "bad_request" },
+      },
+      {
+        name: "percent-encoding junk: %zz",
+        send: () => raw(httpRequest("POST", "/v1/channels/user:%zz/events", json(), '{"type":"t","data":1}')),
+        expect: { status: 400, reason: "bad_request" },
+      },
+      {
+        name: "percent-encoding junk: a truncated UTF-8 sequence %E0%A4%A",
+        send: () => raw(httpRequest("POST", "/v1/channels/user:%E0%A4%A/events", json(), '{"type":"t","data":1}')),
+        expect: { status: 400, reason: "bad_request" },
+      },
+      {
+        name: "percent-encoding junk: invalid UTF-8 %C3%28",
+        send: () => raw(httpRequest("POST", "/v1/channels/user:%C3%28/events", json(), '{"type":"t","data":1}')),
+        expect: { status: 400, reason: "bad_request" },
+      },
+      {
+        name: "percent-encoding junk: %00",
+        send: () => raw(httpRequest("POST", "/v1/channels/user:a%00b/events", json(), '{"type":"t","data":1}')),
+        expect: { status: 400, reason: "bad_request" },
+      },
+      {
+        name: "percent-encoding junk: an encoded newline %0A",
+        send: () => raw(httpRequest("POST", "/v1/channels/user:x%0A/events", json(), '{"type":"t","data":1}')),
+        expect: { status: 400, reason: "bad_request" },
+      },
+      {
+        name: "PUT on the events route",
+        send: () =>
+          fetchResult(`http://127.0.0.1:${port}${events()}`, {
+            method: "PUT",
+            headers: json(),
+            body: '{"type":"t","data":1}',
+          }),
+        expect: { status: 404, reason: "not_found" },
+      },
+      {
+        name: "DELETE on the events route",
+        send: () => fetchResult(`http://127.0.0.1:${port}${events()}`, { method: "DELETE", headers: auth() }),
+        expect: { status: 404, reason: "not_found" },
+      },
+      {
+        name: "PATCH on the events route",
+        send: () =>
+          fetchResult(`http://127.0.0.1:${port}${events()}`, { method: "PATCH", headers: json(), body: "{}" }),
+        expect: { status: 404, reason: "not_found" },
+      },
+      {
+        name: "GET on the events route",
+        send: () => fetchResult(`http://127.0.0.1:${port}${events()}`, { headers: auth() }),
+        expect: { status: 404, reason: "not_found" },
+      },
+      {
+        name: "an unknown method (BREW)",
+        send: () => raw(httpRequest("BREW", events(), auth())),
+        expect: { statuses: [400, 404, 405, 501] },
+      },
       { name: "history since=abc", send: () => history("since=abc"), expect: { status: 400, reason: "bad_request" } },
       { name: "history since=-1", send: () => history("since=-1"), expect: { status: 400, reason: "bad_request" } },
       { name: "history since=1.5", send: () => history("since=1.5"), expect: { status: 400, reason: "bad_request" } },
@@ -1324,41 +2034,163 @@ describe("bad input", () => {
       { name: "history limit=0", send: () => history("limit=0"), expect: { status: 400, reason: "bad_request" } },
       { name: "history limit=1e9", send: () => history("limit=1e9"), expect: { status: 400, reason: "bad_request" } },
       { name: "history limit=abc", send: () => history("limit=abc"), expect: { status: 400, reason: "bad_request" } },
-      { name: "history since given twice", send: () => history("since=1&since=2"), expect: { status: 400, reason: "bad_request" } },
+      {
+        name: "history since given twice",
+        send: () => history("since=1&since=2"),
+        expect: { status: 400, reason: "bad_request" },
+      },
       { name: "history since[]=1", send: () => history("since[]=1"), expect: { status: 400, reason: "bad_request" } },
-      { name: "history an unknown parameter", send: () => history("offset=5"), expect: { status: 400, reason: "bad_request" } },
+      {
+        name: "history an unknown parameter",
+        send: () => history("offset=5"),
+        expect: { status: 400, reason: "bad_request" },
+      },
       { name: "history limit=%zz", send: () => history("limit=%zz"), expect: { status: 400, reason: "bad_request" } },
-      { name: "no Authorization with a broken body: 401 before the body", send: () => post(events(), { "content-type": "application/json" }, "{not json"), expect: { status: 401, reason: "unauthorized" } },
-      { name: "Authorization: Bearer a.b.c", send: () => post(events(), { authorization: "Bearer a.b.c", "content-type": "application/json" }, '{"type":"t","data":1}'), expect: { status: 401, reason: "unauthorized" } },
-      { name: "Authorization: Basic", send: () => post(events(), { authorization: `Basic ${b64url("admin:admin")}`, "content-type": "application/json" }, '{"type":"t","data":1}'), expect: { status: 401, reason: "unauthorized" } },
+      {
+        name: "no Authorization with a broken body: 401 before the body",
+        send: () => post(events(), { "content-type": "application/json" }, "{not json"),
+        expect: { status: 401, reason: "unauthorized" },
+      },
+      {
+        name: "Authorization: Bearer a.b.c",
+        send: () =>
+          post(
+            events(),
+            { authorization: "Bearer a.b.c", "content-type": "application/json" },
+            '{"type":"t","data":1}',
+          ),
+        expect: { status: 401, reason: "unauthorized" },
+      },
+      {
+        name: "Authorization: Basic",
+        send: () =>
+          post(
+            events(),
+            { authorization: `Basic ${b64url("admin:admin")}`, "content-type": "application/json" },
+            '{"type":"t","data":1}',
+          ),
+        expect: { status: 401, reason: "unauthorized" },
+      },
       // The job API (no worker runs here: a well-formed job of any name is refused 404)
-      { name: "job: invalid JSON body", send: () => postJob("{not json"), expect: { status: 400, reason: "bad_request" } },
+      {
+        name: "job: invalid JSON body",
+        send: () => postJob("{not json"),
+        expect: { status: 400, reason: "bad_request" },
+      },
       { name: "job: JSON array body", send: () => postJob("[]"), expect: { status: 400, reason: "bad_request" } },
       { name: "job: JSON null body", send: () => postJob("null"), expect: { status: 400, reason: "bad_request" } },
       { name: "job: name missing", send: () => postJob('{"data":{}}'), expect: { status: 400, reason: "bad_request" } },
       { name: "job: name a number", send: () => postJob('{"name":7}'), expect: { status: 400, reason: "bad_request" } },
-      { name: "job: name with a slash", send: () => postJob('{"name":"../build"}'), expect: { status: 400, reason: "bad_request" } },
-      { name: "job: name of 101 characters", send: () => postJob(JSON.stringify({ name: "n".repeat(101) })), expect: { status: 400, reason: "bad_request" } },
-      { name: "job: envId with a colon", send: () => postJob('{"name":"sample.build","envId":"e1:logs"}'), expect: { status: 400, reason: "bad_request" } },
-      { name: "job: opts.attempts 26", send: () => postJob('{"name":"sample.build","opts":{"attempts":26}}'), expect: { status: 400, reason: "bad_request" } },
-      { name: "job: opts.delayMs -1", send: () => postJob('{"name":"sample.build","opts":{"delayMs":-1}}'), expect: { status: 400, reason: "bad_request" } },
-      { name: "job: opts.backoffMs a string", send: () => postJob('{"name":"sample.build","opts":{"backoffMs":"1s"}}'), expect: { status: 400, reason: "bad_request" } },
-      { name: "job: an unknown key in opts (removeOnComplete)", send: () => postJob('{"name":"sample.build","opts":{"removeOnComplete":false}}'), expect: { status: 400, reason: "bad_request" } },
-      { name: "job: an unknown key (owner)", send: () => postJob('{"name":"sample.build","owner":"root"}'), expect: { status: 400, reason: "bad_request" } },
-      { name: "job: data over the message size", send: () => postJob(JSON.stringify({ name: "sample.build", data: "x".repeat(100_000) })), expect: { status: 413, reason: "too_large" } },
-      { name: "job: data nested 20 000 arrays deep", send: () => postJob(`{"name":"sample.build","data":${"[".repeat(20_000)}${"]".repeat(20_000)}}`), expect: { status: 400, reason: "bad_request" } },
-      { name: "job: a name no worker runs", send: () => postJob('{"name":"sample.build","envId":"e1"}'), expect: { status: 404, reason: "not_found" } },
-      { name: "job: an environment the token does not hold", send: () => postJob('{"name":"sample.build","envId":"e2"}'), expect: { status: 403, reason: "forbidden" } },
-      { name: "job: no Authorization", send: () => post("/v1/jobs", { "content-type": "application/json" }, '{"name":"sample.build"}'), expect: { status: 401, reason: "unauthorized" } },
-      { name: "job: a token without jobs:write", send: () => post("/v1/jobs", json(), '{"name":"sample.build"}'), expect: { status: 403, reason: "forbidden" } },
-      { name: "job: GET an unknown id", send: () => jobRoute("GET", "/v1/jobs/jNoSuchJob"), expect: { status: 404, reason: "not_found" } },
-      { name: "job: GET an id of 300 characters", send: () => jobRoute("GET", `/v1/jobs/${"j".repeat(300)}`), expect: { status: 404, reason: "not_found" } },
-      { name: "job: GET an id with %00", send: () => jobRoute("GET", "/v1/jobs/j%00x"), expect: { status: 404, reason: "not_found" } },
-      { name: "job: GET ..%2Fstats as the id", send: () => jobRoute("GET", "/v1/jobs/..%2Fstats"), expect: { status: 404, reason: "not_found" } },
-      { name: "job: GET an id that is a record key", send: () => jobRoute("GET", "/v1/jobs/%7Bjob%3Ax%7D%3Aowner"), expect: { status: 404, reason: "not_found" } },
-      { name: "job: DELETE an unknown id", send: () => jobRoute("DELETE", "/v1/jobs/jNoSuchJob"), expect: { status: 404, reason: "not_found" } },
-      { name: "job: PUT /v1/jobs", send: () => jobRoute("PUT", "/v1/jobs"), expect: { status: 404, reason: "not_found" } },
-      { name: "job: stats without jobs:read", send: () => fetchResult(`http://127.0.0.1:${port}/v1/jobs/stats`, { headers: auth() }), expect: { status: 403, reason: "forbidden" } },
+      {
+        name: "job: name with a slash",
+        send: () => postJob('{"name":"../build"}'),
+        expect: { status: 400, reason: "bad_request" },
+      },
+      {
+        name: "job: name of 101 characters",
+        send: () => postJob(JSON.stringify({ name: "n".repeat(101) })),
+        expect: { status: 400, reason: "bad_request" },
+      },
+      {
+        name: "job: envId with a colon",
+        send: () => postJob('{"name":"sample.build","envId":"e1:logs"}'),
+        expect: { status: 400, reason: "bad_request" },
+      },
+      {
+        name: "job: opts.attempts 26",
+        send: () => postJob('{"name":"sample.build","opts":{"attempts":26}}'),
+        expect: { status: 400, reason: "bad_request" },
+      },
+      {
+        name: "job: opts.delayMs -1",
+        send: () => postJob('{"name":"sample.build","opts":{"delayMs":-1}}'),
+        expect: { status: 400, reason: "bad_request" },
+      },
+      {
+        name: "job: opts.backoffMs a string",
+        send: () => postJob('{"name":"sample.build","opts":{"backoffMs":"1s"}}'),
+        expect: { status: 400, reason: "bad_request" },
+      },
+      {
+        name: "job: an unknown key in opts (removeOnComplete)",
+        send: () => postJob('{"name":"sample.build","opts":{"removeOnComplete":false}}'),
+        expect: { status: 400, reason: "bad_request" },
+      },
+      {
+        name: "job: an unknown key (owner)",
+        send: () => postJob('{"name":"sample.build","owner":"root"}'),
+        expect: { status: 400, reason: "bad_request" },
+      },
+      {
+        name: "job: data over the message size",
+        send: () => postJob(JSON.stringify({ name: "sample.build", data: "x".repeat(100_000) })),
+        expect: { status: 413, reason: "too_large" },
+      },
+      {
+        name: "job: data nested 20 000 arrays deep",
+        send: () => postJob(`{"name":"sample.build","data":${"[".repeat(20_000)}${"]".repeat(20_000)}}`),
+        expect: { status: 400, reason: "bad_request" },
+      },
+      {
+        name: "job: a name no worker runs",
+        send: () => postJob('{"name":"sample.build","envId":"e1"}'),
+        expect: { status: 404, reason: "not_found" },
+      },
+      {
+        name: "job: an environment the token does not hold",
+        send: () => postJob('{"name":"sample.build","envId":"e2"}'),
+        expect: { status: 403, reason: "forbidden" },
+      },
+      {
+        name: "job: no Authorization",
+        send: () => post("/v1/jobs", { "content-type": "application/json" }, '{"name":"sample.build"}'),
+        expect: { status: 401, reason: "unauthorized" },
+      },
+      {
+        name: "job: a token without jobs:write",
+        send: () => post("/v1/jobs", json(), '{"name":"sample.build"}'),
+        expect: { status: 403, reason: "forbidden" },
+      },
+      {
+        name: "job: GET an unknown id",
+        send: () => jobRoute("GET", "/v1/jobs/jNoSuchJob"),
+        expect: { status: 404, reason: "not_found" },
+      },
+      {
+        name: "job: GET an id of 300 characters",
+        send: () => jobRoute("GET", `/v1/jobs/${"j".repeat(300)}`),
+        expect: { status: 404, reason: "not_found" },
+      },
+      {
+        name: "job: GET an id with %00",
+        send: () => jobRoute("GET", "/v1/jobs/j%00x"),
+        expect: { status: 404, reason: "not_found" },
+      },
+      {
+        name: "job: GET ..%2Fstats as the id",
+        send: () => jobRoute("GET", "/v1/jobs/..%2Fstats"),
+        expect: { status: 404, reason: "not_found" },
+      },
+      {
+        name: "job: GET an id that is a record key",
+        send: () => jobRoute("GET", "/v1/jobs/%7Bjob%3Ax%7D%3Aowner"),
+        expect: { status: 404, reason: "not_found" },
+      },
+      {
+        name: "job: DELETE an unknown id",
+        send: () => jobRoute("DELETE", "/v1/jobs/jNoSuchJob"),
+        expect: { status: 404, reason: "not_found" },
+      },
+      {
+        name: "job: PUT /v1/jobs",
+        send: () => jobRoute("PUT", "/v1/jobs"),
+        expect: { status: 404, reason: "not_found" },
+      },
+      {
+        name: "job: stats without jobs:read",
+        send: () => fetchResult(`http://127.0.0.1:${port}/v1/jobs/stats`, { headers: auth() }),
+        expect: { status: 403, reason: "forbidden" },
+      },
     ];
 
     before(async () => {
@@ -1373,7 +2205,10 @@ describe("bad input", () => {
         guarded(replicas.A, `http: ${c.name}`, async () => {
           const res = await c.send();
           if ("statuses" in c.expect) {
-            assert.ok(c.expect.statuses.includes(res.status), `status ${res.status} not in ${c.expect.statuses.join("/")}: ${res.text.slice(0, 300)}`);
+            assert.ok(
+              c.expect.statuses.includes(res.status),
+              `status ${res.status} not in ${c.expect.statuses.join("/")}: ${res.text.slice(0, 300)}`,
+            );
           } else {
             assertHttpError(res, c.expect.status, c.expect.reason!);
           }
@@ -1384,9 +2219,18 @@ describe("bad input", () => {
       const res = await fetchResult(`http://127.0.0.1:${port}/v1/channels/user:http-x/history`, { headers: auth() });
       assert.equal(res.status, 200, res.text);
       assert.deepEqual(res.json!.events, []);
-      const stats = await fetchResult(`http://127.0.0.1:${port}/v1/jobs/stats`, { headers: { authorization: `Bearer ${jobsToken}` } });
+      const stats = await fetchResult(`http://127.0.0.1:${port}/v1/jobs/stats`, {
+        headers: { authorization: `Bearer ${jobsToken}` },
+      });
       assert.equal(stats.status, 200, stats.text);
-      assert.deepEqual(stats.json!.counts, { waiting: 0, active: 0, delayed: 0, prioritized: 0, completed: 0, failed: 0 });
+      assert.deepEqual(stats.json!.counts, {
+        waiting: 0,
+        active: 0,
+        delayed: 0,
+        prioritized: 0,
+        completed: 0,
+        failed: 0,
+      });
     });
   });
 
@@ -1399,9 +2243,14 @@ describe("bad input", () => {
       const offsets = r.seen.map((e) => e.offset);
       assert.deepEqual(offsets, r.expected, `${r.name}: received offsets differ from the published ones`);
       assert.ok(r.expected.length > 10, `${r.name}: only ${r.expected.length} checks ran`);
-      for (let i = 1; i < offsets.length; i++) assert.equal(offsets[i], offsets[0]! + i, `${r.name}: gap or reorder at ${i}`);
+      for (let i = 1; i < offsets.length; i++)
+        assert.equal(offsets[i], offsets[0]! + i, `${r.name}: gap or reorder at ${i}`);
       const ns = r.seen.map((e) => (e.data as { n: number }).n);
-      assert.deepEqual(ns, [...ns].sort((x, y) => x - y), `${r.name}: check events out of order`);
+      assert.deepEqual(
+        ns,
+        [...ns].sort((x, y) => x - y),
+        `${r.name}: check events out of order`,
+      );
       assert.equal(new Set(r.seen.map((e) => e.id)).size, r.seen.length, `${r.name}: duplicate event ids`);
       assert.equal(r.quiet.connected, true);
       assert.deepEqual(r.problems, []);

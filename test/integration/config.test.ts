@@ -17,7 +17,12 @@ import { runCli, TEST_SECRET } from "../support/gateway-process.js";
 const UNUSED_REDIS = "redis://127.0.0.1:1";
 
 /** Runs the command and asserts: exit code 1, one stderr line that names the setting (and says `includes`). */
-async function startupFails(args: string[], env: Record<string, string>, setting: string, includes?: string): Promise<string> {
+async function startupFails(
+  args: string[],
+  env: Record<string, string>,
+  setting: string,
+  includes?: string,
+): Promise<string> {
   const result = await runCli(args, env, 20_000);
   assert.equal(result.code, 1, `exit code; stderr: ${result.stderr}`);
   const lines = result.stderr.split("\n").filter((l) => l !== "");
@@ -43,7 +48,8 @@ describe("gateway start-up failures", { concurrency: 4 }, () => {
   });
 
   /** Runs `roomcast gateway`: exit code 1, one stderr line that names the setting. */
-  const failsNaming = (env: Record<string, string>, setting: string, extraArgs: string[] = []) => startupFails(["gateway", ...extraArgs], env, setting);
+  const failsNaming = (env: Record<string, string>, setting: string, extraArgs: string[] = []) =>
+    startupFails(["gateway", ...extraArgs], env, setting);
 
   const file = (name: string, text: string) => {
     const path = join(dir, name);
@@ -92,14 +98,34 @@ describe("gateway start-up failures", { concurrency: 4 }, () => {
   });
 
   it("an HS256 secret shorter than 32 bytes (a guessable key), never echoed", async () => {
-    const line = await startupFails(["gateway"], { ...base(), ROOMCAST_JWT_SECRET: "x" }, "ROOMCAST_JWT_SECRET", "at least 32 bytes");
+    const line = await startupFails(
+      ["gateway"],
+      { ...base(), ROOMCAST_JWT_SECRET: "x" },
+      "ROOMCAST_JWT_SECRET",
+      "at least 32 bytes",
+    );
     assert.ok(!line.includes('"x"'), line);
-    await startupFails(["gateway"], { ...base(), ROOMCAST_JWT_SECRET: "s".repeat(31) }, "ROOMCAST_JWT_SECRET", "at least 32 bytes");
-    await startupFails(["token", "--sub", "x"], { ROOMCAST_JWT_SECRET: "short" }, "ROOMCAST_JWT_SECRET", "at least 32 bytes");
+    await startupFails(
+      ["gateway"],
+      { ...base(), ROOMCAST_JWT_SECRET: "s".repeat(31) },
+      "ROOMCAST_JWT_SECRET",
+      "at least 32 bytes",
+    );
+    await startupFails(
+      ["token", "--sub", "x"],
+      { ROOMCAST_JWT_SECRET: "short" },
+      "ROOMCAST_JWT_SECRET",
+      "at least 32 bytes",
+    );
   });
 
   it("roomcast token --ttl longer than ROOMCAST_MAX_TOKEN_LIFETIME_S", async () => {
-    await startupFails(["token", "--sub", "x", "--ttl", "90d"], { ROOMCAST_JWT_SECRET: TEST_SECRET }, "--ttl", "ROOMCAST_MAX_TOKEN_LIFETIME_S");
+    await startupFails(
+      ["token", "--sub", "x", "--ttl", "90d"],
+      { ROOMCAST_JWT_SECRET: TEST_SECRET },
+      "--ttl",
+      "ROOMCAST_MAX_TOKEN_LIFETIME_S",
+    );
   });
 
   it("no key setting", async () => {
@@ -115,12 +141,18 @@ describe("gateway start-up failures", { concurrency: 4 }, () => {
 
   it("an unreadable public key file", async () => {
     const { ROOMCAST_JWT_SECRET: _unused, ...env } = base();
-    await failsNaming({ ...env, ROOMCAST_JWT_PUBLIC_KEY_FILE: join(dir, "missing.pem") }, "ROOMCAST_JWT_PUBLIC_KEY_FILE");
+    await failsNaming(
+      { ...env, ROOMCAST_JWT_PUBLIC_KEY_FILE: join(dir, "missing.pem") },
+      "ROOMCAST_JWT_PUBLIC_KEY_FILE",
+    );
   });
 
   it("a public key file without a PEM key", async () => {
     const { ROOMCAST_JWT_SECRET: _unused, ...env } = base();
-    await failsNaming({ ...env, ROOMCAST_JWT_PUBLIC_KEY_FILE: file("garbage.pem", "not a key\n") }, "ROOMCAST_JWT_PUBLIC_KEY_FILE");
+    await failsNaming(
+      { ...env, ROOMCAST_JWT_PUBLIC_KEY_FILE: file("garbage.pem", "not a key\n") },
+      "ROOMCAST_JWT_PUBLIC_KEY_FILE",
+    );
   });
 
   it("a JWKS file that is not a JWKS", async () => {
@@ -138,30 +170,47 @@ describe("gateway start-up failures", { concurrency: 4 }, () => {
   });
 
   it("a config file with an unknown key", async () => {
-    const line = await failsNaming({ ...base(), ROOMCAST_CONFIG: file("unknown-key.yaml", "historySize: 10\nbogusSetting: 1\n") }, "bogusSetting");
+    const line = await failsNaming(
+      { ...base(), ROOMCAST_CONFIG: file("unknown-key.yaml", "historySize: 10\nbogusSetting: 1\n") },
+      "bogusSetting",
+    );
     assert.ok(line.includes("ROOMCAST_CONFIG"), line);
   });
 
   it("a config file with a bad value", async () => {
-    await failsNaming({ ...base(), ROOMCAST_CONFIG: file("bad-value.yaml", "historySize: lots\n") }, "ROOMCAST_HISTORY_SIZE");
+    await failsNaming(
+      { ...base(), ROOMCAST_CONFIG: file("bad-value.yaml", "historySize: lots\n") },
+      "ROOMCAST_HISTORY_SIZE",
+    );
   });
 
   it("a config file with a bad namespace", async () => {
     const badRule = file("bad-ns.yaml", "namespaces:\n  chat:\n    subscribe: { match: everyone }\n");
     const line = await failsNaming({ ...base(), ROOMCAST_CONFIG: badRule }, "namespaces.chat.subscribe.match");
     assert.ok(line.includes("ROOMCAST_CONFIG"), line);
-    await failsNaming({ ...base(), ROOMCAST_CONFIG: file("bad-ns-name.yaml", "namespaces:\n  Chat:\n    subscribe: { match: any }\n") }, "namespaces.Chat");
-    await failsNaming({ ...base(), ROOMCAST_CONFIG: file("bad-ns-key.json", JSON.stringify({ namespaces: { chat: { subscribe: { match: "any" }, colour: "blue" } } })) }, "namespaces.chat");
+    await failsNaming(
+      { ...base(), ROOMCAST_CONFIG: file("bad-ns-name.yaml", "namespaces:\n  Chat:\n    subscribe: { match: any }\n") },
+      "namespaces.Chat",
+    );
+    await failsNaming(
+      {
+        ...base(),
+        ROOMCAST_CONFIG: file(
+          "bad-ns-key.json",
+          JSON.stringify({ namespaces: { chat: { subscribe: { match: "any" }, colour: "blue" } } }),
+        ),
+      },
+      "namespaces.chat",
+    );
   });
-
 });
-
 
 describe("worker start-up failures", { concurrency: 4 }, () => {
   const base = () => ({ REDIS_URL: UNUSED_REDIS, HOST: "127.0.0.1", PORT: "0" });
   const fixture = (name: string) => `./test/fixtures/${name}`;
 
-  const workerFails = (env: Record<string, string>, setting: string, includes?: string) => startupFails(["worker"], env, setting, includes);
+  const workerFails = (env: Record<string, string>, setting: string, includes?: string) =>
+    startupFails(["worker"], env, setting, includes);
 
   it("Redis unreachable", async () => {
     await workerFails({ ...base(), REDIS_URL: `redis://127.0.0.1:${await freePort()}` }, "REDIS_URL");
@@ -174,13 +223,25 @@ describe("worker start-up failures", { concurrency: 4 }, () => {
     await workerFails({ ...base(), ROOMCAST_PROCESSORS: fixture("missing.mjs") }, "ROOMCAST_PROCESSORS", "missing.mjs");
   });
   it("a processor module that exports no object of processors", async () => {
-    await workerFails({ ...base(), ROOMCAST_PROCESSORS: fixture("not-processors.mjs") }, "ROOMCAST_PROCESSORS", "must export");
+    await workerFails(
+      { ...base(), ROOMCAST_PROCESSORS: fixture("not-processors.mjs") },
+      "ROOMCAST_PROCESSORS",
+      "must export",
+    );
   });
   it("a processor with a name a channel cannot carry", async () => {
-    await workerFails({ ...base(), ROOMCAST_PROCESSORS: fixture("bad-name-processors.mjs") }, "ROOMCAST_PROCESSORS", "has space");
+    await workerFails(
+      { ...base(), ROOMCAST_PROCESSORS: fixture("bad-name-processors.mjs") },
+      "ROOMCAST_PROCESSORS",
+      "has space",
+    );
   });
   it("a processor defined twice (a module and the samples)", async () => {
-    await workerFails({ ...base(), ROOMCAST_SAMPLE_PROCESSORS: "1", ROOMCAST_PROCESSORS: fixture("clashing-processors.mjs") }, "ROOMCAST_PROCESSORS", "sample.build");
+    await workerFails(
+      { ...base(), ROOMCAST_SAMPLE_PROCESSORS: "1", ROOMCAST_PROCESSORS: fixture("clashing-processors.mjs") },
+      "ROOMCAST_PROCESSORS",
+      "sample.build",
+    );
   });
   it("ROOMCAST_WORKER_CONCURRENCY=0", async () => {
     await workerFails({ ...base(), ROOMCAST_WORKER_CONCURRENCY: "0" }, "ROOMCAST_WORKER_CONCURRENCY");
@@ -203,7 +264,10 @@ describe("roomcast token", () => {
   });
 
   it("prints a JWT that a gateway accepts", async () => {
-    const result = await runCli(["token", "--sub", "x", "--envs", "e1,e2", "--scope", "env:read jobs:read", "--ttl", "10m"], { ROOMCAST_JWT_SECRET: TEST_SECRET });
+    const result = await runCli(
+      ["token", "--sub", "x", "--envs", "e1,e2", "--scope", "env:read jobs:read", "--ttl", "10m"],
+      { ROOMCAST_JWT_SECRET: TEST_SECRET },
+    );
     assert.equal(result.code, 0, result.stderr);
     assert.equal(result.stderr, "");
     const jwt = result.stdout.trim();
@@ -240,7 +304,9 @@ describe("roomcast token", () => {
 });
 
 describe("the command line: --help, --version, unknown flags", { concurrency: 4 }, () => {
-  const VERSION = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+  const VERSION = (
+    JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }
+  ).version;
   /** Enough to get past the settings checks, with a Redis nobody answers: nothing may start. */
   const ENV = { REDIS_URL: UNUSED_REDIS, ROOMCAST_JWT_SECRET: TEST_SECRET };
 
@@ -295,7 +361,23 @@ describe("the command line: --help, --version, unknown flags", { concurrency: 4 
       const file = join(dir, "settings.yaml");
       writeFileSync(file, "historySize: 7\n");
       const result = await runCli(
-        ["token", "--sub", "x", "--ttl=10m", "--jwt-secret", TEST_SECRET, "--roomcast-history-size", "5", "--history-size=6", "--config", file, "--log-level", "warn", "--tenant", "t1"],
+        [
+          "token",
+          "--sub",
+          "x",
+          "--ttl=10m",
+          "--jwt-secret",
+          TEST_SECRET,
+          "--roomcast-history-size",
+          "5",
+          "--history-size=6",
+          "--config",
+          file,
+          "--log-level",
+          "warn",
+          "--tenant",
+          "t1",
+        ],
         {},
       );
       assert.equal(result.code, 0, result.stderr);

@@ -37,17 +37,38 @@ describe("the console, as served", () => {
     const page = await fetch(`${on.url}/`);
     assert.equal(page.status, 200);
     assert.match(page.headers.get("content-type")!, /text\/html/);
-    assert.match(page.headers.get("content-security-policy")!, /default-src 'self'.*script-src 'self'.*connect-src 'self'/);
+    assert.match(
+      page.headers.get("content-security-policy")!,
+      /default-src 'self'.*script-src 'self'.*connect-src 'self'/,
+    );
     const html = await page.text();
-    assert.ok(html.includes('src="/console/console.js"') && !/https?:\/\//.test(html.replace(/<p class="hint">[\s\S]*?<\/p>/, "")), "no third-party resources");
-    for (const path of ["/console/console.js", "/console/console.css", "/console/vendor/socket.io.esm.min.js", "/console/sdk/roomcast-client.js", "/console/sdk/backoff.js"]) {
+    assert.ok(
+      html.includes('src="/console/console.js"') &&
+        !/https?:\/\//.test(html.replace(/<p class="hint">[\s\S]*?<\/p>/, "")),
+      "no third-party resources",
+    );
+    for (const path of [
+      "/console/console.js",
+      "/console/console.css",
+      "/console/vendor/socket.io.esm.min.js",
+      "/console/sdk/roomcast-client.js",
+      "/console/sdk/backoff.js",
+    ]) {
       const res = await fetch(`${on.url}${path}`);
       assert.equal(res.status, 200, path);
       assert.ok((await res.text()).length > 100, path);
     }
     const sdk = await (await fetch(`${on.url}/console/sdk/roomcast-client.js`)).text();
-    assert.ok(sdk.includes('from "/console/vendor/socket.io.esm.min.js"') && !sdk.includes('from "socket.io-client"'), "the SDK imports the browser build");
-    for (const path of ["/console/sdk/index.js", "/console/sdk/..%2F..%2Fpackage.json", "/console/sdk/%2e%2e%2fcli.js", "/console/nope.js"]) {
+    assert.ok(
+      sdk.includes('from "/console/vendor/socket.io.esm.min.js"') && !sdk.includes('from "socket.io-client"'),
+      "the SDK imports the browser build",
+    );
+    for (const path of [
+      "/console/sdk/index.js",
+      "/console/sdk/..%2F..%2Fpackage.json",
+      "/console/sdk/%2e%2e%2fcli.js",
+      "/console/nope.js",
+    ]) {
       const res = await fetch(`${on.url}${path}`);
       assert.equal(res.status, 404, path);
       assert.equal(((await res.json()) as { error: { code: number } }).error.code, 4404);
@@ -72,7 +93,14 @@ async function startLocalCluster(
 ): Promise<{ child: ChildProcess; port: number; consoleUrl: string; pids: Map<string, number>; output: () => string }> {
   const port = await freePort();
   const child = spawn(process.execPath, [CLI, "start", "--port", String(port), "--replicas", "2"], {
-    env: { PATH: process.env.PATH ?? "", ...(redis ? { REDIS_URL: redis.url } : {}), ROOMCAST_LOG_PRETTY: "0", LOG_LEVEL: "warn", ROOMCAST_JOB_LOCK_S: "5", ...env },
+    env: {
+      PATH: process.env.PATH ?? "",
+      ...(redis ? { REDIS_URL: redis.url } : {}),
+      ROOMCAST_LOG_PRETTY: "0",
+      LOG_LEVEL: "warn",
+      ROOMCAST_JOB_LOCK_S: "5",
+      ...env,
+    },
     stdio: ["ignore", "pipe", "pipe"],
     detached: ownGroup,
   });
@@ -98,97 +126,136 @@ describe("the console in a browser, against roomcast start", () => {
   });
   after(() => redis?.stop());
 
-  it("starts a build, survives the loss of its replica without a gap in the log, pauses and resumes, and ends at 100% with the last line shown", { skip }, async () => {
-    const local = await startLocalCluster(redis);
-    const { chromium } = await import("playwright-core");
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-quic", "--disable-sync"],
-    });
-    try {
-      const origin = new URL(local.consoleUrl).origin;
-      const page = await browser.newPage({ viewport: { width: 1200, height: 1100 } });
-      const foreign: string[] = [];
-      const problems: string[] = [];
-      page.on("request", (r) => {
-        if (!r.url().startsWith(`${origin}/`) && !r.url().startsWith("data:") && !r.url().startsWith(origin.replace("http", "ws"))) foreign.push(r.url());
+  it(
+    "starts a build, survives the loss of its replica without a gap in the log, pauses and resumes, and ends at 100% with the last line shown",
+    { skip },
+    async () => {
+      const local = await startLocalCluster(redis);
+      const { chromium } = await import("playwright-core");
+      const browser = await chromium.launch({
+        executablePath: CHROMIUM,
+        args: [
+          "--headless",
+          "--no-sandbox",
+          "--disable-gpu",
+          "--disable-background-networking",
+          "--disable-component-update",
+          "--no-first-run",
+          "--disable-quic",
+          "--disable-sync",
+        ],
       });
-      page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-      await page.goto(local.consoleUrl);
-      assert.equal(new URL(page.url()).hash, "", "the token leaves the address bar");
+      try {
+        const origin = new URL(local.consoleUrl).origin;
+        const page = await browser.newPage({ viewport: { width: 1200, height: 1100 } });
+        const foreign: string[] = [];
+        const problems: string[] = [];
+        page.on("request", (r) => {
+          if (
+            !r.url().startsWith(`${origin}/`) &&
+            !r.url().startsWith("data:") &&
+            !r.url().startsWith(origin.replace("http", "ws"))
+          )
+            foreign.push(r.url());
+        });
+        page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+        await page.goto(local.consoleUrl);
+        assert.equal(new URL(page.url()).hash, "", "the token leaves the address bar");
 
-      // The demo feed's environment tiles.
-      for (const env of ["dev", "staging", "prod"]) {
-        await page.locator(`.tile[data-env="${env}"] .pill`).filter({ hasText: /healthy|degraded/ }).waitFor({ timeout: 20_000 });
+        // The demo feed's environment tiles.
+        for (const env of ["dev", "staging", "prod"]) {
+          await page
+            .locator(`.tile[data-env="${env}"] .pill`)
+            .filter({ hasText: /healthy|degraded/ })
+            .waitFor({ timeout: 20_000 });
+        }
+        await page.locator('input[name="lines"]').fill("600");
+        await page.locator('input[name="seconds"]').fill("14");
+        await page.click("#start-job");
+        const progress = async () => Number(await page.getAttribute("#progress", "aria-valuenow"));
+        const deadline = Date.now() + 30_000;
+        while ((await progress()) < 20) {
+          assert.ok(Date.now() < deadline, "the build reaches 20%");
+          await page.waitForTimeout(100);
+        }
+
+        // SIGKILL the replica this page is connected to.
+        const node = /online · (gateway-\d+)/.exec((await page.textContent("#connection")) ?? "")?.[1];
+        assert.ok(node && local.pids.has(node), `connected to ${node}`);
+        process.kill(local.pids.get(node)!, "SIGKILL");
+        await page.locator("#banner").filter({ hasText: "Connection lost" }).waitFor({ timeout: 10_000 });
+        await page.locator("#banner").filter({ hasText: "Reconnected" }).waitFor({ timeout: 20_000 });
+        const atReconnect = await progress();
+
+        // Pause: no line arrives; resume: the missed ones follow.
+        await page.click("#pause");
+        await page.locator("#pause").filter({ hasText: "Resume" }).waitFor();
+        const pausedAt = await page.locator(".log .line").count();
+        await page.waitForTimeout(1500);
+        assert.equal(await page.locator(".log .line").count(), pausedAt, "nothing while paused");
+        await page.click("#pause");
+        await page.locator("#pause").filter({ hasText: "Pause" }).waitFor();
+
+        await page.locator("#job-state").filter({ hasText: "completed" }).waitFor({ timeout: 60_000 });
+        assert.equal(await progress(), 100);
+        assert.ok(atReconnect < 100, "the job was still running when the replica died");
+        const numbers = (
+          await page.locator(".log .line").evaluateAll((lines) => lines.map((l) => l.getAttribute("data-n")))
+        ).map(Number);
+        assert.deepEqual(
+          numbers,
+          Array.from({ length: numbers.length }, (_, i) => i + 1),
+          "every line once, in order, across the reconnect and the pause",
+        );
+        assert.match((await page.locator(".log .line .text").last().textContent()) ?? "", /^build ok: 600 lines/);
+        assert.equal(await page.getAttribute("#log-count", "data-gaps"), "0");
+        await page.waitForTimeout(300);
+        mkdirSync(ARTIFACTS, { recursive: true });
+        await page.screenshot({ path: `${ARTIFACTS}console.png`, fullPage: true });
+
+        // A second build, with a level filter set mid-job and cleared: the lines the filter hid
+        // were received (the server counts them in `filtered`), so they are no gap.
+        await page.locator('input[name="lines"]').fill("300");
+        await page.locator('input[name="seconds"]').fill("6");
+        await page.click("#start-job");
+        await page.locator("#job-state").filter({ hasText: "active" }).waitFor({ timeout: 20_000 });
+        while ((await progress()) < 10) await page.waitForTimeout(50);
+        await page.selectOption("#filter-level", "error");
+        await page.locator(".log .marker").filter({ hasText: 'filter: {"level":"error"}' }).waitFor();
+        const hiddenFrom = await progress();
+        await page.waitForTimeout(1500);
+        await page.selectOption("#filter-level", "");
+        await page.locator(".log .marker").filter({ hasText: "filter: {}" }).waitFor();
+        const hiddenTo = await progress();
+        await page.locator("#job-state").filter({ hasText: "completed" }).waitFor({ timeout: 30_000 });
+        assert.ok(
+          hiddenTo - hiddenFrom >= 10 && hiddenTo < 100,
+          `the filter hid lines mid-job (${hiddenFrom}% to ${hiddenTo}%)`,
+        );
+        const shown = (
+          await page.locator(".log .line").evaluateAll((lines) => lines.map((l) => l.getAttribute("data-n")))
+        ).map(Number);
+        assert.ok(
+          shown.length < shown.at(-1)!,
+          `lines were hidden (${shown.length} shown, the last is #${shown.at(-1)})`,
+        );
+        assert.match((await page.locator(".log .line .text").last().textContent()) ?? "", /^build ok: 300 lines/);
+        assert.equal(
+          await page.getAttribute("#log-count", "data-gaps"),
+          "0",
+          (await page.textContent("#log-count")) ?? "",
+        );
+        assert.match((await page.textContent("#log-count")) ?? "", /no gaps/);
+        assert.deepEqual(foreign, [], "requests to other origins");
+        assert.deepEqual(problems, []);
+      } finally {
+        await browser.close();
+        local.child.kill("SIGTERM");
+        const code = await waitForExit(local.child);
+        assert.equal(code, 0, local.output().slice(-2000));
       }
-      await page.locator('input[name="lines"]').fill("600");
-      await page.locator('input[name="seconds"]').fill("14");
-      await page.click("#start-job");
-      const progress = async () => Number(await page.getAttribute("#progress", "aria-valuenow"));
-      const deadline = Date.now() + 30_000;
-      while ((await progress()) < 20) {
-        assert.ok(Date.now() < deadline, "the build reaches 20%");
-        await page.waitForTimeout(100);
-      }
-
-      // SIGKILL the replica this page is connected to.
-      const node = /online · (gateway-\d+)/.exec((await page.textContent("#connection")) ?? "")?.[1];
-      assert.ok(node && local.pids.has(node), `connected to ${node}`);
-      process.kill(local.pids.get(node)!, "SIGKILL");
-      await page.locator("#banner").filter({ hasText: "Connection lost" }).waitFor({ timeout: 10_000 });
-      await page.locator("#banner").filter({ hasText: "Reconnected" }).waitFor({ timeout: 20_000 });
-      const atReconnect = await progress();
-
-      // Pause: no line arrives; resume: the missed ones follow.
-      await page.click("#pause");
-      await page.locator("#pause").filter({ hasText: "Resume" }).waitFor();
-      const pausedAt = await page.locator(".log .line").count();
-      await page.waitForTimeout(1500);
-      assert.equal(await page.locator(".log .line").count(), pausedAt, "nothing while paused");
-      await page.click("#pause");
-      await page.locator("#pause").filter({ hasText: "Pause" }).waitFor();
-
-      await page.locator("#job-state").filter({ hasText: "completed" }).waitFor({ timeout: 60_000 });
-      assert.equal(await progress(), 100);
-      assert.ok(atReconnect < 100, "the job was still running when the replica died");
-      const numbers = (await page.locator(".log .line").evaluateAll((lines) => lines.map((l) => l.getAttribute("data-n")))).map(Number);
-      assert.deepEqual(numbers, Array.from({ length: numbers.length }, (_, i) => i + 1), "every line once, in order, across the reconnect and the pause");
-      assert.match((await page.locator(".log .line .text").last().textContent()) ?? "", /^build ok: 600 lines/);
-      assert.equal(await page.getAttribute("#log-count", "data-gaps"), "0");
-      await page.waitForTimeout(300);
-      mkdirSync(ARTIFACTS, { recursive: true });
-      await page.screenshot({ path: `${ARTIFACTS}console.png`, fullPage: true });
-
-      // A second build, with a level filter set mid-job and cleared: the lines the filter hid
-      // were received (the server counts them in `filtered`), so they are no gap.
-      await page.locator('input[name="lines"]').fill("300");
-      await page.locator('input[name="seconds"]').fill("6");
-      await page.click("#start-job");
-      await page.locator("#job-state").filter({ hasText: "active" }).waitFor({ timeout: 20_000 });
-      while ((await progress()) < 10) await page.waitForTimeout(50);
-      await page.selectOption("#filter-level", "error");
-      await page.locator(".log .marker").filter({ hasText: 'filter: {"level":"error"}' }).waitFor();
-      const hiddenFrom = await progress();
-      await page.waitForTimeout(1500);
-      await page.selectOption("#filter-level", "");
-      await page.locator(".log .marker").filter({ hasText: "filter: {}" }).waitFor();
-      const hiddenTo = await progress();
-      await page.locator("#job-state").filter({ hasText: "completed" }).waitFor({ timeout: 30_000 });
-      assert.ok(hiddenTo - hiddenFrom >= 10 && hiddenTo < 100, `the filter hid lines mid-job (${hiddenFrom}% to ${hiddenTo}%)`);
-      const shown = (await page.locator(".log .line").evaluateAll((lines) => lines.map((l) => l.getAttribute("data-n")))).map(Number);
-      assert.ok(shown.length < shown.at(-1)!, `lines were hidden (${shown.length} shown, the last is #${shown.at(-1)})`);
-      assert.match((await page.locator(".log .line .text").last().textContent()) ?? "", /^build ok: 300 lines/);
-      assert.equal(await page.getAttribute("#log-count", "data-gaps"), "0", (await page.textContent("#log-count")) ?? "");
-      assert.match((await page.textContent("#log-count")) ?? "", /no gaps/);
-      assert.deepEqual(foreign, [], "requests to other origins");
-      assert.deepEqual(problems, []);
-    } finally {
-      await browser.close();
-      local.child.kill("SIGTERM");
-      const code = await waitForExit(local.child);
-      assert.equal(code, 0, local.output().slice(-2000));
-    }
-  });
+    },
+  );
 });
 
 describe("roomcast start with its embedded Redis", () => {
@@ -203,10 +270,15 @@ describe("roomcast start with its embedded Redis", () => {
       // Bound to the loopback address only: every listening socket on its port is 127.0.0.1's.
       const ss = spawnSync("ss", ["-Hltn", `sport = :${local.port}`], { encoding: "utf8" });
       if (ss.status === 0) {
-        const bound = ss.stdout.split("\n").filter(Boolean).map((line) => line.trim().split(/\s+/)[3]);
+        const bound = ss.stdout
+          .split("\n")
+          .filter(Boolean)
+          .map((line) => line.trim().split(/\s+/)[3]);
         assert.deepEqual(bound, [`127.0.0.1:${local.port}`], ss.stdout);
       }
-      const elsewhere = Object.values(networkInterfaces()).flat().find((a) => a && a.family === "IPv4" && !a.internal)?.address;
+      const elsewhere = Object.values(networkInterfaces())
+        .flat()
+        .find((a) => a && a.family === "IPv4" && !a.internal)?.address;
       if (elsewhere) assert.equal(await connects(local.port, elsewhere), false, `it answers on ${elsewhere}`);
       assert.equal(await connects(local.port, "127.0.0.1"), true);
 
@@ -224,11 +296,21 @@ describe("roomcast start with its embedded Redis", () => {
       assert.equal(code, 0, local.output().slice(-2000));
       // Not ROOMCAST_DRAIN_S (10 s) for the clients or the never-ending demo job, nor Redis errors.
       assert.ok(took < 8000, `took ${took} ms`);
-      assert.ok(sockets.every((s) => !s.connected), "every client was let go");
-      const complaints = local.output().split("\n").filter((line) => /"level":(40|50|60)/.test(line));
+      assert.ok(
+        sockets.every((s) => !s.connected),
+        "every client was let go",
+      );
+      const complaints = local
+        .output()
+        .split("\n")
+        .filter((line) => /"level":(40|50|60)/.test(line));
       assert.deepEqual(complaints, []);
       for (const pid of local.pids.values()) assert.throws(() => process.kill(pid, 0), `process ${pid} is still there`);
-      assert.equal(await connects(redisPort, "127.0.0.1"), false, `the embedded Redis still answers on port ${redisPort}`);
+      assert.equal(
+        await connects(redisPort, "127.0.0.1"),
+        false,
+        `the embedded Redis still answers on port ${redisPort}`,
+      );
     } finally {
       for (const socket of sockets) socket.close();
       if (local.child.exitCode === null) {
@@ -239,9 +321,16 @@ describe("roomcast start with its embedded Redis", () => {
   });
 
   it("names the admin UI's page in its banner when the admin UI is on", async () => {
-    const local = await startLocalCluster(undefined, false, { ROOMCAST_ADMIN_USER: "ops", ROOMCAST_ADMIN_PASSWORD_HASH: await bcrypt.hash("admin-password", 4) });
+    const local = await startLocalCluster(undefined, false, {
+      ROOMCAST_ADMIN_USER: "ops",
+      ROOMCAST_ADMIN_PASSWORD_HASH: await bcrypt.hash("admin-password", 4),
+    });
     try {
-      assert.match(local.output(), new RegExp(`\\n  admin UI: http://localhost:${local.port}/admin/ \\(user ops, read-only\\)\\n`), local.output());
+      assert.match(
+        local.output(),
+        new RegExp(`\\n  admin UI: http://localhost:${local.port}/admin/ \\(user ops, read-only\\)\\n`),
+        local.output(),
+      );
       assert.equal((await fetch(`http://127.0.0.1:${local.port}/admin/`)).status, 200);
     } finally {
       local.child.kill("SIGTERM");
@@ -261,7 +350,10 @@ async function connectRetrying(url: string, token: string): Promise<TestSocket> 
     const timer = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 5000).unref());
     const socket = await Promise.race([pending, timer]);
     if (socket) return socket;
-    void pending.then((late) => late.close(), () => undefined);
+    void pending.then(
+      (late) => late.close(),
+      () => undefined,
+    );
     if (attempt === 3) throw new Error(`no handshake through ${url} in 3 attempts`);
   }
 }

@@ -29,7 +29,11 @@ describe("cross-replica delivery", () => {
     const publisher = await token({ sub: "backend", scope: "publish", envs: ["*"] });
     const published = await httpPublish(a!.url, publisher, "user:alice", { type: "greeting", data: { text: "hello" } });
     assert.equal(published.status, 202);
-    await waitUntil(() => (seen.get("user:alice")?.length ?? 0) === 1 && (seenPolling.get("user:alice")?.length ?? 0) === 1, 5000, "delivery");
+    await waitUntil(
+      () => (seen.get("user:alice")?.length ?? 0) === 1 && (seenPolling.get("user:alice")?.length ?? 0) === 1,
+      5000,
+      "delivery",
+    );
     const event = seen.get("user:alice")![0]!;
     assert.equal(event.type, "greeting");
     assert.deepEqual(event.data, { text: "hello" });

@@ -25,7 +25,16 @@ import { parse as parseYaml, parseDocument } from "yaml";
 import { freePort } from "../../src/cluster/embedded-redis.js";
 import { loadConfig, requireRedisSetting, requireServerSettings } from "../../src/config/load-config.js";
 import { SETTINGS } from "../../src/config/settings.js";
-import { connect, connectError, httpPublish, recordEvents, request, token, waitUntil, type TestSocket } from "../support/clients.js";
+import {
+  connect,
+  connectError,
+  httpPublish,
+  recordEvents,
+  request,
+  token,
+  waitUntil,
+  type TestSocket,
+} from "../support/clients.js";
 import { startCluster, startTestRedis, type TestCluster, type TestRedis } from "../support/cluster.js";
 import { TEST_SECRET, waitForExit } from "../support/gateway-process.js";
 import { createJob, followJob, JOB_SCOPES } from "../support/jobs.js";
@@ -33,9 +42,12 @@ import { createJob, followJob, JOB_SCOPES } from "../support/jobs.js";
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const read = (path: string) => readFileSync(join(ROOT, path), "utf8");
 const KNOWN_ENV = new Set<string>(Object.values(SETTINGS).map((s) => s.env));
-const has = (binary: string) => spawnSync(binary, ["--version"], { stdio: "ignore" }).status === 0 || spawnSync(binary, ["-v"], { stdio: "ignore" }).status === 0;
+const has = (binary: string) =>
+  spawnSync(binary, ["--version"], { stdio: "ignore" }).status === 0 ||
+  spawnSync(binary, ["-v"], { stdio: "ignore" }).status === 0;
 // In CI, .ci/run installs haproxy and prometheus: there a missing binary is a failure, not a skip.
-const skipWithout = (binary: string) => (!has(binary) && !process.env.CI ? `no ${binary} here (apt-get install ${binary})` : false);
+const skipWithout = (binary: string) =>
+  !has(binary) && !process.env.CI ? `no ${binary} here (apt-get install ${binary})` : false;
 
 interface Instruction {
   op: string;
@@ -84,13 +96,19 @@ describe("Dockerfile", () => {
 
   it("is multi-stage, runs as a non-root user, stops with SIGTERM, exposes the default PORT", () => {
     assert.ok(last >= 1, "a build stage and a runtime stage");
-    assert.match(steps.find((s) => s.op === "FROM" && s.stage === last)!.args, /node:\$\{NODE_VERSION\}-bookworm-slim AS runtime/);
+    assert.match(
+      steps.find((s) => s.op === "FROM" && s.stage === last)!.args,
+      /node:\$\{NODE_VERSION\}-bookworm-slim AS runtime/,
+    );
     assert.equal(one("USER"), "node");
     const userAt = runtime.findIndex((s) => s.op === "USER");
     assert.ok(runtime.findIndex((s) => s.op === "ENTRYPOINT") > userAt, "USER before ENTRYPOINT");
     assert.equal(one("STOPSIGNAL"), "SIGTERM");
     assert.equal(one("EXPOSE"), String(SETTINGS.port.default));
-    assert.ok(!runtime.some((s) => s.op === "RUN" && /npm (ci|install)/.test(s.args)), "no dependency install in the runtime stage (they come built from the build stage)");
+    assert.ok(
+      !runtime.some((s) => s.op === "RUN" && /npm (ci|install)/.test(s.args)),
+      "no dependency install in the runtime stage (they come built from the build stage)",
+    );
   });
 
   it("its entrypoint is the real CLI (the package's bin), its default command a real command", () => {
@@ -102,12 +120,17 @@ describe("Dockerfile", () => {
     assert.ok(existsSync(join(ROOT, bin)), "npm test builds dist/ first");
     const help = spawnSync(process.execPath, [join(ROOT, bin), "--help"], { encoding: "utf8" });
     assert.equal(help.status, 0);
-    for (const command of ["gateway", "worker", "start", "token"]) assert.match(help.stdout, new RegExp(`^  ${command} `, "m"));
+    for (const command of ["gateway", "worker", "start", "token"])
+      assert.match(help.stdout, new RegExp(`^  ${command} `, "m"));
   });
 
   it("copies only what exists and what .dockerignore lets through; the runtime gets dist, production node_modules, console and package.json", () => {
-    const ignored = read(".dockerignore").split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#"));
-    for (const must of [".git", "node_modules", "dist", "test", "test-artifacts"]) assert.ok(ignored.includes(must), `.dockerignore leaves out ${must}`);
+    const ignored = read(".dockerignore")
+      .split("\n")
+      .map((l) => l.trim())
+      .filter((l) => l && !l.startsWith("#"));
+    for (const must of [".git", "node_modules", "dist", "test", "test-artifacts"])
+      assert.ok(ignored.includes(must), `.dockerignore leaves out ${must}`);
     const fromContext = steps.filter((s) => s.op === "COPY" && !s.args.includes("--from"));
     for (const copy of fromContext) {
       const sources = copy.args.replace(/--\S+/g, "").trim().split(/\s+/).slice(0, -1);
@@ -116,9 +139,16 @@ describe("Dockerfile", () => {
         assert.ok(!ignored.includes(source), `COPY ${source}: .dockerignore leaves it out`);
       }
     }
-    const runtimeCopies = runtime.filter((s) => s.op === "COPY").map((s) => s.args).join("\n");
-    for (const path of ["/app/dist", "/app/node_modules", "/app/package.json", "console"]) assert.ok(runtimeCopies.includes(path), `the runtime stage copies ${path}`);
-    assert.ok(steps.some((s) => s.stage < last && s.op === "RUN" && /npm prune --omit=dev/.test(s.args)), "the build stage drops the dev dependencies");
+    const runtimeCopies = runtime
+      .filter((s) => s.op === "COPY")
+      .map((s) => s.args)
+      .join("\n");
+    for (const path of ["/app/dist", "/app/node_modules", "/app/package.json", "console"])
+      assert.ok(runtimeCopies.includes(path), `the runtime stage copies ${path}`);
+    assert.ok(
+      steps.some((s) => s.stage < last && s.op === "RUN" && /npm prune --omit=dev/.test(s.args)),
+      "the build stage drops the dev dependencies",
+    );
   });
 
   describe("its runtime layout, installed for real", () => {
@@ -130,7 +160,11 @@ describe("Dockerfile", () => {
       dir = mkdtempSync(join(tmpdir(), "roomcast-image-"));
       for (const file of ["package.json", "package-lock.json"]) cpSync(join(ROOT, file), join(dir, file));
       // What `npm ci` then `npm prune --omit=dev` leave: production dependencies only (from the npm cache when it can).
-      const install = spawnSync("npm", ["ci", "--omit=dev", "--ignore-scripts", "--no-audit", "--no-fund", "--prefer-offline"], { cwd: dir, encoding: "utf8", timeout: 180_000 });
+      const install = spawnSync(
+        "npm",
+        ["ci", "--omit=dev", "--ignore-scripts", "--no-audit", "--no-fund", "--prefer-offline"],
+        { cwd: dir, encoding: "utf8", timeout: 180_000 },
+      );
       assert.equal(install.status, 0, install.stderr);
       cpSync(join(ROOT, "dist"), join(dir, "dist"), { recursive: true });
       cpSync(join(ROOT, "console"), join(dir, "console"), { recursive: true });
@@ -146,7 +180,15 @@ describe("Dockerfile", () => {
       const port = await freePort();
       const child = spawn(process.execPath, ["dist/cli.js", command], {
         cwd: dir,
-        env: { PATH: process.env.PATH ?? "", NODE_ENV: "production", HOST: "127.0.0.1", PORT: String(port), REDIS_URL: redis.url, LOG_LEVEL: "warn", ...env },
+        env: {
+          PATH: process.env.PATH ?? "",
+          NODE_ENV: "production",
+          HOST: "127.0.0.1",
+          PORT: String(port),
+          REDIS_URL: redis.url,
+          LOG_LEVEL: "warn",
+          ...env,
+        },
         stdio: ["ignore", "pipe", "pipe"],
       });
       children.push(child);
@@ -159,14 +201,18 @@ describe("Dockerfile", () => {
     }
 
     it("has no dev dependency, and runs a gateway (with the console) and a worker that complete a job", async () => {
-      for (const dev of ["typescript", "tsx", "playwright-core", "eslint", "kubernetes-models"]) assert.equal(existsSync(join(dir, "node_modules", dev)), false, `${dev} is a dev dependency`);
+      for (const dev of ["typescript", "tsx", "playwright-core", "eslint", "kubernetes-models"])
+        assert.equal(existsSync(join(dir, "node_modules", dev)), false, `${dev} is a dev dependency`);
       const gateway = await run("gateway", { ROOMCAST_JWT_SECRET: TEST_SECRET, ROOMCAST_CONSOLE: "true" });
       await run("worker", { ROOMCAST_SAMPLE_PROCESSORS: "true" });
       assert.equal((await fetch(`${gateway.url}/`)).status, 200, "the console's files are in the image");
       const owner = await token({ sub: "image", scope: JOB_SCOPES });
       const socket = await connect(gateway.url, { token: owner });
       try {
-        const followed = await followJob(socket, await createJob(gateway.url, owner, { name: "sample.build", data: { lines: 20, durationMs: 0 } }));
+        const followed = await followJob(
+          socket,
+          await createJob(gateway.url, owner, { name: "sample.build", data: { lines: 20, durationMs: 0 } }),
+        );
         assert.equal(((await followed.done()).data as { state: string }).state, "completed");
       } finally {
         socket.close();
@@ -174,10 +220,14 @@ describe("Dockerfile", () => {
     });
 
     it("its HEALTHCHECK command passes against a live gateway and fails against a dead port", async () => {
-      const [, , script = ""] = JSON.parse(/HEALTHCHECK .*?CMD (\[.*\])$/m.exec(read("Dockerfile").replace(/\\\n\s*/g, ""))![1]!) as string[];
+      const [, , script = ""] = JSON.parse(
+        /HEALTHCHECK .*?CMD (\[.*\])$/m.exec(read("Dockerfile").replace(/\\\n\s*/g, ""))![1]!,
+      ) as string[];
       const gateway = await run("gateway", { ROOMCAST_JWT_SECRET: TEST_SECRET });
       const port = new URL(gateway.url).port;
-      const probe = (p: string) => spawnSync(process.execPath, ["-e", script], { env: { PATH: process.env.PATH ?? "", PORT: p }, timeout: 10_000 }).status;
+      const probe = (p: string) =>
+        spawnSync(process.execPath, ["-e", script], { env: { PATH: process.env.PATH ?? "", PORT: p }, timeout: 10_000 })
+          .status;
       assert.equal(probe(port), 0);
       assert.equal(probe(String(await freePort())), 1);
     });
@@ -186,7 +236,18 @@ describe("Dockerfile", () => {
 
 describe("docker-compose.yml", () => {
   const compose = parseDocument(read("docker-compose.yml"), { merge: true }).toJS() as {
-    services: Record<string, { build?: string; image?: string; command?: string[]; environment?: Record<string, string>; volumes?: string[]; stop_grace_period?: string; ports?: string[] }>;
+    services: Record<
+      string,
+      {
+        build?: string;
+        image?: string;
+        command?: string[];
+        environment?: Record<string, string>;
+        volumes?: string[];
+        stop_grace_period?: string;
+        ports?: string[];
+      }
+    >;
   };
   const roomcast = Object.entries(compose.services).filter(([, s]) => s.build === ".");
   const gateways = roomcast.filter(([, s]) => s.command?.[0] === "gateway").map(([name]) => name);
@@ -194,22 +255,34 @@ describe("docker-compose.yml", () => {
   it("has Redis, three gateways, a worker, a load balancer, Prometheus and Grafana; roomcast services build this Dockerfile", () => {
     for (const name of ["redis", "lb", "prometheus", "grafana"]) assert.ok(compose.services[name], name);
     assert.deepEqual(gateways, ["gateway-1", "gateway-2", "gateway-3"]);
-    assert.deepEqual(roomcast.filter(([, s]) => s.command?.[0] === "worker").map(([n]) => n), ["worker"]);
+    assert.deepEqual(
+      roomcast.filter(([, s]) => s.command?.[0] === "worker").map(([n]) => n),
+      ["worker"],
+    );
     for (const [, service] of roomcast) assert.ok(["gateway", "worker"].includes(service.command![0]!));
   });
 
   it("sets only real settings, which the app's own loader accepts, with a distinct node id each and a stop grace above the drain", () => {
     const ids = new Set<string>();
     for (const [name, service] of roomcast) {
-      const env = Object.fromEntries(Object.entries(service.environment ?? {}).map(([k, v]) => [k, String(v).replace(/\$\{[^}]+\}/g, "compose-secret-of-at-least-32-characters")]));
+      const env = Object.fromEntries(
+        Object.entries(service.environment ?? {}).map(([k, v]) => [
+          k,
+          String(v).replace(/\$\{[^}]+\}/g, "compose-secret-of-at-least-32-characters"),
+        ]),
+      );
       for (const key of Object.keys(env)) assert.ok(KNOWN_ENV.has(key), `${name}: ${key} is not a roomcast setting`);
       const config = loadConfig({ env });
       if (service.command![0] === "gateway") requireServerSettings(config);
       else requireRedisSetting(config, "worker");
       assert.ok(!ids.has(config.nodeId), `${name}: ROOMCAST_NODE_ID ${config.nodeId} taken`);
       ids.add(config.nodeId);
-      assert.ok(Number.parseInt(service.stop_grace_period ?? "10s", 10) > config.drainS + 5, `${name}: stop_grace_period ${service.stop_grace_period} vs ROOMCAST_DRAIN_S ${config.drainS}`);
-      if (service.command![0] === "gateway") assert.equal(config.trustProxy, 1, `${name}: behind HAProxy, one trusted proxy`);
+      assert.ok(
+        Number.parseInt(service.stop_grace_period ?? "10s", 10) > config.drainS + 5,
+        `${name}: stop_grace_period ${service.stop_grace_period} vs ROOMCAST_DRAIN_S ${config.drainS}`,
+      );
+      if (service.command![0] === "gateway")
+        assert.equal(config.trustProxy, 1, `${name}: behind HAProxy, one trusted proxy`);
     }
   });
 
@@ -222,28 +295,49 @@ describe("docker-compose.yml", () => {
     }
     const servers = [...read("deploy/haproxy/haproxy.cfg").matchAll(/^\s*server (\S+) (\S+):(\d+)/gm)];
     assert.deepEqual([...new Set(servers.map((m) => m[2]))], gateways, "HAProxy balances over the gateways");
-    const prometheus = parseYaml(read("deploy/prometheus/prometheus.yml")) as { scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[] };
-    const targets = Object.fromEntries(prometheus.scrape_configs.map((c) => [c.job_name, c.static_configs.flatMap((s) => s.targets)]));
-    assert.deepEqual(targets, { roomcast: gateways.map((g) => `${g}:3000`), "roomcast-worker": ["worker:3000"] }, "the job names the alert rules expect");
+    const prometheus = parseYaml(read("deploy/prometheus/prometheus.yml")) as {
+      scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[];
+    };
+    const targets = Object.fromEntries(
+      prometheus.scrape_configs.map((c) => [c.job_name, c.static_configs.flatMap((s) => s.targets)]),
+    );
+    assert.deepEqual(
+      targets,
+      { roomcast: gateways.map((g) => `${g}:3000`), "roomcast-worker": ["worker:3000"] },
+      "the job names the alert rules expect",
+    );
   });
 
-  it("deploy/prometheus/prometheus.yml passes promtool check config (with the rules it loads)", { skip: skipWithout("promtool") }, () => {
-    const dir = mkdtempSync(join(tmpdir(), "roomcast-promcfg-"));
-    try {
-      const config = read("deploy/prometheus/prometheus.yml").replace("/etc/prometheus/roomcast-rules.yml", join(ROOT, "grafana/alerts/roomcast-rules.yml"));
-      writeFileSync(join(dir, "prometheus.yml"), config);
-      const check = spawnSync("promtool", ["check", "config", join(dir, "prometheus.yml")], { encoding: "utf8" });
-      assert.equal(check.status, 0, check.stdout + check.stderr);
-      assert.match(check.stdout, /SUCCESS/);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+  it(
+    "deploy/prometheus/prometheus.yml passes promtool check config (with the rules it loads)",
+    { skip: skipWithout("promtool") },
+    () => {
+      const dir = mkdtempSync(join(tmpdir(), "roomcast-promcfg-"));
+      try {
+        const config = read("deploy/prometheus/prometheus.yml").replace(
+          "/etc/prometheus/roomcast-rules.yml",
+          join(ROOT, "grafana/alerts/roomcast-rules.yml"),
+        );
+        writeFileSync(join(dir, "prometheus.yml"), config);
+        const check = spawnSync("promtool", ["check", "config", join(dir, "prometheus.yml")], { encoding: "utf8" });
+        assert.equal(check.status, 0, check.stdout + check.stderr);
+        assert.match(check.stdout, /SUCCESS/);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 });
 
 /** The node of the gateway whose `welcome` a new connection gets (undefined if it fails). */
 function welcomedBy(url: string, bearer: string): Promise<string | undefined> {
-  const socket = io(url, { auth: { token: bearer }, transports: ["websocket"], reconnection: false, forceNew: true, timeout: 3000 });
+  const socket = io(url, {
+    auth: { token: bearer },
+    transports: ["websocket"],
+    reconnection: false,
+    forceNew: true,
+    timeout: 3000,
+  });
   return new Promise((resolve) => {
     const done = (node: string | undefined) => {
       socket.close();
@@ -263,7 +357,10 @@ describe("deploy/haproxy/haproxy.cfg in front of three real gateways", { skip: s
   const sockets: TestSocket[] = [];
 
   before(async () => {
-    cluster = await startCluster({ replicas: 3, env: { ROOMCAST_TRUST_PROXY: "1", ROOMCAST_MAX_CONNECTIONS_PER_IP: "2", ROOMCAST_HTTP_RATE_LIMIT: "0" } });
+    cluster = await startCluster({
+      replicas: 3,
+      env: { ROOMCAST_TRUST_PROXY: "1", ROOMCAST_MAX_CONNECTIONS_PER_IP: "2", ROOMCAST_HTTP_RATE_LIMIT: "0" },
+    });
     const port = await freePort();
     lb = `http://127.0.0.1:${port}`;
     // The very file, with loopback addresses for the compose service names (no Docker DNS here),
@@ -309,18 +406,34 @@ describe("deploy/haproxy/haproxy.cfg in front of three real gateways", { skip: s
     const publisher = await token({ sub: "backend", scope: "publish", envs: ["*"] });
     const viaWs = await connect(lb, { token: await token({ sub: "lb-ws" }), transports: ["websocket"] });
     // Polling only, keeping cookies as a browser does: each poll must reach the replica that owns the session.
-    const viaPolling = await connect(lb, { token: await token({ sub: "lb-poll" }), transports: ["polling"], withCredentials: true });
+    const viaPolling = await connect(lb, {
+      token: await token({ sub: "lb-poll" }),
+      transports: ["polling"],
+      withCredentials: true,
+    });
     sockets.push(viaWs, viaPolling);
-    for (const [socket, channel] of [[viaWs, "user:lb-ws"], [viaPolling, "user:lb-poll"]] as const) {
+    for (const [socket, channel] of [
+      [viaWs, "user:lb-ws"],
+      [viaPolling, "user:lb-poll"],
+    ] as const) {
       assert.equal((await request<{ ok: boolean }>(socket, "subscribe", { channel })).ok, true);
     }
     const seenWs = recordEvents(viaWs);
     const seenPolling = recordEvents(viaPolling);
     for (let i = 1; i <= 30; i++) {
-      for (const channel of ["user:lb-ws", "user:lb-poll"]) assert.equal((await httpPublish(lb, publisher, channel, { type: "n", data: { i } })).status, 202);
+      for (const channel of ["user:lb-ws", "user:lb-poll"])
+        assert.equal((await httpPublish(lb, publisher, channel, { type: "n", data: { i } })).status, 202);
     }
-    await waitUntil(() => seenWs.get("user:lb-ws")?.length === 30 && seenPolling.get("user:lb-poll")?.length === 30, 10_000, "every event through HAProxy");
-    for (const events of [seenWs.get("user:lb-ws")!, seenPolling.get("user:lb-poll")!]) assert.deepEqual(events.map((e) => e.offset), Array.from({ length: 30 }, (_, i) => i + 1));
+    await waitUntil(
+      () => seenWs.get("user:lb-ws")?.length === 30 && seenPolling.get("user:lb-poll")?.length === 30,
+      10_000,
+      "every event through HAProxy",
+    );
+    for (const events of [seenWs.get("user:lb-ws")!, seenPolling.get("user:lb-poll")!])
+      assert.deepEqual(
+        events.map((e) => e.offset),
+        Array.from({ length: 30 }, (_, i) => i + 1),
+      );
     assert.equal(viaPolling.io.engine.transport.name, "polling", "it stayed on long-polling");
   });
 
@@ -384,7 +497,8 @@ describe("CORS for pages on another origin (ROOMCAST_CORS_ORIGINS)", () => {
   });
   after(() => cluster?.close());
 
-  const handshake = (url: string, origin: string) => fetch(`${url}/socket.io/?EIO=4&transport=polling`, { headers: { origin } });
+  const handshake = (url: string, origin: string) =>
+    fetch(`${url}/socket.io/?EIO=4&transport=polling`, { headers: { origin } });
 
   it("by default any origin may connect, without credentials (no stickiness cookie from other origins)", async () => {
     const res = await handshake(cluster.gateways[0]!.url, "https://anywhere.example");

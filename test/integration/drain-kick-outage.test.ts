@@ -28,12 +28,23 @@ import { after, before, describe, it } from "node:test";
 import { startEmbeddedRedis, type EmbeddedRedis } from "../../src/cluster/embedded-redis.js";
 import { LISTEN_BACKLOG } from "../../src/gateway/listen-backlog.js";
 import type { ChannelEvent, Closing, Lag, SubscribeOk, Unsubscribed } from "../../src/contracts/events.js";
-import { connect, engineHandshake, httpGet, httpPublish, recordEvents, request, token, waitUntil, type TestSocket } from "../support/clients.js";
+import {
+  connect,
+  engineHandshake,
+  httpGet,
+  httpPublish,
+  recordEvents,
+  request,
+  token,
+  waitUntil,
+  type TestSocket,
+} from "../support/clients.js";
 import { LIMITS_OFF, startCluster, TOPOLOGY, type TestCluster } from "../support/cluster.js";
 import type { GatewayProcess } from "../support/gateway-process.js";
 import { RawClient } from "../support/raw-client.js";
 
-type SubscribeAnswer = (SubscribeOk & { ok: true }) | { ok: false; error: { code: number; reason: string; message: string } };
+type SubscribeAnswer =
+  (SubscribeOk & { ok: true }) | { ok: false; error: { code: number; reason: string; message: string } };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -52,18 +63,27 @@ async function subscribe(socket: TestSocket, payload: Record<string, unknown>): 
 }
 
 /** Subscribes; `onAnswer` runs in the ack callback, in wire order with the `event` listeners. */
-function subscribeInWireOrder(socket: TestSocket, payload: Record<string, unknown>, onAnswer: (answer: SubscribeOk & { ok: true }) => void, timeoutMs = 5000): Promise<SubscribeOk & { ok: true }> {
+function subscribeInWireOrder(
+  socket: TestSocket,
+  payload: Record<string, unknown>,
+  onAnswer: (answer: SubscribeOk & { ok: true }) => void,
+  timeoutMs = 5000,
+): Promise<SubscribeOk & { ok: true }> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no answer to subscribe within ${timeoutMs} ms`)), timeoutMs);
-    socket.emit("subscribe", payload as never, ((answer: SubscribeAnswer) => {
-      clearTimeout(timer);
-      if (!answer.ok) {
-        reject(new Error(`subscribe failed: ${JSON.stringify(answer)}`));
-        return;
-      }
-      onAnswer(answer);
-      resolve(answer);
-    }) as never);
+    socket.emit(
+      "subscribe",
+      payload as never,
+      ((answer: SubscribeAnswer) => {
+        clearTimeout(timer);
+        if (!answer.ok) {
+          reject(new Error(`subscribe failed: ${JSON.stringify(answer)}`));
+          return;
+        }
+        onAnswer(answer);
+        resolve(answer);
+      }) as never,
+    );
   });
 }
 
@@ -112,7 +132,11 @@ describe("drain, admin kick and slow consumers", () => {
     cluster = await startCluster({ replicas: 2, env: LIMITS_OFF });
     [b, c] = cluster.gateways as [GatewayProcess, GatewayProcess];
     a = await cluster.addGateway({ ROOMCAST_DRAIN_S: "2" });
-    slow = await cluster.addGateway({ ROOMCAST_SLOW_CONSUMER_BYTES: "65536", ROOMCAST_SLOW_CONSUMER_PACKETS: "200", LOG_LEVEL: "info" });
+    slow = await cluster.addGateway({
+      ROOMCAST_SLOW_CONSUMER_BYTES: "65536",
+      ROOMCAST_SLOW_CONSUMER_PACKETS: "200",
+      LOG_LEVEL: "info",
+    });
     publisher = await token({ sub: "backend", scope: "publish", envs: ["*"] });
   });
 
@@ -170,7 +194,11 @@ describe("drain, admin kick and slow consumers", () => {
           const last = t.events.at(-1) ?? t.start;
           // The answer's events precede every later live event: taken in the ack callback
           // itself (an await would resume after events that came in the same read).
-          const answer = await subscribeInWireOrder(next, { channel, since: { offset: last.offset, epoch: last.epoch } }, (ok) => t.events.push(...ok.events));
+          const answer = await subscribeInWireOrder(
+            next,
+            { channel, since: { offset: last.offset, epoch: last.epoch } },
+            (ok) => t.events.push(...ok.events),
+          );
           t.resubscribed = answer;
         })().catch((err: unknown) => (t.moveFailed = String(err)));
       });
@@ -181,7 +209,10 @@ describe("drain, admin kick and slow consumers", () => {
     for (let i = 0; i < 20; i++) await open(a, "A");
     for (let i = 0; i < 3; i++) await open(b, "B");
     const onA = tracked.filter((t) => t.home === "A");
-    assert.ok(tracked.every((t) => t.start.offset === 0), "the channel is fresh");
+    assert.ok(
+      tracked.every((t) => t.start.offset === 0),
+      "the channel is fresh",
+    );
 
     // One publisher through B's HTTP API, for the whole test.
     const ids: string[] = [];
@@ -190,13 +221,18 @@ describe("drain, admin kick and slow consumers", () => {
     const background = (async () => {
       while (publishing) {
         const res = await httpPublish(b.url, publisher, channel, { type: "n", data: { n: ids.length + 1 } });
-        if (res.status !== 202 || res.body.offset !== ids.length + 1) refusals.push(`${res.status} ${JSON.stringify(res.body)}`);
+        if (res.status !== 202 || res.body.offset !== ids.length + 1)
+          refusals.push(`${res.status} ${JSON.stringify(res.body)}`);
         else ids.push(res.body.id as string);
         await sleep(3);
       }
     })();
     try {
-      await waitUntil(() => ids.length >= 20 && tracked.every((t) => t.events.length >= 10), 10_000, "the first events everywhere");
+      await waitUntil(
+        () => ids.length >= 20 && tracked.every((t) => t.events.length >= 10),
+        10_000,
+        "the first events everywhere",
+      );
 
       const exited = a.stop();
       // Unready at once, while the process still runs (the drain takes up to 2 s).
@@ -207,7 +243,11 @@ describe("drain, admin kick and slow consumers", () => {
       assert.equal((refusal.body as { error: { code: number; reason: string } }).error.code, 4503);
       assert.equal((refusal.body as { error: { code: number; reason: string } }).error.reason, "unavailable");
 
-      await waitUntil(() => onA.every((t) => t.resubscribed !== undefined || t.moveFailed !== undefined), 15_000, "every client of A to move to B and resubscribe");
+      await waitUntil(
+        () => onA.every((t) => t.resubscribed !== undefined || t.moveFailed !== undefined),
+        15_000,
+        "every client of A to move to B and resubscribe",
+      );
       assert.deepEqual(
         onA.flatMap((t) => t.moveFailed ?? []),
         [],
@@ -243,10 +283,15 @@ describe("drain, admin kick and slow consumers", () => {
     // Spread over the drain, not sent in one go: events kept coming in between the closings.
     const had = onA.map((t) => t.closing!.had);
     assert.ok(Math.max(...had) > Math.min(...had), `every client of A was closed after the same ${had[0]} events`);
-    for (const t of tracked.filter((x) => x.home === "B")) assert.equal(t.closing, undefined, "a client of B was closed");
+    for (const t of tracked.filter((x) => x.home === "B"))
+      assert.equal(t.closing, undefined, "a client of B was closed");
 
     for (const [i, t] of tracked.entries()) {
-      assert.deepEqual(offsets(t.events), range(1, total), `client ${i} (${t.home}): every event exactly once, in order`);
+      assert.deepEqual(
+        offsets(t.events),
+        range(1, total),
+        `client ${i} (${t.home}): every event exactly once, in order`,
+      );
       assert.deepEqual(
         t.events.map((e) => e.id),
         ids,
@@ -288,7 +333,10 @@ describe("drain, admin kick and slow consumers", () => {
     const notAdmin = await httpPost(url, await token({ sub: "backend", scope: "publish", envs: ["*"] }));
     assert.equal(notAdmin.status, 403);
     assert.deepEqual(
-      { code: (notAdmin.body.error as { code: number }).code, reason: (notAdmin.body.error as { reason: string }).reason },
+      {
+        code: (notAdmin.body.error as { code: number }).code,
+        reason: (notAdmin.body.error as { reason: string }).reason,
+      },
       { code: 4403, reason: "forbidden" },
       JSON.stringify(notAdmin.body),
     );
@@ -317,7 +365,11 @@ describe("drain, admin kick and slow consumers", () => {
     const seen = aliceConnections.map((t) => recordEvents(t.socket));
     const published = await httpPublish(b.url, publisher, "user:alice", { type: "hello", data: {} });
     assert.equal(published.status, 202);
-    await waitUntil(() => seen.every((s) => (s.get("user:alice")?.length ?? 0) === 1), 5000, "alice's event on both replicas");
+    await waitUntil(
+      () => seen.every((s) => (s.get("user:alice")?.length ?? 0) === 1),
+      5000,
+      "alice's event on both replicas",
+    );
     for (const t of aliceConnections) {
       assert.equal(t.socket.connected, true);
       assert.equal(t.disconnected, false);
@@ -352,7 +404,12 @@ describe("drain, admin kick and slow consumers", () => {
       assert.equal(res.status, 202, JSON.stringify(res.body));
       published++;
       // Let the well-behaved client read as it goes.
-      if (published % 50 === 0) await waitUntil(() => (seen.get(channel)?.length ?? 0) >= published - 50, 10_000, "the normal client to keep up");
+      if (published % 50 === 0)
+        await waitUntil(
+          () => (seen.get(channel)?.length ?? 0) >= published - 50,
+          10_000,
+          "the normal client to keep up",
+        );
     }
     assert.ok(cut(), `the stalled client was not disconnected after ${published} events of 8 KiB`);
     const atCut = published;
@@ -365,7 +422,11 @@ describe("drain, admin kick and slow consumers", () => {
     await sleep(100);
     assert.deepEqual(normalClosings, [], "the normal client was closed");
     assert.equal(normal.connected, true);
-    assert.deepEqual(offsets(seen.get(channel)!), range(1, published), "the normal client got every event once, in order");
+    assert.deepEqual(
+      offsets(seen.get(channel)!),
+      range(1, published),
+      "the normal client got every event once, in order",
+    );
 
     // Reading again, the stalled client finds its backlog, then the notice, then the end.
     raw.resume();
@@ -404,15 +465,23 @@ describe("drain, admin kick and slow consumers", () => {
     const pad = "s".repeat(32 * 1024);
     const COUNT = 768;
     for (let i = 1; i <= COUNT; i++) {
-      const res = await httpPublish(slow.url, publisher, channel, { type: "status", data: { n: i, status: "running", pad } });
+      const res = await httpPublish(slow.url, publisher, channel, {
+        type: "status",
+        data: { n: i, status: "running", pad },
+      });
       assert.equal(res.status, 202, JSON.stringify(res.body));
-      if (i % 50 === 0) await waitUntil(() => (seen.get(channel)?.length ?? 0) >= i - 50, 10_000, "the normal client to keep up");
+      if (i % 50 === 0)
+        await waitUntil(() => (seen.get(channel)?.length ?? 0) >= i - 50, 10_000, "the normal client to keep up");
     }
     const last = start + COUNT;
     await waitUntil(() => (seen.get(channel)?.length ?? 0) >= COUNT, 10_000, "every status on the normal client");
 
     raw.resume();
-    await waitUntil(() => raw.closed || raw.events<ChannelEvent>("event").some((e) => e.offset === last), 15_000, "the newest status on the stalled client");
+    await waitUntil(
+      () => raw.closed || raw.events<ChannelEvent>("event").some((e) => e.offset === last),
+      15_000,
+      "the newest status on the stalled client",
+    );
     assert.equal(raw.closed, false, `the stalled client was disconnected: ${JSON.stringify(raw.events("closing"))}`);
     await sleep(200);
     const lags = raw.events<Lag>("lag");
@@ -427,7 +496,11 @@ describe("drain, admin kick and slow consumers", () => {
     const lagAt = sequence.findIndex((p) => (p as { name: string }).name === "lag");
     const before = sequence.slice(0, lagAt).map((p) => (p as { data: ChannelEvent }).data);
     const afterLag = sequence.slice(lagAt + 1).map((p) => (p as { data: ChannelEvent }).data);
-    assert.deepEqual(offsets(before), range(start + 1, start + before.length), "the backlog came in order, without gaps");
+    assert.deepEqual(
+      offsets(before),
+      range(start + 1, start + before.length),
+      "the backlog came in order, without gaps",
+    );
     assert.deepEqual(offsets(afterLag), [last], "after lag, only the newest status");
     assert.equal((afterLag[0]!.data as { n: number }).n, COUNT);
     assert.equal(lag.skipped, last - start - before.length - 1, "skipped counts exactly the events it did not get");
@@ -435,9 +508,16 @@ describe("drain, admin kick and slow consumers", () => {
     assert.equal(raw.closed, false, "the stalled client was disconnected");
 
     // It keeps receiving, without gaps, now that it reads.
-    const res = await httpPublish(slow.url, publisher, channel, { type: "status", data: { n: COUNT + 1, status: "idle" } });
+    const res = await httpPublish(slow.url, publisher, channel, {
+      type: "status",
+      data: { n: COUNT + 1, status: "idle" },
+    });
     assert.equal(res.status, 202);
-    await waitUntil(() => raw.events<ChannelEvent>("event").some((e) => e.offset === last + 1), 5000, "the next status");
+    await waitUntil(
+      () => raw.events<ChannelEvent>("event").some((e) => e.offset === last + 1),
+      5000,
+      "the next status",
+    );
     assert.equal(raw.events<Lag>("lag").length, 1);
   });
   it("conflating channel: a subscription paused while its newest state is held back for a slow client replays on resume, then delivers live again", async () => {
@@ -459,7 +539,8 @@ describe("drain, admin kick and slow consumers", () => {
     for (let i = 1; i <= COUNT; i++) {
       const res = await httpPublish(slow.url, publisher, channel, { type: "status", data: { n: i, pad } });
       assert.equal(res.status, 202, JSON.stringify(res.body));
-      if (i % 50 === 0) await waitUntil(() => (seen.get(channel)?.length ?? 0) >= i - 50, 10_000, "the normal client to keep up");
+      if (i % 50 === 0)
+        await waitUntil(() => (seen.get(channel)?.length ?? 0) >= i - 50, 10_000, "the normal client to keep up");
     }
     await waitUntil(() => (seen.get(channel)?.length ?? 0) >= COUNT, 10_000, "every status on the normal client");
     // Still stalled, the client pauses the subscription: the server reads the request at once
@@ -470,12 +551,23 @@ describe("drain, admin kick and slow consumers", () => {
     assert.equal((await paused).ok, true);
     // Read the backlog; the server notices that the client keeps up again.
     await sleep(300);
-    const resumed = await raw.request<{ ok: boolean; paused: boolean; replayed?: number }>("control", { channel, action: "resume" });
+    const resumed = await raw.request<{ ok: boolean; paused: boolean; replayed?: number }>("control", {
+      channel,
+      action: "resume",
+    });
     assert.equal(resumed.ok, true, JSON.stringify(resumed));
-    await waitUntil(() => raw.closed || raw.events<ChannelEvent>("event").some((e) => e.offset === COUNT), 10_000, "the replay up to the newest status");
+    await waitUntil(
+      () => raw.closed || raw.events<ChannelEvent>("event").some((e) => e.offset === COUNT),
+      10_000,
+      "the replay up to the newest status",
+    );
     const res = await httpPublish(slow.url, publisher, channel, { type: "status", data: { n: COUNT + 1 } });
     assert.equal(res.status, 202);
-    await waitUntil(() => raw.closed || raw.events<ChannelEvent>("event").some((e) => e.offset === COUNT + 1), 5000, "the status published after the resume");
+    await waitUntil(
+      () => raw.closed || raw.events<ChannelEvent>("event").some((e) => e.offset === COUNT + 1),
+      5000,
+      "the status published after the resume",
+    );
     await sleep(100);
     // The resume replayed from history what the backlog lacked: every state once, in order,
     // nothing held back delivered late, nothing live swallowed.
@@ -486,96 +578,105 @@ describe("drain, admin kick and slow consumers", () => {
   });
 });
 
-describe("Redis outage (single redis-server)", { skip: TOPOLOGY === "cluster" ? "restarts one redis-server on the same port; runs without ROOMCAST_TEST_REDIS=cluster" : false }, () => {
-  let cluster: TestCluster;
-  let restarted: EmbeddedRedis | undefined;
-  const sockets: TestSocket[] = [];
+describe(
+  "Redis outage (single redis-server)",
+  {
+    skip:
+      TOPOLOGY === "cluster"
+        ? "restarts one redis-server on the same port; runs without ROOMCAST_TEST_REDIS=cluster"
+        : false,
+  },
+  () => {
+    let cluster: TestCluster;
+    let restarted: EmbeddedRedis | undefined;
+    const sockets: TestSocket[] = [];
 
-  before(async () => {
-    cluster = await startCluster({ replicas: 2, env: LIMITS_OFF });
-  });
-  after(async () => {
-    for (const s of sockets) s.close();
-    await cluster?.close();
-    await restarted?.stop();
-  });
+    before(async () => {
+      cluster = await startCluster({ replicas: 2, env: LIMITS_OFF });
+    });
+    after(async () => {
+      for (const s of sockets) s.close();
+      await cluster?.close();
+      await restarted?.stop();
+    });
 
-  it("refuses with 503/4503 while Redis is away, turns ready again by itself, ends live subscriptions with history_lost and serves the new epoch", async () => {
-    const [a, b] = cluster.gateways as [GatewayProcess, GatewayProcess];
-    const channel = "env:e1:status";
-    const publisher = await token({ sub: "backend", scope: "publish", envs: ["*"] });
-    const watcherToken = await token({ sub: "watcher", envs: ["e1"], scope: "env:read" });
+    it("refuses with 503/4503 while Redis is away, turns ready again by itself, ends live subscriptions with history_lost and serves the new epoch", async () => {
+      const [a, b] = cluster.gateways as [GatewayProcess, GatewayProcess];
+      const channel = "env:e1:status";
+      const publisher = await token({ sub: "backend", scope: "publish", envs: ["*"] });
+      const watcherToken = await token({ sub: "watcher", envs: ["e1"], scope: "env:read" });
 
-    const before1 = await httpPublish(b.url, publisher, channel, { type: "status", data: { status: "running" } });
-    assert.equal(before1.status, 202);
-    const oldEpoch = before1.body.epoch as string;
-    const watcher = await connect(a.url, { token: watcherToken });
-    sockets.push(watcher);
-    const seen = recordEvents(watcher);
-    const unsubscribed: Unsubscribed[] = [];
-    const closings: Closing[] = [];
-    let disconnected = false;
-    watcher.on("unsubscribed", (notice) => unsubscribed.push(notice));
-    watcher.on("closing", (notice) => closings.push(notice));
-    watcher.on("disconnect", () => (disconnected = true));
-    const first = await subscribe(watcher, { channel });
-    assert.equal(first.epoch, oldEpoch);
-    assert.deepEqual(first.snapshot, { status: "running" });
-    const before2 = await httpPublish(b.url, publisher, channel, { type: "status", data: { status: "degraded" } });
-    assert.equal(before2.status, 202);
-    await waitUntil(() => (seen.get(channel)?.length ?? 0) === 1, 5000, "the live status");
-    const lastSeen = seen.get(channel)![0]!;
-    assert.equal(lastSeen.offset, 2);
+      const before1 = await httpPublish(b.url, publisher, channel, { type: "status", data: { status: "running" } });
+      assert.equal(before1.status, 202);
+      const oldEpoch = before1.body.epoch as string;
+      const watcher = await connect(a.url, { token: watcherToken });
+      sockets.push(watcher);
+      const seen = recordEvents(watcher);
+      const unsubscribed: Unsubscribed[] = [];
+      const closings: Closing[] = [];
+      let disconnected = false;
+      watcher.on("unsubscribed", (notice) => unsubscribed.push(notice));
+      watcher.on("closing", (notice) => closings.push(notice));
+      watcher.on("disconnect", () => (disconnected = true));
+      const first = await subscribe(watcher, { channel });
+      assert.equal(first.epoch, oldEpoch);
+      assert.deepEqual(first.snapshot, { status: "running" });
+      const before2 = await httpPublish(b.url, publisher, channel, { type: "status", data: { status: "degraded" } });
+      assert.equal(before2.status, 202);
+      await waitUntil(() => (seen.get(channel)?.length ?? 0) === 1, 5000, "the live status");
+      const lastSeen = seen.get(channel)![0]!;
+      assert.equal(lastSeen.offset, 2);
 
-    // Redis goes away.
-    const port = Number(new URL(cluster.redis.url).port);
-    await cluster.redis.stop();
-    await Promise.all([waitReadyz(a, 503, 10_000), waitReadyz(b, 503, 10_000)]);
-    for (const gateway of [a, b]) {
-      const res = await httpPublish(gateway.url, publisher, channel, { type: "status", data: { status: "lost" } });
-      assert.equal(res.status, 503, `publish while Redis is away: ${JSON.stringify(res.body)}`);
-      assert.equal((res.body.error as { code: number }).code, 4503);
-      const refusal = await engineHandshake(gateway.url);
-      assert.equal(refusal.status, 503, JSON.stringify(refusal));
-      assert.equal((refusal.body as { error: { code: number; reason: string } }).error.reason, "unavailable");
-      const health = await httpGet(`${gateway.url}/healthz`);
-      assert.equal(health.status, 200);
-      assert.ok(alive(gateway), `the gateway exited while Redis was away: ${gateway.output()}`);
-    }
-    assert.equal(watcher.connected, true, "the connected client was dropped while Redis was away");
+      // Redis goes away.
+      const port = Number(new URL(cluster.redis.url).port);
+      await cluster.redis.stop();
+      await Promise.all([waitReadyz(a, 503, 10_000), waitReadyz(b, 503, 10_000)]);
+      for (const gateway of [a, b]) {
+        const res = await httpPublish(gateway.url, publisher, channel, { type: "status", data: { status: "lost" } });
+        assert.equal(res.status, 503, `publish while Redis is away: ${JSON.stringify(res.body)}`);
+        assert.equal((res.body.error as { code: number }).code, 4503);
+        const refusal = await engineHandshake(gateway.url);
+        assert.equal(refusal.status, 503, JSON.stringify(refusal));
+        assert.equal((refusal.body as { error: { code: number; reason: string } }).error.reason, "unavailable");
+        const health = await httpGet(`${gateway.url}/healthz`);
+        assert.equal(health.status, 200);
+        assert.ok(alive(gateway), `the gateway exited while Redis was away: ${gateway.output()}`);
+      }
+      assert.equal(watcher.connected, true, "the connected client was dropped while Redis was away");
 
-    // Redis comes back, empty, on the same port: the replicas reconnect by themselves.
-    restarted = await startEmbeddedRedis({ port });
-    await Promise.all([waitReadyz(a, 200, 15_000), waitReadyz(b, 200, 15_000)]);
+      // Redis comes back, empty, on the same port: the replicas reconnect by themselves.
+      restarted = await startEmbeddedRedis({ port });
+      await Promise.all([waitReadyz(a, 200, 15_000), waitReadyz(b, 200, 15_000)]);
 
-    const after1 = await httpPublish(b.url, publisher, channel, { type: "status", data: { status: "restarted" } });
-    assert.equal(after1.status, 202, JSON.stringify(after1.body));
-    const newEpoch = after1.body.epoch as string;
-    assert.notEqual(newEpoch, oldEpoch, "Redis lost the channel but the epoch stayed");
-    await waitUntil(() => unsubscribed.length > 0, 10_000, "the live subscription to end");
-    await sleep(100);
-    assert.deepEqual(unsubscribed, [{ channel, code: 4503, reason: "history_lost" }]);
-    // Nothing of the new epoch was slipped into the old subscription.
-    assert.deepEqual(offsets(seen.get(channel)!), [2]);
+      const after1 = await httpPublish(b.url, publisher, channel, { type: "status", data: { status: "restarted" } });
+      assert.equal(after1.status, 202, JSON.stringify(after1.body));
+      const newEpoch = after1.body.epoch as string;
+      assert.notEqual(newEpoch, oldEpoch, "Redis lost the channel but the epoch stayed");
+      await waitUntil(() => unsubscribed.length > 0, 10_000, "the live subscription to end");
+      await sleep(100);
+      assert.deepEqual(unsubscribed, [{ channel, code: 4503, reason: "history_lost" }]);
+      // Nothing of the new epoch was slipped into the old subscription.
+      assert.deepEqual(offsets(seen.get(channel)!), [2]);
 
-    const again = await subscribe(watcher, { channel, since: { offset: lastSeen.offset, epoch: lastSeen.epoch } });
-    assert.equal(again.recovered, false);
-    assert.equal(again.epoch, newEpoch);
-    assert.equal(again.offset, after1.body.offset);
-    assert.deepEqual(again.snapshot, { status: "restarted" });
+      const again = await subscribe(watcher, { channel, since: { offset: lastSeen.offset, epoch: lastSeen.epoch } });
+      assert.equal(again.recovered, false);
+      assert.equal(again.epoch, newEpoch);
+      assert.equal(again.offset, after1.body.offset);
+      assert.deepEqual(again.snapshot, { status: "restarted" });
 
-    const after2 = await httpPublish(a.url, publisher, channel, { type: "status", data: { status: "fine" } });
-    assert.equal(after2.status, 202, JSON.stringify(after2.body));
-    await waitUntil(() => (seen.get(channel)?.length ?? 0) === 2, 5000, "a new live status");
-    const fresh = seen.get(channel)![1]!;
-    assert.equal(fresh.epoch, newEpoch);
-    assert.equal(fresh.offset, after2.body.offset);
-    assert.deepEqual(fresh.data, { status: "fine" });
-    assert.equal(watcher.connected, true);
-    assert.equal(disconnected, false);
-    assert.deepEqual(closings, []);
-  });
-});
+      const after2 = await httpPublish(a.url, publisher, channel, { type: "status", data: { status: "fine" } });
+      assert.equal(after2.status, 202, JSON.stringify(after2.body));
+      await waitUntil(() => (seen.get(channel)?.length ?? 0) === 2, 5000, "a new live status");
+      const fresh = seen.get(channel)![1]!;
+      assert.equal(fresh.epoch, newEpoch);
+      assert.equal(fresh.offset, after2.body.offset);
+      assert.deepEqual(fresh.data, { status: "fine" });
+      assert.equal(watcher.connected, true);
+      assert.equal(disconnected, false);
+      assert.deepEqual(closings, []);
+    });
+  },
+);
 
 describe("SIGTERM while Redis is down", () => {
   let cluster: TestCluster;

@@ -6,11 +6,21 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { ChannelEvent, SubscribeOk } from "../../src/contracts/events.js";
-import { connect, httpPublish, nextEvent, recordEvents, request, token, waitUntil, type TestSocket } from "../support/clients.js";
+import {
+  connect,
+  httpPublish,
+  nextEvent,
+  recordEvents,
+  request,
+  token,
+  waitUntil,
+  type TestSocket,
+} from "../support/clients.js";
 import { startCluster, type TestCluster } from "../support/cluster.js";
 import type { GatewayProcess } from "../support/gateway-process.js";
 
-type SubscribeAnswer = (SubscribeOk & { ok: true }) | { ok: false; error: { code: number; reason: string; message: string } };
+type SubscribeAnswer =
+  (SubscribeOk & { ok: true }) | { ok: false; error: { code: number; reason: string; message: string } };
 
 const LIMITS_OFF = {
   ROOMCAST_RATE_LIMIT: "0",
@@ -58,14 +68,23 @@ describe("history and recovery", () => {
     await cluster?.close();
   });
 
-  async function client(gateway: GatewayProcess, sub: string, extra: { envs?: string[]; scope?: string } = {}): Promise<TestSocket> {
+  async function client(
+    gateway: GatewayProcess,
+    sub: string,
+    extra: { envs?: string[]; scope?: string } = {},
+  ): Promise<TestSocket> {
     const socket = await connect(gateway.url, { token: await token({ sub, ...extra }) });
     sockets.push(socket);
     return socket;
   }
 
   /** Publishes `count` events one after the other; returns the 202 bodies. */
-  async function publishMany(gateway: GatewayProcess, channel: string, count: number, from = 1): Promise<{ offset: number; epoch: string; id: string }[]> {
+  async function publishMany(
+    gateway: GatewayProcess,
+    channel: string,
+    count: number,
+    from = 1,
+  ): Promise<{ offset: number; epoch: string; id: string }[]> {
     const results = [];
     for (let i = 0; i < count; i++) {
       const res = await httpPublish(gateway.url, publisher, channel, { type: "n", data: { n: from + i } });
@@ -201,7 +220,11 @@ describe("history and recovery", () => {
     const answer = await subscribe(socket, { channel: "user:mixed", since: { offset: 2, epoch } });
     assert.equal(answer.offset, 12);
     if (answer.recovered) {
-      assert.deepEqual(offsets(answer.events), range(3, 12), "recovered: true, but the answer's events stop before its offset");
+      assert.deepEqual(
+        offsets(answer.events),
+        range(3, 12),
+        "recovered: true, but the answer's events stop before its offset",
+      );
     }
     assert.equal(answer.recovered, true, "history holds every missed event");
   });
@@ -245,7 +268,10 @@ describe("history and recovery", () => {
 
   it("env:<id>:status keeps its newest event's data as snapshot in the subscribe answer", async () => {
     for (const status of ["starting", "running", "degraded"]) {
-      const res = await httpPublish(main.url, publisher, "env:snap1:status", { type: "status", data: { status, cpu: status.length } });
+      const res = await httpPublish(main.url, publisher, "env:snap1:status", {
+        type: "status",
+        data: { status, cpu: status.length },
+      });
       assert.equal(res.status, 202);
     }
     const socket = await client(other, "watcher", { envs: ["snap1"], scope: "env:read" });
@@ -253,7 +279,10 @@ describe("history and recovery", () => {
     assert.deepEqual(answer.snapshot, { status: "degraded", cpu: 8 });
     assert.equal(answer.offset, 3);
 
-    const withSince = await subscribe(socket, { channel: "env:snap1:status", since: { offset: 3, epoch: answer.epoch } });
+    const withSince = await subscribe(socket, {
+      channel: "env:snap1:status",
+      since: { offset: 3, epoch: answer.epoch },
+    });
     assert.equal(withSince.recovered, true);
     assert.deepEqual(withSince.snapshot, { status: "degraded", cpu: 8 });
 
@@ -314,8 +343,16 @@ describe("history and recovery", () => {
     assert.equal(recovered.recovered, true);
     assert.equal(recovered.epoch, last.epoch);
     assert.ok(recovered.offset >= 25);
-    assert.deepEqual(offsets(recovered.events), range(11, recovered.offset), "the answer holds exactly the missed events");
-    await waitUntil(() => recovered.events.length + (secondSeen.get(channel)?.length ?? 0) >= total - 10, 5000, "the live events");
+    assert.deepEqual(
+      offsets(recovered.events),
+      range(11, recovered.offset),
+      "the answer holds exactly the missed events",
+    );
+    await waitUntil(
+      () => recovered.events.length + (secondSeen.get(channel)?.length ?? 0) >= total - 10,
+      5000,
+      "the live events",
+    );
     await new Promise((r) => setTimeout(r, 200));
     const live = secondSeen.get(channel) ?? [];
     assert.ok(live.length > 0, "no live event after the recovery");
@@ -353,7 +390,10 @@ describe("history and recovery", () => {
     for (let n = 1; n <= 5; n++) await publishTo(channel, n);
     await waitUntil(() => (seen.get(channel)?.length ?? 0) === 5, 5000, "the first 5 events");
 
-    const paused = await request<{ ok: boolean; channel: string; paused: boolean }>(socket, "control", { channel, action: "pause" });
+    const paused = await request<{ ok: boolean; channel: string; paused: boolean }>(socket, "control", {
+      channel,
+      action: "pause",
+    });
     assert.equal(paused.ok, true, JSON.stringify(paused));
     assert.equal(paused.channel, channel);
     assert.equal(paused.paused, true);
@@ -363,13 +403,20 @@ describe("history and recovery", () => {
     await waitUntil(() => barrierCount() === 1, 5000, "the barrier event");
     assert.equal(seen.get(channel)!.length, 5, "events were delivered while paused");
 
-    const resumed = await request<{ ok: boolean; channel: string; paused: boolean }>(socket, "control", { channel, action: "resume" });
+    const resumed = await request<{ ok: boolean; channel: string; paused: boolean }>(socket, "control", {
+      channel,
+      action: "resume",
+    });
     assert.equal(resumed.ok, true, JSON.stringify(resumed));
     assert.equal(resumed.paused, false);
     // Live publishes race the replay.
     for (let n = 16; n <= 25; n++) await publishTo(channel, n);
     await publishTo(barrier, 2);
-    await waitUntil(() => barrierCount() === 2 && (seen.get(channel)?.length ?? 0) >= 25, 5000, "replay and live events");
+    await waitUntil(
+      () => barrierCount() === 2 && (seen.get(channel)?.length ?? 0) >= 25,
+      5000,
+      "replay and live events",
+    );
     await new Promise((r) => setTimeout(r, 100));
 
     const events = seen.get(channel)!;

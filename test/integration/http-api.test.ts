@@ -21,7 +21,11 @@ interface ErrorShape {
   error: { code: number; reason: string; message: string; [k: string]: unknown };
 }
 
-async function call(method: "GET" | "POST", url: string, options: { bearer?: string; body?: unknown; headers?: Record<string, string> } = {}): Promise<HttpAnswer> {
+async function call(
+  method: "GET" | "POST",
+  url: string,
+  options: { bearer?: string; body?: unknown; headers?: Record<string, string> } = {},
+): Promise<HttpAnswer> {
   const headers: Record<string, string> = { ...options.headers };
   if (options.bearer !== undefined) headers.authorization = `Bearer ${options.bearer}`;
   let body: string | undefined;
@@ -69,7 +73,10 @@ describe("HTTP API", () => {
   const sockets: TestSocket[] = [];
 
   before(async () => {
-    cluster = await startCluster({ replicas: 2, env: { ROOMCAST_MAX_MESSAGE_BYTES: String(MAX_MESSAGE_BYTES), ROOMCAST_RATE_LIMIT: "0" } });
+    cluster = await startCluster({
+      replicas: 2,
+      env: { ROOMCAST_MAX_MESSAGE_BYTES: String(MAX_MESSAGE_BYTES), ROOMCAST_RATE_LIMIT: "0" },
+    });
     base = cluster.gateways[0]!.url;
     otherBase = cluster.gateways[1]!.url;
     publisher = await token({ sub: "backend", scope: "publish", envs: ["*"] });
@@ -88,7 +95,10 @@ describe("HTTP API", () => {
       const sub = await request<SubscribeOk & { ok: boolean }>(socket, "subscribe", { channel: "user:prio" });
       assert.equal(sub.ok, true);
 
-      const first = await call("POST", eventsUrl(base, "user:prio"), { bearer: publisher, body: { type: "alert", data: { text: "disk full" }, priority: "critical" } });
+      const first = await call("POST", eventsUrl(base, "user:prio"), {
+        bearer: publisher,
+        body: { type: "alert", data: { text: "disk full" }, priority: "critical" },
+      });
       assert.equal(first.status, 202, JSON.stringify(first.body));
       assert.match(first.contentType, /application\/json/);
       assert.deepEqual(Object.keys(first.body).sort(), ["epoch", "id", "offset"]);
@@ -97,18 +107,33 @@ describe("HTTP API", () => {
       assert.equal(typeof first.body.id, "string");
       assert.equal(first.body.epoch, sub.epoch);
 
-      const second = await call("POST", eventsUrl(base, "user:prio"), { bearer: publisher, body: { type: "note", data: null, priority: "low" } });
+      const second = await call("POST", eventsUrl(base, "user:prio"), {
+        bearer: publisher,
+        body: { type: "note", data: null, priority: "low" },
+      });
       assert.equal(second.status, 202);
       assert.equal(second.body.offset, 2);
       assert.notEqual(second.body.id, first.body.id);
-      const third = await call("POST", eventsUrl(base, "user:prio"), { bearer: publisher, body: { type: "note", data: [1, 2] } });
+      const third = await call("POST", eventsUrl(base, "user:prio"), {
+        bearer: publisher,
+        body: { type: "note", data: [1, 2] },
+      });
       assert.equal(third.status, 202);
 
       await waitUntil(() => (seen.get("user:prio")?.length ?? 0) >= 3, 5000, "3 deliveries");
       const [a, b, c] = seen.get("user:prio")!;
       assert.deepEqual(
         { ...a!, ts: 0 },
-        { channel: "user:prio", offset: 1, epoch: first.body.epoch, id: first.body.id, type: "alert", ts: 0, priority: "critical", data: { text: "disk full" } },
+        {
+          channel: "user:prio",
+          offset: 1,
+          epoch: first.body.epoch,
+          id: first.body.id,
+          type: "alert",
+          ts: 0,
+          priority: "critical",
+          data: { text: "disk full" },
+        },
       );
       assert.ok(Math.abs(a!.ts - Date.now()) < 60_000, "ts is the publish time in ms");
       assert.equal(b!.priority, "low");
@@ -122,9 +147,17 @@ describe("HTTP API", () => {
       const channel = `${"n".repeat(32)}:${id}`;
       assert.equal(channel.length, 233);
       // Not a configured namespace: past the router, the answer is the gateway's 404.
-      assertError(await call("POST", eventsUrl(base, channel), { bearer: publisher, body: { type: "x", data: 1 } }), 404, 4404, "not_found");
+      assertError(
+        await call("POST", eventsUrl(base, channel), { bearer: publisher, body: { type: "x", data: 1 } }),
+        404,
+        4404,
+        "not_found",
+      );
       const userChannel = `user:${id}`;
-      const published = await call("POST", eventsUrl(base, userChannel), { bearer: publisher, body: { type: "x", data: 1 } });
+      const published = await call("POST", eventsUrl(base, userChannel), {
+        bearer: publisher,
+        body: { type: "x", data: 1 },
+      });
       assert.equal(published.status, 202, JSON.stringify(published.body));
       const history = await call("GET", historyUrl(otherBase, userChannel), { bearer: await token({ sub: id }) });
       assert.equal(history.status, 200, JSON.stringify(history.body));
@@ -139,14 +172,28 @@ describe("HTTP API", () => {
       const url = eventsUrl(base, "user:auth");
       assertError(await call("POST", url, { body }), 401, 4401, "unauthorized");
       assertError(await call("POST", url, { body, bearer: "not-a-jwt" }), 401, 4401, "unauthorized");
-      assertError(await call("POST", url, { body, headers: { authorization: `Basic ${Buffer.from("a:b").toString("base64")}` } }), 401, 4401, "unauthorized");
-      const wrongSecret = await mintToken({ secret: "another-secret-that-is-long-enough-for-hs256", sub: "backend", scope: "publish" });
+      assertError(
+        await call("POST", url, { body, headers: { authorization: `Basic ${Buffer.from("a:b").toString("base64")}` } }),
+        401,
+        4401,
+        "unauthorized",
+      );
+      const wrongSecret = await mintToken({
+        secret: "another-secret-that-is-long-enough-for-hs256",
+        sub: "backend",
+        scope: "publish",
+      });
       assertError(await call("POST", url, { body, bearer: wrongSecret }), 401, 4401, "unauthorized");
       const expired = await token({ sub: "backend", scope: "publish", ttlS: -60 });
       assertError(await call("POST", url, { body, bearer: expired }), 401, 4401, "unauthorized");
       // The token is checked before the body: a bad or oversized body without a token is still 401.
       assertError(await call("POST", url, { body: "{not json" }), 401, 4401, "unauthorized");
-      assertError(await call("POST", url, { body: { type: "x", data: "y".repeat(MAX_MESSAGE_BYTES * 2) } }), 401, 4401, "unauthorized");
+      assertError(
+        await call("POST", url, { body: { type: "x", data: "y".repeat(MAX_MESSAGE_BYTES * 2) } }),
+        401,
+        4401,
+        "unauthorized",
+      );
       // Nothing was published.
       const history = await call("GET", historyUrl(base, "user:auth"), { bearer: await token({ sub: "auth" }) });
       assert.equal(history.status, 200);
@@ -155,44 +202,116 @@ describe("HTTP API", () => {
 
     it("refuses a token without scope publish with 403 forbidden", async () => {
       const reader = await token({ sub: "backend", scope: "jobs:read jobs:write" });
-      assertError(await call("POST", eventsUrl(base, "user:noscope"), { bearer: reader, body: { type: "x", data: 1 } }), 403, 4403, "forbidden");
+      assertError(
+        await call("POST", eventsUrl(base, "user:noscope"), { bearer: reader, body: { type: "x", data: 1 } }),
+        403,
+        4403,
+        "forbidden",
+      );
       const noScope = await token({ sub: "noscope" });
-      assertError(await call("POST", eventsUrl(base, "user:noscope"), { bearer: noScope, body: { type: "x", data: 1 } }), 403, 4403, "forbidden");
+      assertError(
+        await call("POST", eventsUrl(base, "user:noscope"), { bearer: noScope, body: { type: "x", data: 1 } }),
+        403,
+        4403,
+        "forbidden",
+      );
     });
 
     it("refuses a bad channel name with 400 and an unknown namespace with 404", async () => {
       const body = { type: "x", data: 1 };
       for (const bad of ["nocolon", "Upper:case", "user:", "user:has space", `user:${"x".repeat(201)}`]) {
-        const error = assertError(await call("POST", eventsUrl(base, bad), { bearer: publisher, body }), 400, 4400, "bad_request");
+        const error = assertError(
+          await call("POST", eventsUrl(base, bad), { bearer: publisher, body }),
+          400,
+          4400,
+          "bad_request",
+        );
         assert.match(error.message, /channel/);
       }
       // Router-level refusals use the same shape: a path parameter far too long, a malformed URL.
-      assertError(await call("POST", eventsUrl(base, `user:${"x".repeat(2000)}`), { bearer: publisher, body }), 400, 4400, "bad_request");
-      assertError(await call("POST", `${base}/v1/channels/user%3A%E0%A4%A/events`, { bearer: publisher, body }), 400, 4400, "bad_request");
-      const unknown = assertError(await call("POST", eventsUrl(base, "nope:thing"), { bearer: publisher, body }), 404, 4404, "not_found");
+      assertError(
+        await call("POST", eventsUrl(base, `user:${"x".repeat(2000)}`), { bearer: publisher, body }),
+        400,
+        4400,
+        "bad_request",
+      );
+      assertError(
+        await call("POST", `${base}/v1/channels/user%3A%E0%A4%A/events`, { bearer: publisher, body }),
+        400,
+        4400,
+        "bad_request",
+      );
+      const unknown = assertError(
+        await call("POST", eventsUrl(base, "nope:thing"), { bearer: publisher, body }),
+        404,
+        4404,
+        "not_found",
+      );
       assert.match(unknown.message, /nope/);
-      assertError(await call("POST", eventsUrl(base, "env:e1:nostream"), { bearer: publisher, body }), 404, 4404, "not_found");
+      assertError(
+        await call("POST", eventsUrl(base, "env:e1:nostream"), { bearer: publisher, body }),
+        404,
+        4404,
+        "not_found",
+      );
     });
 
     it("refuses invalid JSON and bodies failing validation with 400 naming the field", async () => {
       const url = eventsUrl(base, "user:validation");
-      const invalidJson = assertError(await call("POST", url, { bearer: publisher, body: '{"type": "x", "data": ' }), 400, 4400, "bad_request");
+      const invalidJson = assertError(
+        await call("POST", url, { bearer: publisher, body: '{"type": "x", "data": ' }),
+        400,
+        4400,
+        "bad_request",
+      );
       assert.match(invalidJson.message, /body|JSON/i);
 
-      const missingType = assertError(await call("POST", url, { bearer: publisher, body: { data: 1 } }), 400, 4400, "bad_request");
+      const missingType = assertError(
+        await call("POST", url, { bearer: publisher, body: { data: 1 } }),
+        400,
+        4400,
+        "bad_request",
+      );
       assert.match(missingType.message, /\btype\b/);
-      const badType = assertError(await call("POST", url, { bearer: publisher, body: { type: "has space", data: 1 } }), 400, 4400, "bad_request");
+      const badType = assertError(
+        await call("POST", url, { bearer: publisher, body: { type: "has space", data: 1 } }),
+        400,
+        4400,
+        "bad_request",
+      );
       assert.match(badType.message, /\btype\b/);
-      const missingData = assertError(await call("POST", url, { bearer: publisher, body: { type: "x" } }), 400, 4400, "bad_request");
+      const missingData = assertError(
+        await call("POST", url, { bearer: publisher, body: { type: "x" } }),
+        400,
+        4400,
+        "bad_request",
+      );
       assert.match(missingData.message, /\bdata\b/);
-      const unknownField = assertError(await call("POST", url, { bearer: publisher, body: { type: "x", data: 1, colour: "red" } }), 400, 4400, "bad_request");
+      const unknownField = assertError(
+        await call("POST", url, { bearer: publisher, body: { type: "x", data: 1, colour: "red" } }),
+        400,
+        4400,
+        "bad_request",
+      );
       assert.match(unknownField.message, /colour/);
-      const badPriority = assertError(await call("POST", url, { bearer: publisher, body: { type: "x", data: 1, priority: "urgent" } }), 400, 4400, "bad_request");
+      const badPriority = assertError(
+        await call("POST", url, { bearer: publisher, body: { type: "x", data: 1, priority: "urgent" } }),
+        400,
+        4400,
+        "bad_request",
+      );
       assert.match(badPriority.message, /priority/);
-      const notObject = assertError(await call("POST", url, { bearer: publisher, body: "[1,2]" }), 400, 4400, "bad_request");
+      const notObject = assertError(
+        await call("POST", url, { bearer: publisher, body: "[1,2]" }),
+        400,
+        4400,
+        "bad_request",
+      );
       assert.match(notObject.message, /body/);
 
-      const history = await call("GET", historyUrl(base, "user:validation"), { bearer: await token({ sub: "validation" }) });
+      const history = await call("GET", historyUrl(base, "user:validation"), {
+        bearer: await token({ sub: "validation" }),
+      });
       assert.equal(history.body.offset, 0, "a refused body published something");
     });
 
@@ -200,7 +319,10 @@ describe("HTTP API", () => {
       const url = eventsUrl(base, "user:big");
       const big = { type: "x", data: { blob: "a".repeat(MAX_MESSAGE_BYTES + 100) } };
       assertError(await call("POST", url, { bearer: publisher, body: big }), 413, 4413, "too_large");
-      const fits = await call("POST", url, { bearer: publisher, body: { type: "x", data: { blob: "a".repeat(MAX_MESSAGE_BYTES - 200) } } });
+      const fits = await call("POST", url, {
+        bearer: publisher,
+        body: { type: "x", data: { blob: "a".repeat(MAX_MESSAGE_BYTES - 200) } },
+      });
       assert.equal(fits.status, 202, JSON.stringify(fits.body));
       assert.equal(fits.body.offset, 1, "the oversized body was published");
     });
@@ -213,22 +335,36 @@ describe("HTTP API", () => {
       assert.equal((await request<{ ok: boolean }>(socket, "subscribe", { channel })).ok, true);
 
       const url = eventsUrl(base, channel);
-      const first = await call("POST", url, { bearer: publisher, body: { type: "order", data: { n: 1 }, idempotencyKey: "order-17" } });
+      const first = await call("POST", url, {
+        bearer: publisher,
+        body: { type: "order", data: { n: 1 }, idempotencyKey: "order-17" },
+      });
       assert.equal(first.status, 202);
       // The repeat goes to the other replica, with a different body: still the first answer.
-      const repeat = await call("POST", eventsUrl(otherBase, channel), { bearer: publisher, body: { type: "order", data: { n: 2 }, idempotencyKey: "order-17" } });
+      const repeat = await call("POST", eventsUrl(otherBase, channel), {
+        bearer: publisher,
+        body: { type: "order", data: { n: 2 }, idempotencyKey: "order-17" },
+      });
       assert.equal(repeat.status, 202);
       assert.deepEqual(repeat.body, first.body);
       const concurrent = await Promise.all(
-        Array.from({ length: 5 }, () => call("POST", url, { bearer: publisher, body: { type: "order", data: { n: 3 }, idempotencyKey: "order-17" } })),
+        Array.from({ length: 5 }, () =>
+          call("POST", url, { bearer: publisher, body: { type: "order", data: { n: 3 }, idempotencyKey: "order-17" } }),
+        ),
       );
       for (const answer of concurrent) assert.deepEqual(answer.body, first.body);
 
-      const different = await call("POST", url, { bearer: publisher, body: { type: "order", data: { n: 4 }, idempotencyKey: "order-18" } });
+      const different = await call("POST", url, {
+        bearer: publisher,
+        body: { type: "order", data: { n: 4 }, idempotencyKey: "order-18" },
+      });
       assert.equal(different.status, 202);
       assert.equal(different.body.offset, (first.body.offset as number) + 1);
       assert.notEqual(different.body.id, first.body.id);
-      const again = await call("POST", url, { bearer: publisher, body: { type: "order", data: { n: 5 }, idempotencyKey: "order-18" } });
+      const again = await call("POST", url, {
+        bearer: publisher,
+        body: { type: "order", data: { n: 5 }, idempotencyKey: "order-18" },
+      });
       assert.deepEqual(again.body, different.body);
 
       // Delivery is in order, so once the second key's event is here a repeat would have been too.
@@ -258,7 +394,10 @@ describe("HTTP API", () => {
 
     before(async () => {
       for (let n = 1; n <= 12; n++) {
-        const res = await call("POST", eventsUrl(base, channel), { bearer: publisher, body: { type: "n", data: { n } } });
+        const res = await call("POST", eventsUrl(base, channel), {
+          bearer: publisher,
+          body: { type: "n", data: { n } },
+        });
         assert.equal(res.status, 202);
         published.push(res.body as { offset: number; epoch: string; id: string });
       }
@@ -318,20 +457,54 @@ describe("HTTP API", () => {
       assertError(await call("GET", historyUrl(base, channel)), 401, 4401, "unauthorized");
       assertError(await call("GET", historyUrl(base, channel), { bearer: "garbage" }), 401, 4401, "unauthorized");
       // Another user's channel, even with scope publish.
-      assertError(await call("GET", historyUrl(base, channel), { bearer: await token({ sub: "mallory", scope: "publish" }) }), 403, 4403, "forbidden");
-      const admin = await call("GET", historyUrl(base, channel), { bearer: await token({ sub: "ops", scope: "admin" }) });
+      assertError(
+        await call("GET", historyUrl(base, channel), { bearer: await token({ sub: "mallory", scope: "publish" }) }),
+        403,
+        4403,
+        "forbidden",
+      );
+      const admin = await call("GET", historyUrl(base, channel), {
+        bearer: await token({ sub: "ops", scope: "admin" }),
+      });
       assert.equal(admin.status, 200);
       assert.equal(admin.body.offset, 12);
 
       // Environment channels: envs and scope env:read, as for subscribe.
       const envChannel = "env:hist-env:logs";
-      assert.equal((await call("POST", eventsUrl(base, envChannel), { bearer: publisher, body: { type: "log", data: { line: "hi" } } })).status, 202);
-      const granted = await call("GET", historyUrl(base, envChannel), { bearer: await token({ sub: "dev", envs: ["hist-env"], scope: "env:read" }) });
+      assert.equal(
+        (
+          await call("POST", eventsUrl(base, envChannel), {
+            bearer: publisher,
+            body: { type: "log", data: { line: "hi" } },
+          })
+        ).status,
+        202,
+      );
+      const granted = await call("GET", historyUrl(base, envChannel), {
+        bearer: await token({ sub: "dev", envs: ["hist-env"], scope: "env:read" }),
+      });
       assert.equal(granted.status, 200);
       assert.equal((granted.body.events as ChannelEvent[]).length, 1);
-      assertError(await call("GET", historyUrl(base, envChannel), { bearer: await token({ sub: "dev", envs: ["other"], scope: "env:read" }) }), 403, 4403, "forbidden");
-      assertError(await call("GET", historyUrl(base, envChannel), { bearer: await token({ sub: "dev", envs: ["hist-env"] }) }), 403, 4403, "forbidden");
-      assertError(await call("GET", historyUrl(base, "nope:x"), { bearer: await token({ sub: "ops", scope: "admin" }) }), 404, 4404, "not_found");
+      assertError(
+        await call("GET", historyUrl(base, envChannel), {
+          bearer: await token({ sub: "dev", envs: ["other"], scope: "env:read" }),
+        }),
+        403,
+        4403,
+        "forbidden",
+      );
+      assertError(
+        await call("GET", historyUrl(base, envChannel), { bearer: await token({ sub: "dev", envs: ["hist-env"] }) }),
+        403,
+        4403,
+        "forbidden",
+      );
+      assertError(
+        await call("GET", historyUrl(base, "nope:x"), { bearer: await token({ sub: "ops", scope: "admin" }) }),
+        404,
+        4404,
+        "not_found",
+      );
     });
   });
 
@@ -347,7 +520,12 @@ describe("HTTP API", () => {
       const error = assertError(await call("GET", `${base}/v1/nothing-here`), 404, 4404, "not_found");
       assert.match(error.message, /nothing-here/);
       assertError(await call("POST", `${base}/nope`, { body: {} }), 404, 4404, "not_found");
-      assertError(await call("GET", `${base}/v1/channels/user:x/events`, { bearer: publisher }), 404, 4404, "not_found");
+      assertError(
+        await call("GET", `${base}/v1/channels/user:x/events`, { bearer: publisher }),
+        404,
+        4404,
+        "not_found",
+      );
     });
   });
 });
@@ -387,7 +565,12 @@ describe("HTTP API without Redis", () => {
     assert.equal(ready.status, 503);
 
     const answers = await Promise.all(
-      Array.from({ length: 5 }, (_, i) => call("POST", eventsUrl(base, `user:gone-${i}`), { bearer: publisher, body: { ...body, idempotencyKey: `k${i}` } })),
+      Array.from({ length: 5 }, (_, i) =>
+        call("POST", eventsUrl(base, `user:gone-${i}`), {
+          bearer: publisher,
+          body: { ...body, idempotencyKey: `k${i}` },
+        }),
+      ),
     );
     for (const answer of answers) {
       const error = assertError(answer, 503, 4503, "unavailable");

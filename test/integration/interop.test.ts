@@ -73,15 +73,24 @@ for (const program of PROGRAMS) {
         const publisher = await token({ sub: "backend", scope: "publish", envs: ["*"] });
         let published = 0;
         const publish = async (n: number) => {
-          for (let i = 0; i < n; i++) assert.equal((await httpPublish(b!.url, publisher, channel, { type: "tick", data: { n: ++published } })).status, 202);
+          for (let i = 0; i < n; i++)
+            assert.equal(
+              (await httpPublish(b!.url, publisher, channel, { type: "tick", data: { n: ++published } })).status,
+              202,
+            );
         };
         await publish(HISTORY);
-        child = spawn(program.command, [...program.args, a!.url, b!.url, await token({ sub }), channel, String(HISTORY), String(EXPECTED)], {
-          stdio: ["ignore", "pipe", "pipe"],
-        });
+        child = spawn(
+          program.command,
+          [...program.args, a!.url, b!.url, await token({ sub }), channel, String(HISTORY), String(EXPECTED)],
+          {
+            stdio: ["ignore", "pipe", "pipe"],
+          },
+        );
         const { lines, output } = watch(child);
         const got = () => lines.filter((l) => l.startsWith("GOT ")).length;
-        const until = (check: () => boolean, what: string) => waitUntil(check, 20_000, `${what}; output so far:\n${output()}`);
+        const until = (check: () => boolean, what: string) =>
+          waitUntil(check, 20_000, `${what}; output so far:\n${output()}`);
 
         await until(() => lines.some((l) => l.startsWith("READY ")), "READY");
         await until(() => got() === HISTORY, "the history events");
@@ -97,7 +106,11 @@ for (const program of PROGRAMS) {
         // Recovered with `since` (how many came in the answer depends on how fast it reconnected).
         assert.match(lines.find((l) => l.startsWith("RECOVERED ")) ?? "", /^RECOVERED true \d+$/, output());
         const offsets = lines.filter((l) => l.startsWith("GOT ")).map((l) => Number(l.split(" ")[1]));
-        assert.deepEqual(offsets, Array.from({ length: EXPECTED }, (_, i) => i + 1), output());
+        assert.deepEqual(
+          offsets,
+          Array.from({ length: EXPECTED }, (_, i) => i + 1),
+          output(),
+        );
         assert.equal(lines.filter((l) => l.startsWith("ERROR")).length, 0, output());
       } finally {
         child?.kill("SIGKILL");

@@ -67,7 +67,10 @@ describe("jobs", () => {
       }
     });
 
-  async function client(gateway: GatewayProcess, claims: Parameters<typeof token>[0] = { sub: "alice", envs: ["e1"], scope: JOB_SCOPES }): Promise<TestSocket> {
+  async function client(
+    gateway: GatewayProcess,
+    claims: Parameters<typeof token>[0] = { sub: "alice", envs: ["e1"], scope: JOB_SCOPES },
+  ): Promise<TestSocket> {
     const socket = await connect(gateway.url, { token: await token(claims) });
     sockets.push(socket);
     return socket;
@@ -81,10 +84,17 @@ describe("jobs", () => {
     onB.on("event", (e) => e.channel === "env:e1:logs" && envLogs.push(e));
     const envAnswer = await request<{ ok: boolean; offset: number }>(onB, "subscribe", { channel: "env:e1:logs" });
     assert.equal(envAnswer.ok, true);
-    const jobId = await createJob(a.url, alice, { name: "sample.build", envId: "e1", data: { lines: total, durationMs: 2500 } });
+    const jobId = await createJob(a.url, alice, {
+      name: "sample.build",
+      envId: "e1",
+      data: { lines: total, durationMs: 2500 },
+    });
     const [fa, fb] = await Promise.all([followJob(onA, jobId), followJob(onB, jobId)]);
     const [doneA] = await Promise.all([fa.done(), fb.done()]);
-    for (const [followed, where] of [[fa, "replica a"], [fb, "replica b"]] as const) {
+    for (const [followed, where] of [
+      [fa, "replica a"],
+      [fb, "replica b"],
+    ] as const) {
       const events = followed.all();
       assert.equal(events[0]!.offset, 1, `${where}: history from the first event`);
       assertContiguous(events, where);
@@ -93,25 +103,55 @@ describe("jobs", () => {
       const lines = logLines(events);
       assertLinesContiguous(lines, 1, where);
       // Every line of the build, in order: "[i/5000] ...".
-      const numbered = lines.map((l) => /^\[\s*(\d+)\/5000\]/.exec(l.text)?.[1]).filter(Boolean).map(Number);
-      assert.deepEqual(numbered, Array.from({ length: total }, (_, i) => i + 1), `${where}: every build line once, in order`);
+      const numbered = lines
+        .map((l) => /^\[\s*(\d+)\/5000\]/.exec(l.text)?.[1])
+        .filter(Boolean)
+        .map(Number);
+      assert.deepEqual(
+        numbered,
+        Array.from({ length: total }, (_, i) => i + 1),
+        `${where}: every build line once, in order`,
+      );
       // Batched at the source: at most 100 lines per event.
-      for (const e of events.filter((x) => x.type === "log")) assert.ok((e.data as JobEventData["log"]).lines.length <= 100);
-      const progress = events.filter((e) => e.type === "progress").map((e) => (e.data as { progress: number }).progress);
-      assert.deepEqual(progress, [...progress].sort((x, y) => x - y), `${where}: progress only grows`);
+      for (const e of events.filter((x) => x.type === "log"))
+        assert.ok((e.data as JobEventData["log"]).lines.length <= 100);
+      const progress = events
+        .filter((e) => e.type === "progress")
+        .map((e) => (e.data as { progress: number }).progress);
+      assert.deepEqual(
+        progress,
+        [...progress].sort((x, y) => x - y),
+        `${where}: progress only grows`,
+      );
       assert.equal(progress.at(-1), 100);
-      assert.ok(progress.length < total / 10, `${where}: progress is conflated (${progress.length} events for ${total} updates)`);
+      assert.ok(
+        progress.length < total / 10,
+        `${where}: progress is conflated (${progress.length} events for ${total} updates)`,
+      );
     }
-    assert.deepEqual(fb.all().map((e) => e.id), fa.all().map((e) => e.id), "both replicas saw the same events");
+    assert.deepEqual(
+      fb.all().map((e) => e.id),
+      fa.all().map((e) => e.id),
+      "both replicas saw the same events",
+    );
     assert.equal(doneA.priority, "critical");
     const done = doneA.data as JobEventData["done"];
     assert.equal(done.state, "completed");
     assert.deepEqual(done.result, { artifact: `build-${jobId}.tar.gz`, lines: total, attempt: 1 });
     // The environment's log channel has the same lines, tagged with the job.
-    await waitUntil(() => logLines(fa.all()).length === envLogs.flatMap((e) => (e.data as EnvLogData).lines).length, 10_000, "env log lines");
+    await waitUntil(
+      () => logLines(fa.all()).length === envLogs.flatMap((e) => (e.data as EnvLogData).lines).length,
+      10_000,
+      "env log lines",
+    );
     assertContiguous(envLogs, "env:e1:logs");
-    assert.ok(envLogs.every((e) => (e.data as EnvLogData).jobId === jobId && (e.data as EnvLogData).name === "sample.build"));
-    assert.deepEqual(envLogs.flatMap((e) => (e.data as EnvLogData).lines), logLines(fa.all()));
+    assert.ok(
+      envLogs.every((e) => (e.data as EnvLogData).jobId === jobId && (e.data as EnvLogData).name === "sample.build"),
+    );
+    assert.deepEqual(
+      envLogs.flatMap((e) => (e.data as EnvLogData).lines),
+      logLines(fa.all()),
+    );
     const view = await jobView(b.url, alice, jobId);
     assert.equal(view.state, "completed");
     assert.equal(view.progress, 100);
@@ -121,7 +161,11 @@ describe("jobs", () => {
   });
 
   test("a late subscriber gets the snapshot and the last lines, then the live tail, with no gap and no duplicate", async () => {
-    const jobId = await createJob(a.url, alice, { name: "sample.build", envId: "e1", data: { lines: 3000, durationMs: 5000 } });
+    const jobId = await createJob(a.url, alice, {
+      name: "sample.build",
+      envId: "e1",
+      data: { lines: 3000, durationMs: 5000 },
+    });
     await waitForProgress(a.url, alice, jobId, 30);
     const late = await followJob(await client(b), jobId, { history: 20 });
     const snapshot = late.answer.snapshot as JobSnapshot;
@@ -168,7 +212,10 @@ describe("jobs", () => {
   });
 
   test("a failed attempt is retried after a backoff, and subscribers see the retry", async () => {
-    const followed = await followJob(await client(a), await createJob(a.url, alice, { name: "sample.build", data: { lines: 40, durationMs: 200, failAttempts: 1 } }));
+    const followed = await followJob(
+      await client(a),
+      await createJob(a.url, alice, { name: "sample.build", data: { lines: 40, durationMs: 200, failAttempts: 1 } }),
+    );
     const done = (await followed.done()).data as JobEventData["done"];
     assert.equal(done.state, "completed");
     assert.equal(done.attemptsMade, 2);
@@ -187,7 +234,11 @@ describe("jobs", () => {
   });
 
   test("a job that fails every attempt ends failed with its reason", async () => {
-    const jobId = await createJob(b.url, alice, { name: "sample.build", data: { lines: 20, durationMs: 0, failAttempts: 9 }, opts: { attempts: 2, backoffMs: 50 } });
+    const jobId = await createJob(b.url, alice, {
+      name: "sample.build",
+      data: { lines: 20, durationMs: 0, failAttempts: 9 },
+      opts: { attempts: 2, backoffMs: 50 },
+    });
     const followed = await followJob(await client(b), jobId);
     const done = (await followed.done()).data as JobEventData["done"];
     assert.equal(done.state, "failed");
@@ -214,7 +265,11 @@ describe("jobs", () => {
     assert.ok(logLines(followed.all()).length < 1000, "stopped early");
     assert.equal((await jobView(a.url, alice, running)).state, "cancelled");
 
-    const queued = await createJob(a.url, alice, { name: "sample.build", data: { lines: 5 }, opts: { delayMs: 60_000 } });
+    const queued = await createJob(a.url, alice, {
+      name: "sample.build",
+      data: { lines: 5 },
+      opts: { delayMs: 60_000 },
+    });
     const queuedFollow = await followJob(watcher, queued);
     const now = await httpJson("DELETE", `${a.url}/v1/jobs/${queued}`, alice);
     assert.deepEqual(now.body, { jobId: queued, state: "cancelled" });
@@ -251,25 +306,44 @@ describe("jobs", () => {
 
   test("log filters narrow the lines of log events (stream, level, substring), on subscribe and with control, without dropping offsets", async () => {
     const [plain, warnings, changing] = await Promise.all([client(a), client(b), client(b)]);
-    const jobId = await createJob(a.url, alice, { name: "sample.build", envId: "e1", data: { lines: 600, durationMs: 1500 } });
+    const jobId = await createJob(a.url, alice, {
+      name: "sample.build",
+      envId: "e1",
+      data: { lines: 600, durationMs: 1500 },
+    });
     const envStderr: ChannelEvent[] = [];
     changing.on("event", (e) => e.channel === "env:e1:logs" && envStderr.push(e));
-    assert.equal((await request<{ ok: boolean }>(changing, "subscribe", { channel: "env:e1:logs", filter: { stream: "stderr" } })).ok, true);
+    assert.equal(
+      (await request<{ ok: boolean }>(changing, "subscribe", { channel: "env:e1:logs", filter: { stream: "stderr" } }))
+        .ok,
+      true,
+    );
     const [all, warn, tsc] = await Promise.all([
       followJob(plain, jobId),
       followJob(warnings, jobId, { filter: { level: "warn" } }),
       followJob(changing, jobId, { filter: { contains: "TSC: COMPILED" } }),
     ]);
     await waitUntil(() => logLines(tsc.all()).length >= 5, 20_000, "compile lines");
-    const cleared = await request<{ ok: boolean; filter?: unknown; paused: boolean }>(changing, "control", { channel: `job:${jobId}`, action: "filter", filter: {} });
+    const cleared = await request<{ ok: boolean; filter?: unknown; paused: boolean }>(changing, "control", {
+      channel: `job:${jobId}`,
+      action: "filter",
+      filter: {},
+    });
     assert.deepEqual(cleared, { ok: true, channel: `job:${jobId}`, action: "filter", paused: false });
     const clearedAt = tsc.all().at(-1)!.offset;
     await Promise.all([all.done(), warn.done(), tsc.done()]);
     const everything = logLines(all.all());
-    for (const [followed, what] of [[warn, "level warn"], [tsc, "contains, then cleared"]] as const) {
+    for (const [followed, what] of [
+      [warn, "level warn"],
+      [tsc, "contains, then cleared"],
+    ] as const) {
       // Every event arrives (offsets stay contiguous); only lines are narrowed.
       assertContiguous(followed.all(), what);
-      assert.deepEqual(followed.all().map((e) => e.id), all.all().map((e) => e.id), `${what}: the same events`);
+      assert.deepEqual(
+        followed.all().map((e) => e.id),
+        all.all().map((e) => e.id),
+        `${what}: the same events`,
+      );
       for (const e of followed.all().filter((x) => x.type === "log")) {
         const data = e.data as JobEventData["log"];
         const full = (all.all().find((x) => x.id === e.id)!.data as JobEventData["log"]).lines.length;
@@ -278,11 +352,26 @@ describe("jobs", () => {
     }
     const warnLines = logLines(warn.all());
     assert.ok(warnLines.length > 0, "the build has warnings");
-    assert.deepEqual(warnLines, everything.filter((l) => l.level === "warn" || l.level === "error"));
+    assert.deepEqual(
+      warnLines,
+      everything.filter((l) => l.level === "warn" || l.level === "error"),
+    );
     const beforeClear = logLines(tsc.all().filter((e) => e.offset <= clearedAt));
-    assert.ok(beforeClear.every((l) => l.text.includes("tsc: compiled")), "case-insensitive substring");
-    assert.deepEqual(logLines(tsc.all().filter((e) => e.offset > clearedAt)), logLines(all.all().filter((e) => e.offset > clearedAt)), "after clearing: every line");
-    await waitUntil(() => envStderr.length > 0 && logLines(envStderr).length === everything.filter((l) => l.stream === "stderr").length, 10_000, "stderr on env:e1:logs");
+    assert.ok(
+      beforeClear.every((l) => l.text.includes("tsc: compiled")),
+      "case-insensitive substring",
+    );
+    assert.deepEqual(
+      logLines(tsc.all().filter((e) => e.offset > clearedAt)),
+      logLines(all.all().filter((e) => e.offset > clearedAt)),
+      "after clearing: every line",
+    );
+    await waitUntil(
+      () =>
+        envStderr.length > 0 && logLines(envStderr).length === everything.filter((l) => l.stream === "stderr").length,
+      10_000,
+      "stderr on env:e1:logs",
+    );
     assert.ok(logLines(envStderr).every((l) => l.stream === "stderr"));
   });
 
@@ -292,17 +381,26 @@ describe("jobs", () => {
     const jobId = await createJob(a.url, alice, { name: "sample.build", data: { lines: total, durationMs: 3000 } });
     const followed = await followJob(watcher, jobId);
     await waitUntil(() => logLines(followed.all()).length > 300, 20_000, "a running job");
-    for (const port of cluster.redis.ports) spawnSync("redis-cli", ["-p", String(port), "client", "kill", "type", "normal"], { stdio: "ignore" });
+    for (const port of cluster.redis.ports)
+      spawnSync("redis-cli", ["-p", String(port), "client", "kill", "type", "normal"], { stdio: "ignore" });
     await waitUntil(() => logLines(followed.all()).length > 1200, 20_000, "more lines after the drop");
-    for (const port of cluster.redis.ports) spawnSync("redis-cli", ["-p", String(port), "client", "kill", "type", "pubsub"], { stdio: "ignore" });
+    for (const port of cluster.redis.ports)
+      spawnSync("redis-cli", ["-p", String(port), "client", "kill", "type", "pubsub"], { stdio: "ignore" });
     const done = (await followed.done()).data as JobEventData["done"];
     assert.equal(done.state, "completed");
     const events = followed.all();
     assertContiguous(events, "across dropped connections");
     const lines = logLines(events);
     assertLinesContiguous(lines, 1, "line numbers");
-    const numbered = lines.map((l) => /^\[\s*(\d+)\/2000\]/.exec(l.text)?.[1]).filter(Boolean).map(Number);
-    assert.deepEqual(numbered, Array.from({ length: total }, (_, i) => i + 1), "every build line once, in order");
+    const numbered = lines
+      .map((l) => /^\[\s*(\d+)\/2000\]/.exec(l.text)?.[1])
+      .filter(Boolean)
+      .map(Number);
+    assert.deepEqual(
+      numbered,
+      Array.from({ length: total }, (_, i) => i + 1),
+      "every build line once, in order",
+    );
   });
 
   test("a deploy feeds its environment's status channel, whose snapshot is the newest status", async () => {
@@ -310,12 +408,23 @@ describe("jobs", () => {
     const statuses: ChannelEvent[] = [];
     watcher.on("event", (e) => e.channel === "env:e1:status" && statuses.push(e));
     assert.equal((await request<{ ok: boolean }>(watcher, "subscribe", { channel: "env:e1:status" })).ok, true);
-    const jobId = await createJob(a.url, alice, { name: "sample.deploy", envId: "e1", data: { version: "2.4.0", durationMs: 400 } });
+    const jobId = await createJob(a.url, alice, {
+      name: "sample.deploy",
+      envId: "e1",
+      data: { version: "2.4.0", durationMs: 400 },
+    });
     await (await followJob(watcher, jobId)).done();
     await waitUntil(() => statuses.length >= 2, 10_000, "two statuses");
-    assert.deepEqual(statuses.map((e) => (e.data as { status: string }).status), ["deploying", "healthy"]);
+    assert.deepEqual(
+      statuses.map((e) => (e.data as { status: string }).status),
+      ["deploying", "healthy"],
+    );
     assert.equal((statuses[0]!.data as { version: string }).version, "2.4.0");
-    const late = await request<{ ok: boolean; snapshot: { status: string; jobId: string } }>(await client(b), "subscribe", { channel: "env:e1:status" });
+    const late = await request<{ ok: boolean; snapshot: { status: string; jobId: string } }>(
+      await client(b),
+      "subscribe",
+      { channel: "env:e1:status" },
+    );
     assert.equal(late.snapshot.status, "healthy");
     assert.equal(late.snapshot.jobId, jobId);
   });
@@ -327,7 +436,13 @@ describe("jobs", () => {
     const stranger = await token({ sub: "mallory", envs: ["e2"], scope: JOB_SCOPES });
     const admin = await token({ sub: "root", scope: "admin jobs:read" });
     const post = (bearer: string | undefined, body: unknown) => httpJson("POST", `${a.url}/v1/jobs`, bearer, body);
-    const expectError = (res: { status: number; body: Record<string, unknown> }, status: number, code: number, reason: string, field?: string) => {
+    const expectError = (
+      res: { status: number; body: Record<string, unknown> },
+      status: number,
+      code: number,
+      reason: string,
+      field?: string,
+    ) => {
       assert.equal(res.status, status, JSON.stringify(res.body));
       refusedWith({ ok: false, error: res.body.error } as Answer, code, reason, field);
     };
@@ -337,15 +452,30 @@ describe("jobs", () => {
     expectError(await post(alice, {}), 400, 4400, "bad_request", "name");
     expectError(await post(alice, { name: "has space" }), 400, 4400, "bad_request", "name");
     expectError(await post(alice, { name: "sample.build", extra: 1 }), 400, 4400, "bad_request");
-    expectError(await post(alice, { name: "sample.build", opts: { attempts: 0 } }), 400, 4400, "bad_request", "opts.attempts");
+    expectError(
+      await post(alice, { name: "sample.build", opts: { attempts: 0 } }),
+      400,
+      4400,
+      "bad_request",
+      "opts.attempts",
+    );
     expectError(await post(alice, { name: "sample.build", opts: { retries: 3 } }), 400, 4400, "bad_request", "opts");
     expectError(await post(alice, { name: "sample.build", envId: "e 1" }), 400, 4400, "bad_request", "envId");
     expectError(await post(alice, "{not json"), 400, 4400, "bad_request");
-    expectError(await post(alice, { name: "sample.build", data: { blob: "x".repeat(70_000) } }), 413, 4413, "too_large");
+    expectError(
+      await post(alice, { name: "sample.build", data: { blob: "x".repeat(70_000) } }),
+      413,
+      4413,
+      "too_large",
+    );
     expectError(await post(alice, { name: "sample.biuld" }), 404, 4404, "not_found");
     expectError(await post(alice, { name: "sample.build", envId: "e2" }), 403, 4403, "forbidden");
 
-    const jobId = await createJob(a.url, alice, { name: "sample.build", envId: "e1", data: { lines: 5, durationMs: 0 } });
+    const jobId = await createJob(a.url, alice, {
+      name: "sample.build",
+      envId: "e1",
+      data: { lines: 5, durationMs: 0 },
+    });
     await (await followJob(await client(a), jobId)).done();
     assert.equal((await jobView(a.url, teammate, jobId)).owner, "alice", "a token of the job's environment may see it");
     assert.equal((await jobView(a.url, admin, jobId)).state, "completed");
@@ -365,12 +495,27 @@ describe("jobs", () => {
   });
 
   test("GET /v1/jobs/stats: counts per state, the caller's running jobs with their progress, and the processors", async () => {
-    const jobId = await createJob(a.url, alice, { name: "sample.build", envId: "e1", data: { lines: 500, durationMs: 8000 } });
+    const jobId = await createJob(a.url, alice, {
+      name: "sample.build",
+      envId: "e1",
+      data: { lines: 500, durationMs: 8000 },
+    });
     await waitForProgress(a.url, alice, jobId, 5);
     const stats = await httpJson("GET", `${b.url}/v1/jobs/stats`, alice);
     assert.equal(stats.status, 200);
-    const body = stats.body as { counts: Record<string, number>; active: { jobId: string; progress: number; name: string; envId: string; status: string; attempt: number }[]; processors: string[] };
-    assert.deepEqual(Object.keys(body.counts).sort(), ["active", "completed", "delayed", "failed", "prioritized", "waiting"]);
+    const body = stats.body as {
+      counts: Record<string, number>;
+      active: { jobId: string; progress: number; name: string; envId: string; status: string; attempt: number }[];
+      processors: string[];
+    };
+    assert.deepEqual(Object.keys(body.counts).sort(), [
+      "active",
+      "completed",
+      "delayed",
+      "failed",
+      "prioritized",
+      "waiting",
+    ]);
     assert.ok(body.counts.active! >= 1 && body.counts.completed! >= 1);
     const mine = body.active.find((j) => j.jobId === jobId)!;
     assert.ok(mine, JSON.stringify(body.active));
@@ -381,8 +526,15 @@ describe("jobs", () => {
     assert.deepEqual(body.processors, ["sample.build", "sample.deploy", "sample.env-status"]);
     const stranger = await token({ sub: "mallory", envs: ["e2"], scope: "jobs:read" });
     const theirs = (await httpJson("GET", `${b.url}/v1/jobs/stats`, stranger)).body as typeof body;
-    assert.equal(theirs.active.some((j) => j.jobId === jobId), false, "others' jobs are not listed");
-    assert.equal((await httpJson("GET", `${b.url}/v1/jobs/stats`, await token({ sub: "x", scope: "publish" }))).status, 403);
+    assert.equal(
+      theirs.active.some((j) => j.jobId === jobId),
+      false,
+      "others' jobs are not listed",
+    );
+    assert.equal(
+      (await httpJson("GET", `${b.url}/v1/jobs/stats`, await token({ sub: "x", scope: "publish" }))).status,
+      403,
+    );
     await httpJson("DELETE", `${a.url}/v1/jobs/${jobId}`, alice);
   });
 });
@@ -392,7 +544,11 @@ describe("job channel expiry", () => {
 
   before(async () => {
     // A queue of its own, whose finished jobs are kept 2 s.
-    cluster = await startCluster({ replicas: 2, workers: 1, env: { ...SETTINGS, ROOMCAST_QUEUE: "short", ROOMCAST_JOB_RETENTION_S: "2" } });
+    cluster = await startCluster({
+      replicas: 2,
+      workers: 1,
+      env: { ...SETTINGS, ROOMCAST_QUEUE: "short", ROOMCAST_JOB_RETENTION_S: "2" },
+    });
   });
   after(() => cluster?.close());
 
@@ -405,13 +561,20 @@ describe("job channel expiry", () => {
       const jobId = await createJob(a.url, alice, { name: "sample.build", data: { lines: 10, durationMs: 0 } });
       const followed = await followJob(onA, jobId);
       const done = (await followed.done()).data as JobEventData["done"];
-      assert.ok(done.expiresAt > Date.now() && done.expiresAt <= Date.now() + 2500, `expiresAt ${done.expiresAt - Date.now()} ms ahead`);
+      assert.ok(
+        done.expiresAt > Date.now() && done.expiresAt <= Date.now() + 2500,
+        `expiresAt ${done.expiresAt - Date.now()} ms ahead`,
+      );
       // A subscriber that came after the end gets the final snapshot, and the notice too.
       const late = await request<{ ok: boolean; snapshot: JobSnapshot }>(onB, "subscribe", { channel: `job:${jobId}` });
       assert.equal(late.snapshot.state, "completed");
       assert.equal(late.snapshot.expiresAt, done.expiresAt);
-      const [noticeA, noticeB] = await Promise.all([nextEvent<Unsubscribed>(onA, "unsubscribed", 10_000), nextEvent<Unsubscribed>(onB, "unsubscribed", 10_000)]);
-      for (const notice of [noticeA, noticeB]) assert.deepEqual(notice, { channel: `job:${jobId}`, code: 4404, reason: "expired" });
+      const [noticeA, noticeB] = await Promise.all([
+        nextEvent<Unsubscribed>(onA, "unsubscribed", 10_000),
+        nextEvent<Unsubscribed>(onB, "unsubscribed", 10_000),
+      ]);
+      for (const notice of [noticeA, noticeB])
+        assert.deepEqual(notice, { channel: `job:${jobId}`, code: 4404, reason: "expired" });
       assert.ok(Date.now() >= done.expiresAt - 50, "not before the retention ended");
       refusedWith(await request<Answer>(onA, "subscribe", { channel: `job:${jobId}` }), 4404, "not_found");
       const gone = await httpJson("GET", `${b.url}/v1/jobs/${jobId}`, alice);
@@ -443,7 +606,12 @@ describe("processors from ROOMCAST_PROCESSORS", () => {
       const statuses: ChannelEvent[] = [];
       socket.on("event", (e) => e.channel === "env:e9:status" && statuses.push(e));
       await request(socket, "subscribe", { channel: "env:e9:status" });
-      const jobId = await createJob(gateway.url, carol, { name: "acme.echo", envId: "e9", data: { hello: "world" }, opts: { attempts: 4 } });
+      const jobId = await createJob(gateway.url, carol, {
+        name: "acme.echo",
+        envId: "e9",
+        data: { hello: "world" },
+        opts: { attempts: 4 },
+      });
       const followed = await followJob(socket, jobId);
       const done = (await followed.done()).data as JobEventData["done"];
       assert.equal(done.state, "completed");
@@ -459,7 +627,13 @@ describe("processors from ROOMCAST_PROCESSORS", () => {
         ],
       );
       assert.ok(stateEvents(followed.all()).some((s) => s.status === "echoing"));
-      assert.deepEqual(followed.all().filter((e) => e.type === "progress").map((e) => (e.data as { progress: number }).progress), [50, 100]);
+      assert.deepEqual(
+        followed
+          .all()
+          .filter((e) => e.type === "progress")
+          .map((e) => (e.data as { progress: number }).progress),
+        [50, 100],
+      );
       await waitUntil(() => statuses.length === 1, 5000, "the environment status");
       assert.deepEqual(statuses[0]!.data, { status: "echoed", by: jobId });
       // The samples are not on this queue's workers.
@@ -482,7 +656,10 @@ describe("processors from ROOMCAST_PROCESSORS", () => {
       await waitUntil(() => attemptStarts(followed.all()).length === 1, 10_000, "the job starts");
       assert.equal((await httpJson("DELETE", `${gateway.url}/v1/jobs/${jobId}`, carol)).body.state, "cancelling");
       assert.equal(((await followed.done()).data as JobEventData["done"]).state, "cancelled");
-      assert.deepEqual(logLines(followed.all()).map((l) => l.text), ["stopping: the job was cancelled (cancelled)"]);
+      assert.deepEqual(
+        logLines(followed.all()).map((l) => l.text),
+        ["stopping: the job was cancelled (cancelled)"],
+      );
     } finally {
       socket.close();
     }
@@ -506,7 +683,8 @@ describe("a job the queue refuses", () => {
   before(async () => {
     redis = await startTestRedis();
     // On every node (a Redis Cluster's too): keys under rc: only, every pub/sub channel, every command.
-    for (const port of redis.ports) assert.match(cli(port, "ACL", "SETUSER", USER, "on", `>${PASSWORD}`, "~rc:*", "&*", "+@all"), /OK/);
+    for (const port of redis.ports)
+      assert.match(cli(port, "ACL", "SETUSER", USER, "on", `>${PASSWORD}`, "~rc:*", "&*", "+@all"), /OK/);
     gateway = await startGateway({ redisUrl: redis.url.replace("://", `://${USER}:${PASSWORD}@`), env: SETTINGS });
   });
   after(async () => {
@@ -518,15 +696,22 @@ describe("a job the queue refuses", () => {
     // A worker announced sample.build (as a worker would, with the default user).
     cli(redis.ports[0]!, "-c", "HSET", "rc:{processors}:jobs", "sample.build", String(Date.now()));
     const alice = await token({ sub: "alice", envs: ["e1"], scope: JOB_SCOPES });
-    const res = await httpJson("POST", `${gateway.url}/v1/jobs`, alice, { name: "sample.build", envId: "e1", data: { lines: 10 } });
+    const res = await httpJson("POST", `${gateway.url}/v1/jobs`, alice, {
+      name: "sample.build",
+      envId: "e1",
+      data: { lines: 10 },
+    });
     assert.ok(res.status >= 500, `status ${res.status}: ${JSON.stringify(res.body)}`);
     assert.ok([4500, 4503].includes((res.body.error as { code: number }).code), JSON.stringify(res.body));
     // The queue refused it (the ACL), not something else: the replica logs why (its output comes through a pipe, a moment later).
     await waitUntil(() => /NOPERM/.test(gateway.output()), 5000, "NOPERM in the replica's log");
     // Neither rc:{job:<id>}:owner nor the channel's meta, history and snapshot, on any node.
-    const left = redis.ports.flatMap((port) => cli(port, "--scan", "--pattern", "rc:{job:*").split("\n").filter(Boolean));
+    const left = redis.ports.flatMap((port) =>
+      cli(port, "--scan", "--pattern", "rc:{job:*").split("\n").filter(Boolean),
+    );
     assert.deepEqual(left, []);
-    const stats = (await httpJson("GET", `${gateway.url}/v1/stats`, await token({ sub: "ops", scope: "admin" }))).status;
+    const stats = (await httpJson("GET", `${gateway.url}/v1/stats`, await token({ sub: "ops", scope: "admin" })))
+      .status;
     assert.equal(stats, 200, "the replica is fine otherwise");
   });
 });

@@ -12,7 +12,6 @@ import { startCluster, type TestCluster } from "../support/cluster.js";
 import { runCli, TEST_SECRET, type GatewayProcess } from "../support/gateway-process.js";
 import { okAnswer, type Answer, type ErrorBody } from "../support/answers.js";
 
-
 const LEASE_S = 3;
 
 /** Asserts a handshake refusal `{ code: 4429, reason: too_many_connections, scope, limit, message }`. */
@@ -25,7 +24,6 @@ function assertTooMany(data: Record<string, unknown> | undefined, scope: string,
   assert.equal(data.limit, limit, JSON.stringify(data));
   assert.equal(typeof data.message, "string");
 }
-
 
 /** Asserts the subscribe answer `{ ok: false, error: { 4429 too_many_connections, scope environment, limit } }`. */
 function assertEnvironmentFull(answer: Answer, limit: number): void {
@@ -63,7 +61,11 @@ describe("connection limits", () => {
   const open = (url: string, claims: Parameters<typeof token>[0]) => openAs(sockets, url, claims);
 
   /** Retries a handshake until it is admitted (a release reaches Redis, a lease expires); returns the socket. */
-  async function openEventually(url: string, claims: Parameters<typeof token>[0], timeoutMs: number): Promise<TestSocket> {
+  async function openEventually(
+    url: string,
+    claims: Parameters<typeof token>[0],
+    timeoutMs: number,
+  ): Promise<TestSocket> {
     const bearer = await token(claims);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
@@ -84,7 +86,11 @@ describe("connection limits", () => {
   }
 
   before(async () => {
-    const quotas = { ROOMCAST_MAX_CONNECTIONS_PER_USER: "2", ROOMCAST_MAX_CONNECTIONS_PER_ENV: "2", ROOMCAST_QUOTA_LEASE_S: String(LEASE_S) };
+    const quotas = {
+      ROOMCAST_MAX_CONNECTIONS_PER_USER: "2",
+      ROOMCAST_MAX_CONNECTIONS_PER_ENV: "2",
+      ROOMCAST_QUOTA_LEASE_S: String(LEASE_S),
+    };
     cluster = await startCluster({ replicas: 3, env: quotas });
     [a, b, c] = cluster.gateways as [GatewayProcess, GatewayProcess, GatewayProcess];
     [ipLimited, nodeLimited, unlimited, behindProxy, shared] = await Promise.all([
@@ -97,8 +103,17 @@ describe("connection limits", () => {
         ROOMCAST_MAX_CONNECTIONS_PER_NODE: "0",
         ROOMCAST_REDIS_PREFIX: "rc-zero",
       }),
-      cluster.addGateway({ ROOMCAST_MAX_CONNECTIONS_PER_IP: "2", ROOMCAST_TRUST_PROXY: "1", ROOMCAST_REDIS_PREFIX: "rc-proxy" }),
-      cluster.addGateway({ ROOMCAST_MAX_CONNECTIONS_PER_ENV: "4", ROOMCAST_MAX_CONNECTIONS_PER_USER_PER_ENV: "2", ROOMCAST_MAX_CONNECTIONS_PER_USER: "0", ROOMCAST_REDIS_PREFIX: "rc-shared" }),
+      cluster.addGateway({
+        ROOMCAST_MAX_CONNECTIONS_PER_IP: "2",
+        ROOMCAST_TRUST_PROXY: "1",
+        ROOMCAST_REDIS_PREFIX: "rc-proxy",
+      }),
+      cluster.addGateway({
+        ROOMCAST_MAX_CONNECTIONS_PER_ENV: "4",
+        ROOMCAST_MAX_CONNECTIONS_PER_USER_PER_ENV: "2",
+        ROOMCAST_MAX_CONNECTIONS_PER_USER: "0",
+        ROOMCAST_REDIS_PREFIX: "rc-shared",
+      }),
     ]);
   });
 
@@ -184,23 +199,41 @@ describe("connection limits", () => {
 
   it("per IP behind a trusted proxy: each client address of X-Forwarded-For has its own quota; what a client puts further left is not trusted", async () => {
     const via = async (forwardedFor: string, sub: string) => {
-      const socket = await connect(behindProxy.url, { token: await token({ sub }), extraHeaders: { "x-forwarded-for": forwardedFor } });
+      const socket = await connect(behindProxy.url, {
+        token: await token({ sub }),
+        extraHeaders: { "x-forwarded-for": forwardedFor },
+      });
       sockets.push(socket);
       return socket;
     };
     await via("203.0.113.1", "xff-1");
     await via("203.0.113.1", "xff-2");
     // A spoofed first hop does not buy a new quota: the proxy appended the real address last.
-    const refused = await connectError(behindProxy.url, { token: await token({ sub: "xff-3" }), extraHeaders: { "x-forwarded-for": "198.51.100.7, 203.0.113.1" } });
+    const refused = await connectError(behindProxy.url, {
+      token: await token({ sub: "xff-3" }),
+      extraHeaders: { "x-forwarded-for": "198.51.100.7, 203.0.113.1" },
+    });
     assertTooMany(refused.data, "ip", 2);
     await via("203.0.113.2", "xff-4");
     await via("198.51.100.7, 203.0.113.2", "xff-5");
-    assertTooMany((await connectError(behindProxy.url, { token: await token({ sub: "xff-6" }), extraHeaders: { "x-forwarded-for": "203.0.113.2" } })).data, "ip", 2);
+    assertTooMany(
+      (
+        await connectError(behindProxy.url, {
+          token: await token({ sub: "xff-6" }),
+          extraHeaders: { "x-forwarded-for": "203.0.113.2" },
+        })
+      ).data,
+      "ip",
+      2,
+    );
     // Without the header the client is the peer (127.0.0.1), a quota of its own.
     await openAs(sockets, behindProxy.url, { sub: "xff-7" });
     // A replica that trusts no proxy ignores the header: 127.0.0.1's quota there is still full
     // (the test before this one left it at 3 of 3).
-    const plain = await connectError(ipLimited.url, { token: await token({ sub: "xff-8" }), extraHeaders: { "x-forwarded-for": "192.0.2.99" } });
+    const plain = await connectError(ipLimited.url, {
+      token: await token({ sub: "xff-8" }),
+      extraHeaders: { "x-forwarded-for": "192.0.2.99" },
+    });
     assertTooMany(plain.data, "ip", 3);
   });
 
@@ -213,13 +246,19 @@ describe("connection limits", () => {
     assertEnvironmentFull(third, 2);
     assert.match((third as { error: ErrorBody }).error.message, /this user in environment prod/);
     // Other users share the rest of the pool (4): two more, then it is full for everyone.
-    for (const sub of ["viewer-1", "viewer-2"]) okAnswer(await request<Answer>(await open(shared.url, claims(sub)), "subscribe", { channel: "env:prod:logs" }));
+    for (const sub of ["viewer-1", "viewer-2"])
+      okAnswer(await request<Answer>(await open(shared.url, claims(sub)), "subscribe", { channel: "env:prod:logs" }));
     const late = await open(shared.url, claims("viewer-3"));
     const full = await request<Answer>(late, "subscribe", { channel: "env:prod:logs" });
     assertEnvironmentFull(full, 4);
     assert.match((full as { error: ErrorBody }).error.message, /environment prod reached/);
     // An on-call admin is exempt from both, and takes no slot.
-    for (let i = 0; i < 3; i++) okAnswer(await request<Answer>(await open(shared.url, claims("oncall", "env:read admin")), "subscribe", { channel: "env:prod:logs" }));
+    for (let i = 0; i < 3; i++)
+      okAnswer(
+        await request<Answer>(await open(shared.url, claims("oncall", "env:read admin")), "subscribe", {
+          channel: "env:prod:logs",
+        }),
+      );
     assertEnvironmentFull(await request<Answer>(late, "subscribe", { channel: "env:prod:logs" }), 4);
     // The hog leaving one channel makes room for one of its own, not more.
     okAnswer(await request<Answer>(hog[0]!, "unsubscribe", { channel: "env:prod:logs" }));
@@ -288,7 +327,9 @@ describe("connection limits", () => {
     const results = await Promise.allSettled(tokens.map((t) => connect(nodeLimited.url, { token: t })));
     const admitted = results.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
     sockets.push(...admitted);
-    const refused = results.flatMap((r) => (r.status === "rejected" ? [r.reason as { data?: Record<string, unknown> }] : []));
+    const refused = results.flatMap((r) =>
+      r.status === "rejected" ? [r.reason as { data?: Record<string, unknown> }] : [],
+    );
     assert.equal(admitted.length, 3, `admitted ${admitted.length}: ${JSON.stringify(refused.map((r) => r.data))}`);
     assert.equal(refused.length, 7);
     for (const err of refused) assertTooMany(err.data, "node", 3);

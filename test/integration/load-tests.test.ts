@@ -47,14 +47,24 @@ async function scrape(url: string): Promise<Map<string, Series[]>> {
 async function totals(urls: string[], name: string, labels: Record<string, string> = {}): Promise<number[]> {
   return Promise.all(
     urls.map(async (url) =>
-      ((await scrape(url)).get(name) ?? []).filter((s) => Object.entries(labels).every(([k, v]) => s.labels[k] === v)).reduce((sum, s) => sum + s.value, 0),
+      ((await scrape(url)).get(name) ?? [])
+        .filter((s) => Object.entries(labels).every(([k, v]) => s.labels[k] === v))
+        .reduce((sum, s) => sum + s.value, 0),
     ),
   );
 }
 
 /** How much each counter grew on each process while `fn` ran. */
-async function growth<T>(urls: string[], counters: Record<string, [string, Record<string, string>?]>, fn: () => Promise<T>): Promise<{ result: T; grew: Record<string, number[]> }> {
-  const before = Object.fromEntries(await Promise.all(Object.entries(counters).map(async ([key, [name, labels]]) => [key, await totals(urls, name, labels)] as const)));
+async function growth<T>(
+  urls: string[],
+  counters: Record<string, [string, Record<string, string>?]>,
+  fn: () => Promise<T>,
+): Promise<{ result: T; grew: Record<string, number[]> }> {
+  const before = Object.fromEntries(
+    await Promise.all(
+      Object.entries(counters).map(async ([key, [name, labels]]) => [key, await totals(urls, name, labels)] as const),
+    ),
+  );
   const result = await fn();
   const grew: Record<string, number[]> = {};
   for (const [key, [name, labels]] of Object.entries(counters)) {
@@ -75,8 +85,10 @@ function assertClean(result: K6RunResult, keyMetrics: string[]): void {
   assert.equal(result.thresholds.valid.length, declared, "every threshold parsed");
   const checks = Object.entries(result.checks);
   assert.ok(checks.length > 0, "no check ran");
-  for (const [name, c] of checks) assert.equal(c.fails, 0, `check "${name}" failed ${c.fails} of ${c.passes + c.fails} times`);
-  for (const metric of keyMetrics) assert.ok((result.metrics[metric]?.samples.length ?? 0) > 0, `${metric} has no samples`);
+  for (const [name, c] of checks)
+    assert.equal(c.fails, 0, `check "${name}" failed ${c.fails} of ${c.passes + c.fails} times`);
+  for (const metric of keyMetrics)
+    assert.ok((result.metrics[metric]?.samples.length ?? 0) > 0, `${metric} has no samples`);
 }
 
 /** A counter that must stay 0: sampled (so it was looked at), and 0. */
@@ -91,7 +103,8 @@ describe("load-tests (k6 scripts through the test runner)", () => {
   let cluster: TestCluster;
   let gateways: string[];
   let env: Record<string, string>;
-  const run = (script: string, options: RunOptions) => runK6Script(join(SCRIPTS, script), { iterationTimeoutMs: 30_000, runTimeoutMs: 60_000, ...options });
+  const run = (script: string, options: RunOptions) =>
+    runK6Script(join(SCRIPTS, script), { iterationTimeoutMs: 30_000, runTimeoutMs: 60_000, ...options });
 
   before(async () => {
     cluster = await startCluster({ replicas: 2, workers: 1, env: SETTINGS });
@@ -107,37 +120,68 @@ describe("load-tests (k6 scripts through the test runner)", () => {
   it("connection-storm.js: handshakes with a token per VU, welcome, subscribe to user:<sub>, hold, leave", async () => {
     const { result, grew } = await growth(
       gateways,
-      { attempts: ["roomcast_connection_attempts_total"], subscribes: ["roomcast_requests_total", { event: "subscribe", outcome: "ok" }] },
-      () => run("connection-storm.js", { env: { ...env, HOLD_MS: "200" }, scenarios: { storm: { vus: 3, iterations: 2 } } }),
+      {
+        attempts: ["roomcast_connection_attempts_total"],
+        subscribes: ["roomcast_requests_total", { event: "subscribe", outcome: "ok" }],
+      },
+      () =>
+        run("connection-storm.js", {
+          env: { ...env, HOLD_MS: "200" },
+          scenarios: { storm: { vus: 3, iterations: 2 } },
+        }),
     );
-    assertClean(result, ["roomcast_time_to_welcome", "roomcast_handshake_accepted", "roomcast_subscribe_duration", "roomcast_subscribe_ok"]);
+    assertClean(result, [
+      "roomcast_time_to_welcome",
+      "roomcast_handshake_accepted",
+      "roomcast_subscribe_duration",
+      "roomcast_subscribe_ok",
+    ]);
     assert.equal(result.metrics.roomcast_time_to_welcome!.samples.length, 6);
     assert.equal(result.metrics.roomcast_handshake_accepted!.values.rate, 1);
     assert.equal(result.metrics.roomcast_handshake_refusals!.values.count, 0);
     assert.equal(result.metrics.roomcast_connect_failures!.values.count, 0);
     assert.equal(sum(grew.attempts!), 6, "handshakes the gateways saw");
-    assert.ok(grew.attempts!.every((n) => n > 0), `connections spread over both gateways: ${grew.attempts}`);
+    assert.ok(
+      grew.attempts!.every((n) => n > 0),
+      `connections spread over both gateways: ${grew.attempts}`,
+    );
     assert.equal(sum(grew.subscribes!), 6, "subscribes the gateways answered ok");
   });
 
   it("connection-storm.js: refusals are counted by code (a token signed with the wrong secret: 4401)", async () => {
     const { result, grew } = await growth(gateways, { refused: ["roomcast_connection_refusals_total"] }, () =>
-      run("connection-storm.js", { env: { ...env, JWT_SECRET: "not-the-gateways-secret-but-long-enough" }, scenarios: { storm: { vus: 2, iterations: 1 } } }),
+      run("connection-storm.js", {
+        env: { ...env, JWT_SECRET: "not-the-gateways-secret-but-long-enough" },
+        scenarios: { storm: { vus: 2, iterations: 1 } },
+      }),
     );
     assert.deepEqual(result.errors, []);
     assert.equal(result.metrics.roomcast_handshake_accepted!.values.rate, 0);
     const refusals = result.metrics.roomcast_handshake_refusals!;
     assert.equal(refusals.values.count, 2);
-    assert.ok(refusals.samples.every((s) => s.tags.code === "4401" && s.tags.reason === "unauthorized"), JSON.stringify(refusals.samples));
+    assert.ok(
+      refusals.samples.every((s) => s.tags.code === "4401" && s.tags.reason === "unauthorized"),
+      JSON.stringify(refusals.samples),
+    );
     assert.equal(sum(grew.refused!), 2, "refusals the gateways counted");
     // The threshold on the 4401 submetric is what a real run would fail on.
-    assert.ok(result.thresholds.valid.some((t) => t.metric === "roomcast_handshake_refusals" && t.tags.code === "4401" && t.expression === "count==0"));
+    assert.ok(
+      result.thresholds.valid.some(
+        (t) => t.metric === "roomcast_handshake_refusals" && t.tags.code === "4401" && t.expression === "count==0",
+      ),
+    );
   });
 
   it("connection-storm.js: with a ready TOKEN instead of the secret, every VU is that token's user", async () => {
     const dev = await token({ sub: "dev", envs: ["*"], scope: "publish env:read jobs:read jobs:write" });
-    const { result, grew } = await growth(gateways, { subscribes: ["roomcast_requests_total", { event: "subscribe", outcome: "ok" }] }, () =>
-      run("connection-storm.js", { env: { BASE_URL: env.BASE_URL!, TOKEN: dev, HOLD_MS: "50" }, scenarios: { storm: { vus: 2, iterations: 1 } } }),
+    const { result, grew } = await growth(
+      gateways,
+      { subscribes: ["roomcast_requests_total", { event: "subscribe", outcome: "ok" }] },
+      () =>
+        run("connection-storm.js", {
+          env: { BASE_URL: env.BASE_URL!, TOKEN: dev, HOLD_MS: "50" },
+          scenarios: { storm: { vus: 2, iterations: 1 } },
+        }),
     );
     assertClean(result, ["roomcast_time_to_welcome", "roomcast_subscribe_ok"]);
     assert.equal(result.metrics.roomcast_subscribe_ok!.values.rate, 1, "both subscribed to user:dev");
@@ -149,15 +193,24 @@ describe("load-tests (k6 scripts through the test runner)", () => {
     const subscribers = 3;
     const { result, grew } = await growth(
       gateways,
-      { published: ["roomcast_events_published_total", { namespace: "env" }], delivered: ["roomcast_events_delivered_total", { namespace: "env" }] },
+      {
+        published: ["roomcast_events_published_total", { namespace: "env" }],
+        delivered: ["roomcast_events_delivered_total", { namespace: "env" }],
+      },
       () =>
         run("fanout.js", {
           env: { ...env, ENV_ID: "lt-fanout", WARMUP_S: "1", PUBLISH_S: "1", DRAIN_S: "1" },
           scenarios: { subscribers: { vus: subscribers, iterations: 1 }, publisher: { vus: 1, iterations: published } },
         }),
     );
-    assertClean(result, ["roomcast_fanout_latency", "roomcast_fanout_delivery_latency", "roomcast_publish_duration", "roomcast_publish_accepted"]);
-    for (const counter of ["roomcast_fanout_gaps", "roomcast_fanout_duplicates", "roomcast_fanout_missed"]) assertZero(result, counter);
+    assertClean(result, [
+      "roomcast_fanout_latency",
+      "roomcast_fanout_delivery_latency",
+      "roomcast_publish_duration",
+      "roomcast_publish_accepted",
+    ]);
+    for (const counter of ["roomcast_fanout_gaps", "roomcast_fanout_duplicates", "roomcast_fanout_missed"])
+      assertZero(result, counter);
     assert.equal(result.metrics.roomcast_fanout_events_received!.values.count, subscribers * published);
     assert.equal(result.metrics.roomcast_fanout_latency!.samples.length, subscribers * published);
     assert.equal(result.metrics.roomcast_publish_accepted!.values.rate, 1);
@@ -175,9 +228,19 @@ describe("load-tests (k6 scripts through the test runner)", () => {
         retried: ["roomcast_job_attempts_total", { processor: "sample.build", outcome: "retried" }],
         lines: ["roomcast_job_log_lines_total", { processor: "sample.build" }],
       },
-      () => run("job-streams.js", { env: { ...env, LINES: String(lines), JOB_DURATION_MS: "400", FAIL_ATTEMPTS: "1" }, scenarios: { jobs: { vus: jobs, iterations: 1 } } }),
+      () =>
+        run("job-streams.js", {
+          env: { ...env, LINES: String(lines), JOB_DURATION_MS: "400", FAIL_ATTEMPTS: "1" },
+          scenarios: { jobs: { vus: jobs, iterations: 1 } },
+        }),
     );
-    assertClean(result, ["roomcast_job_time_to_done", "roomcast_job_time_to_first_line", "roomcast_job_create_duration", "roomcast_job_lines", "roomcast_job_completed"]);
+    assertClean(result, [
+      "roomcast_job_time_to_done",
+      "roomcast_job_time_to_first_line",
+      "roomcast_job_create_duration",
+      "roomcast_job_lines",
+      "roomcast_job_completed",
+    ]);
     for (const counter of ["roomcast_job_line_gaps", "roomcast_job_offset_gaps"]) assertZero(result, counter);
     assert.equal(result.metrics.roomcast_job_time_to_done!.samples.length, jobs);
     assert.equal(result.metrics.roomcast_job_completed!.values.rate, 1);
@@ -192,11 +255,21 @@ describe("load-tests (k6 scripts through the test runner)", () => {
     const vus = 2;
     const iterations = 2;
     const missed = 5;
-    const { result, grew } = await growth(gateways, { recovered: ["roomcast_recoveries_total", { outcome: "recovered" }], notRecovered: ["roomcast_recoveries_total", { outcome: "not_recovered" }] }, () =>
-      run("reconnect-recovery.js", { env: { ...env, BEFORE: "3", MISSED: String(missed), AFTER: "2", AWAY_MS: "100" }, scenarios: { recovery: { vus, iterations } } }),
+    const { result, grew } = await growth(
+      gateways,
+      {
+        recovered: ["roomcast_recoveries_total", { outcome: "recovered" }],
+        notRecovered: ["roomcast_recoveries_total", { outcome: "not_recovered" }],
+      },
+      () =>
+        run("reconnect-recovery.js", {
+          env: { ...env, BEFORE: "3", MISSED: String(missed), AFTER: "2", AWAY_MS: "100" },
+          scenarios: { recovery: { vus, iterations } },
+        }),
     );
     assertClean(result, ["roomcast_recovered", "roomcast_recovery_time", "roomcast_recovery_events"]);
-    for (const counter of ["roomcast_recovery_lost", "roomcast_recovery_unexpected", "roomcast_recovery_gaps"]) assertZero(result, counter);
+    for (const counter of ["roomcast_recovery_lost", "roomcast_recovery_unexpected", "roomcast_recovery_gaps"])
+      assertZero(result, counter);
     assert.equal(result.metrics.roomcast_recovered!.samples.length, vus * iterations);
     assert.equal(result.metrics.roomcast_recovered!.values.rate, 1);
     assert.equal(result.metrics.roomcast_recovery_events!.values.count, vus * iterations * missed);

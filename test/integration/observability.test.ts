@@ -29,7 +29,18 @@ import { fileURLToPath } from "node:url";
 import { parse as parseYaml } from "yaml";
 import { freePort } from "../../src/cluster/embedded-redis.js";
 import { DASHBOARD_DIR, DASHBOARDS, NODE_VARIABLE, renderDashboards } from "../../scripts/build-dashboards.js";
-import { connect, connectError, engineHandshake, httpGet, httpPublish, recordEvents, request, token, waitUntil, type TestSocket } from "../support/clients.js";
+import {
+  connect,
+  connectError,
+  engineHandshake,
+  httpGet,
+  httpPublish,
+  recordEvents,
+  request,
+  token,
+  waitUntil,
+  type TestSocket,
+} from "../support/clients.js";
 import { createJob, followJob, httpJson, JOB_SCOPES, logLines } from "../support/jobs.js";
 import { startCluster, type TestCluster } from "../support/cluster.js";
 import { waitForExit } from "../support/gateway-process.js";
@@ -41,13 +52,19 @@ const WORKER_JOB = "roomcast-worker";
 const hasBinary = (name: string) => spawnSync(name, ["--version"], { stdio: "ignore" }).status === 0;
 const HAVE_PROMETHEUS = hasBinary("prometheus") && hasBinary("promtool");
 // In CI .ci/run installs prometheus: a missing binary is a failure there, not a skip.
-const skip = !HAVE_PROMETHEUS && !process.env.CI ? "prometheus/promtool not installed (apt-get install prometheus): skipped outside CI" : false;
+const skip =
+  !HAVE_PROMETHEUS && !process.env.CI
+    ? "prometheus/promtool not installed (apt-get install prometheus): skipped outside CI"
+    : false;
 
 /** Grafana's variables, as the test substitutes them. */
 const VARIABLES: Record<string, string> = { node: ".*", __rate_interval: "1m", __interval: "1s", __range: "1m" };
 
 function substitute(expr: string): string {
-  const out = expr.replace(/\$\{(\w+)\}|\$(\w+)/g, (whole, braced: string | undefined, bare: string | undefined) => VARIABLES[braced ?? bare ?? ""] ?? whole);
+  const out = expr.replace(
+    /\$\{(\w+)\}|\$(\w+)/g,
+    (whole, braced: string | undefined, bare: string | undefined) => VARIABLES[braced ?? bare ?? ""] ?? whole,
+  );
   assert.ok(!out.includes("$"), `unknown template variable in ${expr}`);
   return out;
 }
@@ -86,7 +103,8 @@ function dashboardExpressions(): { where: string; expr: string }[] {
   const out: { where: string; expr: string }[] = [];
   for (const [file, dashboard] of loadDashboards()) {
     for (const panel of panelsOf(dashboard.panels)) {
-      for (const target of panel.targets ?? []) out.push({ where: `${file} "${panel.title}" ${target.refId}`, expr: target.expr });
+      for (const target of panel.targets ?? [])
+        out.push({ where: `${file} "${panel.title}" ${target.refId}`, expr: target.expr });
     }
   }
   return out;
@@ -117,9 +135,17 @@ describe("grafana dashboards and alert rules", () => {
   it("the committed dashboards are exactly scripts/build-dashboards.ts's output", () => {
     const committed = new Set(readdirSync(DASHBOARD_DIR).filter((f) => f.endsWith(".json")));
     const generated = renderDashboards();
-    assert.deepEqual([...committed].sort(), [...generated.keys()].sort(), "dashboard files differ from the generator's: run npx tsx scripts/build-dashboards.ts");
+    assert.deepEqual(
+      [...committed].sort(),
+      [...generated.keys()].sort(),
+      "dashboard files differ from the generator's: run npx tsx scripts/build-dashboards.ts",
+    );
     for (const [file, json] of generated) {
-      assert.equal(readFileSync(join(DASHBOARD_DIR, file), "utf8"), json, `${file} is stale: run npx tsx scripts/build-dashboards.ts`);
+      assert.equal(
+        readFileSync(join(DASHBOARD_DIR, file), "utf8"),
+        json,
+        `${file} is stale: run npx tsx scripts/build-dashboards.ts`,
+      );
     }
   });
 
@@ -176,7 +202,10 @@ describe("grafana dashboards and alert rules", () => {
     const sockets: TestSocket[] = [];
 
     async function promQuery(expr: string): Promise<{ status: string; error?: string; data?: { result: unknown[] } }> {
-      const res = await fetch(`${promUrl}/api/v1/query`, { method: "POST", body: new URLSearchParams({ query: expr }) });
+      const res = await fetch(`${promUrl}/api/v1/query`, {
+        method: "POST",
+        body: new URLSearchParams({ query: expr }),
+      });
       return (await res.json()) as { status: string; error?: string; data?: { result: unknown[] } };
     }
 
@@ -190,10 +219,15 @@ describe("grafana dashboards and alert rules", () => {
     async function scrapedAfter(time: number, timeoutMs = 20_000): Promise<void> {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
-        const { activeTargets } = await promGet<{ activeTargets: { health: string; lastScrape: string; lastError: string }[] }>("/api/v1/targets");
+        const { activeTargets } = await promGet<{
+          activeTargets: { health: string; lastScrape: string; lastError: string }[];
+        }>("/api/v1/targets");
         const fresh = activeTargets.filter((t) => t.health === "up" && Date.parse(t.lastScrape) > time);
         if (activeTargets.length === 3 && fresh.length === 3) return;
-        assert.ok(Date.now() < deadline, `Prometheus did not scrape the gateways and the worker: ${JSON.stringify(activeTargets)} ${promLog}`);
+        assert.ok(
+          Date.now() < deadline,
+          `Prometheus did not scrape the gateways and the worker: ${JSON.stringify(activeTargets)} ${promLog}`,
+        );
         await sleep(200);
       }
     }
@@ -206,7 +240,10 @@ describe("grafana dashboards and alert rules", () => {
 
     before(
       async () => {
-        assert.ok(HAVE_PROMETHEUS, "the prometheus and promtool binaries are required in CI (.ci/run installs the prometheus package)");
+        assert.ok(
+          HAVE_PROMETHEUS,
+          "the prometheus and promtool binaries are required in CI (.ci/run installs the prometheus package)",
+        );
         // Low limits so that a few requests reach them; a long drain so that a SIGTERMed
         // replica stays draining (and scraped) for the rest of the test.
         cluster = await startCluster({
@@ -230,8 +267,16 @@ describe("grafana dashboards and alert rules", () => {
           global: { scrape_interval: "1s", scrape_timeout: "900ms", evaluation_interval: "1s" },
           rule_files: [RULES_FILE],
           scrape_configs: [
-            { job_name: JOB, metrics_path: "/metrics", static_configs: [{ targets: [`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`] }] },
-            { job_name: WORKER_JOB, metrics_path: "/metrics", static_configs: [{ targets: [`127.0.0.1:${cluster.workers[0]!.port}`] }] },
+            {
+              job_name: JOB,
+              metrics_path: "/metrics",
+              static_configs: [{ targets: [`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`] }],
+            },
+            {
+              job_name: WORKER_JOB,
+              metrics_path: "/metrics",
+              static_configs: [{ targets: [`127.0.0.1:${cluster.workers[0]!.port}`] }],
+            },
           ],
         };
         writeFileSync(join(dir, "prometheus.yml"), JSON.stringify(config, null, 2)); // JSON is YAML
@@ -249,7 +294,8 @@ describe("grafana dashboards and alert rules", () => {
         prometheus.stderr?.on("data", (d: Buffer) => (promLog += d.toString()));
         const ready = Date.now() + 20_000;
         for (;;) {
-          if (prometheus.exitCode !== null) throw new Error(`prometheus exited with ${prometheus.exitCode}: ${promLog}`);
+          if (prometheus.exitCode !== null)
+            throw new Error(`prometheus exited with ${prometheus.exitCode}: ${promLog}`);
           try {
             if ((await fetch(`${promUrl}/-/ready`)).status === 200) break;
           } catch {
@@ -274,7 +320,12 @@ describe("grafana dashboards and alert rules", () => {
         const seenAlice = recordEvents(alice);
         const seenBob = recordEvents(bob);
         const seenEnv = recordEvents(envReader);
-        for (const [socket, channel] of [[alice, "user:alice"], [bob, "user:bob"], [envReader, "env:e1:logs"], [envReader, "env:e1:status"]] as const) {
+        for (const [socket, channel] of [
+          [alice, "user:alice"],
+          [bob, "user:bob"],
+          [envReader, "env:e1:logs"],
+          [envReader, "env:e1:status"],
+        ] as const) {
           const answer = await request(socket, "subscribe", { channel });
           assert.equal(answer.ok, true, JSON.stringify(answer));
         }
@@ -282,7 +333,20 @@ describe("grafana dashboards and alert rules", () => {
         // (redis://host:port, or redis+cluster://host:port,...: redis-cli -c follows the slot.)
         const hostPort = /:\/\/([^,/?#]+)/.exec(cluster.redis.url)![1]!;
         const cut = hostPort.lastIndexOf(":");
-        const set = spawnSync("redis-cli", ["-c", "-h", hostPort.slice(0, cut), "-p", hostPort.slice(cut + 1), "SET", "rc:{user:broken}:meta", "not-a-hash"], { encoding: "utf8" });
+        const set = spawnSync(
+          "redis-cli",
+          [
+            "-c",
+            "-h",
+            hostPort.slice(0, cut),
+            "-p",
+            hostPort.slice(cut + 1),
+            "SET",
+            "rc:{user:broken}:meta",
+            "not-a-hash",
+          ],
+          { encoding: "utf8" },
+        );
         assert.equal(set.status, 0, set.stderr);
 
         const count = (seen: Map<string, unknown[]>, channel: string) => seen.get(channel)?.length ?? 0;
@@ -290,13 +354,22 @@ describe("grafana dashboards and alert rules", () => {
           // Publishes through both replicas, deliveries on both (and across them).
           const before = [count(seenAlice, "user:alice"), count(seenBob, "user:bob"), count(seenEnv, "env:e1:logs")];
           for (let i = 0; i < 4; i++) {
-            for (const [gw, channel] of [[a, "user:alice"], [a, "user:bob"], [b, "env:e1:logs"], [b, "env:e1:status"], [b, "user:alice"]] as const) {
+            for (const [gw, channel] of [
+              [a, "user:alice"],
+              [a, "user:bob"],
+              [b, "env:e1:logs"],
+              [b, "env:e1:status"],
+              [b, "user:alice"],
+            ] as const) {
               const res = await httpPublish(gw.url, publisher, channel, { type: "n", data: { n, i } });
               assert.equal(res.status, 202, JSON.stringify(res.body));
             }
           }
           await waitUntil(
-            () => count(seenAlice, "user:alice") === before[0]! + 8 && count(seenBob, "user:bob") === before[1]! + 4 && count(seenEnv, "env:e1:logs") === before[2]! + 4,
+            () =>
+              count(seenAlice, "user:alice") === before[0]! + 8 &&
+              count(seenBob, "user:bob") === before[1]! + 4 &&
+              count(seenEnv, "env:e1:logs") === before[2]! + 4,
             10_000,
             "deliveries",
           );
@@ -304,11 +377,20 @@ describe("grafana dashboards and alert rules", () => {
           // Recovery with since: recovered, and not recovered (an unknown epoch).
           const last = seenAlice.get("user:alice")!.at(-1)!;
           const recoverer = await open(a.url, await token({ sub: "alice" }));
-          assert.equal((await httpPublish(a.url, publisher, "user:alice", { type: "n", data: { n, i: "missed" } })).status, 202);
-          const recovered = await request(recoverer, "subscribe", { channel: "user:alice", since: { offset: last.offset, epoch: last.epoch } });
+          assert.equal(
+            (await httpPublish(a.url, publisher, "user:alice", { type: "n", data: { n, i: "missed" } })).status,
+            202,
+          );
+          const recovered = await request(recoverer, "subscribe", {
+            channel: "user:alice",
+            since: { offset: last.offset, epoch: last.epoch },
+          });
           assert.equal(recovered.recovered, true, JSON.stringify(recovered));
           const recoverer2 = await open(a.url, await token({ sub: "alice" }));
-          const lost = await request(recoverer2, "subscribe", { channel: "user:alice", since: { offset: last.offset, epoch: "not-the-epoch" } });
+          const lost = await request(recoverer2, "subscribe", {
+            channel: "user:alice",
+            since: { offset: last.offset, epoch: "not-the-epoch" },
+          });
           assert.equal(lost.recovered, false, JSON.stringify(lost));
           await waitUntil(() => count(seenAlice, "user:alice") === before[0]! + 9, 5000, "the missed event");
 
@@ -318,10 +400,17 @@ describe("grafana dashboards and alert rules", () => {
 
           // Requests refused by limits: too_many_subscriptions, too_large.
           const carol = await open(a.url, await token({ sub: `carol${n}`, envs: [`c${n}`], scope: "env:read" }));
-          for (const channel of [`user:carol${n}`, `env:c${n}:logs`, `env:c${n}:status`]) assert.equal((await request(carol, "subscribe", { channel })).ok, true);
-          const tooMany = await request<{ ok: boolean; error?: { reason: string } }>(carol, "subscribe", { channel: `env:c${n}:events` });
+          for (const channel of [`user:carol${n}`, `env:c${n}:logs`, `env:c${n}:status`])
+            assert.equal((await request(carol, "subscribe", { channel })).ok, true);
+          const tooMany = await request<{ ok: boolean; error?: { reason: string } }>(carol, "subscribe", {
+            channel: `env:c${n}:events`,
+          });
           assert.equal(tooMany.error?.reason, "too_many_subscriptions", JSON.stringify(tooMany));
-          const big = await request<{ ok: boolean; error?: { reason: string } }>(carol, "publish", { channel: `user:carol${n}`, type: "big", data: "x".repeat(70_000) });
+          const big = await request<{ ok: boolean; error?: { reason: string } }>(carol, "publish", {
+            channel: `user:carol${n}`,
+            type: "big",
+            data: "x".repeat(70_000),
+          });
           assert.equal(big.error?.reason, "too_large", JSON.stringify(big));
 
           // Socket rate limit, then an abuse close (20 refusals within 10 s).
@@ -334,22 +423,44 @@ describe("grafana dashboards and alert rules", () => {
           // HTTP rate limit (50/s per token): a token that reads history (a publishing backend's
           // successes would not count).
           const flood = await token({ sub: `flood-reader${n}` });
-          const statuses = await Promise.all(Array.from({ length: 80 }, () => httpGet(`${a.url}/v1/channels/user:flood-reader${n}/history`, flood).then((r) => r.status)));
+          const statuses = await Promise.all(
+            Array.from({ length: 80 }, () =>
+              httpGet(`${a.url}/v1/channels/user:flood-reader${n}/history`, flood).then((r) => r.status),
+            ),
+          );
           assert.ok(statuses.includes(429), statuses.join(","));
 
           // Jobs: one completes, one fails after a retry, one is cancelled while it runs.
           const owner = await token({ sub: `jobs${n}`, scope: JOB_SCOPES });
           const watcher = await open(b.url, owner);
-          const completes = await followJob(watcher, await createJob(a.url, owner, { name: "sample.build", data: { lines: 120, durationMs: 300 } }));
-          const fails = await followJob(watcher, await createJob(a.url, owner, { name: "sample.build", data: { lines: 10, durationMs: 0, failAttempts: 9 }, opts: { attempts: 2, backoffMs: 10 } }));
-          const cancelledId = await createJob(a.url, owner, { name: "sample.build", data: { lines: 1000, durationMs: 20_000 } });
+          const completes = await followJob(
+            watcher,
+            await createJob(a.url, owner, { name: "sample.build", data: { lines: 120, durationMs: 300 } }),
+          );
+          const fails = await followJob(
+            watcher,
+            await createJob(a.url, owner, {
+              name: "sample.build",
+              data: { lines: 10, durationMs: 0, failAttempts: 9 },
+              opts: { attempts: 2, backoffMs: 10 },
+            }),
+          );
+          const cancelledId = await createJob(a.url, owner, {
+            name: "sample.build",
+            data: { lines: 1000, durationMs: 20_000 },
+          });
           const cancelled = await followJob(watcher, cancelledId);
           await waitUntil(() => logLines(cancelled.all()).length > 0, 10_000, "the job to cancel runs");
           assert.equal((await httpJson("DELETE", `${a.url}/v1/jobs/${cancelledId}`, owner)).status, 200);
           await Promise.all([completes.done(), fails.done(), cancelled.done()]);
 
           // The Redis error (HTTP 500: the publish script failed).
-          const broken = await httpPublish(a.url, await token({ sub: `backend-${n}`, scope: "publish" }), "user:broken", { type: "n", data: {} });
+          const broken = await httpPublish(
+            a.url,
+            await token({ sub: `backend-${n}`, scope: "publish" }),
+            "user:broken",
+            { type: "n", data: {} },
+          );
           assert.equal(broken.status, 500, JSON.stringify(broken));
         };
         await round(1);
@@ -412,17 +523,26 @@ describe("grafana dashboards and alert rules", () => {
         const answer = await promQuery(data);
         checked++;
         if (answer.status !== "success") failures.push(`${rule.alert} without thresholds: ${answer.error} in ${data}`);
-        else if ((answer.data?.result.length ?? 0) === 0) failures.push(`${rule.alert} without thresholds: no data for ${data}`);
-        else if (!hasNumber(answer.data!.result)) failures.push(`${rule.alert} without thresholds: only NaN for ${data}`);
+        else if ((answer.data?.result.length ?? 0) === 0)
+          failures.push(`${rule.alert} without thresholds: no data for ${data}`);
+        else if (!hasNumber(answer.data!.result))
+          failures.push(`${rule.alert} without thresholds: only NaN for ${data}`);
       }
       t.diagnostic(`${rules.length} alerts, ${checked} expressions checked`);
       assert.deepEqual(failures, []);
     });
 
     it("Prometheus loaded every rule and evaluates it without error", async () => {
-      const data = await promGet<{ groups: { rules: { name: string; health: string; lastError?: string; lastEvaluation: string }[] }[] }>("/api/v1/rules");
+      const data = await promGet<{
+        groups: { rules: { name: string; health: string; lastError?: string; lastEvaluation: string }[] }[];
+      }>("/api/v1/rules");
       const loaded = data.groups.flatMap((g) => g.rules);
-      assert.deepEqual(loaded.map((r) => r.name).sort(), loadRules().map((r) => r.alert).sort());
+      assert.deepEqual(
+        loaded.map((r) => r.name).sort(),
+        loadRules()
+          .map((r) => r.alert)
+          .sort(),
+      );
       for (const rule of loaded) {
         assert.ok(Date.parse(rule.lastEvaluation) > 0, `${rule.name} never evaluated`);
         assert.equal(rule.health, "ok", `${rule.name}: ${rule.lastError}`);
@@ -430,9 +550,13 @@ describe("grafana dashboards and alert rules", () => {
     });
 
     it("the node variable's queries list both replicas (label_values(roomcast_connections, node)) and the worker (label_values(roomcast_jobs_running, node))", async () => {
-      const nodes = await promGet<string[]>(`/api/v1/label/node/values?${new URLSearchParams({ "match[]": "roomcast_connections" })}`);
+      const nodes = await promGet<string[]>(
+        `/api/v1/label/node/values?${new URLSearchParams({ "match[]": "roomcast_connections" })}`,
+      );
       assert.deepEqual(nodes.sort(), cluster.gateways.map((g) => g.nodeId).sort());
-      const workers = await promGet<string[]>(`/api/v1/label/node/values?${new URLSearchParams({ "match[]": "roomcast_jobs_running" })}`);
+      const workers = await promGet<string[]>(
+        `/api/v1/label/node/values?${new URLSearchParams({ "match[]": "roomcast_jobs_running" })}`,
+      );
       assert.deepEqual(workers, [cluster.workers[0]!.nodeId]);
     });
 

@@ -107,7 +107,10 @@ describe("ordering with concurrent publishers on three replicas", () => {
     for (let r = 0; r < gateways.length; r++) {
       for (let i = 0; i < SUBSCRIBERS_PER_REPLICA; i++) {
         const transport = r === 1 && i === 0 ? "polling" : "websocket";
-        const socket = await connect(gateways[r]!.url, { token: await token({ sub: `sub-${r}-${i}` }), transports: [transport] });
+        const socket = await connect(gateways[r]!.url, {
+          token: await token({ sub: `sub-${r}-${i}` }),
+          transports: [transport],
+        });
         sockets.push(socket);
         const seen = recordEvents(socket);
         for (const channel of [ALPHA, BETA]) {
@@ -126,7 +129,14 @@ describe("ordering with concurrent publishers on three replicas", () => {
     for (let r = 0; r < gateways.length; r++) {
       const socket = await connect(gateways[r]!.url, { token: await token({ sub: `mid-${r}` }) });
       sockets.push(socket);
-      const mid: MidSubscriber = { socket, replica: r, transport: "websocket", seen: recordEvents(socket), triggerAt: 120 + r * 130, earlyEvents: 0 };
+      const mid: MidSubscriber = {
+        socket,
+        replica: r,
+        transport: "websocket",
+        seen: recordEvents(socket),
+        triggerAt: 120 + r * 130,
+        earlyEvents: 0,
+      };
       socket.on("event", (e) => {
         if (e.channel === ALPHA && !mid.answer) mid.earlyEvents++;
       });
@@ -162,11 +172,17 @@ describe("ordering with concurrent publishers on three replicas", () => {
       await waitUntil(() => alphaDone >= mid.triggerAt, 30_000, `${mid.triggerAt} alpha publishes`);
       // The ack callback marks the answer synchronously, before any later packet is handled.
       const answer = await new Promise<SubscribeOk & { ok: boolean }>((resolve, reject) => {
-        (mid.socket as unknown as Socket).timeout(5000).emit("subscribe", { channel: ALPHA, history: 1000 }, (err: Error | null, value: SubscribeOk & { ok: boolean }) => {
-          if (err) return reject(err);
-          if (value.ok) mid.answer = value as SubscribeOk & { ok: true };
-          resolve(value);
-        });
+        (mid.socket as unknown as Socket)
+          .timeout(5000)
+          .emit(
+            "subscribe",
+            { channel: ALPHA, history: 1000 },
+            (err: Error | null, value: SubscribeOk & { ok: boolean }) => {
+              if (err) return reject(err);
+              if (value.ok) mid.answer = value as SubscribeOk & { ok: true };
+              resolve(value);
+            },
+          );
       });
       assert.equal(answer.ok, true, `mid-burst subscribe: ${JSON.stringify(answer)}`);
     });
@@ -181,16 +197,33 @@ describe("ordering with concurrent publishers on three replicas", () => {
       if (job.route === "http") {
         const res = await httpPublish(gateways[job.replica]!.url, httpToken, job.channel, { type: "msg", data });
         assert.equal(res.status, 202, `HTTP publish: ${JSON.stringify(res.body)}`);
-        published.push({ channel: job.channel, seq: job.seq, route: "http", offset: res.body.offset as number, epoch: res.body.epoch as string, id: res.body.id as string });
-      } else {
-        const answer = await request<{ ok: boolean; offset: number; epoch: string; channel: string }>(publishers[job.replica]!, "publish", {
+        published.push({
           channel: job.channel,
-          type: "msg",
-          data,
+          seq: job.seq,
+          route: "http",
+          offset: res.body.offset as number,
+          epoch: res.body.epoch as string,
+          id: res.body.id as string,
         });
+      } else {
+        const answer = await request<{ ok: boolean; offset: number; epoch: string; channel: string }>(
+          publishers[job.replica]!,
+          "publish",
+          {
+            channel: job.channel,
+            type: "msg",
+            data,
+          },
+        );
         assert.equal(answer.ok, true, `client publish: ${JSON.stringify(answer)}`);
         assert.equal(answer.channel, job.channel);
-        published.push({ channel: job.channel, seq: job.seq, route: "client", offset: answer.offset, epoch: answer.epoch });
+        published.push({
+          channel: job.channel,
+          seq: job.seq,
+          route: "client",
+          offset: answer.offset,
+          epoch: answer.epoch,
+        });
       }
       if (job.channel === ALPHA) alphaDone++;
     };
@@ -275,7 +308,10 @@ describe("ordering with concurrent publishers on three replicas", () => {
       assert.equal(mid.earlyEvents, 0, `${what}: live events arrived before the subscribe answer`);
       assert.equal(answer.recovered, false);
       assert.ok(answer.offset >= mid.triggerAt, `${what}: answer offset ${answer.offset} before the trigger`);
-      assert.ok(answer.offset <= N_ALPHA - HELD_BACK, `${what}: answer offset ${answer.offset} after the held-back publishes`);
+      assert.ok(
+        answer.offset <= N_ALPHA - HELD_BACK,
+        `${what}: answer offset ${answer.offset} after the held-back publishes`,
+      );
       assert.deepEqual(
         answer.events.map((e) => e.offset),
         Array.from({ length: answer.offset }, (_, i) => i + 1),

@@ -45,14 +45,22 @@ describe("Object.prototype keys as names", () => {
   });
 
   it(`walks ${PROTOTYPE_KEYS.length} keys as namespace, stream and job id, on the socket and over HTTP`, async () => {
-    assert.ok(PROTOTYPE_KEYS.includes("constructor") && PROTOTYPE_KEYS.includes("__proto__") && PROTOTYPE_KEYS.includes("toString"));
+    assert.ok(
+      PROTOTYPE_KEYS.includes("constructor") &&
+        PROTOTYPE_KEYS.includes("__proto__") &&
+        PROTOTYPE_KEYS.includes("toString"),
+    );
     const url = cluster.gateways[0]!.url;
     const checked: string[] = [];
     for (const key of PROTOTYPE_KEYS) {
       for (const channel of [`${key}:x`, `${key.toLowerCase()}:x`, `env:dev:${key}`]) {
         const want = expected(channel);
         for (const event of ["subscribe", "publish"]) {
-          const answer = await request<{ ok: boolean; error?: ErrorBody }>(socket, event, event === "subscribe" ? { channel } : { channel, type: "n", data: 1 });
+          const answer = await request<{ ok: boolean; error?: ErrorBody }>(
+            socket,
+            event,
+            event === "subscribe" ? { channel } : { channel, type: "n", data: 1 },
+          );
           assert.equal(answer.ok, false, `${event} ${channel}: ${JSON.stringify(answer)}`);
           assert.equal(answer.error!.code, want.code, `${event} ${channel}: ${JSON.stringify(answer.error)}`);
         }
@@ -83,10 +91,16 @@ describe("Object.prototype keys as names", () => {
     });
     const body = (await res.json()) as { results: { error?: ErrorBody }[] };
     assert.equal(res.status, 202);
-    body.results.forEach((result, i) => assert.equal(result.error?.code, expected(checked[i]!).code, `batch ${checked[i]}: ${JSON.stringify(result)}`));
+    body.results.forEach((result, i) =>
+      assert.equal(result.error?.code, expected(checked[i]!).code, `batch ${checked[i]}: ${JSON.stringify(result)}`),
+    );
     // And the replica still serves everyone.
     const fine = await request<{ ok: boolean }>(socket, "subscribe", { channel: "user:proto" });
     assert.equal(fine.ok, true);
-    assert.match(cluster.gateways[0]!.output(), /^(?![\s\S]*request failed)/, "no request failed with an internal error");
+    assert.match(
+      cluster.gateways[0]!.output(),
+      /^(?![\s\S]*request failed)/,
+      "no request failed with an internal error",
+    );
   });
 });

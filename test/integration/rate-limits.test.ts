@@ -10,17 +10,24 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { ChannelEvent, Closing, FailureEvent } from "../../src/contracts/events.js";
-import { httpPublish, nextEvent, recordEvents, request, token, waitUntil, type TestSocket, openAs } from "../support/clients.js";
+import {
+  httpPublish,
+  nextEvent,
+  recordEvents,
+  request,
+  token,
+  waitUntil,
+  type TestSocket,
+  openAs,
+} from "../support/clients.js";
 import { startCluster, type TestCluster } from "../support/cluster.js";
 import type { GatewayProcess } from "../support/gateway-process.js";
 import { okAnswer, refusedWith, type Answer, type ErrorBody } from "../support/answers.js";
-
 
 const RATE = 5;
 const BURST = 10;
 const MAX_BYTES = 2048;
 const HTTP_RATE = 5;
-
 
 /** Asserts a 4429 rate_limited error with a positive retryAfterMs of at most one token's refill time. */
 function assertRateLimited(error: ErrorBody): void {
@@ -87,7 +94,13 @@ describe("request limits", () => {
     const configFile = join(dir, "roomcast.yaml");
     writeFileSync(
       configFile,
-      ["namespaces:", "  chat:", "    subscribe: { match: any }", '    publish: { match: any, scope: "chat:write" }', ""].join("\n"),
+      [
+        "namespaces:",
+        "  chat:",
+        "    subscribe: { match: any }",
+        '    publish: { match: any, scope: "chat:write" }',
+        "",
+      ].join("\n"),
     );
     cluster = await startCluster({ replicas: 0, env: { ROOMCAST_CONFIG: configFile } });
     [rated, sized, httpA, httpB] = await Promise.all([
@@ -112,10 +125,13 @@ describe("request limits", () => {
       const seen = recordEvents(socket);
       // Sent back to back, in one go: 10 subscribes (the burst), then unsubscribes over the limit.
       const answers = await Promise.all(
-        Array.from({ length: 14 }, (_, i) => request<Answer>(socket, i < BURST ? "subscribe" : "unsubscribe", { channel: "user:bucket" })),
+        Array.from({ length: 14 }, (_, i) =>
+          request<Answer>(socket, i < BURST ? "subscribe" : "unsubscribe", { channel: "user:bucket" }),
+        ),
       );
       for (const answer of answers.slice(0, BURST)) okAnswer(answer);
-      for (const answer of answers.slice(BURST)) assertRateLimited(refusedWith(answer, 4429, "rate_limited", ["retryAfterMs"]));
+      for (const answer of answers.slice(BURST))
+        assertRateLimited(refusedWith(answer, 4429, "rate_limited", ["retryAfterMs"]));
 
       const last = (answers[answers.length - 1] as { error: ErrorBody }).error;
       await sleep(last.retryAfterMs as number);
@@ -228,12 +244,22 @@ describe("request limits", () => {
       const fits = okAnswer(await request<Answer>(writer, "publish", publishOf("a".repeat(MAX_BYTES - overhead))));
 
       for (const size of [MAX_BYTES - overhead + 1, 3000, 10 * MAX_BYTES, 900_000]) {
-        const error = refusedWith(await request<Answer>(writer, "publish", publishOf("x".repeat(size))), 4413, "too_large", ["limit"]);
+        const error = refusedWith(
+          await request<Answer>(writer, "publish", publishOf("x".repeat(size))),
+          4413,
+          "too_large",
+          ["limit"],
+        );
         assert.equal(error.limit, MAX_BYTES, `${size}: ${JSON.stringify(error)}`);
         assert.equal(writer.connected, true, `disconnected after ${size} bytes`);
       }
       // Size is bytes: two-byte characters count twice.
-      const wide = refusedWith(await request<Answer>(writer, "publish", publishOf("é".repeat(MAX_BYTES / 2))), 4413, "too_large", ["limit"]);
+      const wide = refusedWith(
+        await request<Answer>(writer, "publish", publishOf("é".repeat(MAX_BYTES / 2))),
+        4413,
+        "too_large",
+        ["limit"],
+      );
       assert.equal(wide.limit, MAX_BYTES);
 
       // Without an ack, a `failure` event.
@@ -249,7 +275,11 @@ describe("request limits", () => {
       // Still usable: a normal publish goes through and is delivered; nothing oversized was.
       const normal = okAnswer(await request<Answer>(writer, "publish", publishOf("small")));
       assert.equal(normal.offset, (fits.offset as number) + 1);
-      await waitUntil(() => (seen.get("chat:big")?.length ?? 0) >= 2 && (written.get("chat:big")?.length ?? 0) >= 2, 5000, "deliveries");
+      await waitUntil(
+        () => (seen.get("chat:big")?.length ?? 0) >= 2 && (written.get("chat:big")?.length ?? 0) >= 2,
+        5000,
+        "deliveries",
+      );
       const last = await publish(sized, "chat:big", "marker");
       await waitUntil(() => seen.get("chat:big")!.some((e) => e.offset === last), 5000, "marker");
       assert.deepEqual(
@@ -262,12 +292,18 @@ describe("request limits", () => {
     });
 
     it("applies the limit to HTTP bodies too: 413 too_large", async () => {
-      const res = await post(sized.url, publisher, "chat:big-http", { type: "msg", data: { text: "x".repeat(MAX_BYTES) } });
+      const res = await post(sized.url, publisher, "chat:big-http", {
+        type: "msg",
+        data: { text: "x".repeat(MAX_BYTES) },
+      });
       assert.equal(res.status, 413, JSON.stringify(res.body));
       const error = res.body.error as ErrorBody;
       assert.equal(error.code, 4413);
       assert.equal(error.reason, "too_large");
-      const ok = await post(sized.url, publisher, "chat:big-http", { type: "msg", data: { text: "x".repeat(MAX_BYTES / 2) } });
+      const ok = await post(sized.url, publisher, "chat:big-http", {
+        type: "msg",
+        data: { text: "x".repeat(MAX_BYTES / 2) },
+      });
       assert.equal(ok.status, 202, JSON.stringify(ok.body));
     });
   });
@@ -281,7 +317,9 @@ describe("request limits", () => {
       for (let attempt = 1; ; attempt++) {
         const bearer = attempt === 1 ? limited : await token({ sub: `http-burst-${attempt}`, scope: "publish" });
         const started = Date.now();
-        const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => post(httpA.url, bearer, "chat:http-burst", { type: "n", data: i })));
+        const answers = await Promise.all(
+          Array.from({ length: 20 }, (_, i) => post(httpA.url, bearer, "chat:http-burst", { type: "n", data: i })),
+        );
         // Another token is not affected, in the same window.
         const otherAnswer = await post(httpA.url, other, "chat:http-burst", { type: "other", data: 0 });
         const elapsed = Date.now() - started;
@@ -292,20 +330,32 @@ describe("request limits", () => {
         if (elapsed < 900 || attempt === 3) {
           assert.ok(passed.length >= HTTP_RATE, `only ${passed.length} passed`);
           if (elapsed < 900) assert.equal(passed.length, HTTP_RATE, `${passed.length} passed in ${elapsed} ms`);
-          else assert.ok(passed.length <= HTTP_RATE * Math.ceil(elapsed / 1000 + 1), `${passed.length} passed in ${elapsed} ms`);
+          else
+            assert.ok(
+              passed.length <= HTTP_RATE * Math.ceil(elapsed / 1000 + 1),
+              `${passed.length} passed in ${elapsed} ms`,
+            );
           // The limiter's own headers, and a retry-after in seconds.
           assert.equal(refused[0]!.headers.get("x-ratelimit-limit"), String(HTTP_RATE));
           assert.equal(refused[0]!.headers.get("x-ratelimit-remaining"), "0");
-          assert.ok(Number(refused[0]!.headers.get("retry-after")) >= 1, `retry-after ${refused[0]!.headers.get("retry-after")}`);
+          assert.ok(
+            Number(refused[0]!.headers.get("retry-after")) >= 1,
+            `retry-after ${refused[0]!.headers.get("retry-after")}`,
+          );
           break;
         }
       }
     });
 
     it("counts requests without a valid token per IP, so unauthenticated floods are limited too", async () => {
-      const answers = await Promise.all(Array.from({ length: 20 }, () => post(httpA.url, "not-a-token", "chat:http-anon", { type: "n", data: 0 })));
+      const answers = await Promise.all(
+        Array.from({ length: 20 }, () => post(httpA.url, "not-a-token", "chat:http-anon", { type: "n", data: 0 })),
+      );
       const statuses = answers.map((a) => a.status);
-      assert.ok(statuses.every((status) => status === 401 || status === 429), statuses.join(","));
+      assert.ok(
+        statuses.every((status) => status === 401 || status === 429),
+        statuses.join(","),
+      );
       assert.ok(statuses.filter((status) => status === 429).length >= 20 - 2 * HTTP_RATE, statuses.join(","));
       for (const answer of answers.filter((a) => a.status === 429)) assertHttpRateLimited(answer);
     });
@@ -315,11 +365,14 @@ describe("request limits", () => {
         const bearer = await token({ sub: `http-cluster-${attempt}`, scope: "publish" });
         const started = Date.now();
         const onA: HttpAnswer[] = [];
-        for (let i = 0; i < HTTP_RATE; i++) onA.push(await post(httpA.url, bearer, "chat:http-cluster", { type: "n", data: i }));
+        for (let i = 0; i < HTTP_RATE; i++)
+          onA.push(await post(httpA.url, bearer, "chat:http-cluster", { type: "n", data: i }));
         const onB = await post(httpB.url, bearer, "chat:http-cluster", { type: "n", data: "b" });
         // And both at once: a burst on each replica together gets no more than the limit.
         const bursts = await Promise.all(
-          Array.from({ length: 20 }, (_, i) => post(i % 2 === 0 ? httpA.url : httpB.url, bearer, "chat:http-cluster", { type: "burst", data: i })),
+          Array.from({ length: 20 }, (_, i) =>
+            post(i % 2 === 0 ? httpA.url : httpB.url, bearer, "chat:http-cluster", { type: "burst", data: i }),
+          ),
         );
         const elapsed = Date.now() - started;
         for (const answer of onA) assert.equal(answer.status, 202, JSON.stringify(answer.body));
@@ -338,7 +391,9 @@ describe("request limits", () => {
         const bearer = await token({ sub: `http-both-${attempt}`, scope: "publish" });
         const started = Date.now();
         const answers = await Promise.all(
-          Array.from({ length: 20 }, (_, i) => post(i % 2 === 0 ? httpA.url : httpB.url, bearer, "chat:http-both", { type: "n", data: i })),
+          Array.from({ length: 20 }, (_, i) =>
+            post(i % 2 === 0 ? httpA.url : httpB.url, bearer, "chat:http-both", { type: "n", data: i }),
+          ),
         );
         const elapsed = Date.now() - started;
         const passed = answers.filter((a) => a.status === 202).length;
@@ -353,10 +408,14 @@ describe("request limits", () => {
 
       // The token is spent for this window; health and readiness answer regardless, with or without it.
       const spent = await token({ sub: "http-spent", scope: "publish" });
-      await Promise.all(Array.from({ length: HTTP_RATE + 2 }, () => post(httpA.url, spent, "chat:http-spent", { type: "n", data: 0 })));
+      await Promise.all(
+        Array.from({ length: HTTP_RATE + 2 }, () => post(httpA.url, spent, "chat:http-spent", { type: "n", data: 0 })),
+      );
       const health = await Promise.all(
         Array.from({ length: 30 }, (_, i) =>
-          fetch(`${(i % 2 === 0 ? httpA : httpB).url}/${i % 3 === 0 ? "readyz" : "healthz"}`, { headers: i % 4 < 2 ? { authorization: `Bearer ${spent}` } : {} }),
+          fetch(`${(i % 2 === 0 ? httpA : httpB).url}/${i % 3 === 0 ? "readyz" : "healthz"}`, {
+            headers: i % 4 < 2 ? { authorization: `Bearer ${spent}` } : {},
+          }),
         ),
       );
       assert.deepEqual(

@@ -36,7 +36,13 @@ function redisOutputBytes(cluster: TestCluster): number {
 
 async function metric(gateway: GatewayProcess, name: string): Promise<number> {
   const text = await (await fetch(`${gateway.url}/metrics`)).text();
-  return Number(text.split("\n").find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))?.split(" ").at(-1) ?? NaN);
+  return Number(
+    text
+      .split("\n")
+      .find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
+      ?.split(" ")
+      .at(-1) ?? NaN,
+  );
 }
 
 type SubscribeAnswer = (SubscribeOk & { ok: true }) | { ok: false; error: { code: number; reason: string } };
@@ -58,7 +64,9 @@ describe("bounded history reads", () => {
     const res = await fetch(`${gateway.url}/v1/publish`, {
       method: "POST",
       headers: { authorization: `Bearer ${publisher}`, "content-type": "application/json" },
-      body: JSON.stringify({ events: range(1, EVENTS).map((n) => ({ channel: CHANNEL, type: "line", data: { n, pad: PAD } })) }),
+      body: JSON.stringify({
+        events: range(1, EVENTS).map((n) => ({ channel: CHANNEL, type: "line", data: { n, pad: PAD } })),
+      }),
     });
     const body = (await res.json()) as { results: { offset: number; epoch: string }[] };
     assert.equal(res.status, 202);
@@ -75,7 +83,10 @@ describe("bounded history reads", () => {
     sockets.push(socket);
     const before = redisOutputBytes(cluster);
     for (let i = 0; i < 5; i++) {
-      const answer = await request<SubscribeAnswer>(socket, "subscribe", { channel: CHANNEL, since: { offset: 1, epoch: "0123456789ab" } });
+      const answer = await request<SubscribeAnswer>(socket, "subscribe", {
+        channel: CHANNEL,
+        since: { offset: 1, epoch: "0123456789ab" },
+      });
       assert.ok(answer.ok);
       assert.equal(answer.recovered, false);
       assert.deepEqual(answer.events, []);
@@ -83,7 +94,9 @@ describe("bounded history reads", () => {
       assert.equal((await request<{ ok: boolean }>(socket, "unsubscribe", { channel: CHANNEL })).ok, true);
     }
     const sent = redisOutputBytes(cluster) - before;
-    console.log(`# 5 subscribes with a mismatched epoch: Redis sent ${sent} bytes (the history is ${EVENTS * PAD.length} bytes)`);
+    console.log(
+      `# 5 subscribes with a mismatched epoch: Redis sent ${sent} bytes (the history is ${EVENTS * PAD.length} bytes)`,
+    );
     assert.ok(sent < 64 * 1024, `Redis sent ${sent} bytes for reads that must read nothing`);
   });
 
@@ -93,18 +106,25 @@ describe("bounded history reads", () => {
     const seen = recordEvents(socket);
     let answer: (SubscribeOk & { ok: true }) | undefined;
     await new Promise<void>((resolve, reject) => {
-      socket.emit("subscribe", { channel: CHANNEL, since: { offset: 0, epoch } } as never, ((a: SubscribeAnswer) => {
-        if (!a.ok) return reject(new Error(JSON.stringify(a)));
-        answer = a;
-        // The answer's events come before any later event: recorded in wire order.
-        seen.set(CHANNEL, [...a.events, ...(seen.get(CHANNEL) ?? [])]);
-        resolve();
-      }) as never);
+      socket.emit(
+        "subscribe",
+        { channel: CHANNEL, since: { offset: 0, epoch } } as never,
+        ((a: SubscribeAnswer) => {
+          if (!a.ok) return reject(new Error(JSON.stringify(a)));
+          answer = a;
+          // The answer's events come before any later event: recorded in wire order.
+          seen.set(CHANNEL, [...a.events, ...(seen.get(CHANNEL) ?? [])]);
+          resolve();
+        }) as never,
+      );
     });
     assert.ok(answer);
     assert.equal(answer.recovered, true);
     const answerBytes = JSON.stringify(answer.events).length;
-    assert.ok(answer.events.length > 0 && answer.events.length < EVENTS, `${answer.events.length} events in the answer`);
+    assert.ok(
+      answer.events.length > 0 && answer.events.length < EVENTS,
+      `${answer.events.length} events in the answer`,
+    );
     assert.ok(answerBytes <= MAX_READ_BYTES + 4096, `answer of ${answerBytes} bytes`);
     assert.equal(answer.offset, answer.events.at(-1)!.offset, "the answer's offset is where the events continue");
     await waitUntil(() => (seen.get(CHANNEL)?.length ?? 0) >= EVENTS, 10_000, "the rest of the recovery");
@@ -112,7 +132,9 @@ describe("bounded history reads", () => {
       seen.get(CHANNEL)!.map((e: ChannelEvent) => e.offset),
       range(1, EVENTS),
     );
-    console.log(`# recovery of ${EVENTS} events: ${answer.events.length} in the answer (${answerBytes} bytes), the rest as events`);
+    console.log(
+      `# recovery of ${EVENTS} events: ${answer.events.length} in the answer (${answerBytes} bytes), the rest as events`,
+    );
   });
 
   it("an HTTP history page is bounded in bytes too", async () => {
@@ -133,14 +155,17 @@ describe("bounded history reads", () => {
     const raw = await RawClient.open(gateway.url, reader);
     raws.push(raw);
     raw.pause();
-    for (let i = 0; i < 30; i++) raw.ws.send(`42${i + 1}${JSON.stringify(["subscribe", { channel: CHANNEL, history: 1000 }])}`);
+    for (let i = 0; i < 30; i++)
+      raw.ws.send(`42${i + 1}${JSON.stringify(["subscribe", { channel: CHANNEL, history: 1000 }])}`);
     const deadline = Date.now() + 30_000;
     while ((await metric(gateway, "roomcast_slow_consumer_disconnects_total")) === cutsBefore) {
       assert.ok(Date.now() < deadline, "the non-reading client was not cut");
       await new Promise((r) => setTimeout(r, 250));
     }
     const rssAfter = await metric(gateway, "roomcast_process_resident_memory_bytes");
-    console.log(`# 30 history requests of about 3 MB each, never read: cut as a slow consumer; RSS ${(rssBefore / 2 ** 20).toFixed(1)} -> ${(rssAfter / 2 ** 20).toFixed(1)} MiB`);
+    console.log(
+      `# 30 history requests of about 3 MB each, never read: cut as a slow consumer; RSS ${(rssBefore / 2 ** 20).toFixed(1)} -> ${(rssAfter / 2 ** 20).toFixed(1)} MiB`,
+    );
     assert.ok(rssAfter - rssBefore < 150 * 2 ** 20, "memory grew by more than 150 MiB");
     // Others are still served.
     const other = await connect(gateway.url, { token: reader });

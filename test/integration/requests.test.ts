@@ -8,11 +8,19 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { ChannelEvent, FailureEvent } from "../../src/contracts/events.js";
-import { httpPublish, nextEvent, recordEvents, request, token, waitUntil, type TestSocket, openAs } from "../support/clients.js";
+import {
+  httpPublish,
+  nextEvent,
+  recordEvents,
+  request,
+  token,
+  waitUntil,
+  type TestSocket,
+  openAs,
+} from "../support/clients.js";
 import { startCluster, type TestCluster } from "../support/cluster.js";
 import type { GatewayProcess } from "../support/gateway-process.js";
 import { okAnswer, refusedWith, type Answer } from "../support/answers.js";
-
 
 const SUBSCRIBE_OK_KEYS = ["channel", "epoch", "events", "offset", "ok", "recovered"];
 
@@ -40,7 +48,13 @@ describe("requests", () => {
     const configFile = join(dir, "roomcast.yaml");
     writeFileSync(
       configFile,
-      ["namespaces:", "  chat:", "    subscribe: { match: any }", '    publish: { match: any, scope: "chat:write" }', ""].join("\n"),
+      [
+        "namespaces:",
+        "  chat:",
+        "    subscribe: { match: any }",
+        '    publish: { match: any, scope: "chat:write" }',
+        "",
+      ].join("\n"),
     );
     cluster = await startCluster({ replicas: 2, env: { ROOMCAST_CONFIG: configFile } });
     [a, b] = cluster.gateways as [GatewayProcess, GatewayProcess];
@@ -58,7 +72,18 @@ describe("requests", () => {
     it("refuses bad channel names, naming the field, and the connection stays usable", async () => {
       const socket = await open(a.url, { sub: "val-a" });
       const seen = recordEvents(socket);
-      const bad: unknown[] = ["nocolon", "UPPER:x", "user:", ":x", "user:has space", `user:${"x".repeat(300)}`, `${"n".repeat(33)}:x`, 42, null, { name: "user:val-a" }];
+      const bad: unknown[] = [
+        "nocolon",
+        "UPPER:x",
+        "user:",
+        ":x",
+        "user:has space",
+        `user:${"x".repeat(300)}`,
+        `${"n".repeat(33)}:x`,
+        42,
+        null,
+        { name: "user:val-a" },
+      ];
       for (const channel of bad) {
         for (const event of ["subscribe", "unsubscribe", "publish"]) {
           const payload = event === "publish" ? { channel, type: "t", data: 1 } : { channel };
@@ -162,7 +187,11 @@ describe("requests", () => {
     it("answers an unknown event sent with an ack 4400 naming it, and ignores one without ack", async () => {
       const socket = await open(a.url, { sub: "val-e" });
       const raw = socket as unknown as { emit(event: string, ...args: unknown[]): void };
-      const error = refusedWith(await request<Answer>(socket, "frobnicate", { channel: "user:val-e" }), 4400, "bad_request");
+      const error = refusedWith(
+        await request<Answer>(socket, "frobnicate", { channel: "user:val-e" }),
+        4400,
+        "bad_request",
+      );
       assert.match(error.message, /frobnicate/);
       assert.equal(error.event, "frobnicate");
       let failures = 0;
@@ -193,7 +222,11 @@ describe("requests", () => {
       okAnswer(await request<Answer>(bob, "subscribe", { channel: "user:bob" }));
       await publish("user:alice", "secret", { pin: 1234 });
       await publish("user:bob", "marker");
-      await waitUntil(() => count(seenAlice, "user:alice") === 1 && count(seenBob, "user:bob") === 1, 5000, "deliveries");
+      await waitUntil(
+        () => count(seenAlice, "user:alice") === 1 && count(seenBob, "user:bob") === 1,
+        5000,
+        "deliveries",
+      );
       assert.equal(seenAlice.get("user:alice")![0]!.type, "secret");
       assert.deepEqual([...seenBob.keys()], ["user:bob"]);
       assert.deepEqual([...seenAlice.keys()], ["user:alice"]);
@@ -226,9 +259,17 @@ describe("requests", () => {
 
     it("env channel names: an unknown stream is 4404, a missing stream 4400", async () => {
       const socket = await open(a.url, { sub: "e-names", envs: ["*"], scope: "env:read" });
-      const nope = refusedWith(await request<Answer>(socket, "subscribe", { channel: "env:x:nope" }), 4404, "not_found");
+      const nope = refusedWith(
+        await request<Answer>(socket, "subscribe", { channel: "env:x:nope" }),
+        4404,
+        "not_found",
+      );
       assert.match(nope.message, /nope/);
-      const noStream = refusedWith(await request<Answer>(socket, "subscribe", { channel: "env:x" }), 4400, "bad_request");
+      const noStream = refusedWith(
+        await request<Answer>(socket, "subscribe", { channel: "env:x" }),
+        4400,
+        "bad_request",
+      );
       assert.match(noStream.message, /channel/);
       assert.equal(noStream.field, "channel");
       okAnswer(await request<Answer>(socket, "subscribe", { channel: "env:x:logs" }));
@@ -236,14 +277,26 @@ describe("requests", () => {
 
     it("a job that does not exist is 4404", async () => {
       const socket = await open(a.url, { sub: "j1", envs: ["*"], scope: "jobs:read" });
-      const error = refusedWith(await request<Answer>(socket, "subscribe", { channel: "job:does-not-exist-42" }), 4404, "not_found");
+      const error = refusedWith(
+        await request<Answer>(socket, "subscribe", { channel: "job:does-not-exist-42" }),
+        4404,
+        "not_found",
+      );
       assert.match(error.message, /does-not-exist-42/);
     });
 
     it("client publish in the built-in namespaces is 4403", async () => {
-      const socket = await open(a.url, { sub: "pub-a", envs: ["*"], scope: "env:read jobs:read publish chat:write admin" });
+      const socket = await open(a.url, {
+        sub: "pub-a",
+        envs: ["*"],
+        scope: "env:read jobs:read publish chat:write admin",
+      });
       for (const channel of ["user:pub-a", "env:x:logs", "env:x:status", "job:whatever"]) {
-        const error = refusedWith(await request<Answer>(socket, "publish", { channel, type: "t", data: 1 }), 4403, "forbidden");
+        const error = refusedWith(
+          await request<Answer>(socket, "publish", { channel, type: "t", data: 1 }),
+          4403,
+          "forbidden",
+        );
         assert.match(error.message, /publish/, channel);
       }
     });
@@ -258,9 +311,15 @@ describe("requests", () => {
       assert.equal(sub.channel, "chat:room-1");
       assert.equal(sub.recovered, false);
       // The reader may subscribe (match any) but not publish (no chat:write).
-      const refused = refusedWith(await request<Answer>(reader, "publish", { channel: "chat:room-1", type: "msg", data: { text: "nope" } }), 4403, "forbidden");
+      const refused = refusedWith(
+        await request<Answer>(reader, "publish", { channel: "chat:room-1", type: "msg", data: { text: "nope" } }),
+        4403,
+        "forbidden",
+      );
       assert.match(refused.message, /chat:room-1/);
-      const ack = okAnswer(await request<Answer>(writer, "publish", { channel: "chat:room-1", type: "msg", data: { text: "hi" } }));
+      const ack = okAnswer(
+        await request<Answer>(writer, "publish", { channel: "chat:room-1", type: "msg", data: { text: "hi" } }),
+      );
       assert.deepEqual(Object.keys(ack).sort(), ["channel", "epoch", "offset", "ok"]);
       assert.equal(ack.channel, "chat:room-1");
       assert.equal(ack.offset, (sub.offset as number) + 1);
@@ -312,9 +371,15 @@ describe("requests", () => {
       await publish("user:leaver", "after");
       await publish("chat:leaver-room", "marker");
       await waitUntil(() => count(seen, "chat:leaver-room") === 1, 5000, "marker");
-      assert.deepEqual(seen.get("user:leaver")!.map((e) => e.type), ["before"]);
+      assert.deepEqual(
+        seen.get("user:leaver")!.map((e) => e.type),
+        ["before"],
+      );
       // Leaving a channel one is not subscribed to is not an error.
-      assert.deepEqual(await request<Answer>(socket, "unsubscribe", { channel: "user:leaver" }), { ok: true, channel: "user:leaver" });
+      assert.deepEqual(await request<Answer>(socket, "unsubscribe", { channel: "user:leaver" }), {
+        ok: true,
+        channel: "user:leaver",
+      });
     });
 
     it("handles one connection's requests in the order sent, without waiting for answers", async () => {
@@ -336,14 +401,22 @@ describe("requests", () => {
       const socket = await open(limited.url, { sub: "many" });
       okAnswer(await request<Answer>(socket, "subscribe", { channel: "user:many" }));
       okAnswer(await request<Answer>(socket, "subscribe", { channel: "chat:many-1" }));
-      const error = refusedWith(await request<Answer>(socket, "subscribe", { channel: "chat:many-2" }), 4429, "too_many_subscriptions");
+      const error = refusedWith(
+        await request<Answer>(socket, "subscribe", { channel: "chat:many-2" }),
+        4429,
+        "too_many_subscriptions",
+      );
       assert.equal(error.limit, 2);
       // Subscribing again to a channel it already has is not a new subscription.
       okAnswer(await request<Answer>(socket, "subscribe", { channel: "chat:many-1" }));
       // After an unsubscribe there is room again.
       okAnswer(await request<Answer>(socket, "unsubscribe", { channel: "chat:many-1" }));
       okAnswer(await request<Answer>(socket, "subscribe", { channel: "chat:many-2" }));
-      refusedWith(await request<Answer>(socket, "subscribe", { channel: "chat:many-3" }), 4429, "too_many_subscriptions");
+      refusedWith(
+        await request<Answer>(socket, "subscribe", { channel: "chat:many-3" }),
+        4429,
+        "too_many_subscriptions",
+      );
     });
   });
 });

@@ -22,7 +22,11 @@ describe("client SDK", () => {
 
   it("ends with every event exactly once and in order after its replica is SIGKILLed mid-stream", async () => {
     const [a, b, c] = cluster.gateways;
-    const client = createClient({ url: [a!.url, b!.url], token: await token({ sub: "sdk-user" }), backoff: { initialMs: 100, maxMs: 400 } });
+    const client = createClient({
+      url: [a!.url, b!.url],
+      token: await token({ sub: "sdk-user" }),
+      backoff: { initialMs: 100, maxMs: 400 },
+    });
     clients.push(client);
     const welcome = await client.connect();
     assert.equal(welcome.node, a!.nodeId);
@@ -46,15 +50,25 @@ describe("client SDK", () => {
     await publishSome(50);
     await waitUntil(() => received.length >= published, 10_000, "every event");
     await new Promise((r) => setTimeout(r, 200)); // any duplicate would arrive by now
-    assert.deepEqual(received.map((e) => e.offset), Array.from({ length: published }, (_, i) => i + 1));
-    assert.deepEqual(received.map((e) => (e.data as { n: number }).n), Array.from({ length: published }, (_, i) => i + 1));
+    assert.deepEqual(
+      received.map((e) => e.offset),
+      Array.from({ length: published }, (_, i) => i + 1),
+    );
+    assert.deepEqual(
+      received.map((e) => (e.data as { n: number }).n),
+      Array.from({ length: published }, (_, i) => i + 1),
+    );
   });
 
   it("keeps a log filter and a pause across a reconnect; resume replays what was missed, under the new filter, in order", async () => {
     const d = await cluster.addGateway({ ROOMCAST_HTTP_RATE_LIMIT: "0" });
     const e = await cluster.addGateway({ ROOMCAST_HTTP_RATE_LIMIT: "0" });
     const channel = "env:e5:logs";
-    const client = createClient({ url: [d.url, e.url], token: await token({ sub: "sdk-tail", envs: ["e5"], scope: "env:read" }), backoff: { initialMs: 100, maxMs: 200 } });
+    const client = createClient({
+      url: [d.url, e.url],
+      token: await token({ sub: "sdk-tail", envs: ["e5"], scope: "env:read" }),
+      backoff: { initialMs: 100, maxMs: 200 },
+    });
     clients.push(client);
     await client.connect();
     const received: ChannelEvent[] = [];
@@ -67,13 +81,21 @@ describe("client SDK", () => {
           { n: ++n, stream: "stdout", text: `out ${n}`, ts: Date.now() },
           { n: ++n, stream: "stderr", text: `err ${n}`, ts: Date.now() },
         ];
-        assert.equal((await httpPublish(e.url, publisher, channel, { type: "log", data: { jobId: "j", name: "x", lines } })).status, 202);
+        assert.equal(
+          (await httpPublish(e.url, publisher, channel, { type: "log", data: { jobId: "j", name: "x", lines } }))
+            .status,
+          202,
+        );
       }
     };
     type Lines = { lines: { stream: string }[]; filtered?: number };
     await publishBatches(10);
     await waitUntil(() => received.length === 10, 5000, "10 batches");
-    assert.ok(received.every((ev) => (ev.data as Lines).lines.every((l) => l.stream === "stderr") && (ev.data as Lines).filtered === 1));
+    assert.ok(
+      received.every(
+        (ev) => (ev.data as Lines).lines.every((l) => l.stream === "stderr") && (ev.data as Lines).filtered === 1,
+      ),
+    );
     await client.pause(channel);
     await publishBatches(5);
     const back = new Promise((resolve) => client.once("welcome", resolve));
@@ -85,8 +107,14 @@ describe("client SDK", () => {
     await client.setFilter(channel, { stream: "stdout" });
     await client.resume(channel);
     await waitUntil(() => received.length === 20, 5000, "the 10 missed batches");
-    assert.deepEqual(received.map((ev) => ev.offset), Array.from({ length: 20 }, (_, i) => i + 1));
-    assert.ok(received.slice(10).every((ev) => (ev.data as Lines).lines.every((l) => l.stream === "stdout")), "the new filter");
+    assert.deepEqual(
+      received.map((ev) => ev.offset),
+      Array.from({ length: 20 }, (_, i) => i + 1),
+    );
+    assert.ok(
+      received.slice(10).every((ev) => (ev.data as Lines).lines.every((l) => l.stream === "stdout")),
+      "the new filter",
+    );
     await publishBatches(1);
     await waitUntil(() => received.length === 21, 5000, "live again");
   });
@@ -95,14 +123,21 @@ describe("client SDK", () => {
     const env = { ROOMCAST_HISTORY_SIZE: "3", ROOMCAST_HTTP_RATE_LIMIT: "0" };
     const d = await cluster.addGateway(env);
     const e = await cluster.addGateway(env);
-    const client = createClient({ url: [d.url, e.url], token: await token({ sub: "sdk-ops", envs: ["e9"], scope: "env:read" }), backoff: { initialMs: 300, maxMs: 300 } });
+    const client = createClient({
+      url: [d.url, e.url],
+      token: await token({ sub: "sdk-ops", envs: ["e9"], scope: "env:read" }),
+      backoff: { initialMs: 300, maxMs: 300 },
+    });
     clients.push(client);
     await client.connect();
     const received: ChannelEvent[] = [];
     const resets: { snapshot: unknown; offset: number }[] = [];
-    await client.subscribe("env:e9:status", (event) => received.push(event), { onReset: ({ snapshot, offset }) => resets.push({ snapshot, offset }) });
+    await client.subscribe("env:e9:status", (event) => received.push(event), {
+      onReset: ({ snapshot, offset }) => resets.push({ snapshot, offset }),
+    });
     const publisher = await token({ sub: "backend", scope: "publish", envs: ["*"] });
-    const publish = async (n: number) => assert.equal((await httpPublish(e.url, publisher, "env:e9:status", { type: "status", data: { n } })).status, 202);
+    const publish = async (n: number) =>
+      assert.equal((await httpPublish(e.url, publisher, "env:e9:status", { type: "status", data: { n } })).status, 202);
     await publish(1);
     await waitUntil(() => received.length === 1, 5000, "the first status");
     await d.kill();
@@ -111,7 +146,10 @@ describe("client SDK", () => {
     assert.deepEqual(resets[0], { snapshot: { n: 8 }, offset: 8 });
     await publish(9);
     await waitUntil(() => received.length === 2, 5000, "the next live status");
-    assert.deepEqual(received.map((ev) => ev.offset), [1, 9]);
+    assert.deepEqual(
+      received.map((ev) => ev.offset),
+      [1, 9],
+    );
   });
 
   it("refreshes the token before it expires and keeps the connection", async () => {
@@ -143,7 +181,10 @@ describe("client SDK", () => {
   });
 
   it("is closed with 4401 token_expired when its token expires without a refresh", async () => {
-    const client = createClient({ url: cluster.gateways[1]!.url, token: await token({ sub: "sdk-expiring", ttlS: 2 }) });
+    const client = createClient({
+      url: cluster.gateways[1]!.url,
+      token: await token({ sub: "sdk-expiring", ttlS: 2 }),
+    });
     clients.push(client);
     const closing = new Promise<Closing>((resolve) => client.once("closing", resolve));
     const gaveUp = new Promise<{ code?: number }>((resolve) => client.once("error", resolve));

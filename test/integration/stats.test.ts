@@ -6,7 +6,13 @@ import { connect, httpGet, request, token, type TestSocket } from "../support/cl
 import { startCluster, type TestCluster } from "../support/cluster.js";
 
 interface Stats {
-  nodes: { node: string; connections: number; ready: boolean; heartbeat: number; subscriptions: Record<string, number> }[];
+  nodes: {
+    node: string;
+    connections: number;
+    ready: boolean;
+    heartbeat: number;
+    subscriptions: Record<string, number>;
+  }[];
   connections: number;
   subscriptions: Record<string, number>;
 }
@@ -15,7 +21,9 @@ interface Stats {
 function redisCli(url: string, ...args: string[]): string {
   const hostPort = /:\/\/([^,/?#]+)/.exec(url)![1]!;
   const cut = hostPort.lastIndexOf(":");
-  const out = spawnSync("redis-cli", ["-c", "-h", hostPort.slice(0, cut), "-p", hostPort.slice(cut + 1), ...args], { encoding: "utf8" });
+  const out = spawnSync("redis-cli", ["-c", "-h", hostPort.slice(0, cut), "-p", hostPort.slice(cut + 1), ...args], {
+    encoding: "utf8",
+  });
   assert.equal(out.status, 0, out.stderr);
   return out.stdout.trim();
 }
@@ -34,7 +42,9 @@ describe("cluster stats and metrics", () => {
   it("counts on replica a the connections and subscriptions of replica b; needs scope admin", async () => {
     const [a, b] = cluster.gateways;
     for (let i = 0; i < 3; i++) {
-      const socket = await connect(b!.url, { token: await token({ sub: `stats-${i}`, envs: ["e1"], scope: "env:read" }) });
+      const socket = await connect(b!.url, {
+        token: await token({ sub: `stats-${i}`, envs: ["e1"], scope: "env:read" }),
+      });
       sockets.push(socket);
       assert.equal((await request(socket, "subscribe", { channel: `user:stats-${i}` })).ok, true);
       assert.equal((await request(socket, "subscribe", { channel: "env:e1:logs" })).ok, true);
@@ -63,10 +73,18 @@ describe("cluster stats and metrics", () => {
     const entries = {
       bogus: "not json",
       "no-fields": JSON.stringify({ node: "no-fields" }),
-      "wrong-types": JSON.stringify({ node: "wrong-types", startedAt: 1, heartbeat: "now", ready: true, connections: 1, subscriptions: {} }),
-      "null": "null",
+      "wrong-types": JSON.stringify({
+        node: "wrong-types",
+        startedAt: 1,
+        heartbeat: "now",
+        ready: true,
+        connections: 1,
+        subscriptions: {},
+      }),
+      null: "null",
     };
-    for (const [field, value] of Object.entries(entries)) redisCli(cluster.redis.url, "HSET", "rc:{nodes}", field, value);
+    for (const [field, value] of Object.entries(entries))
+      redisCli(cluster.redis.url, "HSET", "rc:{nodes}", field, value);
     for (const gateway of [a!, b!]) {
       const res = await httpGet(`${gateway.url}/v1/stats`, admin);
       assert.equal(res.status, 200, JSON.stringify(res.body));

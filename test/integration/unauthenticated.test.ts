@@ -65,7 +65,10 @@ describe("sessions before authentication", () => {
     const floodStarted = Date.now();
     const answers = await pool(FLOOD, 50, () => engineHandshake(gateway.url));
     const floodMs = Date.now() - floodStarted;
-    assert.ok(floodMs < 15_000, `the flood took ${floodMs} ms, longer than the 15 s timeout: the count below would not hold`);
+    assert.ok(
+      floodMs < 15_000,
+      `the flood took ${floodMs} ms, longer than the 15 s timeout: the count below would not hold`,
+    );
     const opened = answers.filter((a) => a.status === 200).length;
     const refused = answers.filter((a) => a.status === 429);
     assert.equal(opened, 100, `sessions let in: ${opened}`);
@@ -74,14 +77,22 @@ describe("sessions before authentication", () => {
     assert.equal(error.code, 4429);
     assert.equal(error.reason, "too_many_connections");
     assert.equal(await metric(gateway, "roomcast_unauthenticated_sessions"), 100);
-    assert.equal(await metric(gateway, 'roomcast_handshake_gate_refusals_total{reason="unauthenticated_ip"'), FLOOD - 100);
+    assert.equal(
+      await metric(gateway, 'roomcast_handshake_gate_refusals_total{reason="unauthenticated_ip"'),
+      FLOOD - 100,
+    );
     const rssAfter = await metric(gateway, "roomcast_process_resident_memory_bytes");
-    console.log(`# ${FLOOD} token-less handshakes: ${opened} sessions let in, ${refused.length} refused (429); RSS ${(rssBefore / 2 ** 20).toFixed(1)} -> ${(rssAfter / 2 ** 20).toFixed(1)} MiB`);
+    console.log(
+      `# ${FLOOD} token-less handshakes: ${opened} sessions let in, ${refused.length} refused (429); RSS ${(rssBefore / 2 ** 20).toFixed(1)} -> ${(rssAfter / 2 ** 20).toFixed(1)} MiB`,
+    );
     // Closed after ROOMCAST_AUTH_TIMEOUT_S (15 s here) without a CONNECT: room again.
     const started = Date.now();
     let pending = 100;
     while (pending > 0) {
-      assert.ok(Date.now() - floodStarted < 25_000, `still ${pending} unauthenticated sessions 25 s after the flood began`);
+      assert.ok(
+        Date.now() - floodStarted < 25_000,
+        `still ${pending} unauthenticated sessions 25 s after the flood began`,
+      );
       await new Promise((r) => setTimeout(r, 250));
       pending = await metric(gateway, "roomcast_unauthenticated_sessions");
     }
@@ -125,7 +136,9 @@ describe("sessions before authentication", () => {
   });
 
   it("caps them per replica with HTTP 503 (distinct addresses behind a trusted proxy)", async () => {
-    const answers = await pool(80, 10, (i) => engineHandshake(proxied.url, { headers: { "x-forwarded-for": `198.51.100.${i + 1}` } }));
+    const answers = await pool(80, 10, (i) =>
+      engineHandshake(proxied.url, { headers: { "x-forwarded-for": `198.51.100.${i + 1}` } }),
+    );
     const statuses = answers.map((a) => a.status);
     assert.equal(statuses.filter((s) => s === 200).length, 50, statuses.join(","));
     assert.equal(statuses.filter((s) => s === 503).length, 30);

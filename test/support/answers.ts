@@ -19,7 +19,12 @@ export function okAnswer(answer: Answer): Record<string, unknown> {
  * error. `expect` is either the exact detail keys besides code, reason and message, or the
  * `field` a 4400 names (a string or a pattern).
  */
-export function refusedWith(answer: Answer, code: number, reason: string, expect?: readonly string[] | string | RegExp): ErrorBody {
+export function refusedWith(
+  answer: Answer,
+  code: number,
+  reason: string,
+  expect?: readonly string[] | string | RegExp,
+): ErrorBody {
   assert.equal(answer.ok, false, `expected a refusal, got ${JSON.stringify(answer).slice(0, 300)}`);
   assert.deepEqual(Object.keys(answer).sort(), ["error", "ok"]);
   const { error } = answer as { ok: false; error: ErrorBody };

@@ -50,7 +50,10 @@ export function connect(url: string, options: ConnectOptions = {}): Promise<Test
 }
 
 /** The connect_error a handshake ends in (fails if it connects). */
-export async function connectError(url: string, options: ConnectOptions = {}): Promise<{ message: string; data: Record<string, unknown> }> {
+export async function connectError(
+  url: string,
+  options: ConnectOptions = {},
+): Promise<{ message: string; data: Record<string, unknown> }> {
   try {
     const socket = await connect(url, options);
     socket.close();
@@ -61,14 +64,23 @@ export async function connectError(url: string, options: ConnectOptions = {}): P
 }
 
 /** Connects with a token minted for `claims` and records the socket in `opened`, for closing after the test. */
-export async function openAs(opened: TestSocket[], url: string, claims: Parameters<typeof token>[0]): Promise<TestSocket> {
+export async function openAs(
+  opened: TestSocket[],
+  url: string,
+  claims: Parameters<typeof token>[0],
+): Promise<TestSocket> {
   const socket = await connect(url, { token: await token(claims) });
   opened.push(socket);
   return socket;
 }
 
 /** Sends a request with an ack. */
-export async function request<T = Record<string, unknown>>(socket: TestSocket, event: string, payload: unknown, timeoutMs = 5000): Promise<T> {
+export async function request<T = Record<string, unknown>>(
+  socket: TestSocket,
+  event: string,
+  payload: unknown,
+  timeoutMs = 5000,
+): Promise<T> {
   return (await (socket as unknown as Socket).timeout(timeoutMs).emitWithAck(event, payload)) as T;
 }
 
@@ -102,7 +114,12 @@ export async function waitUntil(check: () => boolean, timeoutMs = 10_000, what =
 }
 
 /** POST /v1/channels/:channel/events */
-export async function httpPublish(baseUrl: string, bearer: string, channel: string, body: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
+export async function httpPublish(
+  baseUrl: string,
+  bearer: string,
+  channel: string,
+  body: unknown,
+): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await fetch(`${baseUrl}/v1/channels/${encodeURIComponent(channel)}/events`, {
     method: "POST",
     headers: { authorization: `Bearer ${bearer}`, "content-type": "application/json" },
@@ -115,11 +132,16 @@ export async function httpPublish(baseUrl: string, bearer: string, channel: stri
  * The first request of a new Engine.IO session (long-polling handshake, or a WebSocket upgrade
  * with `websocket: true`): its HTTP status and, for a refusal, the error body.
  */
-export async function engineHandshake(baseUrl: string, options: { websocket?: boolean; headers?: Record<string, string> } = {}): Promise<{ status: number; body: Record<string, unknown> | string }> {
+export async function engineHandshake(
+  baseUrl: string,
+  options: { websocket?: boolean; headers?: Record<string, string> } = {},
+): Promise<{ status: number; body: Record<string, unknown> | string }> {
   if (options.websocket) {
     const { default: WebSocket } = await import("ws");
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(`${baseUrl.replace(/^http/, "ws")}/socket.io/?EIO=4&transport=websocket`, { headers: options.headers });
+      const ws = new WebSocket(`${baseUrl.replace(/^http/, "ws")}/socket.io/?EIO=4&transport=websocket`, {
+        headers: options.headers,
+      });
       ws.on("open", () => {
         ws.terminate();
         resolve({ status: 101, body: "" });
@@ -127,7 +149,12 @@ export async function engineHandshake(baseUrl: string, options: { websocket?: bo
       ws.on("unexpected-response", (_req, res) => {
         let text = "";
         res.on("data", (d: Buffer) => (text += d.toString()));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text.startsWith("{") ? (JSON.parse(text) as Record<string, unknown>) : text }));
+        res.on("end", () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            body: text.startsWith("{") ? (JSON.parse(text) as Record<string, unknown>) : text,
+          }),
+        );
       });
       ws.on("error", (err) => reject(err));
     });
@@ -137,7 +164,10 @@ export async function engineHandshake(baseUrl: string, options: { websocket?: bo
   return { status: res.status, body: text.startsWith("{") ? (JSON.parse(text) as Record<string, unknown>) : text };
 }
 
-export async function httpGet(url: string, bearer?: string): Promise<{ status: number; body: Record<string, unknown> }> {
+export async function httpGet(
+  url: string,
+  bearer?: string,
+): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await fetch(url, { headers: bearer ? { authorization: `Bearer ${bearer}` } : {} });
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }

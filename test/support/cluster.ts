@@ -56,7 +56,9 @@ export interface TestCluster {
   close(): Promise<void>;
 }
 
-export async function startCluster(options: { replicas?: number; workers?: number; env?: Record<string, string> } = {}): Promise<TestCluster> {
+export async function startCluster(
+  options: { replicas?: number; workers?: number; env?: Record<string, string> } = {},
+): Promise<TestCluster> {
   const redis = await startTestRedis();
   const gateways: GatewayProcess[] = [];
   const workers: GatewayProcess[] = [];

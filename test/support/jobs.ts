@@ -6,10 +6,18 @@ import { request, waitUntil, type TestSocket } from "./clients.js";
 
 export const JOB_SCOPES = "jobs:read jobs:write env:read";
 
-export async function httpJson(method: string, url: string, bearer: string | undefined, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
+export async function httpJson(
+  method: string,
+  url: string,
+  bearer: string | undefined,
+  body?: unknown,
+): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await fetch(url, {
     method,
-    headers: { ...(bearer ? { authorization: `Bearer ${bearer}` } : {}), ...(body !== undefined ? { "content-type": "application/json" } : {}) },
+    headers: {
+      ...(bearer ? { authorization: `Bearer ${bearer}` } : {}),
+      ...(body !== undefined ? { "content-type": "application/json" } : {}),
+    },
     body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
   });
   const text = await res.text();
@@ -35,7 +43,11 @@ export interface FollowedJob {
 }
 
 /** Subscribes (with `history`, default everything) and records the channel until `done`. */
-export async function followJob(socket: TestSocket, jobId: string, options: { history?: number; filter?: Record<string, unknown>; timeoutMs?: number } = {}): Promise<FollowedJob> {
+export async function followJob(
+  socket: TestSocket,
+  jobId: string,
+  options: { history?: number; filter?: Record<string, unknown>; timeoutMs?: number } = {},
+): Promise<FollowedJob> {
   const channel = `job:${jobId}`;
   const live: ChannelEvent[] = [];
   const unsubscribed: Unsubscribed[] = [];
@@ -61,7 +73,11 @@ export async function followJob(socket: TestSocket, jobId: string, options: { hi
 /** Asserts offsets are 1 apart, from the first event's to the last's, with no duplicate. */
 export function assertContiguous(events: readonly ChannelEvent[], what: string): void {
   for (let i = 1; i < events.length; i++) {
-    assert.equal(events[i]!.offset, events[i - 1]!.offset + 1, `${what}: offset ${events[i]!.offset} after ${events[i - 1]!.offset}`);
+    assert.equal(
+      events[i]!.offset,
+      events[i - 1]!.offset + 1,
+      `${what}: offset ${events[i]!.offset} after ${events[i - 1]!.offset}`,
+    );
     assert.equal(events[i]!.epoch, events[0]!.epoch, `${what}: epoch changed`);
   }
 }
@@ -88,19 +104,30 @@ export function attemptStarts(events: readonly ChannelEvent[]): JobEventData["st
   return stateEvents(events).filter((s) => s.state === "active" && s.worker !== undefined);
 }
 
-export async function jobView(baseUrl: string, bearer: string, jobId: string): Promise<Record<string, unknown> & Partial<JobSnapshot>> {
+export async function jobView(
+  baseUrl: string,
+  bearer: string,
+  jobId: string,
+): Promise<Record<string, unknown> & Partial<JobSnapshot>> {
   const res = await httpJson("GET", `${baseUrl}/v1/jobs/${jobId}`, bearer);
   assert.equal(res.status, 200, JSON.stringify(res.body));
   return res.body as Record<string, unknown> & Partial<JobSnapshot>;
 }
 
 /** Waits until the job's progress (GET /v1/jobs/:id) reaches `percent`. */
-export async function waitForProgress(baseUrl: string, bearer: string, jobId: string, percent: number, timeoutMs = 30_000): Promise<void> {
+export async function waitForProgress(
+  baseUrl: string,
+  bearer: string,
+  jobId: string,
+  percent: number,
+  timeoutMs = 30_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const view = await jobView(baseUrl, bearer, jobId);
     if ((view.progress ?? 0) >= percent) return;
-    if (Date.now() > deadline) throw new Error(`job ${jobId} did not reach ${percent}% (at ${view.progress}%, ${view.state})`);
+    if (Date.now() > deadline)
+      throw new Error(`job ${jobId} did not reach ${percent}% (at ${view.progress}%, ${view.state})`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }

@@ -31,11 +31,17 @@ export class RawClient {
   }
 
   static async open(baseUrl: string, bearer: string): Promise<RawClient> {
-    const client = new RawClient(new WebSocket(`${baseUrl.replace(/^http/, "ws")}/socket.io/?EIO=4&transport=websocket`));
+    const client = new RawClient(
+      new WebSocket(`${baseUrl.replace(/^http/, "ws")}/socket.io/?EIO=4&transport=websocket`),
+    );
     await waitUntil(() => client.opened || client.closed, 5000, "the Engine.IO open packet");
     assert.equal(client.closed, false, "the WebSocket closed before the Engine.IO open packet");
     client.ws.send(`40${JSON.stringify({ token: bearer })}`);
-    await waitUntil(() => client.packets.some((p) => p.kind === "connect" || p.kind === "connect_error"), 5000, "the Socket.IO CONNECT answer");
+    await waitUntil(
+      () => client.packets.some((p) => p.kind === "connect" || p.kind === "connect_error"),
+      5000,
+      "the Socket.IO CONNECT answer",
+    );
     const answer = client.packets.find((p) => p.kind === "connect" || p.kind === "connect_error")!;
     assert.equal(answer.kind, "connect", `handshake refused: ${JSON.stringify(answer)}`);
     return client;
@@ -73,7 +79,9 @@ export class RawClient {
 
   /** The server events named `name`, in arrival order. */
   events<T = unknown>(name: string): T[] {
-    return this.packets.filter((p): p is Extract<RawPacket, { kind: "event" }> => p.kind === "event" && p.name === name).map((p) => p.data as T);
+    return this.packets
+      .filter((p): p is Extract<RawPacket, { kind: "event" }> => p.kind === "event" && p.name === name)
+      .map((p) => p.data as T);
   }
 
   /** Stops reading from the TCP socket: the server's writes pile up in the kernel, then in the server. */
@@ -89,4 +97,3 @@ export class RawClient {
     this.ws.terminate();
   }
 }
-

@@ -40,7 +40,9 @@ function exited(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => child.once("exit", () => resolve()));
 }
 
-export async function startRedisCluster(options: { masters?: number; replicas?: number; nodeTimeoutMs?: number } = {}): Promise<RedisClusterHandle> {
+export async function startRedisCluster(
+  options: { masters?: number; replicas?: number; nodeTimeoutMs?: number } = {},
+): Promise<RedisClusterHandle> {
   const masters = options.masters ?? 3;
   const replicas = options.replicas ?? 1;
   const count = masters * (1 + replicas);
@@ -51,11 +53,26 @@ export async function startRedisCluster(options: { masters?: number; replicas?: 
     const child = spawn(
       "redis-server",
       [
-        "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-        "--cluster-enabled", "yes", "--cluster-config-file", `nodes-${port}.conf`,
-        "--cluster-node-timeout", String(options.nodeTimeoutMs ?? 1000),
-        "--cluster-replica-validity-factor", "0",
-        "--dir", dir, "--loglevel", "warning",
+        "--port",
+        String(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        `nodes-${port}.conf`,
+        "--cluster-node-timeout",
+        String(options.nodeTimeoutMs ?? 1000),
+        "--cluster-replica-validity-factor",
+        "0",
+        "--dir",
+        dir,
+        "--loglevel",
+        "warning",
       ],
       { stdio: "ignore" },
     );
@@ -83,7 +100,14 @@ export async function startRedisCluster(options: { masters?: number; replicas?: 
     }
     const create = spawnSync(
       "redis-cli",
-      ["--cluster", "create", ...nodes.map((n) => `127.0.0.1:${n.port}`), "--cluster-replicas", String(replicas), "--cluster-yes"],
+      [
+        "--cluster",
+        "create",
+        ...nodes.map((n) => `127.0.0.1:${n.port}`),
+        "--cluster-replicas",
+        String(replicas),
+        "--cluster-yes",
+      ],
       { encoding: "utf8" },
     );
     if (create.status !== 0) throw new Error(`redis-cli --cluster create failed: ${create.stdout}${create.stderr}`);
@@ -96,7 +120,10 @@ export async function startRedisCluster(options: { masters?: number; replicas?: 
         return cli(alive.port, "cluster", "nodes")
           .split("\n")
           .map((line) => line.split(" "))
-          .filter((f) => f.length > 7 && f[2]!.split(",").includes("master") && !f[2]!.includes("fail") && f[7] === "connected")
+          .filter(
+            (f) =>
+              f.length > 7 && f[2]!.split(",").includes("master") && !f[2]!.includes("fail") && f[7] === "connected",
+          )
           .map((f) => Number(f[1]!.split(":")[1]!.split("@")[0]));
       },
       masterFor(key: string) {
@@ -116,7 +143,11 @@ export async function startRedisCluster(options: { masters?: number; replicas?: 
         const deadline = Date.now() + timeoutMs;
         const flaggedFailed = () => {
           const alive = nodes.find((n) => n.process.exitCode === null && n.process.signalCode === null);
-          const line = alive ? cli(alive.port, "cluster", "nodes").split("\n").find((l) => l.includes(`:${deadPort}@`)) : undefined;
+          const line = alive
+            ? cli(alive.port, "cluster", "nodes")
+                .split("\n")
+                .find((l) => l.includes(`:${deadPort}@`))
+            : undefined;
           const fields = line?.split(" ") ?? [];
           // Flagged failed, and its slots handed to the promoted replica.
           return (fields[2]?.split(",") ?? []).includes("fail") && fields.slice(8).filter(Boolean).length === 0;

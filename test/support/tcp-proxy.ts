@@ -47,8 +47,16 @@ export async function startTcpProxy(targetPort: number, targetHost = "127.0.0.1"
     pair.upstream = upstream;
     upstream.on("error", () => pair.client.destroy());
     upstream.on("close", () => pair.client.destroy());
-    forward(upstream, () => pair.client, () => frozen || stalled);
-    forward(pair.client, () => pair.upstream, () => frozen);
+    forward(
+      upstream,
+      () => pair.client,
+      () => frozen || stalled,
+    );
+    forward(
+      pair.client,
+      () => pair.upstream,
+      () => frozen,
+    );
     if (frozen || stalled) upstream.pause();
     if (!frozen) pair.client.resume();
   };

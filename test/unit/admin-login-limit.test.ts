@@ -43,7 +43,13 @@ describe("AdminLoginLimit", () => {
 
   it("keeps counting on the replica while Redis cannot be reached", async () => {
     // Nothing listens there: every command fails at once.
-    const away = new Redis({ port: await freePort(), lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    const away = new Redis({
+      port: await freePort(),
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
     clients.push(away);
     const limit = new AdminLoginLimit(away, "t", log);
     for (let i = 1; i <= 12; i++) assert.equal(await limit.hit("192.0.2.3"), i);

@@ -41,18 +41,43 @@ describe("channel names and namespaces", () => {
   });
 
   it("refuses malformed names with bad_request and unknown namespaces or streams with not_found", () => {
-    assert.equal(reasonOf(() => registry.resolve("nocolon")), "bad_request");
-    assert.equal(reasonOf(() => registry.resolve("Upper:x")), "bad_request");
-    assert.equal(reasonOf(() => registry.resolve("user:")), "bad_request");
-    assert.equal(reasonOf(() => registry.resolve(42)), "bad_request");
-    assert.equal(reasonOf(() => registry.resolve("user:" + "x".repeat(201))), "bad_request");
-    assert.equal(reasonOf(() => registry.resolve("env:prod")), "bad_request");
-    assert.equal(reasonOf(() => registry.resolve("env:prod:nope")), "not_found");
-    assert.equal(reasonOf(() => registry.resolve("chat:room1")), "not_found");
+    assert.equal(
+      reasonOf(() => registry.resolve("nocolon")),
+      "bad_request",
+    );
+    assert.equal(
+      reasonOf(() => registry.resolve("Upper:x")),
+      "bad_request",
+    );
+    assert.equal(
+      reasonOf(() => registry.resolve("user:")),
+      "bad_request",
+    );
+    assert.equal(
+      reasonOf(() => registry.resolve(42)),
+      "bad_request",
+    );
+    assert.equal(
+      reasonOf(() => registry.resolve("user:" + "x".repeat(201))),
+      "bad_request",
+    );
+    assert.equal(
+      reasonOf(() => registry.resolve("env:prod")),
+      "bad_request",
+    );
+    assert.equal(
+      reasonOf(() => registry.resolve("env:prod:nope")),
+      "not_found",
+    );
+    assert.equal(
+      reasonOf(() => registry.resolve("chat:room1")),
+      "not_found",
+    );
   });
 
   it("authorizes by rule: user, env with scope, job owner or environment", async () => {
-    const allows = (p: Principal, channel: string) => registry.allows(p, registry.resolve(channel), registry.resolve(channel).settings.subscribe);
+    const allows = (p: Principal, channel: string) =>
+      registry.allows(p, registry.resolve(channel), registry.resolve(channel).settings.subscribe);
     assert.equal(await allows(principal("alice"), "user:alice"), true);
     assert.equal(await allows(principal("bob"), "user:alice"), false);
     assert.equal(await allows(principal("bob", ["env:read"], ["prod"]), "env:prod:logs"), true);
@@ -62,18 +87,25 @@ describe("channel names and namespaces", () => {
     assert.equal(await allows(principal("alice", ["jobs:read"]), "job:42"), true);
     assert.equal(await allows(principal("carol", ["jobs:read"], ["prod"]), "job:42"), true);
     assert.equal(await allows(principal("carol", ["jobs:read"], ["dev"]), "job:42"), false);
-    await assert.rejects(allows(principal("alice", ["jobs:read"]), "job:7"), (err: RoomcastError) => err.reason === "not_found");
+    await assert.rejects(
+      allows(principal("alice", ["jobs:read"]), "job:7"),
+      (err: RoomcastError) => err.reason === "not_found",
+    );
   });
 
   it("refuses client publish in namespaces that do not allow it", async () => {
-    await assert.rejects(registry.authorize(principal("alice"), registry.resolve("user:alice"), "publish"), (err: RoomcastError) => err.code === 4403);
+    await assert.rejects(
+      registry.authorize(principal("alice"), registry.resolve("user:alice"), "publish"),
+      (err: RoomcastError) => err.code === 4403,
+    );
   });
 });
 
 describe("keys, rooms and pub/sub messages", () => {
   it("puts every key of a channel in one hash slot", () => {
     const keys = channelKeys("rc", "env:e1:logs");
-    for (const key of [keys.meta, keys.history, keys.snapshot, keys.feed, keys.idempotency("k")]) assert.match(key, /^rc:\{env:e1:logs\}:/);
+    for (const key of [keys.meta, keys.history, keys.snapshot, keys.feed, keys.idempotency("k")])
+      assert.match(key, /^rc:\{env:e1:logs\}:/);
     assert.equal(roomOf("env:e1:logs"), "{env:e1:logs}");
     assert.equal(channelOfRoom("{env:e1:logs}"), "env:e1:logs");
     assert.equal(channelOfRoom("socketid"), undefined);

@@ -7,8 +7,14 @@ describe("client backoff and token expiry", () => {
   it("doubles from 1 s to a 16 s cap, with jitter inside the delay", () => {
     const noJitter = (attempt: number) => backoffDelay(attempt, { jitter: 0 });
     assert.deepEqual([0, 1, 2, 3, 4, 5, 9].map(noJitter), [1000, 2000, 4000, 8000, 16000, 16000, 16000]);
-    assert.equal(backoffDelay(3, {}, () => 0), 4000);
-    assert.equal(backoffDelay(3, {}, () => 1), 8000);
+    assert.equal(
+      backoffDelay(3, {}, () => 0),
+      4000,
+    );
+    assert.equal(
+      backoffDelay(3, {}, () => 1),
+      8000,
+    );
   });
 
   it("reads exp from a JWT without verifying it", async () => {

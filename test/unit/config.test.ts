@@ -88,7 +88,18 @@ describe("loadConfig", () => {
   });
 
   it("lets environment variables override the file, and flags override both", () => {
-    const path = file("layers.yaml", ["port: 4000", "historySize: 10", "historyTtlS: 60", "logLevel: warn", "tokenQuery: true", "allowedTenants: [a, b]", ""].join("\n"));
+    const path = file(
+      "layers.yaml",
+      [
+        "port: 4000",
+        "historySize: 10",
+        "historyTtlS: 60",
+        "logLevel: warn",
+        "tokenQuery: true",
+        "allowedTenants: [a, b]",
+        "",
+      ].join("\n"),
+    );
     const fileOnly = loadConfig({ env: { ROOMCAST_CONFIG: path } });
     assert.equal(fileOnly.port, 4000);
     assert.equal(fileOnly.historySize, 10);
@@ -104,7 +115,10 @@ describe("loadConfig", () => {
     assert.equal(withEnv.historyTtlS, 60, "the file still applies where no variable is set");
     assert.equal(withEnv.logLevel, "error");
 
-    const withFlags = loadConfig({ env, argv: ["--port", "6000", "--history-size=30", "--roomcast-history-ttl-s", "90"] });
+    const withFlags = loadConfig({
+      env,
+      argv: ["--port", "6000", "--history-size=30", "--roomcast-history-ttl-s", "90"],
+    });
     assert.equal(withFlags.port, 6000);
     assert.equal(withFlags.historySize, 30);
     assert.equal(withFlags.historyTtlS, 90);
@@ -126,7 +140,10 @@ describe("loadConfig", () => {
     assert.equal(config.adminReadonly, true);
     for (const version of ["2b", "2y"]) {
       const hash = BCRYPT.replace("$2a$", `$${version}$`);
-      assert.equal(loadConfig({ env: { ROOMCAST_ADMIN_USER: "ops", ROOMCAST_ADMIN_PASSWORD_HASH: hash } }).adminPasswordHash, hash);
+      assert.equal(
+        loadConfig({ env: { ROOMCAST_ADMIN_USER: "ops", ROOMCAST_ADMIN_PASSWORD_HASH: hash } }).adminPasswordHash,
+        hash,
+      );
     }
     assert.equal(loadConfig({ env: { ROOMCAST_ADMIN_READONLY: "false" } }).adminReadonly, false);
   });
@@ -178,7 +195,13 @@ describe("loadConfig", () => {
       snapshot: "none",
     });
     // A file entry for a built-in namespace replaces it; schema defaults fill the rest.
-    assert.deepEqual(namespaces.user, { subscribe: { match: "user" }, publish: false, historySize: 5, policy: "reliable", snapshot: "none" });
+    assert.deepEqual(namespaces.user, {
+      subscribe: { match: "user" },
+      publish: false,
+      historySize: 5,
+      policy: "reliable",
+      snapshot: "none",
+    });
     assert.deepEqual(namespaces.env, BUILT_IN_NAMESPACES.env);
     assert.deepEqual(namespaces.job, BUILT_IN_NAMESPACES.job);
   });
@@ -187,20 +210,64 @@ describe("loadConfig", () => {
     const cases: [string, () => unknown, RegExp][] = [
       ["PORT=abc", () => loadConfig({ env: { PORT: "abc" } }), /^invalid setting PORT: /],
       ["PORT=70000", () => loadConfig({ env: { PORT: "70000" } }), /^invalid setting PORT: /],
-      ["negative history size", () => loadConfig({ env: { ROOMCAST_HISTORY_SIZE: "-1" } }), /^invalid setting ROOMCAST_HISTORY_SIZE: /],
-      ["fractional int", () => loadConfig({ env: { ROOMCAST_MAX_SUBSCRIPTIONS: "1.5" } }), /^invalid setting ROOMCAST_MAX_SUBSCRIPTIONS: /],
+      [
+        "negative history size",
+        () => loadConfig({ env: { ROOMCAST_HISTORY_SIZE: "-1" } }),
+        /^invalid setting ROOMCAST_HISTORY_SIZE: /,
+      ],
+      [
+        "fractional int",
+        () => loadConfig({ env: { ROOMCAST_MAX_SUBSCRIPTIONS: "1.5" } }),
+        /^invalid setting ROOMCAST_MAX_SUBSCRIPTIONS: /,
+      ],
       ["LOG_LEVEL=loud", () => loadConfig({ env: { LOG_LEVEL: "loud" } }), /^invalid setting LOG_LEVEL: /],
-      ["bad bool", () => loadConfig({ env: { ROOMCAST_TOKEN_QUERY: "maybe" } }), /^invalid setting ROOMCAST_TOKEN_QUERY: /],
+      [
+        "bad bool",
+        () => loadConfig({ env: { ROOMCAST_TOKEN_QUERY: "maybe" } }),
+        /^invalid setting ROOMCAST_TOKEN_QUERY: /,
+      ],
       ["bad flag", () => loadConfig({ env: {}, argv: ["--port=x"] }), /^invalid setting PORT: /],
-      ["history ttl 0", () => loadConfig({ env: { ROOMCAST_HISTORY_TTL_S: "0" } }), /^invalid setting ROOMCAST_HISTORY_TTL_S: /],
-      ["rate burst 0", () => loadConfig({ env: { ROOMCAST_RATE_BURST: "0" } }), /^invalid setting ROOMCAST_RATE_BURST: /],
+      [
+        "history ttl 0",
+        () => loadConfig({ env: { ROOMCAST_HISTORY_TTL_S: "0" } }),
+        /^invalid setting ROOMCAST_HISTORY_TTL_S: /,
+      ],
+      [
+        "rate burst 0",
+        () => loadConfig({ env: { ROOMCAST_RATE_BURST: "0" } }),
+        /^invalid setting ROOMCAST_RATE_BURST: /,
+      ],
       ["REDIS_URL scheme", () => loadConfig({ env: { REDIS_URL: "http://x" } }), /^invalid setting REDIS_URL: /],
-      ["redis prefix", () => loadConfig({ env: { ROOMCAST_REDIS_PREFIX: "a b" } }), /^invalid setting ROOMCAST_REDIS_PREFIX: /],
-      ["unreadable file", () => loadConfig({ env: { ROOMCAST_CONFIG: "/nonexistent/roomcast.yaml" } }), /^invalid setting ROOMCAST_CONFIG: .*ENOENT/],
-      ["admin user without hash", () => loadConfig({ env: { ROOMCAST_ADMIN_USER: "ops" } }), /^missing setting ROOMCAST_ADMIN_PASSWORD_HASH: /],
-      ["admin hash without user", () => loadConfig({ env: { ROOMCAST_ADMIN_PASSWORD_HASH: BCRYPT } }), /^missing setting ROOMCAST_ADMIN_USER: /],
-      ["admin password in clear", () => loadConfig({ env: { ROOMCAST_ADMIN_USER: "ops", ROOMCAST_ADMIN_PASSWORD_HASH: "hunter2" } }), /^invalid setting ROOMCAST_ADMIN_PASSWORD_HASH: (?!.*hunter2)/],
-      ["admin read-only not a bool", () => loadConfig({ env: { ROOMCAST_ADMIN_READONLY: "sometimes" } }), /^invalid setting ROOMCAST_ADMIN_READONLY: /],
+      [
+        "redis prefix",
+        () => loadConfig({ env: { ROOMCAST_REDIS_PREFIX: "a b" } }),
+        /^invalid setting ROOMCAST_REDIS_PREFIX: /,
+      ],
+      [
+        "unreadable file",
+        () => loadConfig({ env: { ROOMCAST_CONFIG: "/nonexistent/roomcast.yaml" } }),
+        /^invalid setting ROOMCAST_CONFIG: .*ENOENT/,
+      ],
+      [
+        "admin user without hash",
+        () => loadConfig({ env: { ROOMCAST_ADMIN_USER: "ops" } }),
+        /^missing setting ROOMCAST_ADMIN_PASSWORD_HASH: /,
+      ],
+      [
+        "admin hash without user",
+        () => loadConfig({ env: { ROOMCAST_ADMIN_PASSWORD_HASH: BCRYPT } }),
+        /^missing setting ROOMCAST_ADMIN_USER: /,
+      ],
+      [
+        "admin password in clear",
+        () => loadConfig({ env: { ROOMCAST_ADMIN_USER: "ops", ROOMCAST_ADMIN_PASSWORD_HASH: "hunter2" } }),
+        /^invalid setting ROOMCAST_ADMIN_PASSWORD_HASH: (?!.*hunter2)/,
+      ],
+      [
+        "admin read-only not a bool",
+        () => loadConfig({ env: { ROOMCAST_ADMIN_READONLY: "sometimes" } }),
+        /^invalid setting ROOMCAST_ADMIN_READONLY: /,
+      ],
     ];
     for (const [name, load, message] of cases) {
       it(name, () => {
@@ -218,9 +285,21 @@ describe("loadConfig", () => {
         ["unknown.yaml", "bogus: 1\n", /^invalid setting bogus \(ROOMCAST_CONFIG\)/],
         ["env-name.yaml", "PORT: 1\n", /^invalid setting PORT \(ROOMCAST_CONFIG\): unknown setting/],
         ["bad-value.yaml", "historySize: lots\n", /^invalid setting ROOMCAST_HISTORY_SIZE: /],
-        ["bad-ns.yaml", "namespaces:\n  chat:\n    subscribe: { match: everyone }\n", /^invalid setting namespaces\.chat\.subscribe\.match \(ROOMCAST_CONFIG\)/],
-        ["ns-name.yaml", "namespaces:\n  Chat:\n    subscribe: { match: any }\n", /^invalid setting namespaces\.Chat \(ROOMCAST_CONFIG\)/],
-        ["ns-extra.yaml", "namespaces:\n  chat:\n    subscribe: { match: any }\n    colour: blue\n", /^invalid setting namespaces\.chat\b.*\(ROOMCAST_CONFIG\).*colour/],
+        [
+          "bad-ns.yaml",
+          "namespaces:\n  chat:\n    subscribe: { match: everyone }\n",
+          /^invalid setting namespaces\.chat\.subscribe\.match \(ROOMCAST_CONFIG\)/,
+        ],
+        [
+          "ns-name.yaml",
+          "namespaces:\n  Chat:\n    subscribe: { match: any }\n",
+          /^invalid setting namespaces\.Chat \(ROOMCAST_CONFIG\)/,
+        ],
+        [
+          "ns-extra.yaml",
+          "namespaces:\n  chat:\n    subscribe: { match: any }\n    colour: blue\n",
+          /^invalid setting namespaces\.chat\b.*\(ROOMCAST_CONFIG\).*colour/,
+        ],
         ["ns-list.yaml", "namespaces: [a]\n", /^invalid setting namespaces \(ROOMCAST_CONFIG\)/],
         ["list.yaml", "- 1\n", /^invalid setting ROOMCAST_CONFIG: .* must hold an object/],
         ["broken.json", "{", /^invalid setting ROOMCAST_CONFIG: .* not valid JSON/],
@@ -247,14 +326,29 @@ describe("loadConfig", () => {
       const check = (env: Record<string, string>) => () => requireServerSettings(loadConfig({ env }));
       const SECRET = "s".repeat(32);
       // A short HS256 secret is a guessable key: refused at start, without echoing it.
-      assert.throws(check({ REDIS_URL: "redis://x", ROOMCAST_JWT_SECRET: "x" }), /^ConfigError: invalid setting ROOMCAST_JWT_SECRET: must be at least 32 bytes \(it is 1\)/);
-      assert.throws(check({ REDIS_URL: "redis://x", ROOMCAST_JWT_SECRET: "s".repeat(31) }), (err: Error) => !err.message.includes("s".repeat(31)));
+      assert.throws(
+        check({ REDIS_URL: "redis://x", ROOMCAST_JWT_SECRET: "x" }),
+        /^ConfigError: invalid setting ROOMCAST_JWT_SECRET: must be at least 32 bytes \(it is 1\)/,
+      );
+      assert.throws(
+        check({ REDIS_URL: "redis://x", ROOMCAST_JWT_SECRET: "s".repeat(31) }),
+        (err: Error) => !err.message.includes("s".repeat(31)),
+      );
       assert.throws(check({ ROOMCAST_JWT_SECRET: SECRET }), /^ConfigError: missing setting REDIS_URL/);
       assert.throws(check({ REDIS_URL: "redis://x" }), /^ConfigError: missing setting ROOMCAST_JWT_SECRET/);
-      assert.throws(check({ REDIS_URL: "redis://x", ROOMCAST_JWT_SECRET: SECRET, ROOMCAST_JWKS_FILE: "/k" }), /set only one of/);
+      assert.throws(
+        check({ REDIS_URL: "redis://x", ROOMCAST_JWT_SECRET: SECRET, ROOMCAST_JWKS_FILE: "/k" }),
+        /set only one of/,
+      );
       assert.doesNotThrow(check({ REDIS_URL: "redis+cluster://a:1,b:2", ROOMCAST_JWT_SECRET: SECRET }));
-      assert.throws(check({ REDIS_URL: "http://x", ROOMCAST_JWT_SECRET: SECRET }), /^ConfigError: invalid setting REDIS_URL/);
-      assert.throws(check({ REDIS_URL: "redis://x", ROOMCAST_JWT_SECRET: SECRET, ROOMCAST_ADAPTER: "fast" }), /^ConfigError: invalid setting ROOMCAST_ADAPTER: expected one of auto, classic, sharded/);
+      assert.throws(
+        check({ REDIS_URL: "http://x", ROOMCAST_JWT_SECRET: SECRET }),
+        /^ConfigError: invalid setting REDIS_URL/,
+      );
+      assert.throws(
+        check({ REDIS_URL: "redis://x", ROOMCAST_JWT_SECRET: SECRET, ROOMCAST_ADAPTER: "fast" }),
+        /^ConfigError: invalid setting ROOMCAST_ADAPTER: expected one of auto, classic, sharded/,
+      );
       assert.doesNotThrow(check({ REDIS_URL: "redis://x", ROOMCAST_JWT_SECRET: SECRET }));
       assert.doesNotThrow(check({ REDIS_URL: "rediss://x", ROOMCAST_JWT_PUBLIC_KEY_FILE: "/k.pem" }));
     });
@@ -266,12 +360,21 @@ describe("parseRedisUrl", () => {
     assert.deepEqual(parseRedisUrl("redis://h:1/0"), { cluster: false, url: "redis://h:1/0" });
     assert.deepEqual(parseRedisUrl("redis+cluster://10.0.0.1:7000,10.0.0.2:7001"), {
       cluster: true,
-      seeds: [{ host: "10.0.0.1", port: 7000 }, { host: "10.0.0.2", port: 7001 }],
+      seeds: [
+        { host: "10.0.0.1", port: 7000 },
+        { host: "10.0.0.2", port: 7001 },
+      ],
       username: undefined,
       password: undefined,
       tls: false,
     });
-    assert.deepEqual(parseRedisUrl("rediss+cluster://user:p%40ss@h"), { cluster: true, seeds: [{ host: "h", port: 6379 }], username: "user", password: "p@ss", tls: true });
+    assert.deepEqual(parseRedisUrl("rediss+cluster://user:p%40ss@h"), {
+      cluster: true,
+      seeds: [{ host: "h", port: 6379 }],
+      username: "user",
+      password: "p@ss",
+      tls: true,
+    });
     assert.equal(redactUrl("redis+cluster://user:secret@h:1"), "redis+cluster://[redacted]@h:1");
   });
 });

@@ -34,7 +34,13 @@ describe("connection quotas, one acquire per key", () => {
     // A string where the IP quota's sorted set should be: its acquire fails with WRONGTYPE.
     await redis.set(ipKey, "not a sorted set");
     await assert.rejects(
-      quotas.acquireAll([{ scope: "user", id: "alice", limit: 5 }, { scope: "ip", id: "127.0.0.1", limit: 5 }], "socket-1"),
+      quotas.acquireAll(
+        [
+          { scope: "user", id: "alice", limit: 5 },
+          { scope: "ip", id: "127.0.0.1", limit: 5 },
+        ],
+        "socket-1",
+      ),
       /WRONGTYPE/,
     );
     // Same connection as the quotas': these run after its release (ZREM) and renewals.
@@ -43,7 +49,13 @@ describe("connection quotas, one acquire per key", () => {
 
     // Once the key is sane again, the same member is admitted to both.
     await redis.del(ipKey);
-    const admitted = await quotas.acquireAll([{ scope: "user", id: "alice", limit: 5 }, { scope: "ip", id: "127.0.0.1", limit: 5 }], "socket-2");
+    const admitted = await quotas.acquireAll(
+      [
+        { scope: "user", id: "alice", limit: 5 },
+        { scope: "ip", id: "127.0.0.1", limit: 5 },
+      ],
+      "socket-2",
+    );
     assert.deepEqual(admitted, { keys: [userKey, ipKey] });
     await quotas.renew();
     assert.deepEqual(await redis.zrange(userKey, 0, -1), ["socket-2"]);
@@ -54,7 +66,13 @@ describe("connection quotas, one acquire per key", () => {
     const userKey = quotas.key("user", "bob");
     const ipKey = quotas.key("ip", "10.0.0.1");
     assert.deepEqual(await quotas.acquireAll([{ scope: "ip", id: "10.0.0.1", limit: 1 }], "other"), { keys: [ipKey] });
-    const answer = await quotas.acquireAll([{ scope: "user", id: "bob", limit: 5 }, { scope: "ip", id: "10.0.0.1", limit: 1 }], "socket-3");
+    const answer = await quotas.acquireAll(
+      [
+        { scope: "user", id: "bob", limit: 5 },
+        { scope: "ip", id: "10.0.0.1", limit: 1 },
+      ],
+      "socket-3",
+    );
     assert.deepEqual(answer, { full: 1 });
     await quotas.renew();
     assert.equal(await redis.zcard(userKey), 0);

@@ -25,6 +25,7 @@ describe("docs/protocol.md examples", () => {
     const doc = readFileSync(new URL("docs/protocol.md", root), "utf8");
     const examples = [...doc.matchAll(/<!-- example: ([^#\s]+)(?:#(\S+))? -->\n```\w*\n([\s\S]*?)\n```/g)];
     assert.ok(examples.length >= 2, "examples found");
-    for (const [, path, name, code] of examples) assert.equal(code, region(path!, name), `${path}${name ? `#${name}` : ""} differs from docs/protocol.md`);
+    for (const [, path, name, code] of examples)
+      assert.equal(code, region(path!, name), `${path}${name ? `#${name}` : ""} differs from docs/protocol.md`);
   });
 });

@@ -25,7 +25,15 @@ import { delimiter, dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import ts from "typescript";
-import { isMap, parse as parseYaml, parseAllDocuments, parseDocument, stringify as stringifyYaml, type Scalar, type YAMLMap } from "yaml";
+import {
+  isMap,
+  parse as parseYaml,
+  parseAllDocuments,
+  parseDocument,
+  stringify as stringifyYaml,
+  type Scalar,
+  type YAMLMap,
+} from "yaml";
 import { ConfigMap } from "kubernetes-models/v1/ConfigMap";
 import { Secret } from "kubernetes-models/v1/Secret";
 import { Service } from "kubernetes-models/v1/Service";
@@ -37,7 +45,12 @@ import { Ingress } from "kubernetes-models/networking.k8s.io/v1/Ingress";
 import { ServiceMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor";
 import { PrometheusRule } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule";
 import { HTTPRoute } from "@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/HTTPRoute";
-import { loadConfig, requireKeySetting, requireRedisSetting, requireServerSettings } from "../../src/config/load-config.js";
+import {
+  loadConfig,
+  requireKeySetting,
+  requireRedisSetting,
+  requireServerSettings,
+} from "../../src/config/load-config.js";
 import { SETTINGS, type SettingSpec } from "../../src/config/settings.js";
 import { createTokenVerifier } from "../../src/auth/token-verifier.js";
 import { chartFileCopies } from "../../scripts/sync-chart-files.js";
@@ -62,10 +75,24 @@ const EXTRA_ENV = new Set(["ROOMCAST_CONFIG"]);
 const USER_SETTINGS: SettingSpec[] = Object.values(SETTINGS).filter((s: SettingSpec) => !s.internal);
 /** Settings the chart sets from its own values, so values.schema.json refuses them in `settings`. */
 const CHART_MANAGED = new Set([
-  "PORT", "HOST", "REDIS_URL", "ROOMCAST_JWT_SECRET", "ROOMCAST_JWT_PUBLIC_KEY_FILE", "ROOMCAST_JWKS_FILE",
-  "ROOMCAST_JWT_ISSUER", "ROOMCAST_JWT_AUDIENCE", "ROOMCAST_NODE_ID", "ROOMCAST_DRAIN_S", "ROOMCAST_TRUST_PROXY",
-  "ROOMCAST_CONSOLE", "ROOMCAST_ADMIN_USER", "ROOMCAST_ADMIN_PASSWORD_HASH", "ROOMCAST_ADMIN_READONLY",
-  "ROOMCAST_WORKER_CONCURRENCY", "ROOMCAST_PROCESSORS", "ROOMCAST_SAMPLE_PROCESSORS",
+  "PORT",
+  "HOST",
+  "REDIS_URL",
+  "ROOMCAST_JWT_SECRET",
+  "ROOMCAST_JWT_PUBLIC_KEY_FILE",
+  "ROOMCAST_JWKS_FILE",
+  "ROOMCAST_JWT_ISSUER",
+  "ROOMCAST_JWT_AUDIENCE",
+  "ROOMCAST_NODE_ID",
+  "ROOMCAST_DRAIN_S",
+  "ROOMCAST_TRUST_PROXY",
+  "ROOMCAST_CONSOLE",
+  "ROOMCAST_ADMIN_USER",
+  "ROOMCAST_ADMIN_PASSWORD_HASH",
+  "ROOMCAST_ADMIN_READONLY",
+  "ROOMCAST_WORKER_CONCURRENCY",
+  "ROOMCAST_PROCESSORS",
+  "ROOMCAST_SAMPLE_PROCESSORS",
 ]);
 /** Dummy values of the keys of a Secret the chart does not render (existingSecret). */
 const DUMMY_SECRET: Record<string, string> = {
@@ -89,7 +116,10 @@ function findHelm(): string | undefined {
 const HELM = findHelm();
 let helmHome = tmpdir();
 // In CI a missing helm fails the "helm is installed" test below instead of skipping everything.
-const skip = !HELM && !process.env.CI ? "no helm binary on PATH or at /root/go/bin/helm (go install helm.sh/helm/v3/cmd/helm@v3.22.0): skipped outside CI" : false;
+const skip =
+  !HELM && !process.env.CI
+    ? "no helm binary on PATH or at /root/go/bin/helm (go install helm.sh/helm/v3/cmd/helm@v3.22.0): skipped outside CI"
+    : false;
 
 interface HelmResult {
   args: string[];
@@ -100,7 +130,12 @@ interface HelmResult {
 
 function helm(args: string[]): Promise<HelmResult> {
   // Its own cache and config directories: nothing read from or written to the user's.
-  const env = { ...process.env, HELM_CACHE_HOME: join(helmHome, "cache"), HELM_CONFIG_HOME: join(helmHome, "config"), HELM_DATA_HOME: join(helmHome, "data") };
+  const env = {
+    ...process.env,
+    HELM_CACHE_HOME: join(helmHome, "cache"),
+    HELM_CONFIG_HOME: join(helmHome, "config"),
+    HELM_DATA_HOME: join(helmHome, "data"),
+  };
   return new Promise((resolve) => {
     execFile(HELM ?? "helm", args, { maxBuffer: 64 * 1024 * 1024, env }, (err, stdout, stderr) => {
       const code = err === null ? 0 : typeof err.code === "number" ? err.code : 127;
@@ -110,7 +145,17 @@ function helm(args: string[]): Promise<HelmResult> {
 }
 
 function template(values: string[], extra: string[] = [], chart = CHART): Promise<HelmResult> {
-  return helm(["template", RELEASE, chart, "--namespace", NAMESPACE, "--kube-version", KUBE_VERSION, ...values.flatMap((v) => ["--values", v]), ...extra]);
+  return helm([
+    "template",
+    RELEASE,
+    chart,
+    "--namespace",
+    NAMESPACE,
+    "--kube-version",
+    KUBE_VERSION,
+    ...values.flatMap((v) => ["--values", v]),
+    ...extra,
+  ]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -154,12 +199,24 @@ const TYPES: Record<string, [module: string, name: string]> = {
   "v1/Service": ["kubernetes-models/v1/Service", "IService"],
   "v1/ServiceAccount": ["kubernetes-models/v1/ServiceAccount", "IServiceAccount"],
   "apps/v1/Deployment": ["kubernetes-models/apps/v1/Deployment", "IDeployment"],
-  "autoscaling/v2/HorizontalPodAutoscaler": ["kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler", "IHorizontalPodAutoscaler"],
+  "autoscaling/v2/HorizontalPodAutoscaler": [
+    "kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler",
+    "IHorizontalPodAutoscaler",
+  ],
   "policy/v1/PodDisruptionBudget": ["kubernetes-models/policy/v1/PodDisruptionBudget", "IPodDisruptionBudget"],
   "networking.k8s.io/v1/Ingress": ["kubernetes-models/networking.k8s.io/v1/Ingress", "IIngress"],
-  "monitoring.coreos.com/v1/ServiceMonitor": ["@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor", "IServiceMonitor"],
-  "monitoring.coreos.com/v1/PrometheusRule": ["@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule", "IPrometheusRule"],
-  "gateway.networking.k8s.io/v1/HTTPRoute": ["@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/HTTPRoute", "IHTTPRoute"],
+  "monitoring.coreos.com/v1/ServiceMonitor": [
+    "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor",
+    "IServiceMonitor",
+  ],
+  "monitoring.coreos.com/v1/PrometheusRule": [
+    "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule",
+    "IPrometheusRule",
+  ],
+  "gateway.networking.k8s.io/v1/HTTPRoute": [
+    "@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/HTTPRoute",
+    "IHTTPRoute",
+  ],
 };
 
 const kindOf = (d: Manifest) => `${d.apiVersion}/${d.kind}`;
@@ -171,7 +228,9 @@ const kindOf = (d: Manifest) => `${d.apiVersion}/${d.kind}`;
  */
 function unknownFieldErrors(sets: { name: string; docs: Manifest[] }[]): string[] {
   const file = join(ROOT, "test", "unit", "__rendered_manifests__.ts");
-  const imports = Object.entries(TYPES).map(([, [module, name]], i) => `import type { ${name} as T${i} } from "${module}";`);
+  const imports = Object.entries(TYPES).map(
+    ([, [module, name]], i) => `import type { ${name} as T${i} } from "${module}";`,
+  );
   const index = Object.keys(TYPES);
   const where: string[] = [];
   const lines: string[] = [];
@@ -194,7 +253,8 @@ function unknownFieldErrors(sets: { name: string; docs: Manifest[] }[]): string[
   const host = ts.createCompilerHost(options);
   const getSourceFile = host.getSourceFile.bind(host);
   const fileExists = host.fileExists.bind(host);
-  host.getSourceFile = (name, language, ...rest) => (name === file ? ts.createSourceFile(name, text, language) : getSourceFile(name, language, ...rest));
+  host.getSourceFile = (name, language, ...rest) =>
+    name === file ? ts.createSourceFile(name, text, language) : getSourceFile(name, language, ...rest);
   host.fileExists = (name) => name === file || fileExists(name);
   const program = ts.createProgram({ rootNames: [file], options, host });
   return ts.getPreEmitDiagnostics(program).map((d) => {
@@ -204,16 +264,23 @@ function unknownFieldErrors(sets: { name: string; docs: Manifest[] }[]): string[
   });
 }
 
-const find = (docs: Manifest[], kind: string, name: string) => docs.find((d) => d.kind === kind && d.metadata.name === name);
+const find = (docs: Manifest[], kind: string, name: string) =>
+  docs.find((d) => d.kind === kind && d.metadata.name === name);
 function get(docs: Manifest[], kind: string, name: string): Manifest {
   const doc = find(docs, kind, name);
   assert.ok(doc, `no ${kind} ${name} among ${docs.map((d) => `${d.kind}/${d.metadata.name}`).join(", ")}`);
   return doc;
 }
-const matches = (selector: Record<string, string>, labels: Record<string, string> = {}) => Object.entries(selector).every(([k, v]) => labels[k] === v);
+const matches = (selector: Record<string, string>, labels: Record<string, string> = {}) =>
+  Object.entries(selector).every(([k, v]) => labels[k] === v);
 
 /** The roomcast Deployments (gateway, worker), not the embedded Redis. */
-const roomcastDeployments = (docs: Manifest[]) => docs.filter((d) => d.kind === "Deployment" && ["gateway", "worker"].includes(d.metadata.labels?.["app.kubernetes.io/component"] ?? ""));
+const roomcastDeployments = (docs: Manifest[]) =>
+  docs.filter(
+    (d) =>
+      d.kind === "Deployment" &&
+      ["gateway", "worker"].includes(d.metadata.labels?.["app.kubernetes.io/component"] ?? ""),
+  );
 
 interface ResolvedEnv {
   env: Record<string, string>;
@@ -253,9 +320,14 @@ function resolveEnv(docs: Manifest[], deployment: Manifest): ResolvedEnv {
   for (const e of container.env ?? []) {
     if (e.value !== undefined) env[e.name] = String(e.value);
     else if (e.valueFrom?.fieldRef) {
-      assert.equal(e.valueFrom.fieldRef.fieldPath, "metadata.name", `${e.name} comes from ${e.valueFrom.fieldRef.fieldPath}`);
+      assert.equal(
+        e.valueFrom.fieldRef.fieldPath,
+        "metadata.name",
+        `${e.name} comes from ${e.valueFrom.fieldRef.fieldPath}`,
+      );
       env[e.name] = `${deployment.metadata.name}-7d9f8b6c5-x2x9q`;
-    } else if (e.valueFrom?.secretKeyRef) env[e.name] = secretValue(e.valueFrom.secretKeyRef.name, e.valueFrom.secretKeyRef.key);
+    } else if (e.valueFrom?.secretKeyRef)
+      env[e.name] = secretValue(e.valueFrom.secretKeyRef.name, e.valueFrom.secretKeyRef.key);
     else assert.fail(`unexpected env ${JSON.stringify(e)} in ${deployment.metadata.name}`);
     from[e.name] = "env";
   }
@@ -276,11 +348,19 @@ function mountedFiles(docs: Manifest[], deployment: Manifest, dir: string): Map<
     if (volume.configMap) data = get(docs, "ConfigMap", volume.configMap.name).data;
     else if (volume.secret) {
       const secret = find(docs, "Secret", volume.secret.secretName);
-      data = secret ? Object.fromEntries(Object.entries(secret.data ?? {}).map(([k, v]) => [k, Buffer.from(String(v), "base64").toString("utf8")])) : DUMMY_SECRET;
+      data = secret
+        ? Object.fromEntries(
+            Object.entries(secret.data ?? {}).map(([k, v]) => [k, Buffer.from(String(v), "base64").toString("utf8")]),
+          )
+        : DUMMY_SECRET;
     } else continue;
-    const items: { key: string; path: string }[] = volume.configMap?.items ?? volume.secret?.items ?? Object.keys(data ?? {}).map((key) => ({ key, path: key }));
+    const items: { key: string; path: string }[] =
+      volume.configMap?.items ?? volume.secret?.items ?? Object.keys(data ?? {}).map((key) => ({ key, path: key }));
     for (const { key, path } of items) {
-      assert.ok(data?.[key] !== undefined, `volume ${volume.name} of ${deployment.metadata.name} mounts key ${key}, which its source lacks`);
+      assert.ok(
+        data?.[key] !== undefined,
+        `volume ${volume.name} of ${deployment.metadata.name} mounts key ${key}, which its source lacks`,
+      );
       files.set(`${mount.mountPath}/${path}`, data[key]);
     }
   }
@@ -301,7 +381,9 @@ function routes(rule: { type: "Prefix" | "Exact"; value: string }, path: string)
 }
 
 function ingressRules(ingress: Manifest): { type: "Prefix" | "Exact"; value: string }[] {
-  return ingress.spec.rules.flatMap((r: { http: { paths: { path: string; pathType: string }[] } }) => r.http.paths.map((p) => ({ type: p.pathType as "Prefix" | "Exact", value: p.path })));
+  return ingress.spec.rules.flatMap((r: { http: { paths: { path: string; pathType: string }[] } }) =>
+    r.http.paths.map((p) => ({ type: p.pathType as "Prefix" | "Exact", value: p.path })),
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -334,12 +416,32 @@ describe("helm chart helm/roomcast", { skip }, () => {
         redis: { url: "redis://:secret@redis.example.internal:6379/0" },
         auth: { method: "publicKey", publicKey: publicKey.export({ type: "spki", format: "pem" }).toString() },
         admin: { enabled: true, user: "ops", passwordHash: BCRYPT, readonly: false },
-        settings: { LOG_LEVEL: "debug", ROOMCAST_RATE_LIMIT: 12.5, ROOMCAST_ALLOWED_TENANTS: ["acme", "globex"], ROOMCAST_TOKEN_QUERY: false },
-        channelNamespaces: { chat: { subscribe: { match: "any" }, publish: false, policy: "conflate", snapshot: "latest" } },
-        gateway: { console: true, replicas: 3, drainSeconds: 20, preStopSleepSeconds: 3, terminationGracePeriodSeconds: 60, service: { sessionAffinity: "ClientIP" } },
+        settings: {
+          LOG_LEVEL: "debug",
+          ROOMCAST_RATE_LIMIT: 12.5,
+          ROOMCAST_ALLOWED_TENANTS: ["acme", "globex"],
+          ROOMCAST_TOKEN_QUERY: false,
+        },
+        channelNamespaces: {
+          chat: { subscribe: { match: "any" }, publish: false, policy: "conflate", snapshot: "latest" },
+        },
+        gateway: {
+          console: true,
+          replicas: 3,
+          drainSeconds: 20,
+          preStopSleepSeconds: 3,
+          terminationGracePeriodSeconds: 60,
+          service: { sessionAffinity: "ClientIP" },
+        },
         worker: { sampleProcessors: true, preStopSleepSeconds: 2, drainSeconds: 10, terminationGracePeriodSeconds: 28 },
         ingress: { enabled: true, nginx: { enabled: false }, paths: { console: true, admin: true } },
-        httpRoute: { enabled: true, parentRefs: [{ name: "public", namespace: "gateway-system" }], hostnames: ["rt.example.com"], paths: { console: true, admin: true }, sessionPersistence: { sessionName: "roomcast-gw", type: "Cookie" } },
+        httpRoute: {
+          enabled: true,
+          parentRefs: [{ name: "public", namespace: "gateway-system" }],
+          hostnames: ["rt.example.com"],
+          paths: { console: true, admin: true },
+          sessionPersistence: { sessionName: "roomcast-gw", type: "Cookie" },
+        },
         metrics: { serviceMonitor: { enabled: true }, prometheusRule: { enabled: true } },
       }),
     );
@@ -353,8 +455,12 @@ describe("helm chart helm/roomcast", { skip }, () => {
     cpSync(CHART, notesChart, { recursive: true });
     cpSync(join(CHART, "templates", "NOTES.txt"), join(notesChart, "files", "notes.txt"));
     rmSync(join(notesChart, "templates", "NOTES.txt"));
-    writeFileSync(join(notesChart, "templates", "notes-check.yaml"), 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  notes: |\n    {{- tpl (.Files.Get "files/notes.txt") . | nindent 4 }}\n');
-    const notesOf = (values: string, extra: string[] = []) => template([values], [...extra, "--show-only", "templates/notes-check.yaml"], notesChart);
+    writeFileSync(
+      join(notesChart, "templates", "notes-check.yaml"),
+      'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  notes: |\n    {{- tpl (.Files.Get "files/notes.txt") . | nindent 4 }}\n',
+    );
+    const notesOf = (values: string, extra: string[] = []) =>
+      template([values], [...extra, "--show-only", "templates/notes-check.yaml"], notesChart);
     const bad = (set: string[]) => template([DEFAULT_VALUES], set);
     const [ld, lp, d, p, pn, v, b, nd, np, npn, ...rest] = await Promise.all([
       helm(["lint", "--strict", CHART, "--values", DEFAULT_VALUES]),
@@ -393,9 +499,40 @@ describe("helm chart helm/roomcast", { skip }, () => {
     bumped = parseManifests(b!);
     const notesText = (r: HelmResult) => parseManifests(r)[0]!.data.notes as string;
     notes = { defaults: notesText(nd!), production: notesText(np!), productionNoOperator: notesText(npn!) };
-    const [replicas, topLevel, className, settingTypo, managed, nsTypo, method, redisScheme, noRedis, gatewayGrace, workerGrace, noKey, jwksConflict, noGatewayApi] = rest;
-    refusals = { replicas: replicas!, topLevel: topLevel!, className: className!, settingTypo: settingTypo!, managed: managed!, nsTypo: nsTypo!, method: method!, redisScheme: redisScheme! };
-    failures = { noRedis: noRedis!, gatewayGrace: gatewayGrace!, workerGrace: workerGrace!, noKey: noKey!, jwksConflict: jwksConflict!, noGatewayApi: noGatewayApi! };
+    const [
+      replicas,
+      topLevel,
+      className,
+      settingTypo,
+      managed,
+      nsTypo,
+      method,
+      redisScheme,
+      noRedis,
+      gatewayGrace,
+      workerGrace,
+      noKey,
+      jwksConflict,
+      noGatewayApi,
+    ] = rest;
+    refusals = {
+      replicas: replicas!,
+      topLevel: topLevel!,
+      className: className!,
+      settingTypo: settingTypo!,
+      managed: managed!,
+      nsTypo: nsTypo!,
+      method: method!,
+      redisScheme: redisScheme!,
+    };
+    failures = {
+      noRedis: noRedis!,
+      gatewayGrace: gatewayGrace!,
+      workerGrace: workerGrace!,
+      noKey: noKey!,
+      jwksConflict: jwksConflict!,
+      noGatewayApi: noGatewayApi!,
+    };
   });
 
   after(() => {
@@ -415,8 +552,16 @@ describe("helm chart helm/roomcast", { skip }, () => {
   });
 
   it("passes helm lint --strict with the default and the production-like values", () => {
-    assert.equal(lintDefault.code, 0, `helm lint (ci/default-values.yaml):\n${lintDefault.stdout}${lintDefault.stderr}`);
-    assert.equal(lintProduction.code, 0, `helm lint (ci/production-values.yaml):\n${lintProduction.stdout}${lintProduction.stderr}`);
+    assert.equal(
+      lintDefault.code,
+      0,
+      `helm lint (ci/default-values.yaml):\n${lintDefault.stdout}${lintDefault.stderr}`,
+    );
+    assert.equal(
+      lintProduction.code,
+      0,
+      `helm lint (ci/production-values.yaml):\n${lintProduction.stdout}${lintProduction.stderr}`,
+    );
   });
 
   it("renders documents that each validate against their schema, with no unknown field", () => {
@@ -424,9 +569,19 @@ describe("helm chart helm/roomcast", { skip }, () => {
       assert.ok(docs.length > 5, `${name}: only ${docs.length} documents`);
       for (const doc of docs) {
         const model = MODELS[kindOf(doc)];
-        assert.ok(model, `${name}: ${kindOf(doc)} ${doc.metadata?.name} has no model to validate it with; add it to MODELS and TYPES`);
-        assert.doesNotThrow(() => model(doc).validate(), (err: Error) => assert.fail(`${name}: ${doc.kind} ${doc.metadata.name}: ${err.message}`));
-        assert.equal(doc.metadata.namespace ?? NAMESPACE, NAMESPACE, `${name}: ${doc.kind} ${doc.metadata.name} is in another namespace`);
+        assert.ok(
+          model,
+          `${name}: ${kindOf(doc)} ${doc.metadata?.name} has no model to validate it with; add it to MODELS and TYPES`,
+        );
+        assert.doesNotThrow(
+          () => model(doc).validate(),
+          (err: Error) => assert.fail(`${name}: ${doc.kind} ${doc.metadata.name}: ${err.message}`),
+        );
+        assert.equal(
+          doc.metadata.namespace ?? NAMESPACE,
+          NAMESPACE,
+          `${name}: ${doc.kind} ${doc.metadata.name} is in another namespace`,
+        );
         assert.ok(doc.metadata.name.length <= 63, `${name}: ${doc.metadata.name} is longer than 63 characters`);
       }
       const names = docs.map((d) => `${d.kind}/${d.metadata.name}`);
@@ -437,9 +592,26 @@ describe("helm chart helm/roomcast", { skip }, () => {
 
   it("renders the workloads each configuration asks for", () => {
     const kinds = (docs: Manifest[]) => [...new Set(docs.map((d) => d.kind))].sort();
-    assert.deepEqual(kinds(defaults), ["ConfigMap", "Deployment", "PodDisruptionBudget", "Secret", "Service", "ServiceAccount"]);
+    assert.deepEqual(kinds(defaults), [
+      "ConfigMap",
+      "Deployment",
+      "PodDisruptionBudget",
+      "Secret",
+      "Service",
+      "ServiceAccount",
+    ]);
     assert.ok(find(defaults, "Deployment", `${FULLNAME}-redis`), "the default trial runs the embedded Redis");
-    assert.deepEqual(kinds(production), ["ConfigMap", "Deployment", "HorizontalPodAutoscaler", "Ingress", "PodDisruptionBudget", "PrometheusRule", "Service", "ServiceAccount", "ServiceMonitor"]);
+    assert.deepEqual(kinds(production), [
+      "ConfigMap",
+      "Deployment",
+      "HorizontalPodAutoscaler",
+      "Ingress",
+      "PodDisruptionBudget",
+      "PrometheusRule",
+      "Service",
+      "ServiceAccount",
+      "ServiceMonitor",
+    ]);
     assert.equal(find(production, "Secret", FULLNAME), undefined, "with existingSecret the chart makes no Secret");
     assert.equal(find(production, "Deployment", `${FULLNAME}-redis`), undefined, "no embedded Redis in production");
     assert.ok(find(variant, "HTTPRoute", `${FULLNAME}-gateway`));
@@ -450,10 +622,20 @@ describe("helm chart helm/roomcast", { skip }, () => {
       assert.deepEqual(worker.spec.template.spec.containers[0].args, ["worker"]);
     }
     assert.equal(get(defaults, "Deployment", `${FULLNAME}-gateway`).spec.replicas, 2);
-    assert.equal(get(production, "Deployment", `${FULLNAME}-gateway`).spec.replicas, undefined, "the HPA owns the replica count");
+    assert.equal(
+      get(production, "Deployment", `${FULLNAME}-gateway`).spec.replicas,
+      undefined,
+      "the HPA owns the replica count",
+    );
     assert.equal(get(production, "Deployment", `${FULLNAME}-worker`).spec.replicas, 3);
-    assert.equal(get(production, "Deployment", `${FULLNAME}-worker`).spec.template.spec.containers[0].image, "registry.example.com/platform/roomcast-worker:0.1.0");
-    assert.equal(get(production, "Deployment", `${FULLNAME}-gateway`).spec.template.spec.containers[0].image, "registry.example.com/platform/roomcast:0.1.0");
+    assert.equal(
+      get(production, "Deployment", `${FULLNAME}-worker`).spec.template.spec.containers[0].image,
+      "registry.example.com/platform/roomcast-worker:0.1.0",
+    );
+    assert.equal(
+      get(production, "Deployment", `${FULLNAME}-gateway`).spec.template.spec.containers[0].image,
+      "registry.example.com/platform/roomcast:0.1.0",
+    );
   });
 
   it("probes /readyz for readiness and /healthz for liveness on the container port, with sane timings", () => {
@@ -465,10 +647,17 @@ describe("helm chart helm/roomcast", { skip }, () => {
         const port = container.ports.find((p: { name: string }) => p.name === "http");
         assert.ok(port, `${what}: no port named http`);
         assert.equal(String(port.containerPort), env.PORT, `${what}: PORT is not the container port`);
-        const probePort = (probe: { httpGet: { port: string | number } }) => (typeof probe.httpGet.port === "string" ? container.ports.find((p: { name: string }) => p.name === probe.httpGet.port)?.containerPort : probe.httpGet.port);
+        const probePort = (probe: { httpGet: { port: string | number } }) =>
+          typeof probe.httpGet.port === "string"
+            ? container.ports.find((p: { name: string }) => p.name === probe.httpGet.port)?.containerPort
+            : probe.httpGet.port;
         const { readinessProbe: ready, livenessProbe: live, startupProbe: startup } = container;
         assert.equal(ready?.httpGet?.path, "/readyz", `${what}: readiness probe`);
-        assert.equal(live?.httpGet?.path, "/healthz", `${what}: liveness probe (never /readyz: it is 503 while draining)`);
+        assert.equal(
+          live?.httpGet?.path,
+          "/healthz",
+          `${what}: liveness probe (never /readyz: it is 503 while draining)`,
+        );
         assert.equal(probePort(ready), port.containerPort, `${what}: readiness probe port`);
         assert.equal(probePort(live), port.containerPort, `${what}: liveness probe port`);
         if (startup) {
@@ -476,7 +665,10 @@ describe("helm chart helm/roomcast", { skip }, () => {
           assert.equal(probePort(startup), port.containerPort);
         }
         assert.ok(ready.periodSeconds <= 10, `${what}: readiness checked every ${ready.periodSeconds} s`);
-        assert.ok(live.periodSeconds * live.failureThreshold >= 30, `${what}: liveness gives up after ${live.periodSeconds * live.failureThreshold} s`);
+        assert.ok(
+          live.periodSeconds * live.failureThreshold >= 30,
+          `${what}: liveness gives up after ${live.periodSeconds * live.failureThreshold} s`,
+        );
         assert.ok(live.timeoutSeconds >= 2, `${what}: liveness timeout ${live.timeoutSeconds} s`);
         assert.equal(live.successThreshold, 1);
       }
@@ -498,11 +690,16 @@ describe("helm chart helm/roomcast", { skip }, () => {
         const drain = Number(resolveEnv(docs, deployment).env.ROOMCAST_DRAIN_S);
         assert.ok(Number.isInteger(drain), `${what}: ROOMCAST_DRAIN_S`);
         const grace = deployment.spec.template.spec.terminationGracePeriodSeconds;
-        assert.ok(grace > preStop + drain + 15, `${what}: terminationGracePeriodSeconds ${grace} <= ${preStop} + ${drain} + 15`);
-        if (deployment.metadata.labels?.["app.kubernetes.io/component"] === "gateway") assert.ok(preStop >= 3, `${what}: the gateway sleeps ${preStop} s before SIGTERM`);
+        assert.ok(
+          grace > preStop + drain + 15,
+          `${what}: terminationGracePeriodSeconds ${grace} <= ${preStop} + ${drain} + 15`,
+        );
+        if (deployment.metadata.labels?.["app.kubernetes.io/component"] === "gateway")
+          assert.ok(preStop >= 3, `${what}: the gateway sleeps ${preStop} s before SIGTERM`);
       }
     }
-    const grace = (docs: Manifest[], component: string) => get(docs, "Deployment", `${FULLNAME}-${component}`).spec.template.spec.terminationGracePeriodSeconds;
+    const grace = (docs: Manifest[], component: string) =>
+      get(docs, "Deployment", `${FULLNAME}-${component}`).spec.template.spec.terminationGracePeriodSeconds;
     assert.equal(grace(defaults, "gateway"), 5 + 10 + 15 + 5, "computed from the defaults");
     assert.equal(grace(production, "worker"), 0 + 120 + 15 + 5);
     assert.equal(grace(variant, "gateway"), 60, "an explicit value is kept");
@@ -528,9 +725,17 @@ describe("helm chart helm/roomcast", { skip }, () => {
         assert.equal(sc.seccompProfile?.type, "RuntimeDefault", `${what}: seccomp`);
         const tmp = container.volumeMounts.find((m: { mountPath: string }) => m.mountPath === "/tmp");
         assert.ok(tmp, `${what}: /tmp is not mounted`);
-        assert.ok(pod.volumes.find((v: { name: string }) => v.name === tmp.name)?.emptyDir, `${what}: /tmp is not an emptyDir`);
+        assert.ok(
+          pod.volumes.find((v: { name: string }) => v.name === tmp.name)?.emptyDir,
+          `${what}: /tmp is not an emptyDir`,
+        );
         assert.equal(pod.automountServiceAccountToken, false, `${what}: automountServiceAccountToken`);
-        assert.ok(container.resources?.requests?.cpu && container.resources?.requests?.memory && container.resources?.limits?.memory, `${what}: resources`);
+        assert.ok(
+          container.resources?.requests?.cpu &&
+            container.resources?.requests?.memory &&
+            container.resources?.limits?.memory,
+          `${what}: resources`,
+        );
         const account = find(docs, "ServiceAccount", pod.serviceAccountName);
         assert.ok(account, `${what}: ServiceAccount ${pod.serviceAccountName} is not rendered`);
         assert.equal(account.automountServiceAccountToken, false);
@@ -543,27 +748,58 @@ describe("helm chart helm/roomcast", { skip }, () => {
       for (const deployment of roomcastDeployments(docs)) {
         const what = `${name}: ${deployment.metadata.name}`;
         const pod = deployment.spec.template;
-        const constraints: { topologyKey: string; whenUnsatisfiable: string; labelSelector: { matchLabels: Record<string, string> } }[] = pod.spec.topologySpreadConstraints ?? [];
-        assert.deepEqual(constraints.map((c) => c.topologyKey).sort(), ["kubernetes.io/hostname", "topology.kubernetes.io/zone"], `${what}: topology spread`);
+        const constraints: {
+          topologyKey: string;
+          whenUnsatisfiable: string;
+          labelSelector: { matchLabels: Record<string, string> };
+        }[] = pod.spec.topologySpreadConstraints ?? [];
+        assert.deepEqual(
+          constraints.map((c) => c.topologyKey).sort(),
+          ["kubernetes.io/hostname", "topology.kubernetes.io/zone"],
+          `${what}: topology spread`,
+        );
         for (const c of constraints) {
           assert.equal(c.whenUnsatisfiable, "ScheduleAnyway", `${what}: ${c.topologyKey}`);
-          assert.ok(matches(c.labelSelector.matchLabels, pod.metadata.labels), `${what}: ${c.topologyKey} selects other pods`);
+          assert.ok(
+            matches(c.labelSelector.matchLabels, pod.metadata.labels),
+            `${what}: ${c.topologyKey} selects other pods`,
+          );
         }
         assert.match(pod.metadata.annotations?.["checksum/config"] ?? "", /^[0-9a-f]{64}$/, `${what}: checksum/config`);
         const ownSecret = find(docs, "Secret", FULLNAME);
-        if (ownSecret) assert.match(pod.metadata.annotations?.["checksum/secret"] ?? "", /^[0-9a-f]{64}$/, `${what}: checksum/secret`);
-        assert.ok(matches(deployment.spec.selector.matchLabels, pod.metadata.labels), `${what}: selector does not select its pods`);
+        if (ownSecret)
+          assert.match(
+            pod.metadata.annotations?.["checksum/secret"] ?? "",
+            /^[0-9a-f]{64}$/,
+            `${what}: checksum/secret`,
+          );
+        assert.ok(
+          matches(deployment.spec.selector.matchLabels, pod.metadata.labels),
+          `${what}: selector does not select its pods`,
+        );
         const nodeId = pod.spec.containers[0].env.find((e: { name: string }) => e.name === "ROOMCAST_NODE_ID");
-        assert.equal(nodeId?.valueFrom?.fieldRef?.fieldPath, "metadata.name", `${what}: ROOMCAST_NODE_ID is not the pod name`);
+        assert.equal(
+          nodeId?.valueFrom?.fieldRef?.fieldPath,
+          "metadata.name",
+          `${what}: ROOMCAST_NODE_ID is not the pod name`,
+        );
       }
     }
     // A setting change changes the checksum (so `helm upgrade` rolls the pods)...
-    const checksum = (docs: Manifest[]) => get(docs, "Deployment", `${FULLNAME}-gateway`).spec.template.metadata.annotations["checksum/config"];
+    const checksum = (docs: Manifest[]) =>
+      get(docs, "Deployment", `${FULLNAME}-gateway`).spec.template.metadata.annotations["checksum/config"];
     assert.notEqual(checksum(defaults), checksum(variant));
     // ...but a chart-only upgrade does not restart the pods (and move every client).
-    assert.notEqual(get(bumped, "ConfigMap", `${FULLNAME}-gateway`).metadata.labels?.["helm.sh/chart"], get(defaults, "ConfigMap", `${FULLNAME}-gateway`).metadata.labels?.["helm.sh/chart"]);
+    assert.notEqual(
+      get(bumped, "ConfigMap", `${FULLNAME}-gateway`).metadata.labels?.["helm.sh/chart"],
+      get(defaults, "ConfigMap", `${FULLNAME}-gateway`).metadata.labels?.["helm.sh/chart"],
+    );
     for (const deployment of roomcastDeployments(defaults)) {
-      assert.deepEqual(get(bumped, "Deployment", deployment.metadata.name).spec.template, deployment.spec.template, `${deployment.metadata.name}: a new chart version changes the pod template`);
+      assert.deepEqual(
+        get(bumped, "Deployment", deployment.metadata.name).spec.template,
+        deployment.spec.template,
+        `${deployment.metadata.name}: a new chart version changes the pod template`,
+      );
     }
   });
 
@@ -572,10 +808,23 @@ describe("helm chart helm/roomcast", { skip }, () => {
     for (const { name, docs } of renders()) {
       for (const deployment of roomcastDeployments(docs)) {
         const { env, from } = resolveEnv(docs, deployment);
-        for (const key of Object.keys(env)) assert.ok(known.has(key), `${name}: ${deployment.metadata.name} sets ${key} (${from[key]}), which is no roomcast setting`);
+        for (const key of Object.keys(env))
+          assert.ok(
+            known.has(key),
+            `${name}: ${deployment.metadata.name} sets ${key} (${from[key]}), which is no roomcast setting`,
+          );
       }
-      for (const cm of docs.filter((d) => d.kind === "ConfigMap" && !d.metadata.name.includes("-dashboard-") && d.metadata.name !== `${FULLNAME}-config`)) {
-        for (const key of Object.keys(cm.data ?? {})) assert.ok(known.has(key), `${name}: ConfigMap ${cm.metadata.name} holds ${key}, which is no roomcast setting`);
+      for (const cm of docs.filter(
+        (d) =>
+          d.kind === "ConfigMap" &&
+          !d.metadata.name.includes("-dashboard-") &&
+          d.metadata.name !== `${FULLNAME}-config`,
+      )) {
+        for (const key of Object.keys(cm.data ?? {}))
+          assert.ok(
+            known.has(key),
+            `${name}: ConfigMap ${cm.metadata.name} holds ${key}, which is no roomcast setting`,
+          );
       }
     }
   });
@@ -583,20 +832,36 @@ describe("helm chart helm/roomcast", { skip }, () => {
   it("lists in values.schema.json every setting the chart does not manage itself, with its kind", () => {
     const schema = JSON.parse(readFileSync(join(CHART, "values.schema.json"), "utf8"));
     const props: Record<string, { $ref?: string; enum?: string[] }> = schema.definitions.settings.properties;
-    const refOf = { int: "#/definitions/settingInt", number: "#/definitions/settingNumber", bool: "#/definitions/settingBool", list: "#/definitions/settingList", string: "#/definitions/settingString" } as const;
+    const refOf = {
+      int: "#/definitions/settingInt",
+      number: "#/definitions/settingNumber",
+      bool: "#/definitions/settingBool",
+      list: "#/definitions/settingList",
+      string: "#/definitions/settingString",
+    } as const;
     for (const spec of USER_SETTINGS) {
       if (CHART_MANAGED.has(spec.env)) {
-        assert.equal(props[spec.env], undefined, `${spec.env} is set by the chart, so values.schema.json must refuse it in settings`);
+        assert.equal(
+          props[spec.env],
+          undefined,
+          `${spec.env} is set by the chart, so values.schema.json must refuse it in settings`,
+        );
         continue;
       }
       const prop = props[spec.env];
-      assert.ok(prop, `${spec.env} (src/config/settings.ts) is missing from values.schema.json definitions.settings (or add it to the chart's own values and CHART_MANAGED)`);
-      if (spec.kind === "level") assert.deepEqual(prop.enum, ["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
-      else if (spec.kind === "choice") assert.deepEqual(prop.enum, [...(spec as { choices: readonly string[] }).choices]);
+      assert.ok(
+        prop,
+        `${spec.env} (src/config/settings.ts) is missing from values.schema.json definitions.settings (or add it to the chart's own values and CHART_MANAGED)`,
+      );
+      if (spec.kind === "level")
+        assert.deepEqual(prop.enum, ["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
+      else if (spec.kind === "choice")
+        assert.deepEqual(prop.enum, [...(spec as { choices: readonly string[] }).choices]);
       else assert.equal(prop.$ref, refOf[spec.kind], `${spec.env} is a ${spec.kind}`);
     }
     const envs = new Set<string>(USER_SETTINGS.map((s) => s.env));
-    for (const key of Object.keys(props)) assert.ok(envs.has(key), `values.schema.json allows ${key}, which is no roomcast setting`);
+    for (const key of Object.keys(props))
+      assert.ok(envs.has(key), `values.schema.json allows ${key}, which is no roomcast setting`);
   });
 
   it("renders environments that roomcast's own loadConfig accepts, with exactly one key for gateways and none for workers", async () => {
@@ -606,11 +871,15 @@ describe("helm chart helm/roomcast", { skip }, () => {
         const { env } = resolveEnv(docs, deployment);
         const files = mountedFiles(docs, deployment, join(dir, name.replace(/\W+/g, "-")));
         const local = (podPath: string) => {
-          assert.ok(files.has(podPath), `${what}: ${podPath} is not a mounted file (mounted: ${[...files.keys()].join(", ")})`);
+          assert.ok(
+            files.has(podPath),
+            `${what}: ${podPath} is not a mounted file (mounted: ${[...files.keys()].join(", ")})`,
+          );
           return join(dir, name.replace(/\W+/g, "-"), deployment.metadata.name, podPath);
         };
         // The file settings must point at mounted files; loadConfig reads ROOMCAST_CONFIG.
-        for (const key of ["ROOMCAST_CONFIG", "ROOMCAST_JWT_PUBLIC_KEY_FILE", "ROOMCAST_JWKS_FILE"]) if (env[key]) env[key] = local(env[key]);
+        for (const key of ["ROOMCAST_CONFIG", "ROOMCAST_JWT_PUBLIC_KEY_FILE", "ROOMCAST_JWKS_FILE"])
+          if (env[key]) env[key] = local(env[key]);
         const config = (() => {
           try {
             return loadConfig({ env, argv: [] });
@@ -620,14 +889,29 @@ describe("helm chart helm/roomcast", { skip }, () => {
         })();
         assert.equal(config.nodeId, env.ROOMCAST_NODE_ID);
         if (deployment.metadata.labels?.["app.kubernetes.io/component"] === "gateway") {
-          assert.doesNotThrow(() => requireServerSettings(config), (err: Error) => assert.fail(`${what}: ${err.message}`));
+          assert.doesNotThrow(
+            () => requireServerSettings(config),
+            (err: Error) => assert.fail(`${what}: ${err.message}`),
+          );
           // The key material itself: the verifier reads the mounted PEM or JWKS (dummy for an existing Secret's JWKS).
-          if (find(docs, "Secret", FULLNAME) || config.jwtSecret) assert.doesNotThrow(() => createTokenVerifier(config), (err: Error) => assert.fail(`${what}: ${err.message}`));
+          if (find(docs, "Secret", FULLNAME) || config.jwtSecret)
+            assert.doesNotThrow(
+              () => createTokenVerifier(config),
+              (err: Error) => assert.fail(`${what}: ${err.message}`),
+            );
           const expected = name === "variant" ? 1 : name.startsWith("production") ? 1 : 0;
-          assert.equal(config.trustProxy, expected, `${what}: ROOMCAST_TRUST_PROXY behind ${expected ? "an ingress" : "no proxy"}`);
+          assert.equal(
+            config.trustProxy,
+            expected,
+            `${what}: ROOMCAST_TRUST_PROXY behind ${expected ? "an ingress" : "no proxy"}`,
+          );
         } else {
           assert.doesNotThrow(() => requireRedisSetting(config, "worker"));
-          assert.throws(() => requireKeySetting(config), /missing setting ROOMCAST_JWT_SECRET/, `${what}: workers get no JWT key`);
+          assert.throws(
+            () => requireKeySetting(config),
+            /missing setting ROOMCAST_JWT_SECRET/,
+            `${what}: workers get no JWT key`,
+          );
           assert.equal(config.adminPasswordHash, undefined, `${what}: workers get no admin hash`);
         }
       }
@@ -637,8 +921,16 @@ describe("helm chart helm/roomcast", { skip }, () => {
       delete env.ROOMCAST_CONFIG;
       return loadConfig({ env, argv: [] });
     };
-    assert.equal(gatewayConfig(defaults).redisUrl, `redis://${FULLNAME}-redis:6379`, "REDIS_URL points at the embedded Redis");
-    assert.equal(gatewayConfig(variant).redisUrl, "redis://:secret@redis.example.internal:6379/0", "REDIS_URL comes from the chart's Secret");
+    assert.equal(
+      gatewayConfig(defaults).redisUrl,
+      `redis://${FULLNAME}-redis:6379`,
+      "REDIS_URL points at the embedded Redis",
+    );
+    assert.equal(
+      gatewayConfig(variant).redisUrl,
+      "redis://:secret@redis.example.internal:6379/0",
+      "REDIS_URL comes from the chart's Secret",
+    );
     assert.equal(gatewayConfig(production).redisUrl, DUMMY_SECRET.REDIS_URL, "REDIS_URL comes from existingSecret");
     assert.equal(gatewayConfig(variant).rateLimit, 12.5);
     assert.deepEqual(gatewayConfig(variant).allowedTenants, ["acme", "globex"]);
@@ -647,7 +939,11 @@ describe("helm chart helm/roomcast", { skip }, () => {
   });
 
   it("renders channelNamespaces as a ROOMCAST_CONFIG file that roomcast's loadConfig parses", () => {
-    assert.equal(find(defaults, "ConfigMap", `${FULLNAME}-config`), undefined, "no config file without channelNamespaces");
+    assert.equal(
+      find(defaults, "ConfigMap", `${FULLNAME}-config`),
+      undefined,
+      "no config file without channelNamespaces",
+    );
     const file = get(production, "ConfigMap", `${FULLNAME}-config`).data["roomcast.yaml"];
     const path = join(dir, "roomcast.yaml");
     writeFileSync(path, file);
@@ -664,11 +960,19 @@ describe("helm chart helm/roomcast", { skip }, () => {
   it("routes /socket.io/ and /v1/ through the Ingress, never /metrics, with WebSocket timeouts and cookie affinity", () => {
     const ingress = get(production, "Ingress", `${FULLNAME}-gateway`);
     const rules = ingressRules(ingress);
-    for (const path of ["/socket.io/", "/socket.io", "/v1/channels/user:a/events", "/v1/jobs"]) assert.ok(rules.some((r) => routes(r, path)), `${path} is not routed`);
-    for (const path of ["/metrics", "/healthz", "/readyz", "/", "/admin/", "/console/console.js"]) assert.ok(!rules.some((r) => routes(r, path)), `${path} is routed from outside`);
+    for (const path of ["/socket.io/", "/socket.io", "/v1/channels/user:a/events", "/v1/jobs"])
+      assert.ok(
+        rules.some((r) => routes(r, path)),
+        `${path} is not routed`,
+      );
+    for (const path of ["/metrics", "/healthz", "/readyz", "/", "/admin/", "/console/console.js"])
+      assert.ok(!rules.some((r) => routes(r, path)), `${path} is routed from outside`);
     assert.equal(ingress.spec.ingressClassName, "nginx");
     assert.deepEqual(ingress.spec.tls, [{ secretName: "rt-example-com-tls", hosts: ["rt.example.com"] }]);
-    assert.deepEqual(ingress.spec.rules.map((r: { host: string }) => r.host), ["rt.example.com"]);
+    assert.deepEqual(
+      ingress.spec.rules.map((r: { host: string }) => r.host),
+      ["rt.example.com"],
+    );
     const a = ingress.metadata.annotations ?? {};
     assert.ok(Number(a["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 3600, "proxy-read-timeout");
     assert.ok(Number(a["nginx.ingress.kubernetes.io/proxy-send-timeout"]) >= 3600, "proxy-send-timeout");
@@ -678,13 +982,27 @@ describe("helm chart helm/roomcast", { skip }, () => {
     const service = get(production, "Service", `${FULLNAME}-gateway`);
     for (const p of ingress.spec.rules[0].http.paths) {
       assert.equal(p.backend.service.name, service.metadata.name);
-      assert.ok(service.spec.ports.some((sp: { name: string }) => sp.name === p.backend.service.port.name), `port ${p.backend.service.port.name}`);
+      assert.ok(
+        service.spec.ports.some((sp: { name: string }) => sp.name === p.backend.service.port.name),
+        `port ${p.backend.service.port.name}`,
+      );
     }
     // The console and admin UI only when asked for, exactly.
     const extra = ingressRules(get(variant, "Ingress", `${FULLNAME}-gateway`));
-    for (const path of ["/", "/console/console.js", "/admin/", "/socket.io/", "/v1/jobs"]) assert.ok(extra.some((r) => routes(r, path)), `variant: ${path} is not routed`);
-    for (const path of ["/metrics", "/healthz", "/readyz", "/other"]) assert.ok(!extra.some((r) => routes(r, path)), `variant: ${path} is routed`);
-    assert.equal(Object.keys(get(variant, "Ingress", `${FULLNAME}-gateway`).metadata.annotations ?? {}).filter((k) => k.startsWith("nginx.")).length, 0, "no nginx annotations when ingress.nginx.enabled=false");
+    for (const path of ["/", "/console/console.js", "/admin/", "/socket.io/", "/v1/jobs"])
+      assert.ok(
+        extra.some((r) => routes(r, path)),
+        `variant: ${path} is not routed`,
+      );
+    for (const path of ["/metrics", "/healthz", "/readyz", "/other"])
+      assert.ok(!extra.some((r) => routes(r, path)), `variant: ${path} is routed`);
+    assert.equal(
+      Object.keys(get(variant, "Ingress", `${FULLNAME}-gateway`).metadata.annotations ?? {}).filter((k) =>
+        k.startsWith("nginx."),
+      ).length,
+      0,
+      "no nginx annotations when ingress.nginx.enabled=false",
+    );
   });
 
   it("routes the same paths through the Gateway API HTTPRoute, with long Socket.IO timeouts", () => {
@@ -696,15 +1014,26 @@ describe("helm chart helm/roomcast", { skip }, () => {
     for (const rule of route.spec.rules) {
       for (const ref of rule.backendRefs) {
         assert.equal(ref.name, service.metadata.name);
-        assert.ok(service.spec.ports.some((p: { port: number }) => p.port === ref.port), `backend port ${ref.port}`);
+        assert.ok(
+          service.spec.ports.some((p: { port: number }) => p.port === ref.port),
+          `backend port ${ref.port}`,
+        );
       }
-      for (const m of rule.matches) all.push({ type: m.path.type === "PathPrefix" ? "Prefix" : "Exact", value: m.path.value });
+      for (const m of rule.matches)
+        all.push({ type: m.path.type === "PathPrefix" ? "Prefix" : "Exact", value: m.path.value });
     }
-    const socket = route.spec.rules.find((r: { matches: { path: { value: string } }[] }) => r.matches.some((m) => m.path.value === "/socket.io/"));
+    const socket = route.spec.rules.find((r: { matches: { path: { value: string } }[] }) =>
+      r.matches.some((m) => m.path.value === "/socket.io/"),
+    );
     assert.equal(socket.timeouts.request, "3600s");
     assert.deepEqual(socket.sessionPersistence, { sessionName: "roomcast-gw", type: "Cookie" });
-    for (const path of ["/", "/console/console.js", "/admin/", "/socket.io/", "/v1/jobs"]) assert.ok(all.some((r) => routes(r, path)), `${path} is not routed`);
-    for (const path of ["/metrics", "/healthz", "/readyz"]) assert.ok(!all.some((r) => routes(r, path)), `${path} is routed`);
+    for (const path of ["/", "/console/console.js", "/admin/", "/socket.io/", "/v1/jobs"])
+      assert.ok(
+        all.some((r) => routes(r, path)),
+        `${path} is not routed`,
+      );
+    for (const path of ["/metrics", "/healthz", "/readyz"])
+      assert.ok(!all.some((r) => routes(r, path)), `${path} is routed`);
   });
 
   it("selects the right pods with Services, PodDisruptionBudgets and the HPA, and scales down slowly", () => {
@@ -712,50 +1041,113 @@ describe("helm chart helm/roomcast", { skip }, () => {
       const gateway = get(docs, "Deployment", `${FULLNAME}-gateway`);
       const worker = get(docs, "Deployment", `${FULLNAME}-worker`);
       const service = get(docs, "Service", `${FULLNAME}-gateway`);
-      assert.ok(matches(service.spec.selector, gateway.spec.template.metadata.labels), `${name}: the gateway Service does not select gateways`);
-      assert.ok(!matches(service.spec.selector, worker.spec.template.metadata.labels), `${name}: the gateway Service selects workers`);
-      assert.deepEqual(service.spec.ports.map((p: { name: string; port: number; targetPort: string }) => [p.name, p.targetPort]), [["http", "http"]]);
+      assert.ok(
+        matches(service.spec.selector, gateway.spec.template.metadata.labels),
+        `${name}: the gateway Service does not select gateways`,
+      );
+      assert.ok(
+        !matches(service.spec.selector, worker.spec.template.metadata.labels),
+        `${name}: the gateway Service selects workers`,
+      );
+      assert.deepEqual(
+        service.spec.ports.map((p: { name: string; port: number; targetPort: string }) => [p.name, p.targetPort]),
+        [["http", "http"]],
+      );
       const workerService = get(docs, "Service", `${FULLNAME}-worker-metrics`);
-      assert.ok(matches(workerService.spec.selector, worker.spec.template.metadata.labels), `${name}: the worker metrics Service does not select workers`);
-      assert.ok(!matches(workerService.spec.selector, gateway.spec.template.metadata.labels), `${name}: the worker metrics Service selects gateways`);
-      for (const [component, deployment] of [["gateway", gateway], ["worker", worker]] as const) {
+      assert.ok(
+        matches(workerService.spec.selector, worker.spec.template.metadata.labels),
+        `${name}: the worker metrics Service does not select workers`,
+      );
+      assert.ok(
+        !matches(workerService.spec.selector, gateway.spec.template.metadata.labels),
+        `${name}: the worker metrics Service selects gateways`,
+      );
+      for (const [component, deployment] of [
+        ["gateway", gateway],
+        ["worker", worker],
+      ] as const) {
         const pdb = get(docs, "PodDisruptionBudget", `${FULLNAME}-${component}`);
-        assert.ok(matches(pdb.spec.selector.matchLabels, deployment.spec.template.metadata.labels), `${name}: ${component} PDB`);
-        assert.ok(!matches(pdb.spec.selector.matchLabels, (component === "gateway" ? worker : gateway).spec.template.metadata.labels), `${name}: ${component} PDB selects the other component`);
+        assert.ok(
+          matches(pdb.spec.selector.matchLabels, deployment.spec.template.metadata.labels),
+          `${name}: ${component} PDB`,
+        );
+        assert.ok(
+          !matches(
+            pdb.spec.selector.matchLabels,
+            (component === "gateway" ? worker : gateway).spec.template.metadata.labels,
+          ),
+          `${name}: ${component} PDB selects the other component`,
+        );
       }
     }
     assert.equal(get(variant, "Service", `${FULLNAME}-gateway`).spec.sessionAffinity, "ClientIP");
     const hpa = get(production, "HorizontalPodAutoscaler", `${FULLNAME}-gateway`);
-    assert.deepEqual(hpa.spec.scaleTargetRef, { apiVersion: "apps/v1", kind: "Deployment", name: `${FULLNAME}-gateway` });
+    assert.deepEqual(hpa.spec.scaleTargetRef, {
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      name: `${FULLNAME}-gateway`,
+    });
     assert.equal(hpa.spec.minReplicas, 4);
     assert.equal(hpa.spec.maxReplicas, 40);
-    const metrics: { type: string; resource?: { name: string }; pods?: { metric: { name: string }; target: { type: string; averageValue: string } } }[] = hpa.spec.metrics;
-    assert.ok(metrics.some((m) => m.type === "Resource" && m.resource?.name === "cpu"), "a CPU metric");
+    const metrics: {
+      type: string;
+      resource?: { name: string };
+      pods?: { metric: { name: string }; target: { type: string; averageValue: string } };
+    }[] = hpa.spec.metrics;
+    assert.ok(
+      metrics.some((m) => m.type === "Resource" && m.resource?.name === "cpu"),
+      "a CPU metric",
+    );
     const pods = metrics.find((m) => m.type === "Pods");
     assert.equal(pods?.pods?.metric.name, "roomcast_connections");
     assert.deepEqual(pods?.pods?.target, { type: "AverageValue", averageValue: "12000" });
     const down = hpa.spec.behavior.scaleDown;
     assert.ok(down.stabilizationWindowSeconds >= 300, `scale-down stabilization ${down.stabilizationWindowSeconds} s`);
-    for (const p of down.policies) assert.ok(p.type === "Pods" ? p.value <= 2 && p.periodSeconds >= 60 : p.value <= 20, `scale-down policy ${JSON.stringify(p)}`);
+    for (const p of down.policies)
+      assert.ok(
+        p.type === "Pods" ? p.value <= 2 && p.periodSeconds >= 60 : p.value <= 20,
+        `scale-down policy ${JSON.stringify(p)}`,
+      );
     assert.equal(down.selectPolicy, "Min");
   });
 
   it("renders ServiceMonitors and the PrometheusRule only with the monitoring.coreos.com/v1 API", () => {
     const monitoring = (docs: Manifest[]) => docs.filter((d) => d.apiVersion.startsWith("monitoring.coreos.com/"));
     assert.deepEqual(monitoring(productionNoOperator), []);
-    assert.deepEqual(monitoring(production).map((d) => `${d.kind}/${d.metadata.name}`).sort(), [`PrometheusRule/${FULLNAME}`, `ServiceMonitor/${FULLNAME}-gateway`, `ServiceMonitor/${FULLNAME}-worker`]);
+    assert.deepEqual(
+      monitoring(production)
+        .map((d) => `${d.kind}/${d.metadata.name}`)
+        .sort(),
+      [`PrometheusRule/${FULLNAME}`, `ServiceMonitor/${FULLNAME}-gateway`, `ServiceMonitor/${FULLNAME}-worker`],
+    );
     // Otherwise the same release.
-    const rest = (docs: Manifest[]) => docs.filter((d) => !d.apiVersion.startsWith("monitoring.coreos.com/")).map((d) => `${d.kind}/${d.metadata.name}`).sort();
+    const rest = (docs: Manifest[]) =>
+      docs
+        .filter((d) => !d.apiVersion.startsWith("monitoring.coreos.com/"))
+        .map((d) => `${d.kind}/${d.metadata.name}`)
+        .sort();
     assert.deepEqual(rest(productionNoOperator), rest(production));
-    for (const [component, job, serviceName] of [["gateway", "roomcast", `${FULLNAME}-gateway`], ["worker", "roomcast-worker", `${FULLNAME}-worker-metrics`]] as const) {
+    for (const [component, job, serviceName] of [
+      ["gateway", "roomcast", `${FULLNAME}-gateway`],
+      ["worker", "roomcast-worker", `${FULLNAME}-worker-metrics`],
+    ] as const) {
       const monitor = get(production, "ServiceMonitor", `${FULLNAME}-${component}`);
-      const services = production.filter((d) => d.kind === "Service" && matches(monitor.spec.selector.matchLabels, d.metadata.labels));
-      assert.deepEqual(services.map((s) => s.metadata.name), [serviceName], `the ${component} ServiceMonitor selects ${services.map((s) => s.metadata.name).join(", ")}`);
+      const services = production.filter(
+        (d) => d.kind === "Service" && matches(monitor.spec.selector.matchLabels, d.metadata.labels),
+      );
+      assert.deepEqual(
+        services.map((s) => s.metadata.name),
+        [serviceName],
+        `the ${component} ServiceMonitor selects ${services.map((s) => s.metadata.name).join(", ")}`,
+      );
       assert.deepEqual(monitor.spec.namespaceSelector, { matchNames: [NAMESPACE] });
       assert.equal(monitor.metadata.labels?.release, "kube-prometheus-stack");
       const [endpoint] = monitor.spec.endpoints;
       assert.equal(endpoint.path, "/metrics");
-      assert.ok(services[0]!.spec.ports.some((p: { name: string }) => p.name === endpoint.port), `port ${endpoint.port}`);
+      assert.ok(
+        services[0]!.spec.ports.some((p: { name: string }) => p.name === endpoint.port),
+        `port ${endpoint.port}`,
+      );
       // The alert rules expect exactly these job names.
       assert.deepEqual(endpoint.relabelings[0], { action: "replace", targetLabel: "job", replacement: job });
     }
@@ -763,17 +1155,26 @@ describe("helm chart helm/roomcast", { skip }, () => {
 
   it("holds in the PrometheusRule exactly the groups of grafana/alerts/roomcast-rules.yml", () => {
     const source = parseYaml(readFileSync(join(ROOT, "grafana", "alerts", "roomcast-rules.yml"), "utf8"));
-    assert.deepEqual(get(variant, "PrometheusRule", FULLNAME).spec.groups, source.groups, "as is without additionalRuleLabels");
+    assert.deepEqual(
+      get(variant, "PrometheusRule", FULLNAME).spec.groups,
+      source.groups,
+      "as is without additionalRuleLabels",
+    );
     // With additionalRuleLabels: the same rules, each with the extra labels (its own win).
     const extra = parseYaml(readFileSync(PRODUCTION_VALUES, "utf8")).metrics.prometheusRule.additionalRuleLabels;
-    const expected = source.groups.map((g: { rules: { labels?: Record<string, string> }[] }) => ({ ...g, rules: g.rules.map((r) => ({ ...r, labels: { ...extra, ...r.labels } })) }));
+    const expected = source.groups.map((g: { rules: { labels?: Record<string, string> }[] }) => ({
+      ...g,
+      rules: g.rules.map((r) => ({ ...r, labels: { ...extra, ...r.labels } })),
+    }));
     assert.deepEqual(get(production, "PrometheusRule", FULLNAME).spec.groups, expected);
     const rule = get(production, "PrometheusRule", FULLNAME);
     assert.equal(rule.metadata.labels?.release, "kube-prometheus-stack");
   });
 
   it("holds in the dashboard ConfigMaps exactly the JSON of grafana/dashboards, labelled for the Grafana sidecar", () => {
-    const files = readdirSync(join(ROOT, "grafana", "dashboards")).filter((f) => f.endsWith(".json")).sort();
+    const files = readdirSync(join(ROOT, "grafana", "dashboards"))
+      .filter((f) => f.endsWith(".json"))
+      .sort();
     assert.equal(files.length, 4);
     const maps = production.filter((d) => d.kind === "ConfigMap" && d.metadata.labels?.grafana_dashboard === "1");
     assert.equal(maps.length, files.length, `dashboard ConfigMaps: ${maps.map((m) => m.metadata.name).join(", ")}`);
@@ -781,10 +1182,18 @@ describe("helm chart helm/roomcast", { skip }, () => {
       const map = maps.find((m) => file in (m.data ?? {}));
       assert.ok(map, `no ConfigMap holds ${file}`);
       assert.deepEqual(Object.keys(map.data), [file]);
-      assert.equal(map.data[file], readFileSync(join(ROOT, "grafana", "dashboards", file), "utf8"), `${file} differs from grafana/dashboards`);
+      assert.equal(
+        map.data[file],
+        readFileSync(join(ROOT, "grafana", "dashboards", file), "utf8"),
+        `${file} differs from grafana/dashboards`,
+      );
       assert.equal(map.metadata.annotations?.grafana_folder, "roomcast");
     }
-    assert.equal(defaults.filter((d) => d.metadata.labels?.grafana_dashboard).length, 0, "no dashboards unless enabled");
+    assert.equal(
+      defaults.filter((d) => d.metadata.labels?.grafana_dashboard).length,
+      0,
+      "no dashboards unless enabled",
+    );
   });
 
   it("keeps byte-identical copies of grafana/ in files/ (npx tsx scripts/sync-chart-files.ts)", () => {
@@ -792,25 +1201,44 @@ describe("helm chart helm/roomcast", { skip }, () => {
     assert.equal(copies.length, 5);
     for (const { source, copy } of copies) {
       assert.ok(existsSync(copy), `${copy} is missing: run npx tsx scripts/sync-chart-files.ts`);
-      assert.ok(readFileSync(source).equals(readFileSync(copy)), `${copy} differs from ${source}: run npx tsx scripts/sync-chart-files.ts`);
+      assert.ok(
+        readFileSync(source).equals(readFileSync(copy)),
+        `${copy} differs from ${source}: run npx tsx scripts/sync-chart-files.ts`,
+      );
     }
-    assert.deepEqual(readdirSync(join(CHART, "files", "dashboards")).sort(), readdirSync(join(ROOT, "grafana", "dashboards")).filter((f) => f.endsWith(".json")).sort());
+    assert.deepEqual(
+      readdirSync(join(CHART, "files", "dashboards")).sort(),
+      readdirSync(join(ROOT, "grafana", "dashboards"))
+        .filter((f) => f.endsWith(".json"))
+        .sort(),
+    );
   });
 
   it("says in NOTES.txt how to reach it, mint a token and see metrics", () => {
     const d = notes.defaults;
     assert.match(d, /kubectl -n realtime port-forward service\/rc-roomcast-gateway 3000:3000/);
-    assert.ok(d.includes(`kubectl -n realtime exec deploy/rc-roomcast-gateway -c gateway -- \\\n    node dist/cli.js token --sub dev --envs '*' --scope "publish env:read jobs:read jobs:write admin"`), d);
+    assert.ok(
+      d.includes(
+        `kubectl -n realtime exec deploy/rc-roomcast-gateway -c gateway -- \\\n    node dist/cli.js token --sub dev --envs '*' --scope "publish env:read jobs:read jobs:write admin"`,
+      ),
+      d,
+    );
     assert.match(d, /curl -s localhost:9300\/metrics/);
     assert.match(d, /WARNING: REDIS_URL points at the embedded single-pod Redis/);
     const p = notes.production;
     assert.match(p, /Socket\.IO: https:\/\/rt\.example\.com/);
     assert.match(p, /auth\.method is jwks: gateways verify tokens signed by your identity provider/);
     assert.doesNotMatch(p, /dist\/cli\.js token/);
-    assert.match(p, /ServiceMonitors rc-roomcast-gateway \(job "roomcast"\) and rc-roomcast-worker \(job "roomcast-worker"\)/);
+    assert.match(
+      p,
+      /ServiceMonitors rc-roomcast-gateway \(job "roomcast"\) and rc-roomcast-worker \(job "roomcast-worker"\)/,
+    );
     assert.match(p, /custom\.metrics\.k8s\.io/);
     assert.doesNotMatch(p, /WARNING/);
-    assert.match(notes.productionNoOperator, /WARNING: metrics\.serviceMonitor\.enabled is true, but the cluster has no monitoring\.coreos\.com\/v1/);
+    assert.match(
+      notes.productionNoOperator,
+      /WARNING: metrics\.serviceMonitor\.enabled is true, but the cluster has no monitoring\.coreos\.com\/v1/,
+    );
   });
 
   it("refuses bad values through values.schema.json, naming the value", () => {
@@ -834,11 +1262,14 @@ describe("helm chart helm/roomcast", { skip }, () => {
 
   it("fails rendering with a clear message without Redis, without a key, or with a grace period too short", () => {
     const expect: Record<string, RegExp> = {
-      noRedis: /roomcast: no Redis configured\. Set redis\.url .*redis\+cluster:\/\/.*existingSecret.*redis\.embedded\.enabled=true/,
-      gatewayGrace: /roomcast: gateway\.terminationGracePeriodSeconds is 30, but must be greater than gateway\.preStopSleepSeconds \+ gateway\.drainSeconds \+ 15 = 30/,
+      noRedis:
+        /roomcast: no Redis configured\. Set redis\.url .*redis\+cluster:\/\/.*existingSecret.*redis\.embedded\.enabled=true/,
+      gatewayGrace:
+        /roomcast: gateway\.terminationGracePeriodSeconds is 30, but must be greater than gateway\.preStopSleepSeconds \+ gateway\.drainSeconds \+ 15 = 30/,
       workerGrace: /roomcast: worker\.terminationGracePeriodSeconds is 45, but must be greater than .* = 45/,
       noKey: /roomcast: no JWT key configured for auth\.method=hs256\. Set auth\.jwtSecret/,
-      jwksConflict: /roomcast: auth\.jwtSecret is set but auth\.method is jwks; the gateway takes exactly one key setting/,
+      jwksConflict:
+        /roomcast: auth\.jwtSecret is set but auth\.method is jwks; the gateway takes exactly one key setting/,
       noGatewayApi: /roomcast: httpRoute\.enabled is true but the cluster has no gateway\.networking\.k8s\.io\/v1 API/,
     };
     for (const [name, pattern] of Object.entries(expect)) {
@@ -852,22 +1283,41 @@ describe("helm chart helm/roomcast", { skip }, () => {
     const doc = parseDocument(readFileSync(join(CHART, "values.yaml"), "utf8"));
     const readme = readFileSync(join(CHART, "README.md"), "utf8");
     // Values whose content is free-form (Kubernetes objects, settings by name) are one row.
-    const FREE_FORM = new Set(["settings", "channelNamespaces", "resources", "behavior", "podSecurityContext", "containerSecurityContext", "strategy", "socketTimeouts", "apiTimeouts"]);
+    const FREE_FORM = new Set([
+      "settings",
+      "channelNamespaces",
+      "resources",
+      "behavior",
+      "podSecurityContext",
+      "containerSecurityContext",
+      "strategy",
+      "socketTimeouts",
+      "apiTimeouts",
+    ]);
     const leaves: string[] = [];
     const walk = (map: YAMLMap, path: string[], commentedParent: boolean) => {
       map.items.forEach((pair, i) => {
         const key = String((pair.key as Scalar).value);
         const here = [...path, key];
-        const own = Boolean((pair.key as Scalar).commentBefore || (i === 0 && map.commentBefore) || (path.length === 0 && i === 0 && doc.commentBefore));
-        if (isMap(pair.value) && pair.value.items.length > 0 && !FREE_FORM.has(key)) walk(pair.value, here, own || commentedParent);
+        const own = Boolean(
+          (pair.key as Scalar).commentBefore ||
+          (i === 0 && map.commentBefore) ||
+          (path.length === 0 && i === 0 && doc.commentBefore),
+        );
+        if (isMap(pair.value) && pair.value.items.length > 0 && !FREE_FORM.has(key))
+          walk(pair.value, here, own || commentedParent);
         else {
           leaves.push(here.join("."));
-          assert.ok(own || (commentedParent && FREE_FORM.has(path[path.length - 1] ?? "")), `values.yaml: ${here.join(".")} has no comment above it`);
+          assert.ok(
+            own || (commentedParent && FREE_FORM.has(path[path.length - 1] ?? "")),
+            `values.yaml: ${here.join(".")} has no comment above it`,
+          );
         }
       });
     };
     walk(doc.contents as YAMLMap, [], false);
     assert.ok(leaves.length > 100, `${leaves.length} values`);
-    for (const leaf of leaves) assert.ok(readme.includes(`| \`${leaf}\` |`), `helm/roomcast/README.md has no row for ${leaf}`);
+    for (const leaf of leaves)
+      assert.ok(readme.includes(`| \`${leaf}\` |`), `helm/roomcast/README.md has no row for ${leaf}`);
   });
 });

@@ -7,7 +7,8 @@ import { JwtError, verifyHs256 } from "../../src/auth/hs256.js";
 
 const SECRET = "a-secret-that-is-long-enough-for-hs256-signing";
 const key = createSecretKey(Buffer.from(SECRET));
-const b64 = (value: unknown) => Buffer.from(typeof value === "string" ? value : JSON.stringify(value)).toString("base64url");
+const b64 = (value: unknown) =>
+  Buffer.from(typeof value === "string" ? value : JSON.stringify(value)).toString("base64url");
 const NOW = Math.floor(Date.now() / 1000);
 
 function sign(header: unknown, payload: unknown, secret = SECRET): string {
@@ -18,7 +19,10 @@ function sign(header: unknown, payload: unknown, secret = SECRET): string {
 const good = { sub: "u", exp: NOW + 60 };
 
 /** Both verifiers on one token: undefined when it passes, else the error code. */
-async function both(token: string, options: { issuer?: string; audience?: string } = {}): Promise<[string | undefined, string | undefined]> {
+async function both(
+  token: string,
+  options: { issuer?: string; audience?: string } = {},
+): Promise<[string | undefined, string | undefined]> {
   let mine: string | undefined;
   let jose: string | undefined;
   try {
@@ -37,7 +41,10 @@ async function both(token: string, options: { issuer?: string; audience?: string
 
 describe("HS256 verification", () => {
   it("accepts what jose accepts, and returns the payload", async () => {
-    const token = sign({ alg: "HS256", typ: "JWT" }, { ...good, scope: "a b", aud: ["x", "y"], iss: "me", iat: NOW, nbf: NOW - 1 });
+    const token = sign(
+      { alg: "HS256", typ: "JWT" },
+      { ...good, scope: "a b", aud: ["x", "y"], iss: "me", iat: NOW, nbf: NOW - 1 },
+    );
     assert.deepEqual(await both(token, { issuer: "me", audience: "y" }), [undefined, undefined]);
     assert.equal(verifyHs256(token, key).sub, "u");
   });
@@ -75,7 +82,8 @@ describe("HS256 verification", () => {
       assert.ok(mine, "refused");
       assert.ok(jose, "jose refuses it too");
       // Expiry and algorithm are told apart (the client's message says so); the rest is "invalid".
-      for (const code of ["ERR_JWT_EXPIRED", "ERR_JOSE_ALG_NOT_ALLOWED"]) assert.equal(mine === code, jose === code, `${name}: mine ${mine}, jose ${jose}`);
+      for (const code of ["ERR_JWT_EXPIRED", "ERR_JOSE_ALG_NOT_ALLOWED"])
+        assert.equal(mine === code, jose === code, `${name}: mine ${mine}, jose ${jose}`);
     });
   }
 });

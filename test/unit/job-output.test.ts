@@ -2,9 +2,19 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { LogLine } from "../../src/contracts/jobs.js";
-import { BATCH_BYTES, BATCH_LINES, BATCH_MS, JobOutput, MAX_LINE_CHARS, type OutputSink } from "../../src/jobs/job-output.js";
+import {
+  BATCH_BYTES,
+  BATCH_LINES,
+  BATCH_MS,
+  JobOutput,
+  MAX_LINE_CHARS,
+  type OutputSink,
+} from "../../src/jobs/job-output.js";
 
-type Published = { kind: "lines"; lines: LogLine[]; at: number } | { kind: "progress"; progress: number; at: number } | { kind: "state"; at: number };
+type Published =
+  | { kind: "lines"; lines: LogLine[]; at: number }
+  | { kind: "progress"; progress: number; at: number }
+  | { kind: "state"; at: number };
 
 function recorder(failFirst = 0): OutputSink & { out: Published[]; retries: number } {
   let failures = failFirst;
@@ -39,7 +49,13 @@ describe("job output batching", () => {
     await sleep(BATCH_MS);
     assert.equal(sink.out.length, 1);
     const batch = sink.out[0] as Extract<Published, { kind: "lines" }>;
-    assert.deepEqual(batch.lines.map((l) => [l.n, l.stream, l.level, l.text]), [[42, "stdout", undefined, "one"], [43, "stderr", "warn", "two"]]);
+    assert.deepEqual(
+      batch.lines.map((l) => [l.n, l.stream, l.level, l.text]),
+      [
+        [42, "stdout", undefined, "one"],
+        [43, "stderr", "warn", "two"],
+      ],
+    );
     assert.ok(batch.at - start >= BATCH_MS - 5 && batch.at - start < BATCH_MS + 80, `${batch.at - start} ms`);
     assert.equal(output.linesWritten, 43);
     output.stop();
@@ -51,8 +67,14 @@ describe("job output batching", () => {
     for (let i = 1; i <= 250; i++) output.log(`line ${i}`);
     await output.flush();
     const batches = sink.out.filter((p): p is Extract<Published, { kind: "lines" }> => p.kind === "lines");
-    assert.deepEqual(batches.map((b) => b.lines.length), [BATCH_LINES, BATCH_LINES, 50]);
-    assert.deepEqual(batches.flatMap((b) => b.lines.map((l) => l.n)), Array.from({ length: 250 }, (_, i) => i + 1));
+    assert.deepEqual(
+      batches.map((b) => b.lines.length),
+      [BATCH_LINES, BATCH_LINES, 50],
+    );
+    assert.deepEqual(
+      batches.flatMap((b) => b.lines.map((l) => l.n)),
+      Array.from({ length: 250 }, (_, i) => i + 1),
+    );
     output.stop();
   });
 
@@ -74,7 +96,10 @@ describe("job output batching", () => {
     const output = new JobOutput(sink, 0);
     output.log("a\nb\r\nc");
     await output.flush();
-    assert.deepEqual((sink.out[0] as Extract<Published, { kind: "lines" }>).lines.map((l) => l.text), ["a", "b", "c"]);
+    assert.deepEqual(
+      (sink.out[0] as Extract<Published, { kind: "lines" }>).lines.map((l) => l.text),
+      ["a", "b", "c"],
+    );
     output.stop();
   });
 
@@ -87,7 +112,10 @@ describe("job output batching", () => {
     }
     output.progress(250);
     await output.flush();
-    assert.deepEqual(sink.out.map((p) => p.kind), ["lines", "progress"]);
+    assert.deepEqual(
+      sink.out.map((p) => p.kind),
+      ["lines", "progress"],
+    );
     assert.equal((sink.out[1] as Extract<Published, { kind: "progress" }>).progress, 100, "clamped");
     output.stop();
   });
@@ -116,7 +144,10 @@ describe("job output batching", () => {
     });
     output.log("after");
     await output.flush();
-    assert.deepEqual(sink.out.map((p) => (p.kind === "lines" ? p.lines[0]!.text : p.kind)), ["before", "state", "after"]);
+    assert.deepEqual(
+      sink.out.map((p) => (p.kind === "lines" ? p.lines[0]!.text : p.kind)),
+      ["before", "state", "after"],
+    );
     output.stop();
   });
 
@@ -126,7 +157,10 @@ describe("job output batching", () => {
     for (let i = 1; i <= 150; i++) output.log(`line ${i}`);
     await output.flush();
     assert.equal(sink.retries, 3);
-    assert.deepEqual(sink.out.flatMap((p) => (p.kind === "lines" ? p.lines.map((l) => l.n) : [])), Array.from({ length: 150 }, (_, i) => i + 1));
+    assert.deepEqual(
+      sink.out.flatMap((p) => (p.kind === "lines" ? p.lines.map((l) => l.n) : [])),
+      Array.from({ length: 150 }, (_, i) => i + 1),
+    );
     output.stop();
   });
 

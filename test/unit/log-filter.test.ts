@@ -5,8 +5,23 @@ import type { ChannelEvent } from "../../src/contracts/events.js";
 import type { LogLine } from "../../src/contracts/jobs.js";
 import { compileFilter, filterEvent } from "../../src/gateway/log-filter.js";
 
-const line = (n: number, text: string, extra: Partial<LogLine> = {}): LogLine => ({ n, stream: "stdout", text, ts: 1, ...extra });
-const event = (type: string, data: unknown): ChannelEvent => ({ channel: "job:j1", offset: 7, epoch: "e", id: "i", type, ts: 1, priority: "normal", data });
+const line = (n: number, text: string, extra: Partial<LogLine> = {}): LogLine => ({
+  n,
+  stream: "stdout",
+  text,
+  ts: 1,
+  ...extra,
+});
+const event = (type: string, data: unknown): ChannelEvent => ({
+  channel: "job:j1",
+  offset: 7,
+  epoch: "e",
+  id: "i",
+  type,
+  ts: 1,
+  priority: "normal",
+  data,
+});
 
 const LINES = [
   line(1, "Compiling api"),
@@ -41,7 +56,10 @@ describe("log filters", () => {
     assert.deepEqual(kept({ contains: "e", stream: "stderr", level: "error" }), [3]);
   });
   it("a batch with no matching line stays, empty, with the count of lines filtered (offsets stay contiguous)", () => {
-    const out = filterEvent(event("log", { lines: LINES, jobId: "j1" }), compileFilter({ contains: "nothing matches" }));
+    const out = filterEvent(
+      event("log", { lines: LINES, jobId: "j1" }),
+      compileFilter({ contains: "nothing matches" }),
+    );
     assert.deepEqual(out.data, { lines: [], jobId: "j1", filtered: 5 });
     assert.equal(out.offset, 7);
   });
@@ -52,7 +70,12 @@ describe("log filters", () => {
   });
   it("other event types, and log events without lines, pass unchanged (the same object)", () => {
     const filter = compileFilter({ stream: "stderr" });
-    for (const e of [event("state", { state: "active" }), event("progress", { progress: 5 }), event("log", { text: "free-form" }), event("log", "x")]) {
+    for (const e of [
+      event("state", { state: "active" }),
+      event("progress", { progress: 5 }),
+      event("log", { text: "free-form" }),
+      event("log", "x"),
+    ]) {
       assert.equal(filterEvent(e, filter), e);
     }
     const all = event("log", { lines: LINES.filter((l) => l.stream === "stderr") });

@@ -24,13 +24,22 @@ describe("processor modules", () => {
     ["a value that is no function", { default: { "a.one": "run" } }, "is not a function"],
   ] as const) {
     it(`refuse ${what}, naming the setting`, () => {
-      assert.throws(() => addProcessors(new Map(), exported, "m.mjs"), (err: unknown) => err instanceof ConfigError && err.message.startsWith("invalid setting ROOMCAST_PROCESSORS: ") && err.message.includes(mention));
+      assert.throws(
+        () => addProcessors(new Map(), exported, "m.mjs"),
+        (err: unknown) =>
+          err instanceof ConfigError &&
+          err.message.startsWith("invalid setting ROOMCAST_PROCESSORS: ") &&
+          err.message.includes(mention),
+      );
     });
   }
   it("refuse a job name defined twice, naming both modules", () => {
     const table = new Map<string, { processor: Processor; from: string }>();
     addProcessors(table, { default: { "a.one": noop } }, "first.mjs");
-    assert.throws(() => addProcessors(table, { default: { "a.one": noop } }, "second.mjs"), /a\.one is defined by both first\.mjs and second\.mjs/);
+    assert.throws(
+      () => addProcessors(table, { default: { "a.one": noop } }, "second.mjs"),
+      /a\.one is defined by both first\.mjs and second\.mjs/,
+    );
   });
 });
 
@@ -40,14 +49,26 @@ describe("sample processors", () => {
     const b = seededRandom("job-1");
     const c = seededRandom("job-2");
     const xs = Array.from({ length: 5 }, () => a());
-    assert.deepEqual(Array.from({ length: 5 }, () => b()), xs);
-    assert.notDeepEqual(Array.from({ length: 5 }, () => c()), xs);
+    assert.deepEqual(
+      Array.from({ length: 5 }, () => b()),
+      xs,
+    );
+    assert.notDeepEqual(
+      Array.from({ length: 5 }, () => c()),
+      xs,
+    );
     assert.ok(xs.every((x) => x >= 0 && x < 1));
   });
   it("simulate an environment's status and metrics", () => {
     const status = sampleEnvStatus("prod", 3) as { status: string; metrics: Record<string, number> };
     assert.ok(["healthy", "degraded"].includes(status.status));
-    assert.deepEqual(Object.keys(status.metrics).sort(), ["cpu", "errorRate", "memoryMb", "p95Ms", "requestsPerSecond"]);
+    assert.deepEqual(Object.keys(status.metrics).sort(), [
+      "cpu",
+      "errorRate",
+      "memoryMb",
+      "p95Ms",
+      "requestsPerSecond",
+    ]);
     assert.deepEqual((sampleEnvStatus("prod", 3) as { metrics: unknown }).metrics, status.metrics);
   });
 });

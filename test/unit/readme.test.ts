@@ -12,7 +12,11 @@ describe("README", () => {
       if ("internal" in spec) continue;
       const row = readme.split("\n").find((line) => line.startsWith(`| \`${spec.env}\` |`));
       assert.ok(row, `README has no row for ${spec.env}`);
-      if ("default" in spec && !Array.isArray(spec.default)) assert.ok(row.includes(`\`${String(spec.default)}\``), `README's default for ${spec.env} is not ${String(spec.default)}`);
+      if ("default" in spec && !Array.isArray(spec.default))
+        assert.ok(
+          row.includes(`\`${String(spec.default)}\``),
+          `README's default for ${spec.env} is not ${String(spec.default)}`,
+        );
     }
   });
 });

@@ -16,7 +16,12 @@ const secretKey = new TextEncoder().encode(SECRET);
 const nowS = () => Math.floor(Date.now() / 1000);
 const b64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
 
-function sign(claims: Record<string, unknown>, alg = "HS256", key: KeyObject | Uint8Array = secretKey, kid?: string): Promise<string> {
+function sign(
+  claims: Record<string, unknown>,
+  alg = "HS256",
+  key: KeyObject | Uint8Array = secretKey,
+  kid?: string,
+): Promise<string> {
   return new SignJWT(claims).setProtectedHeader(kid ? { alg, kid } : { alg }).sign(key);
 }
 
@@ -38,8 +43,16 @@ describe("createTokenVerifier (HS256)", () => {
   const exp = nowS() + 3600;
 
   it("maps sub, exp, a space-separated scope string, envs and tenant", async () => {
-    const principal = await verify(await sign({ sub: "alice", exp, scope: "env:read  jobs:read publish ", envs: ["e1", "e2"], tenant: "acme" }));
-    assert.deepEqual(principal, { sub: "alice", exp, scopes: new Set(["env:read", "jobs:read", "publish"]), envs: ["e1", "e2"], tenant: "acme" } satisfies Principal);
+    const principal = await verify(
+      await sign({ sub: "alice", exp, scope: "env:read  jobs:read publish ", envs: ["e1", "e2"], tenant: "acme" }),
+    );
+    assert.deepEqual(principal, {
+      sub: "alice",
+      exp,
+      scopes: new Set(["env:read", "jobs:read", "publish"]),
+      envs: ["e1", "e2"],
+      tenant: "acme",
+    } satisfies Principal);
   });
 
   it("accepts scope as an array of strings, ignoring non-strings", async () => {
@@ -47,14 +60,20 @@ describe("createTokenVerifier (HS256)", () => {
     assert.deepEqual([...principal.scopes].sort(), ["admin", "env:read"]);
   });
 
-  it("keeps envs [\"*\"] and drops non-string envs", async () => {
+  it('keeps envs ["*"] and drops non-string envs', async () => {
     assert.deepEqual((await verify(await sign({ sub: "a", exp, envs: ["*"] }))).envs, ["*"]);
     assert.deepEqual((await verify(await sign({ sub: "a", exp, envs: ["e1", 2, { id: "e3" }] }))).envs, ["e1"]);
   });
 
   it("defaults missing or malformed optional claims to nothing", async () => {
     const principal = await verify(await sign({ sub: "bob", exp, scope: 42, envs: "e1", tenant: 5 }));
-    assert.deepEqual(principal, { sub: "bob", exp, scopes: new Set(), envs: [], tenant: undefined } satisfies Principal);
+    assert.deepEqual(principal, {
+      sub: "bob",
+      exp,
+      scopes: new Set(),
+      envs: [],
+      tenant: undefined,
+    } satisfies Principal);
     const bare = await verify(await sign({ sub: "bob", exp }));
     assert.equal(bare.scopes.size, 0);
     assert.deepEqual(bare.envs, []);
@@ -62,7 +81,16 @@ describe("createTokenVerifier (HS256)", () => {
   });
 
   it("verifies tokens minted by mintToken (roomcast token)", async () => {
-    const principal = await verify(await mintToken({ secret: SECRET, sub: "carol", envs: ["e9"], scope: ["env:read", "jobs:read"], tenant: "t", ttlS: 60 }));
+    const principal = await verify(
+      await mintToken({
+        secret: SECRET,
+        sub: "carol",
+        envs: ["e9"],
+        scope: ["env:read", "jobs:read"],
+        tenant: "t",
+        ttlS: 60,
+      }),
+    );
     assert.equal(principal.sub, "carol");
     assert.deepEqual([...principal.scopes], ["env:read", "jobs:read"]);
     assert.deepEqual(principal.envs, ["e9"]);
@@ -83,17 +111,27 @@ describe("createTokenVerifier (HS256)", () => {
 
   it("refuses bad signatures, malformed tokens, alg none and unpinned algorithms", async () => {
     const claims = { sub: "alice", exp };
-    await rejects401(verify(await mintToken({ secret: "another-secret-entirely-long-enough", sub: "alice" })), "invalid token");
+    await rejects401(
+      verify(await mintToken({ secret: "another-secret-entirely-long-enough", sub: "alice" })),
+      "invalid token",
+    );
     await rejects401(verify("not-a-jwt"), "invalid token");
     await rejects401(verify(""));
     await rejects401(verify(`${b64url({ alg: "none" })}.${b64url(claims)}.`));
     await rejects401(verify(await sign(claims, "HS512")), "token algorithm not allowed");
     await rejects401(verify(await sign(claims, "HS384")), "token algorithm not allowed");
-    await rejects401(verify(await sign(claims, "RS256", generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey)), "token algorithm not allowed");
+    await rejects401(
+      verify(await sign(claims, "RS256", generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey)),
+      "token algorithm not allowed",
+    );
   });
 
   it("checks issuer and audience when configured", async () => {
-    const strict = verifierFor({ ROOMCAST_JWT_SECRET: SECRET, ROOMCAST_JWT_ISSUER: "https://idp", ROOMCAST_JWT_AUDIENCE: "roomcast" });
+    const strict = verifierFor({
+      ROOMCAST_JWT_SECRET: SECRET,
+      ROOMCAST_JWT_ISSUER: "https://idp",
+      ROOMCAST_JWT_AUDIENCE: "roomcast",
+    });
     assert.equal((await strict(await sign({ sub: "a", exp, iss: "https://idp", aud: "roomcast" }))).sub, "a");
     await rejects401(strict(await sign({ sub: "a", exp, iss: "https://other", aud: "roomcast" })));
     await rejects401(strict(await sign({ sub: "a", exp, iss: "https://idp", aud: "other" })));
@@ -158,12 +196,26 @@ describe("createTokenVerifier (public keys and JWKS)", () => {
   it("refuses unusable key settings with a ConfigError naming the setting", () => {
     const cases: [Record<string, string>, RegExp][] = [
       [{}, /^missing setting ROOMCAST_JWT_SECRET/],
-      [{ ROOMCAST_JWT_PUBLIC_KEY_FILE: join(dir, "missing.pem") }, /^invalid setting ROOMCAST_JWT_PUBLIC_KEY_FILE: cannot read .*ENOENT/],
-      [{ ROOMCAST_JWT_PUBLIC_KEY_FILE: write("garbage.pem", "garbage") }, /^invalid setting ROOMCAST_JWT_PUBLIC_KEY_FILE: /],
+      [
+        { ROOMCAST_JWT_PUBLIC_KEY_FILE: join(dir, "missing.pem") },
+        /^invalid setting ROOMCAST_JWT_PUBLIC_KEY_FILE: cannot read .*ENOENT/,
+      ],
+      [
+        { ROOMCAST_JWT_PUBLIC_KEY_FILE: write("garbage.pem", "garbage") },
+        /^invalid setting ROOMCAST_JWT_PUBLIC_KEY_FILE: /,
+      ],
       [{ ROOMCAST_JWKS_FILE: join(dir, "missing.json") }, /^invalid setting ROOMCAST_JWKS_FILE: cannot read/],
       [{ ROOMCAST_JWKS_FILE: write("not-jwks.json", '{"x":1}') }, /^invalid setting ROOMCAST_JWKS_FILE: /],
       [{ ROOMCAST_JWKS_FILE: write("empty-jwks.json", '{"keys":[]}') }, /^invalid setting ROOMCAST_JWKS_FILE: /],
-      [{ ROOMCAST_JWKS_FILE: write("hs-jwks.json", JSON.stringify({ keys: [{ kty: "oct", k: "c2VjcmV0", alg: "HS256" }] })) }, /^invalid setting ROOMCAST_JWKS_FILE: .*HS256/],
+      [
+        {
+          ROOMCAST_JWKS_FILE: write(
+            "hs-jwks.json",
+            JSON.stringify({ keys: [{ kty: "oct", k: "c2VjcmV0", alg: "HS256" }] }),
+          ),
+        },
+        /^invalid setting ROOMCAST_JWKS_FILE: .*HS256/,
+      ],
     ];
     for (const [env, message] of cases) {
       assert.throws(

@@ -10,7 +10,12 @@ import type { RoomcastSocket } from "../types.js";
  * pause stops delivery; resume replays what was missed from history, then goes live; filter
  * narrows the lines of log events from the next delivery on (`{}` clears it).
  */
-export async function control(ctx: GatewayContext, socket: RoomcastSocket, payload: unknown, request: RequestScope): Promise<ControlOk> {
+export async function control(
+  ctx: GatewayContext,
+  socket: RoomcastSocket,
+  payload: unknown,
+  request: RequestScope,
+): Promise<ControlOk> {
   const req = parseOrThrow(controlSchema, payload);
   const sub = socket.data.subscriptions.get(req.channel);
   if (!sub) throw new RoomcastError("bad_request", `channel: not subscribed to ${req.channel}`, { field: "channel" });
@@ -26,7 +31,10 @@ export async function control(ctx: GatewayContext, socket: RoomcastSocket, paylo
       }
       break;
     case "filter":
-      if (!req.filter) throw new RoomcastError("bad_request", "filter: is required for action filter ({} clears it)", { field: "filter" });
+      if (!req.filter)
+        throw new RoomcastError("bad_request", "filter: is required for action filter ({} clears it)", {
+          field: "filter",
+        });
       sub.filter = compileFilter(req.filter);
       break;
   }

@@ -10,7 +10,8 @@ import type { RoomcastSocket } from "../types.js";
 export async function refresh(ctx: GatewayContext, socket: RoomcastSocket, payload: unknown): Promise<RefreshOk> {
   const { token } = parseOrThrow(refreshSchema, payload);
   const principal = await ctx.verifyToken(token);
-  if (principal.sub !== socket.data.principal.sub) throw new RoomcastError("unauthorized", "refresh token is for another sub");
+  if (principal.sub !== socket.data.principal.sub)
+    throw new RoomcastError("unauthorized", "refresh token is for another sub");
   requireTenant(ctx.config.allowedTenants, principal);
   await applyPrincipal(ctx, socket, principal);
   return { exp: principal.exp };

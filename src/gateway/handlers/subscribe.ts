@@ -13,7 +13,12 @@ import type { RoomcastSocket, Subscription } from "../types.js";
  * Joins the room first, then reads history: live events that arrive meanwhile wait in the
  * subscription's buffer and follow the answer, so nothing is missed or sent twice.
  */
-export async function subscribe(ctx: GatewayContext, socket: RoomcastSocket, payload: unknown, request: RequestScope): Promise<SubscribeOk> {
+export async function subscribe(
+  ctx: GatewayContext,
+  socket: RoomcastSocket,
+  payload: unknown,
+  request: RequestScope,
+): Promise<SubscribeOk> {
   const req = parseOrThrow(subscribeSchema, payload);
   const target = ctx.registry.resolve(req.channel);
   await ctx.registry.authorize(socket.data.principal, target, "subscribe");
@@ -49,7 +54,8 @@ export async function subscribe(ctx: GatewayContext, socket: RoomcastSocket, pay
   try {
     position = await readPosition(ctx.store, target, req);
   } catch (err) {
-    if (subscriptions.get(req.channel) === sub && sub.generation === generation) endSubscription(ctx, socket, req.channel);
+    if (subscriptions.get(req.channel) === sub && sub.generation === generation)
+      endSubscription(ctx, socket, req.channel);
     throw err;
   }
   if (subscriptions.get(req.channel) !== sub || sub.generation !== generation) {

@@ -5,7 +5,11 @@ import type { GatewayContext } from "../context.js";
 import type { RoomcastSocket } from "../types.js";
 
 /** Leaving a channel one is not subscribed to is not an error. */
-export async function unsubscribe(ctx: GatewayContext, socket: RoomcastSocket, payload: unknown): Promise<UnsubscribeOk> {
+export async function unsubscribe(
+  ctx: GatewayContext,
+  socket: RoomcastSocket,
+  payload: unknown,
+): Promise<UnsubscribeOk> {
   const { channel } = parseOrThrow(unsubscribeSchema, payload);
   endSubscription(ctx, socket, channel);
   return { channel };

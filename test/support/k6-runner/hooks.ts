@@ -27,6 +27,7 @@ export async function resolve(specifier: string, context: unknown, next: Next): 
   }
   const resolved = (await next(specifier, context)) as { url: string; format?: string | null };
   // k6 scripts are ES modules wherever they are (no package.json "type" needed).
-  if (resolved.url.startsWith("file:") && resolved.url.endsWith(".js") && !resolved.url.includes("/node_modules/")) return { ...resolved, format: "module" };
+  if (resolved.url.startsWith("file:") && resolved.url.endsWith(".js") && !resolved.url.includes("/node_modules/"))
+    return { ...resolved, format: "module" };
   return resolved;
 }

@@ -18,7 +18,8 @@ function errorCode(err: unknown): { code: number; message: string } {
   if (e.name === "TimeoutError" || e.name === "AbortError") return { code: 1050, message: "request timeout" };
   const cause = e.cause?.code;
   if (cause === "ECONNREFUSED") return { code: 1212, message: e.cause?.message ?? "connection refused" };
-  if (cause === "ENOTFOUND" || cause === "EAI_AGAIN") return { code: 1101, message: e.cause?.message ?? "no IP for the host" };
+  if (cause === "ENOTFOUND" || cause === "EAI_AGAIN")
+    return { code: 1101, message: e.cause?.message ?? "no IP for the host" };
   if (cause === "ECONNRESET") return { code: 1220, message: e.cause?.message ?? "connection reset by peer" };
   return { code: 1000, message: e.cause?.message ?? e.message ?? String(err) };
 }
@@ -27,7 +28,8 @@ async function perform(req: HttpRequestMessage): Promise<HttpResponseMessage> {
   const started = performance.now();
   const base = { id: req.id, url: req.url, proto: "HTTP/1.1" };
   try {
-    const body = req.body === null ? undefined : req.bodyBase64 ? Buffer.from(req.body, "base64") : Buffer.from(req.body, "utf8");
+    const body =
+      req.body === null ? undefined : req.bodyBase64 ? Buffer.from(req.body, "base64") : Buffer.from(req.body, "utf8");
     // Bytes, not a string: fetch would add a text/plain content type that k6 never sends.
     const res = await fetch(req.url, {
       method: req.method,
@@ -58,7 +60,18 @@ async function perform(req: HttpRequestMessage): Promise<HttpResponseMessage> {
     };
   } catch (err) {
     const { code, message } = errorCode(err);
-    return { ...base, status: 0, statusText: "", headers: {}, body: "", bodyBase64: false, error: message, errorCode: code, durationMs: performance.now() - started, waitingMs: 0 };
+    return {
+      ...base,
+      status: 0,
+      statusText: "",
+      headers: {},
+      body: "",
+      bodyBase64: false,
+      error: message,
+      errorCode: code,
+      durationMs: performance.now() - started,
+      waitingMs: 0,
+    };
   }
 }
 
@@ -73,5 +86,7 @@ function serve(port: MessagePort, flag: SharedArrayBuffer): void {
   });
 }
 
-parentPort!.on("message", (message: { port: MessagePort; flag: SharedArrayBuffer }) => serve(message.port, message.flag));
+parentPort!.on("message", (message: { port: MessagePort; flag: SharedArrayBuffer }) =>
+  serve(message.port, message.flag),
+);
 parentPort!.postMessage({ type: "ready" });

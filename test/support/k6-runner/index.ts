@@ -89,7 +89,11 @@ const DURATION_FIELDS = ["startTime", "gracefulStop", "duration", "maxDuration",
 const COUNT_FIELDS = ["vus", "iterations", "startVUs", "rate", "preAllocatedVUs", "maxVUs", "startRate"];
 
 /** The problems k6 would refuse a scenario for (it does not run executors, but checks them). */
-export function validateScenario(name: string, scenario: Record<string, unknown>, exports: readonly string[]): string[] {
+export function validateScenario(
+  name: string,
+  scenario: Record<string, unknown>,
+  exports: readonly string[],
+): string[] {
   const problems: string[] = [];
   const say = (text: string) => problems.push(`scenario ${name}: ${text}`);
   if (!/^[0-9A-Za-z_-]+$/.test(name)) say("a scenario name may only hold letters, digits, underscores and dashes");
@@ -101,7 +105,8 @@ export function validateScenario(name: string, scenario: Record<string, unknown>
   }
   for (const field of fields.required) if (scenario[field] === undefined) say(`${executor} needs ${field}`);
   for (const field of Object.keys(scenario)) {
-    if (!COMMON_FIELDS.includes(field) && !fields.required.includes(field) && !fields.optional.includes(field)) say(`unknown field ${field} for ${executor}`);
+    if (!COMMON_FIELDS.includes(field) && !fields.required.includes(field) && !fields.optional.includes(field))
+      say(`unknown field ${field} for ${executor}`);
   }
   for (const field of DURATION_FIELDS) {
     if (scenario[field] === undefined) continue;
@@ -113,7 +118,8 @@ export function validateScenario(name: string, scenario: Record<string, unknown>
   }
   for (const field of COUNT_FIELDS) {
     const v = scenario[field];
-    if (v !== undefined && (typeof v !== "number" || !Number.isInteger(v) || v < 0)) say(`${field} must be a whole number >= 0, not ${JSON.stringify(v)}`);
+    if (v !== undefined && (typeof v !== "number" || !Number.isInteger(v) || v < 0))
+      say(`${field} must be a whole number >= 0, not ${JSON.stringify(v)}`);
   }
   if (scenario.stages !== undefined) {
     if (!Array.isArray(scenario.stages) || scenario.stages.length === 0) say("stages must be a non-empty array");
@@ -128,13 +134,25 @@ export function validateScenario(name: string, scenario: Record<string, unknown>
       }
     }
   }
-  if (typeof scenario.maxVUs === "number" && typeof scenario.preAllocatedVUs === "number" && scenario.maxVUs < scenario.preAllocatedVUs) say("maxVUs is below preAllocatedVUs");
-  if (executor === "shared-iterations" && typeof scenario.iterations === "number" && scenario.iterations < ((scenario.vus as number | undefined) ?? 1)) say("iterations below vus");
+  if (
+    typeof scenario.maxVUs === "number" &&
+    typeof scenario.preAllocatedVUs === "number" &&
+    scenario.maxVUs < scenario.preAllocatedVUs
+  )
+    say("maxVUs is below preAllocatedVUs");
+  if (
+    executor === "shared-iterations" &&
+    typeof scenario.iterations === "number" &&
+    scenario.iterations < ((scenario.vus as number | undefined) ?? 1)
+  )
+    say("iterations below vus");
   const exec = scenario.exec === undefined ? "default" : scenario.exec;
-  if (typeof exec !== "string" || !exports.includes(exec)) say(`exec ${JSON.stringify(exec)} is not a function the script exports`);
+  if (typeof exec !== "string" || !exports.includes(exec))
+    say(`exec ${JSON.stringify(exec)} is not a function the script exports`);
   for (const field of ["env", "tags"]) {
     const v = scenario[field];
-    if (v !== undefined && (typeof v !== "object" || v === null || Object.values(v).some((x) => typeof x !== "string"))) say(`${field} must be an object of strings`);
+    if (v !== undefined && (typeof v !== "object" || v === null || Object.values(v).some((x) => typeof x !== "string")))
+      say(`${field} must be an object of strings`);
   }
   return problems;
 }
@@ -148,7 +166,12 @@ function percentile(sorted: number[], p: number): number {
   return lo + (hi - lo) * (i - Math.floor(i));
 }
 
-function summarize(type: MetricType, values: number[], durationS: number, extraPercentiles: number[]): Record<string, number> {
+function summarize(
+  type: MetricType,
+  values: number[],
+  durationS: number,
+  extraPercentiles: number[],
+): Record<string, number> {
   switch (type) {
     case "trend": {
       const sorted = [...values].sort((a, b) => a - b);
@@ -170,7 +193,11 @@ function summarize(type: MetricType, values: number[], durationS: number, extraP
       return { rate: values.length ? passes / values.length : 0, passes, fails: values.length - passes };
     }
     case "gauge":
-      return { value: values[values.length - 1] ?? 0, min: values.length ? Math.min(...values) : 0, max: values.length ? Math.max(...values) : 0 };
+      return {
+        value: values[values.length - 1] ?? 0,
+        min: values.length ? Math.min(...values) : 0,
+        max: values.length ? Math.max(...values) : 0,
+      };
   }
 }
 
@@ -180,7 +207,12 @@ class VuThread {
   private readonly waiters = new Map<string, (message: FromVu | null) => void>();
   exited = false;
 
-  constructor(workerData: VuWorkerData, transfer: MessagePort[], onMessage: (m: FromVu) => void, onError: (text: string) => void) {
+  constructor(
+    workerData: VuWorkerData,
+    transfer: MessagePort[],
+    onMessage: (m: FromVu) => void,
+    onError: (text: string) => void,
+  ) {
     this.worker = new Worker(BOOTSTRAP, { workerData, transferList: transfer });
     this.worker.on("message", (message: FromVu) => {
       onMessage(message);
@@ -227,7 +259,8 @@ export async function runK6Script(script: string, run: RunOptions = {}): Promise
     for (const d of list) {
       const known = definitions.get(d.name);
       if (!known) definitions.set(d.name, d);
-      else if (known.type !== d.type) errors.push(`metric ${d.name} is a ${known.type} in one VU and a ${d.type} in another`);
+      else if (known.type !== d.type)
+        errors.push(`metric ${d.name} is a ${known.type} in one VU and a ${d.type} in another`);
     }
   };
   const onMessage = (m: FromVu) => {
@@ -235,7 +268,8 @@ export async function runK6Script(script: string, run: RunOptions = {}): Promise
     else if (m.type === "samples") {
       define(m.definitions);
       samples.push(...m.samples);
-    } else if (m.type === "setup-done" || m.type === "teardown-done" || m.type === "finished") samples.push(...m.samples);
+    } else if (m.type === "setup-done" || m.type === "teardown-done" || m.type === "finished")
+      samples.push(...m.samples);
     else if (m.type === "error" || m.type === "init-error") errors.push(m.error);
     else if (m.type === "abort") {
       aborted = true;
@@ -252,7 +286,12 @@ export async function runK6Script(script: string, run: RunOptions = {}): Promise
     const { port1, port2 } = new MessageChannel();
     const flag = new SharedArrayBuffer(4);
     helper.postMessage({ port: port2, flag }, [port2]);
-    const thread = new VuThread({ ...data, entry: VU_ENTRY, scriptUrl, iterationTimeoutMs, http: { port: port1, flag } }, [port1], onMessage, onError);
+    const thread = new VuThread(
+      { ...data, entry: VU_ENTRY, scriptUrl, iterationTimeoutMs, http: { port: port1, flag } },
+      [port1],
+      onMessage,
+      onError,
+    );
     threads.push(thread);
     return thread;
   };
@@ -261,16 +300,29 @@ export async function runK6Script(script: string, run: RunOptions = {}): Promise
   let options: Record<string, unknown> = {};
   const body = async () => {
     // The setup/teardown instance; its init context also tells the options.
-    const setupThread = spawn({ role: "setup", vu: 0, env: { ...run.env }, scenario: null, vuIndexInScenario: 0, options: null });
+    const setupThread = spawn({
+      role: "setup",
+      vu: 0,
+      env: { ...run.env },
+      scenario: null,
+      vuIndexInScenario: 0,
+      options: null,
+    });
     const ready = await setupThread.next("ready");
     if (!ready || ready.type !== "ready") return;
     options = (ready.options ?? {}) as Record<string, unknown>;
     const scenarios = (options.scenarios as Record<string, Record<string, unknown>> | undefined) ?? {
       default: { executor: "per-vu-iterations", vus: options.vus ?? 1, iterations: options.iterations ?? 1 },
     };
-    for (const name of Object.keys(run.scenarios ?? {})) if (!(name in scenarios)) errors.push(`the runner was given sizes for scenario ${name}, which the script does not define`);
+    for (const name of Object.keys(run.scenarios ?? {}))
+      if (!(name in scenarios))
+        errors.push(`the runner was given sizes for scenario ${name}, which the script does not define`);
     for (const [name, scenario] of Object.entries(scenarios)) {
-      const problems = validateScenario(name, scenario, ready.exports.filter((e) => e !== "options"));
+      const problems = validateScenario(
+        name,
+        scenario,
+        ready.exports.filter((e) => e !== "options"),
+      );
       errors.push(...problems);
       if (problems.length) continue;
       const override = run.scenarios?.[name] ?? {};
@@ -280,7 +332,8 @@ export async function runK6Script(script: string, run: RunOptions = {}): Promise
         exec: (scenario.exec as string | undefined) ?? "default",
         vus: override.vus ?? run.vus ?? 1,
         iterations: override.iterations ?? run.iterations ?? 1,
-        startTimeMs: override.startTimeMs ?? (scenario.startTime === undefined ? 0 : parseDuration(scenario.startTime as string)),
+        startTimeMs:
+          override.startTimeMs ?? (scenario.startTime === undefined ? 0 : parseDuration(scenario.startTime as string)),
         env: (scenario.env as Record<string, string> | undefined) ?? {},
         tags: (scenario.tags as Record<string, string> | undefined) ?? {},
       });
@@ -289,7 +342,18 @@ export async function runK6Script(script: string, run: RunOptions = {}): Promise
 
     // Every VU's init context first, as k6 does before setup().
     let vu = 1;
-    const vus = plans.map((plan) => Array.from({ length: plan.vus }, (_, i) => spawn({ role: "vu", vu: vu++, env: { ...run.env, ...plan.env }, scenario: plan, vuIndexInScenario: i, options })));
+    const vus = plans.map((plan) =>
+      Array.from({ length: plan.vus }, (_, i) =>
+        spawn({
+          role: "vu",
+          vu: vu++,
+          env: { ...run.env, ...plan.env },
+          scenario: plan,
+          vuIndexInScenario: i,
+          options,
+        }),
+      ),
+    );
     const inits = await Promise.all(vus.flat().map((t) => t.next("ready")));
     if (inits.some((m) => !m || m.type !== "ready")) return;
 
@@ -337,14 +401,23 @@ export async function runK6Script(script: string, run: RunOptions = {}): Promise
   const durationMs = Date.now() - started;
   const types = new Map([...definitions.values()].map((d) => [d.name, d.type] as const));
   const thresholds = validateThresholds(options.thresholds, types);
-  for (const t of thresholds.invalid) errors.push(`invalid threshold on ${t.key}${t.expression ? ` (${t.expression})` : ""}: ${t.reason}`);
+  for (const t of thresholds.invalid)
+    errors.push(`invalid threshold on ${t.key}${t.expression ? ` (${t.expression})` : ""}: ${t.reason}`);
   const wanted = new Map<string, number[]>();
-  for (const t of thresholds.valid) if (t.aggregation === "p" && t.percentile !== undefined) wanted.set(t.metric, [...(wanted.get(t.metric) ?? []), t.percentile]);
+  for (const t of thresholds.valid)
+    if (t.aggregation === "p" && t.percentile !== undefined)
+      wanted.set(t.metric, [...(wanted.get(t.metric) ?? []), t.percentile]);
 
   const metrics: Record<string, MetricResult> = {};
-  for (const d of definitions.values()) metrics[d.name] = { type: d.type, contains: d.contains, samples: [], values: {} };
+  for (const d of definitions.values())
+    metrics[d.name] = { type: d.type, contains: d.contains, samples: [], values: {} };
   for (const s of samples) {
-    const m = (metrics[s.metric] ??= { type: BUILTIN_METRICS[s.metric] ?? "counter", contains: "default", samples: [], values: {} });
+    const m = (metrics[s.metric] ??= {
+      type: BUILTIN_METRICS[s.metric] ?? "counter",
+      contains: "default",
+      samples: [],
+      values: {},
+    });
     m.samples.push({ value: s.value, tags: s.tags });
   }
   for (const [name, m] of Object.entries(metrics)) {

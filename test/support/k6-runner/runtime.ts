@@ -7,7 +7,11 @@
  * Internal waits use node:timers (not the globals: the VU's global timers are the tracked
  * k6 ones).
  */
-import { setImmediate as nodeSetImmediate, setTimeout as nodeSetTimeout, clearTimeout as nodeClearTimeout } from "node:timers";
+import {
+  setImmediate as nodeSetImmediate,
+  setTimeout as nodeSetTimeout,
+  clearTimeout as nodeClearTimeout,
+} from "node:timers";
 import { parentPort, workerData } from "node:worker_threads";
 import type { FromVu, MetricDefinition, MetricType, Sample, VuWorkerData } from "./protocol.js";
 
@@ -63,7 +67,10 @@ class VuRuntime {
   /** Metric objects may only be created in the init context (k6 throws otherwise). */
   define(name: string, type: MetricType, isTime: boolean): void {
     if (this.context !== "init") throw new Error(`metric ${name}: metrics must be declared in the init context`);
-    if (!METRIC_NAME.test(name)) throw new Error(`invalid metric name ${JSON.stringify(name)}: up to 128 ASCII letters, digits or underscores, starting with a letter or underscore`);
+    if (!METRIC_NAME.test(name))
+      throw new Error(
+        `invalid metric name ${JSON.stringify(name)}: up to 128 ASCII letters, digits or underscores, starting with a letter or underscore`,
+      );
     const existing = this.definitions.get(name);
     const definition: MetricDefinition = { name, type, contains: isTime ? "time" : "default" };
     if (existing && (existing.type !== type || existing.contains !== definition.contains)) {
@@ -113,7 +120,10 @@ class VuRuntime {
 
   fail(err: unknown): void {
     if (this.aborted) return;
-    const where = this.context === "iteration" ? `${this.scenarioName} VU ${data.vu} iteration ${this.iteration}` : `${this.context}${data.vu ? ` (VU ${data.vu})` : ""}`;
+    const where =
+      this.context === "iteration"
+        ? `${this.scenarioName} VU ${data.vu} iteration ${this.iteration}`
+        : `${this.context}${data.vu ? ` (VU ${data.vu})` : ""}`;
     this.post({ type: "error", error: `${where}: ${errorText(err)}` });
     if (err instanceof TestAbort) this.post({ type: "abort", reason: err.message });
     this.abort();
@@ -147,7 +157,11 @@ class VuRuntime {
    * Runs an event-loop callback of the current generation: an exception (or a rejected
    * promise it returns) ends the iteration with an error, as an uncaught one does in k6.
    */
-  callback<A extends unknown[]>(generation: number, fn: ((...args: A) => unknown) | null | undefined, ...args: A): void {
+  callback<A extends unknown[]>(
+    generation: number,
+    fn: ((...args: A) => unknown) | null | undefined,
+    ...args: A
+  ): void {
     if (typeof fn !== "function" || generation !== this.generation || this.aborted) return;
     try {
       const result = fn(...args);
@@ -206,7 +220,11 @@ class VuRuntime {
       const left = deadline - Date.now();
       if (left <= 0) {
         const open = [...this.handles].map((h) => h.description).join(", ");
-        this.fail(new Error(`${context} did not end within ${timeoutMs} ms${settled ? "" : " (its promise never settled)"}; still open: ${open}`));
+        this.fail(
+          new Error(
+            `${context} did not end within ${timeoutMs} ms${settled ? "" : " (its promise never settled)"}; still open: ${open}`,
+          ),
+        );
         ok = false;
         break;
       }

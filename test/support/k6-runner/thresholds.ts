@@ -82,19 +82,32 @@ export function parseThresholdExpression(input: string): ThresholdExpression {
       break;
     }
   }
-  if (!split) throw new Error(`malformed threshold expression ${JSON.stringify(input)}: no operator (${OPERATORS.join(" ")})`);
+  if (!split)
+    throw new Error(`malformed threshold expression ${JSON.stringify(input)}: no operator (${OPERATORS.join(" ")})`);
   const [method, operator, rawValue] = split;
-  if (!NUMBER.test(rawValue)) throw new Error(`malformed threshold expression ${JSON.stringify(input)}: ${JSON.stringify(rawValue)} is not a number`);
+  if (!NUMBER.test(rawValue))
+    throw new Error(
+      `malformed threshold expression ${JSON.stringify(input)}: ${JSON.stringify(rawValue)} is not a number`,
+    );
   const value = Number(rawValue);
-  if (["count", "rate", "value", "avg", "min", "max", "med"].includes(method)) return { aggregation: method as Aggregation, operator, value };
+  if (["count", "rate", "value", "avg", "min", "max", "med"].includes(method))
+    return { aggregation: method as Aggregation, operator, value };
   if (method.startsWith("p(") && method.endsWith(")")) {
     const inner = method.slice(2, -1);
-    if (!NUMBER.test(inner)) throw new Error(`malformed threshold expression ${JSON.stringify(input)}: percentile ${JSON.stringify(inner)} is not a number`);
+    if (!NUMBER.test(inner))
+      throw new Error(
+        `malformed threshold expression ${JSON.stringify(input)}: percentile ${JSON.stringify(inner)} is not a number`,
+      );
     const percentile = Number(inner);
-    if (percentile < 0 || percentile > 100) throw new Error(`malformed threshold expression ${JSON.stringify(input)}: percentile ${percentile} is not between 0 and 100`);
+    if (percentile < 0 || percentile > 100)
+      throw new Error(
+        `malformed threshold expression ${JSON.stringify(input)}: percentile ${percentile} is not between 0 and 100`,
+      );
     return { aggregation: "p", percentile, operator, value };
   }
-  throw new Error(`malformed threshold expression ${JSON.stringify(input)}: unknown aggregation method ${JSON.stringify(method)}`);
+  throw new Error(
+    `malformed threshold expression ${JSON.stringify(input)}: unknown aggregation method ${JSON.stringify(method)}`,
+  );
 }
 
 /** `name` or `name{tag:value,other:"quoted"}`. */
@@ -102,24 +115,35 @@ export function parseMetricKey(key: string): { name: string; tags: Record<string
   const open = key.indexOf("{");
   const close = key.lastIndexOf("}");
   if (open === -1 && close === -1) return { name: key, tags: {} };
-  if (open === -1 || close === -1 || close < open || close !== key.length - 1) throw new Error(`malformed metric name expression ${JSON.stringify(key)}`);
+  if (open === -1 || close === -1 || close < open || close !== key.length - 1)
+    throw new Error(`malformed metric name expression ${JSON.stringify(key)}`);
   const tags: Record<string, string> = {};
   for (const part of key.slice(open + 1, close).split(",")) {
     const colon = part.indexOf(":");
     const value = colon === -1 ? "" : part.slice(colon + 1).trim();
-    if (colon === -1 || value === "") throw new Error(`malformed metric name expression ${JSON.stringify(key)}: tag ${JSON.stringify(part)} is not key:value`);
+    if (colon === -1 || value === "")
+      throw new Error(
+        `malformed metric name expression ${JSON.stringify(key)}: tag ${JSON.stringify(part)} is not key:value`,
+      );
     tags[part.slice(0, colon).trim()] = value.replace(/^["']+|["']+$/g, "");
   }
   return { name: key.slice(0, open), tags };
 }
 
 /** Parses every threshold of `options.thresholds`, checked against the metrics' types. */
-export function validateThresholds(thresholds: unknown, metrics: ReadonlyMap<string, MetricType>): { valid: ParsedThreshold[]; invalid: InvalidThreshold[] } {
+export function validateThresholds(
+  thresholds: unknown,
+  metrics: ReadonlyMap<string, MetricType>,
+): { valid: ParsedThreshold[]; invalid: InvalidThreshold[] } {
   const valid: ParsedThreshold[] = [];
   const invalid: InvalidThreshold[] = [];
   if (thresholds === undefined || thresholds === null) return { valid, invalid };
   if (typeof thresholds !== "object" || Array.isArray(thresholds)) {
-    invalid.push({ key: "", expression: "", reason: "options.thresholds must be an object of metric name to an array of thresholds" });
+    invalid.push({
+      key: "",
+      expression: "",
+      reason: "options.thresholds must be an object of metric name to an array of thresholds",
+    });
     return { valid, invalid };
   }
   for (const [key, list] of Object.entries(thresholds as Record<string, unknown>)) {
@@ -133,7 +157,11 @@ export function validateThresholds(thresholds: unknown, metrics: ReadonlyMap<str
     }
     const type = metrics.get(name) ?? BUILTIN_METRICS[name];
     if (!type) {
-      invalid.push({ key, expression: "", reason: `no metric name ${JSON.stringify(name)} found (metrics are created in the init context)` });
+      invalid.push({
+        key,
+        expression: "",
+        reason: `no metric name ${JSON.stringify(name)} found (metrics are created in the init context)`,
+      });
       continue;
     }
     if (!Array.isArray(list)) {
@@ -141,15 +169,28 @@ export function validateThresholds(thresholds: unknown, metrics: ReadonlyMap<str
       continue;
     }
     for (const entry of list as unknown[]) {
-      const expression = typeof entry === "string" ? entry : typeof entry === "object" && entry !== null && typeof (entry as { threshold?: unknown }).threshold === "string" ? (entry as { threshold: string }).threshold : undefined;
+      const expression =
+        typeof entry === "string"
+          ? entry
+          : typeof entry === "object" &&
+              entry !== null &&
+              typeof (entry as { threshold?: unknown }).threshold === "string"
+            ? (entry as { threshold: string }).threshold
+            : undefined;
       if (expression === undefined) {
-        invalid.push({ key, expression: JSON.stringify(entry), reason: "a threshold is a string or { threshold, abortOnFail?, delayAbortEval? }" });
+        invalid.push({
+          key,
+          expression: JSON.stringify(entry),
+          reason: "a threshold is a string or { threshold, abortOnFail?, delayAbortEval? }",
+        });
         continue;
       }
       try {
         const parsed = parseThresholdExpression(expression);
         if (!SUPPORTED[type].includes(parsed.aggregation)) {
-          throw new Error(`aggregation method ${parsed.aggregation === "p" ? `p(${parsed.percentile})` : parsed.aggregation} cannot apply to the ${type} metric ${name} (supported: ${SUPPORTED[type].map((a) => (a === "p" ? "p(N)" : a)).join(", ")})`);
+          throw new Error(
+            `aggregation method ${parsed.aggregation === "p" ? `p(${parsed.percentile})` : parsed.aggregation} cannot apply to the ${type} metric ${name} (supported: ${SUPPORTED[type].map((a) => (a === "p" ? "p(N)" : a)).join(", ")})`,
+          );
         }
         const abortOnFail = typeof entry === "object" && Boolean((entry as { abortOnFail?: unknown }).abortOnFail);
         valid.push({ key, metric: name, tags, expression, abortOnFail, ...parsed });

@@ -30,7 +30,9 @@ globals.open = (path: string, mode?: "b") => {
   const file = fileURLToPath(new URL(path, data.scriptUrl));
   if (runtime.context !== "init") throw new Error("open() is only available in the init context");
   const bytes = readFileSync(file);
-  return mode === "b" ? bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) : bytes.toString("utf8");
+  return mode === "b"
+    ? bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)
+    : bytes.toString("utf8");
 };
 // An unhandled rejection ends the iteration with an error, as in k6.
 process.on("unhandledRejection", (reason) => runtime.fail(reason));
@@ -101,7 +103,8 @@ parentPort!.on("message", (message: ToVu) => {
         break;
       case "teardown": {
         const fn = script.teardown;
-        if (typeof fn === "function") await runtime.run("teardown", () => (fn as (d: unknown) => unknown)(message.data), data.iterationTimeoutMs);
+        if (typeof fn === "function")
+          await runtime.run("teardown", () => (fn as (d: unknown) => unknown)(message.data), data.iterationTimeoutMs);
         runtime.flush();
         runtime.post({ type: "teardown-done", samples: runtime.takeSamples() });
         break;

@@ -1,5 +1,11 @@
 /** The `k6/crypto` module: hashes, HMAC and random bytes over node:crypto. */
-import { createHash as nodeHash, createHmac as nodeHmac, randomBytes as nodeRandomBytes, type Hash, type Hmac } from "node:crypto";
+import {
+  createHash as nodeHash,
+  createHmac as nodeHmac,
+  randomBytes as nodeRandomBytes,
+  type Hash,
+  type Hmac,
+} from "node:crypto";
 import { base64, toArrayBuffer, toBuffer } from "./bytes.js";
 
 type Input = string | ArrayBuffer;
@@ -57,7 +63,8 @@ export function hmac(alg: string, secret: Input, input: Input, encoding: OutputE
 }
 
 function hash(alg: string) {
-  return (input: Input, encoding: OutputEncoding) => output(nodeHash(algorithm(alg)).update(toBuffer(input)).digest(), encoding);
+  return (input: Input, encoding: OutputEncoding) =>
+    output(nodeHash(algorithm(alg)).update(toBuffer(input)).digest(), encoding);
 }
 
 export const md5 = hash("md5");
@@ -81,4 +88,17 @@ export function randomBytes(size: number): ArrayBuffer {
   return toArrayBuffer(nodeRandomBytes(size));
 }
 
-export default { hmac, md5, sha1, sha256, sha384, sha512, sha512_224, sha512_256, ripemd160, createHash, createHMAC, randomBytes };
+export default {
+  hmac,
+  md5,
+  sha1,
+  sha256,
+  sha384,
+  sha512,
+  sha512_224,
+  sha512_256,
+  ripemd160,
+  createHash,
+  createHMAC,
+  randomBytes,
+};

@@ -40,7 +40,20 @@ function exchange(request: HttpRequestMessage): HttpResponseMessage {
     }
     const left = deadline - Date.now();
     if (left <= 0) {
-      return { id: request.id, status: 0, statusText: "", headers: {}, body: "", bodyBase64: false, url: request.url, error: "the HTTP helper thread did not answer", errorCode: 1000, durationMs: request.timeoutMs, waitingMs: 0, proto: "" };
+      return {
+        id: request.id,
+        status: 0,
+        statusText: "",
+        headers: {},
+        body: "",
+        bodyBase64: false,
+        url: request.url,
+        error: "the HTTP helper thread did not answer",
+        errorCode: 1000,
+        durationMs: request.timeoutMs,
+        waitingMs: 0,
+        proto: "",
+      };
     }
     Atomics.wait(counter, 0, seen, left);
     seen = Atomics.load(counter, 0);
@@ -51,9 +64,11 @@ function encodeBody(body: Body, headers: Record<string, string>): { text: string
   if (body === null || body === undefined) return { text: null, base64: false };
   if (typeof body === "string") return { text: body, base64: false };
   if (body instanceof ArrayBuffer) return { text: Buffer.from(new Uint8Array(body)).toString("base64"), base64: true };
-  if (ArrayBuffer.isView(body)) return { text: Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("base64"), base64: true };
+  if (ArrayBuffer.isView(body))
+    return { text: Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("base64"), base64: true };
   // k6 sends an object as a form.
-  if (!Object.keys(headers).some((h) => h.toLowerCase() === "content-type")) headers["Content-Type"] = "application/x-www-form-urlencoded";
+  if (!Object.keys(headers).some((h) => h.toLowerCase() === "content-type"))
+    headers["Content-Type"] = "application/x-www-form-urlencoded";
   const form = new URLSearchParams();
   for (const [k, v] of Object.entries(body)) form.append(k, String(v));
   return { text: form.toString(), base64: false };
@@ -78,7 +93,15 @@ export class Response {
   error: string;
   error_code: number;
   proto: string;
-  timings: { blocked: number; connecting: number; tls_handshaking: number; sending: number; waiting: number; receiving: number; duration: number };
+  timings: {
+    blocked: number;
+    connecting: number;
+    tls_handshaking: number;
+    sending: number;
+    waiting: number;
+    receiving: number;
+    duration: number;
+  };
   request: { method: string; url: string; body: string; headers: Record<string, string[]> };
   cookies: Record<string, unknown[]> = {};
 
@@ -90,8 +113,21 @@ export class Response {
     this.error = message.error;
     this.error_code = message.errorCode;
     this.proto = message.proto;
-    this.timings = { blocked: 0, connecting: 0, tls_handshaking: 0, sending: 0, waiting: message.waitingMs, receiving: Math.max(0, message.durationMs - message.waitingMs), duration: message.durationMs };
-    this.request = { method: request.method, url: request.url, body: request.bodyBase64 ? "" : (request.body ?? ""), headers: Object.fromEntries(Object.entries(request.headers).map(([k, v]) => [k, [v]])) };
+    this.timings = {
+      blocked: 0,
+      connecting: 0,
+      tls_handshaking: 0,
+      sending: 0,
+      waiting: message.waitingMs,
+      receiving: Math.max(0, message.durationMs - message.waitingMs),
+      duration: message.durationMs,
+    };
+    this.request = {
+      method: request.method,
+      url: request.url,
+      body: request.bodyBase64 ? "" : (request.body ?? ""),
+      headers: Object.fromEntries(Object.entries(request.headers).map(([k, v]) => [k, [v]])),
+    };
     if (responseType === "none") this.body = null;
     else if (responseType === "binary") {
       const bytes = Buffer.from(message.body, message.bodyBase64 ? "base64" : "utf8");
@@ -110,11 +146,21 @@ export class Response {
   }
 }
 
-export function request(method: string, url: string | { toString(): string }, body?: Body, params: Params = {}): Response {
+export function request(
+  method: string,
+  url: string | { toString(): string },
+  body?: Body,
+  params: Params = {},
+): Response {
   if (runtime.context === "init") throw new Error("making HTTP requests in the init context is not supported");
   const headers: Record<string, string> = { "User-Agent": "k6-test-runner", ...params.headers };
   const encoded = encodeBody(body, headers);
-  const timeoutMs = params.timeout === undefined ? 60_000 : typeof params.timeout === "number" ? params.timeout : parseDuration(params.timeout);
+  const timeoutMs =
+    params.timeout === undefined
+      ? 60_000
+      : typeof params.timeout === "number"
+        ? params.timeout
+        : parseDuration(params.timeout);
   const responseType = params.responseType ?? "text";
   const message: HttpRequestMessage = {
     id: nextId++,
@@ -163,17 +209,26 @@ export function asyncRequest(method: string, url: string, body?: Body, params?: 
   }
 }
 
-type BatchEntry = string | [string, string, Body?, Params?] | { method: string; url: string; body?: Body; params?: Params };
+type BatchEntry =
+  string | [string, string, Body?, Params?] | { method: string; url: string; body?: Body; params?: Params };
 
 /** Sequential here (k6 runs them in parallel); same answers. */
 export function batch(requests: BatchEntry[] | Record<string, BatchEntry>): Response[] | Record<string, Response> {
-  const one = (r: BatchEntry) => (typeof r === "string" ? get(r) : Array.isArray(r) ? request(r[0], r[1], r[2], r[3]) : request(r.method, r.url, r.body, r.params));
+  const one = (r: BatchEntry) =>
+    typeof r === "string"
+      ? get(r)
+      : Array.isArray(r)
+        ? request(r[0], r[1], r[2], r[3])
+        : request(r.method, r.url, r.body, r.params);
   if (Array.isArray(requests)) return requests.map(one);
   return Object.fromEntries(Object.entries(requests).map(([k, r]) => [k, one(r)]));
 }
 
-export function expectedStatuses(...statuses: (number | { min: number; max: number })[]): (res: { status: number }) => boolean {
-  return (res) => statuses.some((s) => (typeof s === "number" ? res.status === s : res.status >= s.min && res.status <= s.max));
+export function expectedStatuses(
+  ...statuses: (number | { min: number; max: number })[]
+): (res: { status: number }) => boolean {
+  return (res) =>
+    statuses.some((s) => (typeof s === "number" ? res.status === s : res.status >= s.min && res.status <= s.max));
 }
 
 export function setResponseCallback(callback: ((res: { status: number }) => boolean) | null): void {
@@ -192,4 +247,20 @@ export function cookieJar(): never {
   throw new Error("http.cookieJar() is not provided by the k6 test runner");
 }
 
-export default { request, get, head, post, put, patch, del, options, asyncRequest, batch, expectedStatuses, setResponseCallback, url, file, cookieJar };
+export default {
+  request,
+  get,
+  head,
+  post,
+  put,
+  patch,
+  del,
+  options,
+  asyncRequest,
+  batch,
+  expectedStatuses,
+  setResponseCallback,
+  url,
+  file,
+  cookieJar,
+};

@@ -2,7 +2,12 @@
  * The `k6/timers` module (also installed as the VU's global timers): a pending timeout or
  * interval keeps the iteration alive until it fired or was cleared.
  */
-import { setTimeout as nodeSetTimeout, clearTimeout as nodeClearTimeout, setInterval as nodeSetInterval, clearInterval as nodeClearInterval } from "node:timers";
+import {
+  setTimeout as nodeSetTimeout,
+  clearTimeout as nodeClearTimeout,
+  setInterval as nodeSetInterval,
+  clearInterval as nodeClearInterval,
+} from "node:timers";
 import { runtime } from "../runtime.js";
 
 let nextId = 1;
@@ -18,10 +23,13 @@ export function setTimeout(fn: (...args: unknown[]) => void, delay = 0, ...args:
     handle.release();
   };
   const handle = runtime.open({ description: `setTimeout(${delay} ms)`, cancel: () => stop() });
-  const timer = nodeSetTimeout(() => {
-    stop();
-    runtime.callback(generation, fn, ...args);
-  }, Math.max(0, Number(delay) || 0));
+  const timer = nodeSetTimeout(
+    () => {
+      stop();
+      runtime.callback(generation, fn, ...args);
+    },
+    Math.max(0, Number(delay) || 0),
+  );
   live.set(id, { stop });
   return id;
 }

@@ -104,10 +104,16 @@ export class WebSocket {
   }
 
   send(data: string | ArrayBuffer | ArrayBufferView): void {
-    if (this.#ws.readyState === NodeWebSocket.CONNECTING) throw new Error("InvalidStateError: the WebSocket is still connecting");
+    if (this.#ws.readyState === NodeWebSocket.CONNECTING)
+      throw new Error("InvalidStateError: the WebSocket is still connecting");
     // As in browsers: data sent after close is dropped.
     if (this.#ws.readyState !== NodeWebSocket.OPEN) return;
-    const payload = typeof data === "string" ? data : data instanceof ArrayBuffer ? Buffer.from(new Uint8Array(data)) : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    const payload =
+      typeof data === "string"
+        ? data
+        : data instanceof ArrayBuffer
+          ? Buffer.from(new Uint8Array(data))
+          : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     this.#ws.send(payload);
     runtime.builtin("ws_msgs_sent", "counter", false, 1, this.#tags);
   }
