@@ -10,7 +10,7 @@ import { serialise, type Priority } from "../contracts/schemas.js";
 import { channelKeys } from "./channel-keys.js";
 import type { ResolvedChannel } from "./channel-registry.js";
 import { CLOSE_SCRIPT, PUBLISH_SCRIPT, READ_SCRIPT } from "./lua-scripts.js";
-import { closeMessage } from "./channel-feed.js";
+import { closeMessage } from "../cluster/channel-feed.js";
 import { ERROR_CODES, type ErrorReason } from "../contracts/error-codes.js";
 
 export interface PublishInput {
@@ -60,6 +60,8 @@ type PublishReply = (number | string)[];
 /** Events per publish script call, and the JSON they may carry, at most. */
 const PUBLISH_CHUNK_EVENTS = 100;
 const PUBLISH_CHUNK_BYTES = 1024 * 1024;
+/** Keys of its hash tag a channel's close may delete besides its own (the job record). */
+const CLOSE_EXTRA_KEYS = 4;
 
 interface PreparedEvent {
   id: string;
@@ -80,11 +82,10 @@ export interface ChannelStoreOptions {
   maxReadBytes: number;
 }
 
+type ScriptArgs = (string | number)[];
 type ScriptedRedis = RedisClient & {
-  roomcastPublish(...args: (string | number)[]): Promise<PublishReply>;
-  roomcastRead(...args: (string | number)[]): Promise<ReadReply>;
-  roomcastClose(...args: (string | number)[]): Promise<number>;
-};
+  roomcastRead(...args: ScriptArgs): Promise<ReadReply>;
+} & Record<string, (...args: ScriptArgs) => Promise<unknown>>;
 
 /** Epochs are fixed-width random tokens. */
 export function newEpoch(): string {
@@ -116,11 +117,25 @@ export class ChannelStore {
       maxReadBytes: this.maxReadBytes,
     } = options);
     // The key count varies with the events: the caller passes it first.
-    redis.defineCommand("roomcastPublish", { lua: PUBLISH_SCRIPT });
     redis.defineCommand("roomcastRead", { numberOfKeys: 3, lua: READ_SCRIPT });
-    // The key count varies: the caller passes it first.
-    redis.defineCommand("roomcastClose", { lua: CLOSE_SCRIPT });
+    // Scripts whose key count varies are defined once per count (the same script, one sha),
+    // all now: ioredis copies commands into each (auto-)pipeline when it makes one.
+    for (let events = 1; events <= PUBLISH_CHUNK_EVENTS; events++)
+      redis.defineCommand(`roomcastPublish${4 + events}`, { numberOfKeys: 4 + events, lua: PUBLISH_SCRIPT });
+    for (let keys = 4; keys <= 4 + CLOSE_EXTRA_KEYS; keys++)
+      redis.defineCommand(`roomcastClose${keys}`, { numberOfKeys: keys, lua: CLOSE_SCRIPT });
     this.redis = redis as ScriptedRedis;
+  }
+
+  /**
+   * A script with its key count declared: ioredis then knows the first key, and on a Redis
+   * Cluster routes (and auto-pipelines) the call by that key's slot. (Passing the count as the
+   * first argument made it group calls by the slot of "5", and mix shards in one pipeline.)
+   */
+  private script(name: "roomcastPublish" | "roomcastClose", keys: number): (...args: ScriptArgs) => Promise<unknown> {
+    const command = this.redis[`${name}${keys}`];
+    if (!command) throw new Error(`no ${name} script for ${keys} keys`);
+    return (...args) => command.apply(this.redis, args);
   }
 
   async publish(target: ResolvedChannel, input: PublishInput): Promise<PublishResult> {
@@ -186,11 +201,12 @@ export class ChannelStore {
     events: readonly PreparedEvent[],
   ): Promise<PublishResult[]> {
     const keys = channelKeys(this.prefix, target.channel);
-    const args: (string | number)[] = [4 + events.length, keys.meta, keys.history, keys.snapshot, keys.feed];
+    const args: ScriptArgs = [keys.meta, keys.history, keys.snapshot, keys.feed];
     for (const event of events) args.push(keys.idempotency(event.idempotencyKey ?? "-"));
     args.push(newEpoch(), target.historySize, ttlS, head, this.sharded ? "SPUBLISH" : "PUBLISH", this.idempotencyTtlS);
     for (const event of events) args.push(event.tail, event.snapshot, event.id, event.idempotencyKey ? 1 : 0);
-    const reply = await this.timed("publish", () => this.redis.roomcastPublish(...args));
+    const publish = this.script("roomcastPublish", 4 + events.length);
+    const reply = (await this.timed("publish", () => publish(...args))) as PublishReply;
     const results: PublishResult[] = [];
     for (let i = 0; i < reply.length; i += 4) {
       const duplicate = reply[i + 3] === 1;
@@ -213,8 +229,9 @@ export class ChannelStore {
   ): Promise<void> {
     const keys = channelKeys(this.prefix, target.channel);
     const deleted = [keys.meta, keys.history, keys.snapshot, ...alsoDelete];
-    await this.redis.roomcastClose(
-      1 + deleted.length,
+    if (alsoDelete.length > CLOSE_EXTRA_KEYS) throw new Error(`at most ${CLOSE_EXTRA_KEYS} keys besides the channel's`);
+    const close = this.script("roomcastClose", 1 + deleted.length);
+    await close(
       keys.feed,
       ...deleted,
       this.sharded ? "SPUBLISH" : "PUBLISH",

@@ -4,39 +4,42 @@
  * (SPUBLISH, Redis Cluster), on its own key so that the two never read each other's messages.
  */
 import { createShardedAdapter, RedisAdapter } from "@socket.io/redis-adapter";
-import type { Adapter } from "socket.io-adapter";
 import type { Namespace } from "socket.io";
+import type { Adapter } from "socket.io-adapter";
 import type { RedisClient } from "./redis-clients.js";
-
-type Unsubscribe = (...args: unknown[]) => Promise<unknown>;
-
-/**
- * The classic adapter's close() fires UNSUBSCRIBE and PUNSUBSCRIBE without handling their
- * promises: while Redis is away they reject, and a shutdown then died of an unhandled
- * rejection instead of draining. Those rejections are expected on the way out: caught here.
- */
-class ClosingSafely extends RedisAdapter {
-  override close(): void {
-    const subscriber = this.subClient as Record<"unsubscribe" | "punsubscribe", Unsubscribe>;
-    const patched = (["unsubscribe", "punsubscribe"] as const).map((name) => {
-      const original = subscriber[name];
-      subscriber[name] = (...args: unknown[]) => {
-        const result = original.apply(subscriber, args);
-        result.catch(() => undefined);
-        return result;
-      };
-      return () => delete (subscriber as Partial<typeof subscriber>)[name];
-    });
-    try {
-      super.close();
-    } finally {
-      for (const restore of patched) restore();
-    }
-  }
-}
 
 /** What socket.io's `io.adapter()` takes: an adapter per namespace. */
 export type AdapterFactory = (nsp: Namespace) => Adapter;
+
+type Unsubscribe = (...args: unknown[]) => Promise<unknown>;
+const UNSUBSCRIBES = ["unsubscribe", "punsubscribe", "sunsubscribe"] as const;
+
+/**
+ * Both adapters' close() fire (S|P)UNSUBSCRIBE without handling the promises: while Redis is
+ * away they reject, and a shutdown then died of an unhandled rejection instead of draining.
+ * Those rejections are expected on the way out: caught here, for the calls close() makes.
+ */
+function closingSafely<A extends Adapter>(adapter: A, subscriber: RedisClient): A {
+  const close = adapter.close.bind(adapter);
+  adapter.close = () => {
+    const client = subscriber as unknown as Record<(typeof UNSUBSCRIBES)[number], Unsubscribe>;
+    const restore = UNSUBSCRIBES.map((name) => {
+      const original = client[name];
+      client[name] = (...args: unknown[]) => {
+        const result = original.apply(client, args);
+        result?.catch?.(() => undefined);
+        return result;
+      };
+      return () => delete (client as Partial<typeof client>)[name];
+    });
+    try {
+      return close();
+    } finally {
+      for (const undo of restore) undo();
+    }
+  };
+  return adapter;
+}
 
 export function createSocketAdapter(
   commands: RedisClient,
@@ -44,11 +47,15 @@ export function createSocketAdapter(
   key: string,
   sharded: boolean,
 ): AdapterFactory {
-  if (sharded) return createShardedAdapter(commands, subscriber, { channelPrefix: key, subscriptionMode: "static" });
-  // What the package's createAdapter() does, with our subclass.
+  const makeSharded = sharded
+    ? createShardedAdapter(commands, subscriber, { channelPrefix: key, subscriptionMode: "static" })
+    : undefined;
+  // What the package's createAdapter() does (socket.io calls the factory with `new`: a function, not an arrow).
   const options = { key, requestsTimeout: 5000 };
-  // socket.io calls it with `new`: a function, not an arrow.
   return function (nsp: Namespace) {
-    return new ClosingSafely(nsp, commands, subscriber, options);
+    return closingSafely(
+      makeSharded ? (makeSharded(nsp) as Adapter) : new RedisAdapter(nsp, commands, subscriber, options),
+      subscriber,
+    );
   };
 }
