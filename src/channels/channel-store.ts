@@ -10,7 +10,7 @@ import { serialise, type Priority } from "../contracts/schemas.js";
 import { channelKeys } from "./channel-keys.js";
 import type { ResolvedChannel } from "./channel-registry.js";
 import { CLOSE_SCRIPT, PUBLISH_SCRIPT, READ_SCRIPT } from "./lua-scripts.js";
-import { closeMessage } from "../cluster/channel-feed.js";
+import { closeMessage } from "./channel-feed.js";
 import { ERROR_CODES, type ErrorReason } from "../contracts/error-codes.js";
 
 export interface PublishInput {
