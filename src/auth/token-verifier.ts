@@ -1,5 +1,5 @@
 /**
- * Verifies JWTs with pinned algorithms (PROTOCOL.md section 2): HS256 with a shared
+ * Verifies JWTs with pinned algorithms (docs/protocol.md, "Connecting"): HS256 with a shared
  * secret, or RS256/ES256/EdDSA with a public key file or a JWKS file. `alg: none` and any
  * algorithm the key does not pin are refused.
  */

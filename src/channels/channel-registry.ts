@@ -1,6 +1,6 @@
 /**
  * Resolves a channel name to its namespace settings, and decides who may subscribe to
- * or publish on it (PROTOCOL.md section 5).
+ * or publish on it (docs/protocol.md, "Channels and authorization").
  */
 import type { Config } from "../config/load-config.js";
 import type { AccessRule, NamespaceConfig, Policy, SnapshotMode } from "../config/namespaces.js";
@@ -60,9 +60,13 @@ export class ChannelRegistry {
   private resolveName(channel: string): ResolvedChannel {
     const name = parseChannelName(channel);
     if (!name)
-      throw new RoomcastError("bad_request", "channel: must be <namespace>:<name> (PROTOCOL.md section 5)", {
-        field: "channel",
-      });
+      throw new RoomcastError(
+        "bad_request",
+        "channel: must be <namespace>:<name>, like user:alice (docs/protocol.md, Channels and authorization)",
+        {
+          field: "channel",
+        },
+      );
     // Names come from clients: only own entries count (`constructor:x` is no namespace).
     const settings = ownEntry(this.config.namespaces, name.namespace);
     if (!settings) throw new RoomcastError("not_found", `unknown namespace ${name.namespace}`);

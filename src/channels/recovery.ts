@@ -1,6 +1,6 @@
 /**
  * What a subscriber gets when it (re)subscribes: the events after its `since`, or the last
- * n, and whether the recovery was complete (PROTOCOL.md section 3).
+ * n, and whether the recovery was complete (docs/protocol.md, "Requests").
  */
 import type { ChannelEvent } from "../contracts/events.js";
 import type { ResolvedChannel } from "./channel-registry.js";

@@ -1,5 +1,5 @@
 /**
- * Cluster-wide connection quotas (PROTOCOL.md section 7) held in Redis with leases. Each
+ * Cluster-wide connection quotas (docs/protocol.md, "Limits") held in Redis with leases. Each
  * scope id (a user, an IP, an environment) has a sorted set of connection entries scored by
  * lease expiry; acquiring drops expired entries, counts and adds in one script (one key, so
  * one Cluster slot). Each replica renews the leases of its connections; a replica that dies

@@ -1,5 +1,5 @@
 /**
- * Namespaces (PROTOCOL.md section 5) are configuration: who may subscribe and publish,
+ * Namespaces (docs/protocol.md, "Channels and authorization") are configuration: who may subscribe and publish,
  * history, delivery policy. The three built-in ones can be changed and others added
  * through ROOMCAST_CONFIG.
  */

@@ -1,4 +1,4 @@
-/** PROTOCOL.md section 5: `<namespace>:<rest>`. */
+/** docs/protocol.md, "Channels and authorization": `<namespace>:<rest>`. */
 export const CHANNEL_NAME = /^[a-z][a-z0-9_-]{0,31}:[A-Za-z0-9_.:@-]{1,200}$/;
 
 export interface ChannelName {

@@ -1,5 +1,5 @@
 /**
- * Every error code of PROTOCOL.md, once: its reason, its HTTP status and a default message.
+ * Every error code of docs/protocol.md, once: its reason, its HTTP status and a default message.
  * Handshake refusals, request acks, `failure` events and HTTP errors all come from here.
  */
 export const ERROR_CODES = {

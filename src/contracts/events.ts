@@ -1,5 +1,5 @@
 /**
- * The Socket.IO event maps of PROTOCOL.md sections 3 and 4, shared by the gateway,
+ * The Socket.IO event maps of docs/protocol.md, "Requests", "Deliveries", shared by the gateway,
  * workers, the client SDK and the tests.
  */
 import type { ErrorBody } from "./error-codes.js";

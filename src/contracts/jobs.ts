@@ -1,5 +1,5 @@
 /**
- * The job channel and the job API (PROTOCOL.md sections 5 and 6), declared once for the
+ * The job channel and the job API (docs/protocol.md, "Channels and authorization", "HTTP API"), declared once for the
  * gateway, the workers, the client SDK, the console and the tests.
  */
 import { z } from "zod";
@@ -33,7 +33,7 @@ export interface LogLine {
   level?: LogLevel;
 }
 
-/** The job channel's snapshot: the job's state so far (PROTOCOL.md section 5). */
+/** The job channel's snapshot: the job's state so far (docs/protocol.md, "Channels and authorization"). */
 export interface JobSnapshot {
   state: JobState;
   /** 0 to 100. */
@@ -67,7 +67,7 @@ export interface JobEventData {
     reason?: string;
   };
   progress: { progress: number };
-  /** `filtered`: lines a subscription's filter removed from this batch (PROTOCOL.md section 3). */
+  /** `filtered`: lines a subscription's filter removed from this batch (docs/protocol.md, "Requests"). */
   log: { lines: LogLine[]; filtered?: number };
   done: {
     state: FinalJobState;

@@ -10,7 +10,9 @@ import { LOG_LEVELS, LOG_STREAMS } from "./jobs.js";
 export const PRIORITIES = ["critical", "high", "normal", "low"] as const;
 export type Priority = (typeof PRIORITIES)[number];
 
-const channel = z.string().regex(CHANNEL_NAME, "must be <namespace>:<name> (PROTOCOL.md section 5)");
+const channel = z
+  .string()
+  .regex(CHANNEL_NAME, "must be <namespace>:<name>, like user:alice (docs/protocol.md, Channels and authorization)");
 const eventType = z
   .string()
   .min(1)

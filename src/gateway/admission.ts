@@ -1,5 +1,5 @@
 /**
- * Who may hold a connection or a subscription, cluster-wide (PROTOCOL.md section 7):
+ * Who may hold a connection or a subscription, cluster-wide (docs/protocol.md, "Limits"):
  * connections per user and per IP at the handshake, connections per environment at the
  * first subscription to one of its channels. Refusals are 4429 too_many_connections with
  * `scope` and `limit`.

@@ -1,5 +1,5 @@
 /**
- * The connection middleware chain (PROTOCOL.md section 2): availability, authentication,
+ * The connection middleware chain (docs/protocol.md, "Connecting"): availability, authentication,
  * admission (tenant, connection limits), then the socket's session state. Refusals reach
  * the client's `connect_error` with `data: { code, reason, message, ...details }`.
  */

@@ -1,5 +1,5 @@
 /**
- * Log filters (PROTOCOL.md section 3, `filter`): a subscription with a filter gets the lines
+ * Log filters (docs/protocol.md, "Requests", `filter`): a subscription with a filter gets the lines
  * of `log` events narrowed to one stream, a lowest level and a substring. Events are never
  * dropped, so offsets stay contiguous: a batch with no matching line arrives with
  * `lines: []`, and `filtered` counts the lines removed. Other event types pass unchanged.

@@ -1,5 +1,5 @@
 /**
- * Per-connection request limits (PROTOCOL.md section 7), checked as each request arrives:
+ * Per-connection request limits (docs/protocol.md, "Limits"), checked as each request arrives:
  * a token bucket (ROOMCAST_RATE_LIMIT per second, ROOMCAST_RATE_BURST) answered 4429
  * rate_limited with retryAfterMs, and the message size limit answered 4413 too_large.
  * A connection that keeps getting refused is closed (`closing 4429`).

@@ -1,5 +1,5 @@
 /**
- * Runs client requests (PROTOCOL.md section 3). As each request arrives it is checked
+ * Runs client requests (docs/protocol.md, "Requests"). As each request arrives it is checked
  * against the connection's limits (a refusal is answered at once, so a flood never queues);
  * admitted requests then run one after another, in the order sent, through their handler.
  * The answer goes to the ack, or, without one, an error goes out as a `failure` event.
@@ -112,7 +112,7 @@ export class RequestRouter {
       if (error.reason === "rate_limited") ctx.metrics.rateLimited.inc({ kind: "socket" });
       const closed = limits.refused(socket);
       if (closed) ctx.metrics.rateLimited.inc({ kind: "abuse_close" });
-      // An unknown event without ack is ignored (PROTOCOL.md section 3), refused or not.
+      // An unknown event without ack is ignored (docs/protocol.md, "Requests"), refused or not.
       if (!closed && (ack || KNOWN.has(event))) this.answer(socket, event, args[0], ack, { ok: false, error });
       return false;
     }

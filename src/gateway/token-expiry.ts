@@ -1,6 +1,6 @@
 /**
  * Connections whose token expires without a refresh get `closing 4401 token_expired` and are
- * disconnected (PROTOCOL.md section 3). One timer per replica, not one per connection: sockets
+ * disconnected (docs/protocol.md, "Requests"). One timer per replica, not one per connection: sockets
  * are kept in buckets by their token's expiry second, and a sweep every second closes the due
  * ones (within a second of `exp`).
  */

@@ -42,7 +42,7 @@ export interface SocketData {
   subscriptions: Map<string, Subscription>;
   /** The cluster-wide quota sets this connection has an entry in (their keys). */
   quotaKeys: string[];
-  /** Request token bucket (PROTOCOL.md section 7): tokens left, and when they were counted (ms). */
+  /** Request token bucket (docs/protocol.md, "Limits"): tokens left, and when they were counted (ms). */
   tokens: number;
   tokensAt: number;
   /** Refused requests in the current abuse window (from the first refusal on). */

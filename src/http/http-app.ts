@@ -1,5 +1,5 @@
 /**
- * The Fastify app: JSON errors in the PROTOCOL.md shape for every failure, health and
+ * The Fastify app: JSON errors in the docs/protocol.md shape for every failure, health and
  * readiness, and the /v1 routes.
  */
 import Fastify, {
@@ -87,10 +87,10 @@ export function createHttpApp(options: HttpDeps): FastifyInstance {
     childLoggerFactory: (logger) => logger,
     // request.ip: the client behind this many proxies (X-Forwarded-For), as for socket handshakes.
     ...(config.trustProxy > 0 ? { trustProxy: (_address: string, hop: number) => hop < config.trustProxy } : {}),
-    // A channel name may be 233 characters (PROTOCOL.md section 5), more once URL-encoded;
+    // A channel name may be 233 characters (docs/protocol.md, "Channels and authorization"), more once URL-encoded;
     // Fastify's default (100) refused valid names with its own 414 body.
     routerOptions: { maxParamLength: 1024 },
-    // Router-level refusals (path parameter too long, malformed URL) in the PROTOCOL.md shape too.
+    // Router-level refusals (path parameter too long, malformed URL) in the docs/protocol.md shape too.
     frameworkErrors: (err, _request, reply) => {
       const message =
         err.code === "FST_ERR_MAX_PARAM_LENGTH" ? "url: a path parameter is too long" : "url: not a valid URL";

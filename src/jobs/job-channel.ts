@@ -1,5 +1,5 @@
 /**
- * Publishing on job channels (`job:<id>`, PROTOCOL.md section 5), for the job API and the
+ * Publishing on job channels (`job:<id>`, docs/protocol.md, "Channels and authorization"), for the job API and the
  * workers alike, through the one publish path: every event carries the job's snapshot after
  * it, so a late subscriber gets the state so far in its subscribe answer. State changes and
  * the final `done` are `critical`; `done` also starts the retention, after which the channel

@@ -1,5 +1,5 @@
 /**
- * A running job's output, batched at the source (PROTOCOL.md section 5): log lines are
+ * A running job's output, batched at the source (docs/protocol.md, "Channels and authorization"): log lines are
  * numbered and go out every 100 ms or 100 lines (or 64 KiB), whichever comes first; progress
  * is conflated (only the newest value goes out, with the next batch). Publishes run one at a
  * time in order; one that fails (Redis away) is retried with the lines kept, so nothing is

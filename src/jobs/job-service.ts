@@ -1,5 +1,5 @@
 /**
- * The job API's operations (PROTOCOL.md section 6), for the HTTP routes of every gateway:
+ * The job API's operations (docs/protocol.md, "HTTP API"), for the HTTP routes of every gateway:
  * create (record the owner and environment, announce `queued` on the job channel, add to the
  * queue), read, cancel and the queue's stats. Authorization follows the job channel's rule:
  * the owner, or a token whose `envs` holds the job's environment (or scope admin).

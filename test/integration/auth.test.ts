@@ -1,5 +1,5 @@
 /**
- * PROTOCOL.md section 2 (handshake and authentication) and the token lifetime rules of
+ * docs/protocol.md, "Connecting" (handshake and authentication) and the token lifetime rules of
  * section 3 (`refresh`, `closing 4401 token_expired`), against real gateway processes.
  */
 import assert from "node:assert/strict";

@@ -2,7 +2,7 @@
  * Bad input, over raw WebSockets (Engine.IO v4 / Socket.IO v5 framing written by hand) and
  * raw HTTP (fetch, and node:net for requests fetch cannot send), against one real
  * two-replica cluster: replica A verifies HS256 tokens, replica B RS256 tokens from a
- * public key file (PROTOCOL.md sections 1-4, 6 and 7).
+ * public key file (docs/protocol.md ("Transport" to "Deliveries", "HTTP API", "Limits")).
  *
  * Every case is a row of a table below. After each case the replica it hit must still
  * serve: its process is alive, /readyz answers 200, and a quiet, well-behaved
@@ -345,7 +345,7 @@ async function fetchResult(url: string, init: RequestInit): Promise<HttpResult> 
   return { status: res.status, json, text };
 }
 
-/** The PROTOCOL.md section 6 error body with this status and reason. */
+/** The docs/protocol.md, "HTTP API" error body with this status and reason. */
 function assertHttpError(res: HttpResult, status: number, reason: string): void {
   assert.equal(res.status, status, `status ${res.status}, body ${res.text.slice(0, 300)}`);
   assert.ok(res.json, `not a JSON body: ${res.text.slice(0, 300)}`);
@@ -559,7 +559,7 @@ const socketIoCases: FrameCase[] = [
   },
 ];
 
-// Request payloads with wrong types. `field` is the field the error must name (PROTOCOL.md section 3).
+// Request payloads with wrong types. `field` is the field the error must name (docs/protocol.md, "Requests").
 interface PayloadCase {
   name: string;
   event: string;
@@ -1733,7 +1733,7 @@ describe("bad input", () => {
     interface HttpCase {
       name: string;
       send: () => Promise<HttpResult>;
-      /** A PROTOCOL.md error body with this status and reason, or (node-level refusals) just a status. */
+      /** A docs/protocol.md error body with this status and reason, or (node-level refusals) just a status. */
       expect: { status: number; reason?: string } | { statuses: number[] };
     }
     const events = (ch = "user:http-x") => `/v1/channels/${encodeURIComponent(ch)}/events`;

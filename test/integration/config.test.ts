@@ -1,5 +1,5 @@
 /**
- * PROTOCOL.md section 8: a gateway that cannot start exits non-zero with one clear line
+ * docs/protocol.md, "Running it": a gateway that cannot start exits non-zero with one clear line
  * naming the setting; `roomcast token` mints a token a gateway accepts.
  */
 import assert from "node:assert/strict";

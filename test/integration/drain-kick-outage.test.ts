@@ -1,5 +1,5 @@
 /**
- * Moving clients away on purpose and surviving a Redis outage (PROTOCOL.md sections 3, 4, 6
+ * Moving clients away on purpose and surviving a Redis outage (docs/protocol.md, "Requests", "Deliveries", "HTTP API"
  * and 7), with real gateway processes:
  * - drain: SIGTERM turns a replica unready at once, refuses new sessions with HTTP 503 at the
  *   Engine.IO handshake, sends each client `closing 4503 draining` at a random moment within

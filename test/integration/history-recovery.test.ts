@@ -1,5 +1,5 @@
 /**
- * History and recovery (PROTOCOL.md sections 3 and 4, DESIGN.md "Recovery lives in Redis"):
+ * History and recovery (docs/protocol.md, "Requests", "Deliveries", docs/architecture.md "Recovery lives in Redis"):
  * `subscribe` with `history` and `since`, epochs, snapshots, recovery on another replica
  * after a SIGKILL, and pause/resume.
  */

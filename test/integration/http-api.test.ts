@@ -1,5 +1,5 @@
 /**
- * The HTTP API of PROTOCOL.md section 6: publishing, history, health, errors in the JSON
+ * The HTTP API of docs/protocol.md, "HTTP API": publishing, history, health, errors in the JSON
  * shape, idempotency, and 503 (never 202) when Redis is gone.
  */
 import assert from "node:assert/strict";
@@ -52,7 +52,7 @@ function historyUrl(base: string, channel: string, query = ""): string {
   return `${base}/v1/channels/${encodeURIComponent(channel)}/history${query}`;
 }
 
-/** Asserts the PROTOCOL.md error shape with the HTTP status that matches the code. */
+/** Asserts the docs/protocol.md error shape with the HTTP status that matches the code. */
 function assertError(answer: HttpAnswer, status: number, code: number, reason: string): ErrorShape["error"] {
   assert.equal(answer.status, status, `expected ${status}, got ${answer.status}: ${JSON.stringify(answer.body)}`);
   assert.match(answer.contentType, /application\/json/);
@@ -142,7 +142,7 @@ describe("HTTP API", () => {
       assert.deepEqual(c!.data, [1, 2]);
     });
 
-    it("accepts the longest channel names PROTOCOL.md allows", async () => {
+    it("accepts the longest channel names docs/protocol.md allows", async () => {
       const id = "A1_.:@-".repeat(29).slice(0, 200);
       const channel = `${"n".repeat(32)}:${id}`;
       assert.equal(channel.length, 233);

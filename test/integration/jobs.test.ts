@@ -1,5 +1,5 @@
 /**
- * Jobs end to end (PROTOCOL.md sections 5 and 6): real Redis, two gateways and two workers
+ * Jobs end to end (docs/protocol.md, "Channels and authorization", "HTTP API"): real Redis, two gateways and two workers
  * (`roomcast worker` with the sample processors), real BullMQ, real socket.io-client
  * subscribers. Thousands of lines in order on both replicas, a late subscriber, a worker
  * SIGKILLed mid-job, retries, final failures, cancels, a worker shutdown that requeues,

@@ -1,5 +1,5 @@
 /**
- * PROTOCOL.md section 7, connection limits, against real gateway processes on one Redis:
+ * docs/protocol.md, "Limits", connection limits, against real gateway processes on one Redis:
  * per user and per IP at the handshake (cluster-wide, held in Redis with leases), per
  * environment at the first subscribe to one of its channels, per replica at the handshake,
  * and 0 meaning off. All test clients come from 127.0.0.1.

@@ -1,5 +1,5 @@
 /**
- * Ordering with concurrent publishers on different replicas (PROTOCOL.md section 4): every
+ * Ordering with concurrent publishers on different replicas (docs/protocol.md, "Deliveries"): every
  * subscriber, whichever replica and transport it is on, gets every event of a channel once,
  * in offset order, and the same sequence as every other subscriber.
  */

@@ -55,7 +55,7 @@ async function post(baseUrl: string, bearer: string, channel: string, body: unkn
   return { status: res.status, headers: res.headers, body: (await res.json()) as Record<string, unknown> };
 }
 
-/** Asserts an HTTP 429 with the PROTOCOL.md body `{ error: { code 4429, reason rate_limited, message, retryAfterMs } }`. */
+/** Asserts an HTTP 429 with the docs/protocol.md body `{ error: { code 4429, reason rate_limited, message, retryAfterMs } }`. */
 function assertHttpRateLimited(answer: HttpAnswer): void {
   assert.equal(answer.status, 429, JSON.stringify(answer.body));
   assert.deepEqual(Object.keys(answer.body), ["error"]);

@@ -1,5 +1,5 @@
 /**
- * PROTOCOL.md sections 3 (requests, their answers and errors) and 5 (channel names and who
+ * docs/protocol.md, "Requests" (requests, their answers and errors) and 5 (channel names and who
  * may subscribe or publish), against a real two-replica cluster with a configured namespace.
  */
 import assert from "node:assert/strict";

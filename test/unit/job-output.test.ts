@@ -1,4 +1,4 @@
-/** Log batching at the source (PROTOCOL.md section 5): 100 ms or 100 lines, numbered, progress conflated, retried in order. */
+/** Log batching at the source (docs/protocol.md, "Channels and authorization"): 100 ms or 100 lines, numbered, progress conflated, retried in order. */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { LogLine } from "../../src/contracts/jobs.js";

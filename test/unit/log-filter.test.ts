@@ -1,4 +1,4 @@
-/** Log filters (PROTOCOL.md section 3): stream, lowest level, substring; events are never dropped. */
+/** Log filters (docs/protocol.md, "Requests"): stream, lowest level, substring; events are never dropped. */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { ChannelEvent } from "../../src/contracts/events.js";
