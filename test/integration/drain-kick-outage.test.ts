@@ -42,15 +42,10 @@ import {
 import { LIMITS_OFF, startCluster, TOPOLOGY, type TestCluster } from "../support/cluster.js";
 import type { GatewayProcess } from "../support/gateway-process.js";
 import { RawClient } from "../support/raw-client.js";
+import { range, sleep } from "../support/util.js";
 
 type SubscribeAnswer =
   (SubscribeOk & { ok: true }) | { ok: false; error: { code: number; reason: string; message: string } };
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function range(from: number, to: number): number[] {
-  return Array.from({ length: Math.max(to - from + 1, 0) }, (_, i) => from + i);
-}
 
 function offsets(events: readonly { offset: number }[]): number[] {
   return events.map((e) => e.offset);

@@ -18,6 +18,7 @@ import {
 } from "../support/clients.js";
 import { startCluster, type TestCluster } from "../support/cluster.js";
 import type { GatewayProcess } from "../support/gateway-process.js";
+import { range } from "../support/util.js";
 
 type SubscribeAnswer =
   (SubscribeOk & { ok: true }) | { ok: false; error: { code: number; reason: string; message: string } };
@@ -36,10 +37,6 @@ function okAnswer(answer: SubscribeAnswer): SubscribeOk & { ok: true } {
 
 function offsets(events: readonly ChannelEvent[]): number[] {
   return events.map((e) => e.offset);
-}
-
-function range(from: number, to: number): number[] {
-  return Array.from({ length: Math.max(to - from + 1, 0) }, (_, i) => from + i);
 }
 
 describe("history and recovery", () => {

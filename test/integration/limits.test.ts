@@ -11,6 +11,7 @@ import { connect, connectError, request, token, type TestSocket, openAs } from "
 import { startCluster, type TestCluster } from "../support/cluster.js";
 import { runCli, TEST_SECRET, type GatewayProcess } from "../support/gateway-process.js";
 import { okAnswer, type Answer, type ErrorBody } from "../support/answers.js";
+import { sleep } from "../support/util.js";
 
 const LEASE_S = 3;
 
@@ -36,8 +37,6 @@ function assertEnvironmentFull(answer: Answer, limit: number): void {
   assert.equal(error.scope, "environment");
   assert.equal(error.limit, limit);
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe("connection limits", () => {
   let cluster: TestCluster;

@@ -44,6 +44,7 @@ import {
 import { createJob, followJob, httpJson, JOB_SCOPES, logLines } from "../support/jobs.js";
 import { startCluster, type TestCluster } from "../support/cluster.js";
 import { waitForExit } from "../support/gateway-process.js";
+import { sleep } from "../support/util.js";
 
 const RULES_FILE = fileURLToPath(new URL("../../grafana/alerts/roomcast-rules.yml", import.meta.url));
 const JOB = "roomcast";
@@ -128,8 +129,6 @@ function loadRules(): Rule[] {
 function hasNumber(result: unknown[]): boolean {
   return (result as { value: [number, string] }[]).some((r) => Number.isFinite(Number(r.value[1])));
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe("grafana dashboards and alert rules", () => {
   it("the committed dashboards are exactly scripts/build-dashboards.ts's output", () => {

@@ -21,6 +21,7 @@ import {
 } from "../support/clients.js";
 import { redisCommand, startCluster, type TestCluster } from "../support/cluster.js";
 import type { GatewayProcess } from "../support/gateway-process.js";
+import { range } from "../support/util.js";
 
 interface ErrorBody {
   code: number;
@@ -54,10 +55,6 @@ function failed(result: BatchResult | undefined, code: number, reason: string): 
   assert.equal(result.error.reason, reason, JSON.stringify(result.error));
   assert.equal(typeof result.error.message, "string");
   return result.error;
-}
-
-function range(from: number, to: number): number[] {
-  return Array.from({ length: Math.max(to - from + 1, 0) }, (_, i) => from + i);
 }
 
 describe("HTTP publishing", () => {

@@ -23,6 +23,7 @@ import {
 import { startCluster, type TestCluster } from "../support/cluster.js";
 import type { GatewayProcess } from "../support/gateway-process.js";
 import { okAnswer, refusedWith, type Answer, type ErrorBody } from "../support/answers.js";
+import { sleep } from "../support/util.js";
 
 const RATE = 5;
 const BURST = 10;
@@ -37,8 +38,6 @@ function assertRateLimited(error: ErrorBody): void {
   const retryAfterMs = error.retryAfterMs as number;
   assert.ok(retryAfterMs > 0 && retryAfterMs <= Math.ceil(1000 / RATE), `retryAfterMs ${retryAfterMs}`);
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface HttpAnswer {
   status: number;

@@ -14,15 +14,12 @@ import { connect, httpGet, recordEvents, request, token, waitUntil, type TestSoc
 import { LIMITS_OFF, startCluster, type TestCluster } from "../support/cluster.js";
 import type { GatewayProcess } from "../support/gateway-process.js";
 import { RawClient } from "../support/raw-client.js";
+import { metric, range } from "../support/util.js";
 
 const CHANNEL = "env:big:logs";
 const EVENTS = 1000;
 const PAD = "p".repeat(3000);
 const MAX_READ_BYTES = 524288;
-
-function range(from: number, to: number): number[] {
-  return Array.from({ length: Math.max(to - from + 1, 0) }, (_, i) => from + i);
-}
 
 /** Bytes every Redis process of the topology has sent to its clients so far. */
 function redisOutputBytes(cluster: TestCluster): number {
@@ -32,17 +29,6 @@ function redisOutputBytes(cluster: TestCluster): number {
     total += Number(/total_net_output_bytes:(\d+)/.exec(info)?.[1] ?? 0);
   }
   return total;
-}
-
-async function metric(gateway: GatewayProcess, name: string): Promise<number> {
-  const text = await (await fetch(`${gateway.url}/metrics`)).text();
-  return Number(
-    text
-      .split("\n")
-      .find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
-      ?.split(" ")
-      .at(-1) ?? NaN,
-  );
 }
 
 type SubscribeAnswer = (SubscribeOk & { ok: true }) | { ok: false; error: { code: number; reason: string } };
@@ -150,19 +136,19 @@ describe("bounded history reads", () => {
   });
 
   it("a client that keeps asking for history and reads nothing is cut as a slow consumer; the replica's memory stays bounded", async () => {
-    const rssBefore = await metric(gateway, "roomcast_process_resident_memory_bytes");
-    const cutsBefore = await metric(gateway, "roomcast_slow_consumer_disconnects_total");
+    const rssBefore = await metric(gateway.url, "roomcast_process_resident_memory_bytes");
+    const cutsBefore = await metric(gateway.url, "roomcast_slow_consumer_disconnects_total");
     const raw = await RawClient.open(gateway.url, reader);
     raws.push(raw);
     raw.pause();
     for (let i = 0; i < 30; i++)
       raw.ws.send(`42${i + 1}${JSON.stringify(["subscribe", { channel: CHANNEL, history: 1000 }])}`);
     const deadline = Date.now() + 30_000;
-    while ((await metric(gateway, "roomcast_slow_consumer_disconnects_total")) === cutsBefore) {
+    while ((await metric(gateway.url, "roomcast_slow_consumer_disconnects_total")) === cutsBefore) {
       assert.ok(Date.now() < deadline, "the non-reading client was not cut");
       await new Promise((r) => setTimeout(r, 250));
     }
-    const rssAfter = await metric(gateway, "roomcast_process_resident_memory_bytes");
+    const rssAfter = await metric(gateway.url, "roomcast_process_resident_memory_bytes");
     console.log(
       `# 30 history requests of about 3 MB each, never read: cut as a slow consumer; RSS ${(rssBefore / 2 ** 20).toFixed(1)} -> ${(rssAfter / 2 ** 20).toFixed(1)} MiB`,
     );

@@ -16,12 +16,7 @@ import { startGateway, type GatewayProcess } from "../support/gateway-process.js
 import { startLoadBalancer, type LoadBalancer } from "../support/load-balancer.js";
 import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.js";
 import { CLOSE_GRACE_MS } from "../../src/gateway/close-connection.js";
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function range(from: number, to: number): number[] {
-  return Array.from({ length: Math.max(to - from + 1, 0) }, (_, i) => from + i);
-}
+import { metric, range, sleep } from "../support/util.js";
 
 /** A stock client with the one-line recovery pattern, recording what it sees. */
 interface StockApp {
@@ -114,11 +109,6 @@ function pacedPublisher(urls: () => string[], bearer: string, channel: string, i
       await done;
     },
   };
-}
-
-async function slowConsumerCuts(gateway: GatewayProcess): Promise<number> {
-  const text = await (await fetch(`${gateway.url}/metrics`)).text();
-  return Number(/^roomcast_slow_consumer_disconnects_total\{[^}]*\} (\d+)/m.exec(text)?.[1] ?? 0);
 }
 
 function assertComplete(apps: readonly StockApp[], total: number): void {
@@ -348,7 +338,7 @@ describe("slow consumer, stock client", () => {
     const pad = "x".repeat(8192);
     let total = 0;
     const deadline = Date.now() + 30_000;
-    while ((await slowConsumerCuts(gateway)) === 0) {
+    while ((await metric(gateway.url, "roomcast_slow_consumer_disconnects_total")) === 0) {
       assert.ok(Date.now() < deadline, `the slow client was not cut after ${total} events`);
       for (let i = 0; i < 50; i++) {
         const res = await httpPublish(gateway.url, publisher, channel, { type: "line", data: { n: ++total, pad } });
@@ -361,7 +351,7 @@ describe("slow consumer, stock client", () => {
     await sleep(CLOSE_GRACE_MS + 500);
     proxy.resume();
     await waitUntil(() => app.disconnects.length > 0, 10_000, "the client to see its connection end");
-    assert.equal(await slowConsumerCuts(gateway), 1, "one cut per connection");
+    assert.equal(await metric(gateway.url, "roomcast_slow_consumer_disconnects_total"), 1, "one cut per connection");
     await waitUntil(
       () => app.connects >= 2 && app.answers.length >= 2,
       15_000,

@@ -10,14 +10,7 @@ import WebSocket from "ws";
 import { connect, engineHandshake, token, waitUntil, type TestSocket } from "../support/clients.js";
 import { LIMITS_OFF, startCluster, type TestCluster } from "../support/cluster.js";
 import type { GatewayProcess } from "../support/gateway-process.js";
-
-/** A metric's value; `name` may carry the start of its labels (`name{reason="x"`). */
-async function metric(gateway: GatewayProcess, name: string): Promise<number> {
-  const text = await (await fetch(`${gateway.url}/metrics`)).text();
-  const prefixes = name.includes("{") ? [name] : [`${name}{`, `${name} `];
-  const line = text.split("\n").find((l) => prefixes.some((p) => l.startsWith(p)));
-  return Number(line?.split(" ").at(-1) ?? NaN);
-}
+import { metric } from "../support/util.js";
 
 /** Runs `count` jobs with at most `concurrency` at once. */
 async function pool<T>(count: number, concurrency: number, job: (i: number) => Promise<T>): Promise<T[]> {
@@ -60,7 +53,7 @@ describe("sessions before authentication", () => {
 
   it("refuses a flood of token-less polling sessions from one IP past 100 with HTTP 429, memory bounded, and closes the ones it let in after the timeout", async () => {
     const gateway = flooded;
-    const rssBefore = await metric(gateway, "roomcast_process_resident_memory_bytes");
+    const rssBefore = await metric(gateway.url, "roomcast_process_resident_memory_bytes");
     const FLOOD = 5000;
     const floodStarted = Date.now();
     const answers = await pool(FLOOD, 50, () => engineHandshake(gateway.url));
@@ -76,12 +69,12 @@ describe("sessions before authentication", () => {
     const error = (refused[0]!.body as { error: { code: number; reason: string } }).error;
     assert.equal(error.code, 4429);
     assert.equal(error.reason, "too_many_connections");
-    assert.equal(await metric(gateway, "roomcast_unauthenticated_sessions"), 100);
+    assert.equal(await metric(gateway.url, "roomcast_unauthenticated_sessions"), 100);
     assert.equal(
-      await metric(gateway, 'roomcast_handshake_gate_refusals_total{reason="unauthenticated_ip"'),
+      await metric(gateway.url, 'roomcast_handshake_gate_refusals_total{reason="unauthenticated_ip"'),
       FLOOD - 100,
     );
-    const rssAfter = await metric(gateway, "roomcast_process_resident_memory_bytes");
+    const rssAfter = await metric(gateway.url, "roomcast_process_resident_memory_bytes");
     console.log(
       `# ${FLOOD} token-less handshakes: ${opened} sessions let in, ${refused.length} refused (429); RSS ${(rssBefore / 2 ** 20).toFixed(1)} -> ${(rssAfter / 2 ** 20).toFixed(1)} MiB`,
     );
@@ -94,7 +87,7 @@ describe("sessions before authentication", () => {
         `still ${pending} unauthenticated sessions 25 s after the flood began`,
       );
       await new Promise((r) => setTimeout(r, 250));
-      pending = await metric(gateway, "roomcast_unauthenticated_sessions");
+      pending = await metric(gateway.url, "roomcast_unauthenticated_sessions");
     }
     console.log(`# the 100 sessions were closed ${Date.now() - started} ms after the flood`);
     assert.equal((await engineHandshake(gateway.url)).status, 200);
@@ -123,7 +116,7 @@ describe("sessions before authentication", () => {
     console.log(`# 30 silent WebSocket sessions closed within ${after} ms`);
     assert.ok(after >= 4000, `closed before the 5 s timeout: ${after} ms`);
     assert.equal(client.connected, true);
-    assert.equal(await metric(gateway, "roomcast_unauthenticated_sessions"), 0);
+    assert.equal(await metric(gateway.url, "roomcast_unauthenticated_sessions"), 0);
   });
 
   it("does not count authenticated connections: 150 from one IP connect", async () => {
@@ -131,7 +124,7 @@ describe("sessions before authentication", () => {
     const clients = await pool(150, 20, () => connect(gateway.url, { token: bearer }));
     sockets.push(...clients);
     assert.ok(clients.every((c) => c.connected));
-    assert.equal(await metric(gateway, "roomcast_unauthenticated_sessions"), 0);
+    assert.equal(await metric(gateway.url, "roomcast_unauthenticated_sessions"), 0);
     for (const c of clients) c.close();
   });
 
@@ -144,6 +137,6 @@ describe("sessions before authentication", () => {
     assert.equal(statuses.filter((s) => s === 503).length, 30);
     const refusal = answers.find((a) => a.status === 503)!.body as { error: { code: number; reason: string } };
     assert.equal(refusal.error.reason, "too_many_connections");
-    assert.equal(await metric(proxied, 'roomcast_handshake_gate_refusals_total{reason="unauthenticated_node"'), 30);
+    assert.equal(await metric(proxied.url, 'roomcast_handshake_gate_refusals_total{reason="unauthenticated_node"'), 30);
   });
 });

@@ -1,0 +1,16 @@
+/** Small helpers the test files share. */
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** from, from + 1, ..., to (empty when to < from). */
+export function range(from: number, to: number): number[] {
+  return Array.from({ length: Math.max(to - from + 1, 0) }, (_, i) => from + i);
+}
+
+/** A metric's value from a process's /metrics; `name` may carry the start of its labels (`name{reason="x"`). */
+export async function metric(baseUrl: string, name: string): Promise<number> {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  const prefixes = name.includes("{") ? [name] : [`${name}{`, `${name} `];
+  const line = text.split("\n").find((l) => prefixes.some((p) => l.startsWith(p)));
+  return Number(line?.split(" ").at(-1) ?? NaN);
+}
