@@ -123,8 +123,35 @@ function toPrincipal(payload: JWTPayload | Record<string, unknown>, maxLifetimeS
   return { sub, exp, scopes, envs, tenant };
 }
 
+/** Verified tokens kept, at most (a few MB). */
+const VERIFIED_MAX = 10_000;
+
+/**
+ * Remembers the tokens it verified, until they expire: a backend's token on every publish, and
+ * a client's on every reconnect (a replica's clients coming back at once), are verified once.
+ * Only successes are kept; a token's claims cannot change (its signature covers them).
+ */
+function remembering(verify: TokenVerifier): TokenVerifier {
+  const verified = new Map<string, Principal>();
+  return async (token) => {
+    const known = verified.get(token);
+    if (known !== undefined) {
+      if (known.exp > Date.now() / 1000) return known;
+      verified.delete(token);
+    }
+    const principal = await verify(token);
+    if (verified.size >= VERIFIED_MAX) verified.clear();
+    verified.set(token, principal);
+    return principal;
+  };
+}
+
 /** Reads the key settings once; the returned function verifies a token or throws 4401. */
 export function createTokenVerifier(config: Config): TokenVerifier {
+  return remembering(createVerifier(config));
+}
+
+function createVerifier(config: Config): TokenVerifier {
   let key: KeyObject | JWTVerifyGetKey | Promise<CryptoKey>;
   let algorithms: string[];
   if (config.jwtSecret) {

@@ -6,7 +6,6 @@
  * channels, and `closing 4008` on reliable ones, so that it reconnects and recovers.
  */
 import type { Logger } from "pino";
-import * as ws from "ws";
 import { roomOf } from "../channels/channel-keys.js";
 import type { ChannelStore } from "../channels/channel-store.js";
 import type { ChannelClosed, ChannelMessage } from "../channels/channel-feed.js";
@@ -16,6 +15,7 @@ import type { ChannelEvent } from "../contracts/events.js";
 import type { GatewayMetrics } from "../metrics/metrics.js";
 import { closeConnection } from "./close-connection.js";
 import { filterEvent } from "./log-filter.js";
+import { eventJsonOf, eventPacket, framed, writePacket } from "./wire.js";
 import type { PendingEvent, RoomcastServer, RoomcastSocket, Subscription } from "./types.js";
 
 /** The event's `ts` (publish time), read without parsing: the first `,"ts":` is ours (type and id cannot hold quotes). */
@@ -24,31 +24,19 @@ function publishTime(json: string): number {
   return at < 0 ? 0 : parseInt(json.slice(at + 6, at + 26), 10) || 0;
 }
 
-const PACKET_HEAD = '2["event",';
-
-/** Socket.IO EVENT packet for namespace "/": `2["event",<json>]`. */
-export function eventPacket(json: string): string {
-  return `${PACKET_HEAD}${json}]`;
-}
-
 /** The packet this subscription gets: the shared one, or, under a filter, its own. */
 function packetFor(sub: Subscription, event: PendingEvent): string {
   if (!sub.filter) return event.packet;
-  const parsed = (event.parsed ??= JSON.parse(event.packet.slice(PACKET_HEAD.length, -1)) as ChannelEvent);
+  const parsed = (event.parsed ??= JSON.parse(eventJsonOf(event.packet)) as ChannelEvent);
   const out = filterEvent(parsed, sub.filter);
   return out === parsed ? event.packet : eventPacket(JSON.stringify(out));
 }
 
-interface WriteOptions {
-  wsPreEncodedFrame?: unknown;
+/** Writes the event to a subscriber: the shared framed message, or, under a filter, its own packet. */
+function writeEvent(socket: RoomcastSocket, sub: Subscription, event: PendingEvent): void {
+  const packet = packetFor(sub, event);
+  writePacket(socket, packet, packet === event.packet ? event.frame : undefined);
 }
-
-// ws's Sender.frame frames a message once for many sockets, as Socket.IO's broadcast does.
-// (Imported by name: the ESM build of ws has no WebSocket.Sender, and without the frame every
-// subscriber's copy was encoded and framed on its own.)
-const frame = (ws as unknown as { Sender?: { frame?: (data: Buffer, opts: object) => unknown } }).Sender?.frame;
-/** Whether broadcasts are framed once (test/unit/delivery-frame.test.ts keeps it true across ws upgrades). */
-export const FRAMES_ONCE = frame !== undefined;
 
 /** What engine.io and ws hold for a connection that the client has not read yet. */
 interface Buffered {
@@ -112,13 +100,12 @@ export class Delivery {
   }
 
   /** Writes a live event, unless the client is too slow for it. */
-  private write(socket: RoomcastSocket, sub: Subscription, event: PendingEvent, options: WriteOptions): boolean {
+  private write(socket: RoomcastSocket, sub: Subscription, event: PendingEvent): boolean {
     // A connection being closed (moved off, its `closing` sent) gets nothing more.
     if (socket.conn.readyState !== "open") return false;
     if (!this.isSlow(socket)) {
       sub.offset = event.offset;
-      if (sub.filter) socket.conn.write(packetFor(sub, event));
-      else socket.conn.write(event.packet, options as object);
+      writeEvent(socket, sub, event);
       return true;
     }
     if (sub.target.policy === "conflate") {
@@ -152,7 +139,7 @@ export class Delivery {
           this.metrics.lagNotices.inc();
         }
         sub.offset = held.event.offset;
-        socket.conn.write(packetFor(sub, held.event));
+        writeEvent(socket, sub, held.event);
         this.metrics.delivered.inc({ namespace: sub.target.namespace });
       }
     };
@@ -163,24 +150,15 @@ export class Delivery {
   onChannelMessage(channel: string, message: ChannelMessage): void {
     const socketIds = this.io.of("/").adapter.rooms.get(roomOf(channel));
     if (!socketIds || socketIds.size === 0) return;
-    const event: PendingEvent = { offset: message.offset, epoch: message.epoch, packet: eventPacket(message.json) };
-    const options: WriteOptions = {};
-    if (frame && socketIds.size > 1) {
-      // Frame the WebSocket message once for every subscriber, as Socket.IO's broadcast does.
-      options.wsPreEncodedFrame = frame(Buffer.from("4" + event.packet), {
-        readOnly: false,
-        mask: false,
-        rsv1: false,
-        opcode: 1,
-        fin: true,
-      });
-    }
+    // Encoded once and framed once per replica, for every subscriber here.
+    const packet = eventPacket(message.json);
+    const event: PendingEvent = { offset: message.offset, epoch: message.epoch, packet, frame: framed(packet) };
     const sockets = this.io.of("/").sockets;
     let written = 0;
     for (const id of socketIds) {
       const socket = sockets.get(id);
       const subscription = socket?.data.subscriptions.get(channel);
-      if (socket && subscription && this.offer(socket, subscription, event, options)) written++;
+      if (socket && subscription && this.offer(socket, subscription, event)) written++;
     }
     // Measured once per event and replica, not per socket, to keep the hot path cheap.
     if (written > 0) {
@@ -205,7 +183,7 @@ export class Delivery {
    * Sends the event if it is the next one for this subscription; buffers, drops or resyncs
    * otherwise. True when it was written.
    */
-  offer(socket: RoomcastSocket, sub: Subscription, event: PendingEvent, options: WriteOptions = {}): boolean {
+  offer(socket: RoomcastSocket, sub: Subscription, event: PendingEvent): boolean {
     if (sub.state === "syncing") {
       (sub.pending ??= []).push(event);
       return false;
@@ -226,7 +204,7 @@ export class Delivery {
       void this.resync(socket, sub);
       return false;
     }
-    return this.write(socket, sub, event, options);
+    return this.write(socket, sub, event);
   }
 
   /**
@@ -321,7 +299,7 @@ export class Delivery {
     for (const event of events) {
       if (event.offset <= sub.offset) continue;
       sub.offset = event.offset;
-      socket.conn.write(eventPacket(JSON.stringify(filterEvent(event, sub.filter))));
+      writePacket(socket, eventPacket(JSON.stringify(filterEvent(event, sub.filter))));
       written++;
     }
     if (written > 0) this.metrics.delivered.inc({ namespace: sub.target.namespace }, written);

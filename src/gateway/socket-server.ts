@@ -36,6 +36,7 @@ import { RequestRouter } from "./request-router.js";
 import { endSession, endWithNotice, kickLocal } from "./session.js";
 import { TokenExpiry } from "./token-expiry.js";
 import type { RoomcastServer, RoomcastSocket } from "./types.js";
+import { welcomePacket, welcomeTail, writePacket } from "./wire.js";
 
 const UPGRADE_RESPONSE = Symbol("roomcast.upgradeResponse");
 type UpgradeRequest = { [UPGRADE_RESPONSE]?: { req?: unknown } };
@@ -79,7 +80,6 @@ export interface SocketServer {
 }
 
 const NOTHING = Object.freeze({});
-const WELCOME_HEAD = '2["welcome",{"sessionId":';
 
 /**
  * After authentication nothing reads a connection's handshake again but its address: its
@@ -221,7 +221,7 @@ export function createSocketServer({
   const gate = new EngineGate(config, metrics, isReady);
   const handlers = { subscribe, unsubscribe, publish, control, refresh };
   const limits = limitsOf(config);
-  const welcomeTail = `,"node":${JSON.stringify(config.nodeId)},"limits":${JSON.stringify(limits)}}]`;
+  const welcome = welcomeTail(config.nodeId, limits);
   const requests = new RequestRouter(context, handlers, new RequestLimits(config));
   const addressableById = adminUiAddressesSockets(config);
   // Called with the socket as `this`: one listener for every connection, no closure each.
@@ -261,7 +261,7 @@ export function createSocketServer({
       socket.on("disconnect", onDisconnect);
       // The `welcome` packet, written as it goes on the wire (2["welcome",{...}]): its fixed part
       // is encoded once, not for every handshake.
-      socket.conn.write(`${WELCOME_HEAD}${JSON.stringify(socket.id)},"serverTime":${Date.now()}${welcomeTail}`);
+      writePacket(socket, welcomePacket(socket.id, Date.now(), welcome));
     });
   };
   // The first "ready" came before this point: each later one is a reconnect (on a Cluster,

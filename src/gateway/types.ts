@@ -11,6 +11,8 @@ export interface PendingEvent {
   epoch: string;
   /** The Socket.IO packet, encoded once per replica. */
   packet: string;
+  /** Its WebSocket message, framed once per replica. */
+  frame?: Buffer | undefined;
   /** The event, parsed once per replica for the subscriptions that filter it. */
   parsed?: ChannelEvent;
 }

@@ -55,6 +55,17 @@ describe("createTokenVerifier (HS256)", () => {
     } satisfies Principal);
   });
 
+  it("verifies a token once and remembers it until its exp, then refuses it", async () => {
+    const shortExp = nowS() + 2;
+    const token = await sign({ sub: "again", exp: shortExp });
+    const first = await verify(token);
+    assert.equal(await verify(token), first, "the second verification is the remembered principal");
+    // A different token (another signature) is verified on its own.
+    await rejects401(verify(`${token.slice(0, -2)}xx`));
+    await new Promise((r) => setTimeout(r, (shortExp - Date.now() / 1000) * 1000 + 50));
+    await rejects401(verify(token), "token expired");
+  });
+
   it("accepts scope as an array of strings, ignoring non-strings", async () => {
     const principal = await verify(await sign({ sub: "alice", exp, scope: ["env:read", 7, "admin", null] }));
     assert.deepEqual([...principal.scopes].sort(), ["admin", "env:read"]);
