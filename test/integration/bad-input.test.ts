@@ -286,7 +286,20 @@ function rawHttp(port: number, bytes: string | Buffer, timeoutMs = 5000): Promis
         ),
       );
     }, timeoutMs);
-    socket.on("connect", () => socket.write(bytes));
+    // Written in parts, and no more once an answer arrives, as HTTP clients do: a server that
+    // answers early (413) and closes would otherwise reset the connection with our unsent
+    // megabytes in flight, and the reset can discard its answer before we read it.
+    const whole = typeof bytes === "string" ? Buffer.from(bytes) : bytes;
+    let sent = 0;
+    const writeMore = () => {
+      if (sent >= whole.length || chunks.length > 0 || socket.destroyed) return;
+      const part = whole.subarray(sent, sent + 65536);
+      sent += part.length;
+      // One part per turn of the event loop, so that an answer is read before the next part.
+      if (socket.write(part)) setImmediate(writeMore);
+      else socket.once("drain", writeMore);
+    };
+    socket.on("connect", writeMore);
     socket.on("data", (d: Buffer) => chunks.push(d));
     socket.on("error", () => {
       // a reset after the answer is fine; a reset without one shows as status 0
