@@ -123,8 +123,8 @@ function toPrincipal(payload: JWTPayload | Record<string, unknown>, maxLifetimeS
   return { sub, exp, scopes, envs, tenant };
 }
 
-/** Verified tokens kept, at most (a few MB). */
-const VERIFIED_MAX = 10_000;
+/** Verified tokens kept, at most (a few hundred KB, not a cost per connection). */
+const VERIFIED_MAX = 1000;
 
 /**
  * Remembers the tokens it verified, until they expire: a backend's token on every publish, and

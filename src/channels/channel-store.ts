@@ -10,7 +10,7 @@ import { serialise, type Priority } from "../contracts/schemas.js";
 import { channelKeys } from "./channel-keys.js";
 import type { ResolvedChannel } from "./channel-registry.js";
 import { CLOSE_SCRIPT, PUBLISH_SCRIPT, READ_SCRIPT } from "./lua-scripts.js";
-import { closeMessage } from "./channel-feed.js";
+import { closeMessage, type ChannelMessage } from "./channel-feed.js";
 import { ERROR_CODES, type ErrorReason } from "../contracts/error-codes.js";
 
 export interface PublishInput {
@@ -99,6 +99,11 @@ function newEventId(): string {
 export class ChannelStore {
   private readonly redis: ScriptedRedis;
   private readonly epochs = new Map<string, string>();
+  /**
+   * Told of each event this process published, as soon as Redis answered (before the feed
+   * brings it back): a gateway delivers to its own subscribers at once.
+   */
+  onPublished: ((channel: string, message: ChannelMessage) => void) | undefined;
 
   private readonly prefix: string;
   private readonly idempotencyTtlS: number;
@@ -116,7 +121,6 @@ export class ChannelStore {
       sharded: this.sharded,
       maxReadBytes: this.maxReadBytes,
     } = options);
-    // The key count varies with the events: the caller passes it first.
     redis.defineCommand("roomcastRead", { numberOfKeys: 3, lua: READ_SCRIPT });
     // Scripts whose key count varies are defined once per count (the same script, one sha),
     // all now: ioredis copies commands into each (auto-)pipeline when it makes one.
@@ -214,6 +218,14 @@ export class ChannelStore {
     }
     const published = results.filter((r) => !r.duplicate).length;
     if (published > 0) this.metrics?.published.inc({ namespace: target.namespace }, published);
+    if (this.onPublished) {
+      // The very message the script published on the feed, composed the same way.
+      results.forEach((r, i) => {
+        if (r.duplicate) return;
+        const json = `${head},"offset":${r.offset},"epoch":"${r.epoch}"${events[i]!.tail}`;
+        this.onPublished!(target.channel, { offset: r.offset, epoch: r.epoch, json });
+      });
+    }
     return results;
   }
 

@@ -75,6 +75,8 @@ const CATCH_UP_PATIENCE_MS = 10_000;
 
 export class Delivery {
   private readonly flushing = new WeakSet<RoomcastSocket>();
+  /** The newest event of each channel this replica handed to its subscribers. */
+  private readonly seen = new Map<string, { offset: number; epoch: string }>();
 
   constructor(
     private readonly io: RoomcastServer,
@@ -146,10 +148,30 @@ export class Delivery {
     setTimeout(check, CONFLATED_FLUSH_MS);
   }
 
-  /** From the feed: one channel event for the sockets of its room on this replica. */
+  /**
+   * An event this replica published, as soon as Redis answered: its subscribers here get it at
+   * once, without waiting for the feed to bring it back, when it is the next one this replica
+   * has seen of the channel (an earlier event published elsewhere may still be on its way on
+   * the feed: then the feed delivers both, in order).
+   */
+  onLocalPublish(channel: string, message: ChannelMessage): void {
+    const seen = this.seen.get(channel);
+    if (seen && seen.epoch === message.epoch && seen.offset === message.offset - 1)
+      this.onChannelMessage(channel, message);
+  }
+
+  /** From the feed (or a local publish): one channel event for the sockets of its room on this replica. */
   onChannelMessage(channel: string, message: ChannelMessage): void {
     const socketIds = this.io.of("/").adapter.rooms.get(roomOf(channel));
-    if (!socketIds || socketIds.size === 0) return;
+    if (!socketIds || socketIds.size === 0) {
+      this.seen.delete(channel);
+      return;
+    }
+    // Delivered already (the local copy of an event published here): the feed's copy is skipped.
+    const seen = this.seen.get(channel);
+    if (seen && seen.epoch === message.epoch && message.offset <= seen.offset) return;
+    if (seen && seen.epoch === message.epoch) seen.offset = message.offset;
+    else this.seen.set(channel, { offset: message.offset, epoch: message.epoch });
     // Encoded once and framed once per replica, for every subscriber here.
     const packet = eventPacket(message.json);
     const event: PendingEvent = { offset: message.offset, epoch: message.epoch, packet, frame: framed(packet) };
@@ -167,6 +189,11 @@ export class Delivery {
       const ts = publishTime(message.json);
       if (ts > 0) this.metrics.deliveryLatency.observe(Math.max(Date.now() - ts, 0) / 1000);
     }
+  }
+
+  /** The channel has no subscriber here any more. */
+  forget(channel: string): void {
+    this.seen.delete(channel);
   }
 
   /** From the feed: the channel ended (a finished job's retention ran out): its subscriptions here end. */

@@ -29,7 +29,8 @@ type UpgradeResponse = { socket: NetSocket };
 interface EngineSession {
   request: IncomingMessage | null;
   remoteAddress: string;
-  once(event: "close", listener: () => void): void;
+  on(event: "close", listener: () => void): void;
+  off(event: "close", listener: () => void): void;
   /** discard: now, without waiting for a long-polling client to come and fetch the close packet. */
   close(discard?: boolean): void;
 }
@@ -117,8 +118,14 @@ export class EngineGate {
     this.pendingSessions.set(session, { ip, timer });
     this.pendingByIp.set(ip, (this.pendingByIp.get(ip) ?? 0) + 1);
     this.pending++;
-    session.once("close", () => this.authenticated(session));
+    session.on("close", this.onPendingClose);
   }
+
+  /** One listener for every pending session (called with the session as `this`), removed once it authenticates. */
+  private readonly onPendingClose = ((gate: EngineGate) =>
+    function (this: object) {
+      gate.authenticated(this);
+    })(this);
 
   /** The session completed a Socket.IO CONNECT (or closed): it no longer counts as pending. */
   authenticated(session: object): void {
@@ -126,6 +133,7 @@ export class EngineGate {
     if (entry === undefined) return;
     const { ip, timer } = entry;
     clearTimeout(timer);
+    (session as EngineSession).off("close", this.onPendingClose);
     this.pendingSessions.delete(session);
     this.pending--;
     const left = (this.pendingByIp.get(ip) ?? 1) - 1;

@@ -182,10 +182,14 @@ export function createSocketServer({
     (channel, message) =>
       "closed" in message ? delivery.onChannelClosed(channel, message) : delivery.onChannelMessage(channel, message),
   );
+  // Events published here reach this replica's subscribers without the round trip through Redis.
+  store.onPublished = (channel, message) => delivery.onLocalPublish(channel, message);
   io.adapter(createSocketAdapter(redis.commands, redis.subscriber, `${config.redisPrefix}:sio`, sharded));
   io.of("/").adapter.on("delete-room", (room: string) => {
     const channel = channelOfRoom(room);
-    if (channel) feed.release(channel);
+    if (!channel) return;
+    feed.release(channel);
+    delivery.forget(channel);
   });
   const context: GatewayContext = {
     config,
