@@ -24,23 +24,50 @@ return 1
 `;
 
 /**
- * Several quotas at once, all or nothing (a handshake's user and IP quotas, on a single Redis:
- * one round trip). KEYS: quota sets. ARGV: lease ms, member, then each key's limit.
- * Returns 0 (admitted to all) or the 1-based index of the first full one (admitted to none).
+ * The handshakes of one turn of the event loop at once (a single Redis): each request all or
+ * nothing on its own, in order. KEYS: every request's quota sets, one request after another.
+ * ARGV: lease ms, then per request: member, its key count, each key's limit. Returns per
+ * request 0 (admitted to all) or the 1-based index of its first full set (admitted to none).
  */
-const ACQUIRE_ALL_SCRIPT = `
+const ACQUIRE_BATCH_SCRIPT = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-for i, key in ipairs(KEYS) do
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
-  if not redis.call('ZSCORE', key, ARGV[2]) and redis.call('ZCARD', key) >= tonumber(ARGV[2 + i]) then return i end
+local lease = tonumber(ARGV[1])
+local out = {}
+local k = 0
+local a = 2
+while a <= #ARGV do
+  local member = ARGV[a]
+  local n = tonumber(ARGV[a + 1])
+  local full = 0
+  for i = 1, n do
+    local key = KEYS[k + i]
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+    if full == 0 and not redis.call('ZSCORE', key, member) and redis.call('ZCARD', key) >= tonumber(ARGV[a + 1 + i]) then full = i end
+  end
+  if full == 0 then
+    for i = 1, n do
+      redis.call('ZADD', KEYS[k + i], now + lease, member)
+      redis.call('PEXPIRE', KEYS[k + i], lease * 2)
+    end
+  end
+  out[#out + 1] = full
+  k = k + n
+  a = a + 2 + n
 end
-for _, key in ipairs(KEYS) do
-  redis.call('ZADD', key, now + tonumber(ARGV[1]), ARGV[2])
-  redis.call('PEXPIRE', key, tonumber(ARGV[1]) * 2)
-end
-return 0
+return out
 `;
+
+/** Handshakes whose quotas go in one call, at most. */
+const ACQUIRE_BATCH = 200;
+
+interface PendingAcquire {
+  keys: string[];
+  limits: number[];
+  member: string;
+  resolve(full: number): void;
+  reject(err: unknown): void;
+}
 
 /** KEYS: quota set. ARGV: lease ms, members... Extends (or restores) the leases. */
 const RENEW_SCRIPT = `
@@ -51,13 +78,43 @@ redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]) * 2)
 return #ARGV - 1
 `;
 
+/**
+ * Many quota sets at once (a single Redis: one call renews up to RENEW_BATCH of them, instead of
+ * one call per user and IP every third of a lease). KEYS: quota sets. ARGV: lease ms, then for
+ * each key its member count and members.
+ */
+const RENEW_MANY_SCRIPT = `
+local t = redis.call('TIME')
+local expiry = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
+local a = 2
+for _, key in ipairs(KEYS) do
+  local n = tonumber(ARGV[a])
+  for i = 1, n do redis.call('ZADD', key, expiry, ARGV[a + i]) end
+  redis.call('PEXPIRE', key, tonumber(ARGV[1]) * 2)
+  a = a + n + 1
+end
+return #KEYS
+`;
+
+/** Quota sets renewed per call on a single Redis. */
+const RENEW_BATCH = 500;
+
 type QuotaRedis = RedisClient & {
+  roomcastQuotaRenewMany(...args: (string | number)[]): Promise<number>;
+  roomcastQuotaAcquireBatch(...args: (string | number)[]): Promise<number[]>;
   roomcastQuotaAcquire(key: string, leaseMs: number, limit: number, member: string): Promise<number>;
-  roomcastQuotaAcquireAll(...args: (string | number)[]): Promise<number>;
   roomcastQuotaRenew(key: string, leaseMs: number, ...members: string[]): Promise<number>;
 };
 
+function chunks<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
 export class ConnectionQuotas {
+  /** Handshakes waiting for this turn's batch call. */
+  private batch: PendingAcquire[] = [];
   private readonly redis: QuotaRedis;
   /** The entries this replica holds, by quota key: the key (one string shared by its holders) and its members. */
   private readonly held = new Map<string, { key: string; members: string | Set<string> }>();
@@ -73,8 +130,9 @@ export class ConnectionQuotas {
     private readonly cluster = false,
   ) {
     redis.defineCommand("roomcastQuotaAcquire", { numberOfKeys: 1, lua: ACQUIRE_SCRIPT });
-    redis.defineCommand("roomcastQuotaAcquireAll", { lua: ACQUIRE_ALL_SCRIPT });
     redis.defineCommand("roomcastQuotaRenew", { numberOfKeys: 1, lua: RENEW_SCRIPT });
+    redis.defineCommand("roomcastQuotaRenewMany", { lua: RENEW_MANY_SCRIPT });
+    redis.defineCommand("roomcastQuotaAcquireBatch", { lua: ACQUIRE_BATCH_SCRIPT });
     this.redis = redis as QuotaRedis;
     // Renew three times per lease, so one missed renewal never expires a live connection.
     this.timer = setInterval(() => void this.renew(), Math.max(leaseMs / 3, 500));
@@ -113,11 +171,25 @@ export class ConnectionQuotas {
       return { full };
     }
     const keys = quotas.map((q) => this.key(q.scope, q.id));
-    const answer = await this.timed(() =>
-      this.redis.roomcastQuotaAcquireAll(keys.length, ...keys, this.leaseMs, member, ...quotas.map((q) => q.limit)),
-    );
+    const answer = await new Promise<number>((resolve, reject) => {
+      this.batch.push({ keys, limits: quotas.map((q) => q.limit), member, resolve, reject });
+      if (this.batch.length === 1) setImmediate(() => this.flushBatch());
+    });
     if (answer !== 0) return { full: answer - 1 };
     return { keys: keys.map((key) => this.hold(key, member)) };
+  }
+
+  /** The handshakes of this turn: their quotas in one script call per ACQUIRE_BATCH. */
+  private flushBatch(): void {
+    for (const batch of chunks(this.batch.splice(0), ACQUIRE_BATCH)) {
+      const keys = batch.flatMap((p) => p.keys);
+      const args: (string | number)[] = [keys.length, ...keys, this.leaseMs];
+      for (const p of batch) args.push(p.member, p.keys.length, ...p.limits);
+      this.timed(() => this.redis.roomcastQuotaAcquireBatch(...args)).then(
+        (answers) => batch.forEach((p, i) => p.resolve(Number(answers[i]))),
+        (err: unknown) => batch.forEach((p) => p.reject(err)),
+      );
+    }
   }
 
   private timed<T>(call: () => Promise<T>): Promise<T> {
@@ -153,9 +225,22 @@ export class ConnectionQuotas {
   }
 
   async renew(): Promise<void> {
-    const renewals = [...this.held.values()].map(({ key, members }) =>
-      this.redis.roomcastQuotaRenew(key, this.leaseMs, ...(typeof members === "string" ? [members] : members)),
-    );
+    const held = [...this.held.values()].map(({ key, members }) => ({
+      key,
+      members: typeof members === "string" ? [members] : [...members],
+    }));
+    const renewals: Promise<unknown>[] = [];
+    if (this.cluster) {
+      // Quota sets live in different slots: one call each.
+      for (const { key, members } of held) renewals.push(this.redis.roomcastQuotaRenew(key, this.leaseMs, ...members));
+    } else {
+      for (let start = 0; start < held.length; start += RENEW_BATCH) {
+        const batch = held.slice(start, start + RENEW_BATCH);
+        const args: (string | number)[] = [batch.length, ...batch.map((h) => h.key), this.leaseMs];
+        for (const { members } of batch) args.push(members.length, ...members);
+        renewals.push(this.redis.roomcastQuotaRenewMany(...args));
+      }
+    }
     const failed = (await Promise.allSettled(renewals)).filter((r) => r.status === "rejected").length;
     if (failed > 0) this.log.warn({ failed }, "quota lease renewal failed (Redis unavailable?)");
   }
