@@ -6,6 +6,7 @@
 import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import { createTokenVerifier } from "../auth/token-verifier.js";
+import { PresenceStore } from "../channels/presence.js";
 import { NodeRegistry } from "../cluster/node-registry.js";
 import { requireServerSettings, type Config } from "../config/load-config.js";
 import { REQUEST_EVENTS } from "../contracts/events.js";
@@ -15,6 +16,7 @@ import { LISTEN_BACKLOG } from "../gateway/listen-backlog.js";
 import { createSocketServer, liveCountsOf, type SocketServer } from "../gateway/socket-server.js";
 import type { RoomcastServer } from "../gateway/types.js";
 import { createHttpApp } from "../http/http-app.js";
+import type { JobQueues } from "../jobs/job-queue.js";
 import { JobService } from "../jobs/job-service.js";
 import { createMetrics } from "../metrics/metrics.js";
 import { CloseOrder } from "./close-order.js";
@@ -30,6 +32,30 @@ export interface Gateway {
   /** Listens on config.host:config.port; returns the base URL. */
   listen(): Promise<string>;
   close(): Promise<void>;
+}
+
+const WEBHOOK_QUEUE_RETRY_MS = 1000;
+
+/**
+ * Queues the delivery of channels' webhook changes: the channels noted in one turn of the event
+ * loop go in one call. While the queue cannot be reached (Redis away) they are tried again every
+ * second; the changes wait in their streams meanwhile.
+ */
+function webhookNotifier(queues: JobQueues, log: Logger): (channel: string) => void {
+  const channels = new Set<string>();
+  const flush = () => {
+    const batch = [...channels];
+    channels.clear();
+    queues.deliverWebhooks(batch).catch((err: unknown) => {
+      log.warn({ err: (err as Error).message, channels: batch.length }, "could not queue webhooks; retrying");
+      setTimeout(() => batch.forEach(notify), WEBHOOK_QUEUE_RETRY_MS).unref();
+    });
+  };
+  const notify = (channel: string) => {
+    if (channels.size === 0) setImmediate(flush);
+    channels.add(channel);
+  };
+  return notify;
 }
 
 export async function createGateway(config: Config, log: Logger): Promise<Gateway> {
@@ -55,7 +81,23 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
     redis: redis.commands,
     sharded,
   });
-  const server = (socket = createSocketServer({ config, log, redis, sharded, registry, store, metrics, verifyToken }));
+  const presenceStore = new PresenceStore(redis.commands, {
+    prefix: config.redisPrefix,
+    sharded,
+    hooks: config.webhookUrls.length > 0,
+  });
+  const server = (socket = createSocketServer({
+    config,
+    log,
+    redis,
+    sharded,
+    registry,
+    store,
+    metrics,
+    verifyToken,
+    presenceStore,
+    notifyWebhooks: webhookNotifier(queues, log),
+  }));
 
   const nodes = new NodeRegistry(
     redis.commands,
@@ -74,6 +116,7 @@ export async function createGateway(config: Config, log: Logger): Promise<Gatewa
     verifyToken,
     registry,
     store,
+    presence: presenceStore,
     clusterStats: () => nodes.cluster(),
     isReady: server.isReady,
     isRedisUp: redis.isUp,

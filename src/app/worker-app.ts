@@ -10,7 +10,15 @@ import type { Logger } from "pino";
 import { requireRedisSetting, type Config } from "../config/load-config.js";
 import { listenForCancels } from "../jobs/cancel-bus.js";
 import { JobAttempts, loadProcessors } from "../jobs/job-attempts.js";
-import { bullPrefix, expiryQueueName, type ExpiryJobData, type QueuedJobData } from "../jobs/job-queue.js";
+import {
+  bullPrefix,
+  expiryQueueName,
+  webhookQueueName,
+  type ExpiryJobData,
+  type QueuedJobData,
+  type WebhookJobData,
+} from "../jobs/job-queue.js";
+import { WebhookSender } from "../jobs/webhook-sender.js";
 import { createWorkerMetrics, type WorkerMetrics } from "../metrics/metrics.js";
 import { CloseOrder } from "./close-order.js";
 import { channelStore, jobChannels, jobQueues, openCore } from "./core.js";
@@ -18,6 +26,8 @@ import { channelStore, jobChannels, jobQueues, openCore } from "./core.js";
 const ANNOUNCE_MS = 15_000;
 /** A job found stalled this many times fails (a job that kills its workers). */
 const MAX_STALLED = 2;
+/** Channels whose webhooks one worker delivers at once (each channel's in order, one at a time). */
+const WEBHOOK_CONCURRENCY = 8;
 
 export interface JobWorker {
   metrics: WorkerMetrics;
@@ -88,6 +98,18 @@ export async function createJobWorker(config: Config, log: Logger): Promise<JobW
   );
   expiryWorker.on("error", (err) => log.warn({ err: err.message }, "expiry worker error"));
 
+  // Presence webhooks, when URLs are set: every worker delivers them.
+  let webhookWorker: Worker<WebhookJobData> | undefined;
+  if (config.webhookUrls.length > 0) {
+    const sender = new WebhookSender(redis.commands, config, metrics, log.child({ module: "webhooks" }));
+    webhookWorker = new Worker<WebhookJobData>(webhookQueueName(config), (job, token) => sender.deliver(job, token), {
+      connection: connect(),
+      prefix,
+      concurrency: WEBHOOK_CONCURRENCY,
+    });
+    webhookWorker.on("error", (err) => log.warn({ err: err.message }, "webhook worker error"));
+  }
+
   await listenForCancels(redis.subscriber, config.redisPrefix, sharded, (jobId) => {
     if (worker.cancelJob(jobId, "cancelled")) log.info({ jobId }, "job cancelled");
   });
@@ -98,7 +120,7 @@ export async function createJobWorker(config: Config, log: Logger): Promise<JobW
   await announce();
   const announcer = setInterval(() => void announce(), ANNOUNCE_MS);
   announcer.unref();
-  await Promise.all([worker.waitUntilReady(), expiryWorker.waitUntilReady()]);
+  await Promise.all([worker.waitUntilReady(), expiryWorker.waitUntilReady(), webhookWorker?.waitUntilReady()]);
 
   let stopping = false;
   closing.add("stop accepting", "new jobs", async () => {
@@ -113,6 +135,7 @@ export async function createJobWorker(config: Config, log: Logger): Promise<JobW
     worker.cancelAllJobs("shutdown");
     await worker.close();
     await expiryWorker.close();
+    await webhookWorker?.close();
   });
 
   return {

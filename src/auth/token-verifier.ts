@@ -27,6 +27,25 @@ export interface Principal {
   tenant: string | undefined;
   /** Expiry, seconds since epoch. */
   exp: number;
+  /** What presence shows of the user: the token's `name` and `avatar` claims, when it has them. */
+  info?: PresenceInfo;
+}
+
+export interface PresenceInfo {
+  name?: string;
+  avatar?: string;
+}
+
+/** Longest `name` and `avatar` claims shown by presence (longer ones are left out, not cut). */
+const MAX_INFO_CHARS = { name: 200, avatar: 2048 } as const;
+
+function presenceInfo(payload: Record<string, unknown>): PresenceInfo | undefined {
+  let info: PresenceInfo | undefined;
+  for (const key of ["name", "avatar"] as const) {
+    const value = payload[key];
+    if (typeof value === "string" && value !== "" && value.length <= MAX_INFO_CHARS[key]) (info ??= {})[key] = value;
+  }
+  return info;
 }
 
 export type TokenVerifier = (token: string) => Promise<Principal>;
@@ -120,7 +139,8 @@ function toPrincipal(payload: JWTPayload | Record<string, unknown>, maxLifetimeS
   const envList = Array.isArray(rawEnvs) ? rawEnvs.filter((e): e is string => typeof e === "string") : [];
   const envs = interned(internedEnvs, JSON.stringify(envList), () => Object.freeze(envList));
   const tenant = typeof payload.tenant === "string" ? payload.tenant : undefined;
-  return { sub, exp, scopes, envs, tenant };
+  const info = presenceInfo(payload);
+  return info ? { sub, exp, scopes, envs, tenant, info } : { sub, exp, scopes, envs, tenant };
 }
 
 /** Verified tokens kept, at most (a few hundred KB, not a cost per connection). */

@@ -25,13 +25,24 @@ export interface ChannelClosed {
   reason: string;
 }
 
-export type ChannelMessageHandler = (channel: string, message: ChannelMessage | ChannelClosed) => void;
+/** A message `presence <json>` from the presence scripts: a join or leave, for the subscribers (no offset). */
+export interface ChannelPresence {
+  presence: string;
+}
+
+export type ChannelMessageHandler = (
+  channel: string,
+  message: ChannelMessage | ChannelClosed | ChannelPresence,
+) => void;
+
+const PRESENCE_HEAD = "presence ";
 
 export function closeMessage(code: number, reason: string): string {
   return `close ${code} ${reason}`;
 }
 
-export function parseChannelMessage(text: string): ChannelMessage | ChannelClosed | undefined {
+export function parseChannelMessage(text: string): ChannelMessage | ChannelClosed | ChannelPresence | undefined {
+  if (text.startsWith(PRESENCE_HEAD)) return { presence: text.slice(PRESENCE_HEAD.length) };
   const a = text.indexOf(" ");
   const b = text.indexOf(" ", a + 1);
   if (a <= 0 || b <= a) return undefined;

@@ -8,6 +8,7 @@ import { hostname } from "node:os";
 import { parse as parseYaml } from "yaml";
 import { BUILT_IN_NAMESPACES, namespaceSchema, type NamespaceConfig } from "./namespaces.js";
 import { flagValue, settingFlags } from "./cli-flags.js";
+import { WEBHOOK_EVENTS } from "../contracts/webhooks.js";
 import { SETTINGS, type SettingKey, type Settings, type SettingSpec } from "./settings.js";
 
 export class ConfigError extends Error {
@@ -166,6 +167,27 @@ export function loadConfig({ env = process.env, argv = [], defaults = {} }: Load
   // What one setting's range cannot say: rules between settings.
   if (config.rateLimit > 0 && config.rateBurst < 1)
     throw new ConfigError("invalid setting ROOMCAST_RATE_BURST: must be at least 1 when ROOMCAST_RATE_LIMIT is on");
+  if (config.webhookUrls.length > 0) {
+    if (config.webhookSecret === undefined)
+      throw new ConfigError(
+        "missing setting ROOMCAST_WEBHOOK_SECRET: webhooks are signed (set it with ROOMCAST_WEBHOOK_URLS)",
+      );
+    if (Buffer.byteLength(config.webhookSecret, "utf8") < MIN_SECRET_BYTES) {
+      throw new ConfigError(
+        `invalid setting ROOMCAST_WEBHOOK_SECRET: must be at least ${MIN_SECRET_BYTES} bytes; make one with: openssl rand -base64 32`,
+      );
+    }
+    const bad = config.webhookUrls.find((url) => !/^https?:\/\/./.test(url));
+    if (bad !== undefined)
+      throw new ConfigError(
+        `invalid setting ROOMCAST_WEBHOOK_URLS: expected http:// or https:// URLs, got ${JSON.stringify(bad)}`,
+      );
+  }
+  const unknownEvent = config.webhookEvents.find((e) => !(WEBHOOK_EVENTS as readonly string[]).includes(e));
+  if (unknownEvent !== undefined)
+    throw new ConfigError(
+      `invalid setting ROOMCAST_WEBHOOK_EVENTS: ${JSON.stringify(unknownEvent)} is none of ${WEBHOOK_EVENTS.join(", ")}`,
+    );
   if ((config.adminUser === undefined) !== (config.adminPasswordHash === undefined)) {
     const missing = config.adminUser === undefined ? "ROOMCAST_ADMIN_USER" : "ROOMCAST_ADMIN_PASSWORD_HASH";
     throw new ConfigError(

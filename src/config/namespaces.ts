@@ -33,10 +33,15 @@ export const namespaceSchema = z
     historyTtlS: z.number().int().min(1).optional(),
     policy: policySchema.default("reliable"),
     snapshot: snapshotModeSchema.default("none"),
+    /** Who is on a channel: `presence` and `presence_stats` requests and routes. */
+    presence: z.boolean().default(false),
+    /** Subscribers get `presence` join and leave events (needs presence). */
+    joinLeave: z.boolean().default(false),
     /** When set, channels are `<ns>:<id>:<stream>` and only these streams exist. */
     streams: z.record(z.string().regex(/^[a-z][a-z0-9_-]*$/), streamSchema).optional(),
   })
-  .strict();
+  .strict()
+  .refine((ns) => ns.presence || !ns.joinLeave, { message: "joinLeave needs presence: true", path: ["joinLeave"] });
 
 export type AccessRule = z.infer<typeof accessRuleSchema>;
 export type NamespaceConfig = z.infer<typeof namespaceSchema>;
@@ -49,12 +54,28 @@ export const BUILT_IN_NAMESPACES: Record<string, NamespaceConfig> = {
     publish: false,
     policy: "reliable",
     snapshot: "none",
+    presence: true,
+    joinLeave: true,
     streams: {
       logs: { policy: "reliable" },
       status: { policy: "conflate", snapshot: "latest" },
       events: { policy: "reliable" },
     },
   },
-  job: { subscribe: { match: "job", scope: SCOPES.jobsRead }, publish: false, policy: "reliable", snapshot: "none" },
-  user: { subscribe: { match: "user" }, publish: false, policy: "reliable", snapshot: "none" },
+  job: {
+    subscribe: { match: "job", scope: SCOPES.jobsRead },
+    publish: false,
+    policy: "reliable",
+    snapshot: "none",
+    presence: true,
+    joinLeave: true,
+  },
+  user: {
+    subscribe: { match: "user" },
+    publish: false,
+    policy: "reliable",
+    snapshot: "none",
+    presence: false,
+    joinLeave: false,
+  },
 };

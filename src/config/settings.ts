@@ -3,6 +3,7 @@
  * its key in a ROOMCAST_CONFIG file, its kind, default and range, and what it means. Config
  * (load-config.ts) is derived from this table; nothing else reads process.env.
  */
+import { WEBHOOK_EVENTS } from "../contracts/webhooks.js";
 import { redactUrl } from "./redis-url.js";
 
 export type SettingKind = "int" | "number" | "string" | "bool" | "list" | "level" | "choice";
@@ -254,6 +255,44 @@ export const SETTINGS = {
     min: 100,
     default: 2000,
     doc: "a Redis command without a reply this long fails (the request is answered 4503 unavailable) instead of waiting (ms)",
+  },
+  presenceLeaseS: {
+    env: "ROOMCAST_PRESENCE_LEASE_S",
+    kind: "int",
+    min: 3,
+    default: 15,
+    doc: "lease of a connection's presence on a channel, renewed by its replica: a replica that dies drops out of every channel's presence within it, and the leaves are announced (s)",
+  },
+  presenceDebounceS: {
+    env: "ROOMCAST_PRESENCE_DEBOUNCE_S",
+    kind: "int",
+    default: 5,
+    doc: "a user's last connection leaving a channel is announced this long after it went, unless one comes back meanwhile (a reconnect, a replica move, a reload): no leave and join in between (s)",
+  },
+  presenceMaxMembers: {
+    env: "ROOMCAST_PRESENCE_MAX_MEMBERS",
+    kind: "int",
+    min: 1,
+    default: 1000,
+    doc: "above this many users on a channel, a presence answer holds only the counts, never a partial list",
+  },
+  webhookUrls: {
+    env: "ROOMCAST_WEBHOOK_URLS",
+    kind: "list",
+    default: [],
+    doc: "http(s) URLs that get the presence webhooks (channel_occupied, channel_vacated, member_added, member_removed), comma-separated, delivered by the workers; empty: off",
+  },
+  webhookSecret: {
+    env: "ROOMCAST_WEBHOOK_SECRET",
+    kind: "string",
+    secret: true,
+    doc: "the key of the webhooks' HMAC-SHA256 signature (X-Roomcast-Signature); required with ROOMCAST_WEBHOOK_URLS, at least 32 bytes",
+  },
+  webhookEvents: {
+    env: "ROOMCAST_WEBHOOK_EVENTS",
+    kind: "list",
+    default: [...WEBHOOK_EVENTS],
+    doc: "the webhook events sent, comma-separated (any of channel_occupied, channel_vacated, member_added, member_removed)",
   },
   drainS: {
     env: "ROOMCAST_DRAIN_S",

@@ -7,6 +7,7 @@ import type {
   ControlRequest,
   LogFilter,
   Priority,
+  PresenceRequest,
   PublishRequest,
   RefreshRequest,
   SubscribeRequest,
@@ -55,6 +56,46 @@ export interface RefreshOk {
   exp: number;
 }
 
+/** The token's optional `name` and `avatar` claims. */
+export interface MemberInfo {
+  name?: string;
+  avatar?: string;
+}
+
+/** One user on a channel, however many connections (tabs, devices, replicas) it has there. */
+export interface PresenceMember {
+  user: string;
+  connections: number;
+  /** When the user's first connection joined (ms since epoch). */
+  joinedAt: number;
+  info?: MemberInfo;
+}
+
+/**
+ * `presence`: the members, deduplicated by user, and `count` of them; above presenceMaxMembers
+ * users, `members` is left out (never a partial list).
+ */
+export interface PresenceOk {
+  channel: string;
+  members?: PresenceMember[];
+  count: number;
+  connections: number;
+}
+
+export interface PresenceStatsOk {
+  channel: string;
+  users: number;
+  connections: number;
+}
+
+/** Delivered on namespaces with joinLeave: a user's first connection came, or its last one went. Not in history, no offset. */
+export interface PresenceEvent {
+  channel: string;
+  action: "join" | "leave";
+  user: string;
+  info?: MemberInfo;
+}
+
 export interface Limits {
   maxSubscriptions: number;
   rateLimit: number;
@@ -100,6 +141,8 @@ export interface ClientToServerEvents {
   publish: (req: PublishRequest, ack?: Ack<PublishOk>) => void;
   control: (req: ControlRequest, ack?: Ack<ControlOk>) => void;
   refresh: (req: RefreshRequest, ack?: Ack<RefreshOk>) => void;
+  presence: (req: PresenceRequest, ack?: Ack<PresenceOk>) => void;
+  presence_stats: (req: PresenceRequest, ack?: Ack<PresenceStatsOk>) => void;
 }
 
 export interface ServerToClientEvents {
@@ -109,10 +152,19 @@ export interface ServerToClientEvents {
   unsubscribed: (u: Unsubscribed) => void;
   closing: (c: Closing) => void;
   failure: (f: FailureEvent) => void;
+  presence: (p: PresenceEvent) => void;
 }
 
 export type RequestEvent = keyof ClientToServerEvents;
-export const REQUEST_EVENTS: readonly RequestEvent[] = ["subscribe", "unsubscribe", "publish", "control", "refresh"];
+export const REQUEST_EVENTS: readonly RequestEvent[] = [
+  "subscribe",
+  "unsubscribe",
+  "publish",
+  "control",
+  "refresh",
+  "presence",
+  "presence_stats",
+];
 
 /** Between replicas (socket.io serverSideEmit). */
 export interface InterServerEvents {

@@ -47,6 +47,9 @@ export const subscribeSchema = z
 
 export const unsubscribeSchema = z.object({ channel }).strict();
 
+/** `presence` and `presence_stats`. */
+export const presenceSchema = z.object({ channel }).strict();
+
 export const publishSchema = z
   .object({ channel, type: eventType, data: z.unknown().refine((v) => v !== undefined, "is required") })
   .strict();
@@ -83,6 +86,7 @@ export type UnsubscribeRequest = z.infer<typeof unsubscribeSchema>;
 export type PublishRequest = z.infer<typeof publishSchema>;
 export type ControlRequest = z.infer<typeof controlSchema>;
 export type RefreshRequest = z.infer<typeof refreshSchema>;
+export type PresenceRequest = z.infer<typeof presenceSchema>;
 export type HttpPublishRequest = z.infer<typeof httpPublishSchema>;
 export type LogFilter = z.infer<typeof logFilterSchema>;
 

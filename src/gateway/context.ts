@@ -7,6 +7,8 @@ import type { Config } from "../config/load-config.js";
 import type { Admission } from "./admission.js";
 import type { GatewayMetrics } from "../metrics/metrics.js";
 import type { Delivery } from "./delivery.js";
+import type { PresenceTracker } from "./presence-tracker.js";
+import type { PresenceStore } from "../channels/presence.js";
 import type { TokenExpiry } from "./token-expiry.js";
 
 /** What request handlers and middleware share on one replica. */
@@ -15,6 +17,9 @@ export interface GatewayContext {
   registry: ChannelRegistry;
   store: ChannelStore;
   delivery: Delivery;
+  /** Who is on the channels of presence namespaces: this replica's connections, and the cluster-wide reads. */
+  presence: PresenceTracker;
+  presenceStore: PresenceStore;
   feed: ChannelFeed;
   admission: Admission;
   metrics: GatewayMetrics;

@@ -15,7 +15,7 @@ import type { ChannelEvent } from "../contracts/events.js";
 import type { GatewayMetrics } from "../metrics/metrics.js";
 import { closeConnection } from "./close-connection.js";
 import { filterEvent } from "./log-filter.js";
-import { eventJsonOf, eventPacket, framed, writePacket } from "./wire.js";
+import { eventJsonOf, eventPacket, framed, presencePacket, writePacket } from "./wire.js";
 import type { PendingEvent, RoomcastServer, RoomcastSocket, Subscription } from "./types.js";
 
 /** The event's `ts` (publish time), read without parsing: the first `,"ts":` is ours (type and id cannot hold quotes). */
@@ -188,6 +188,26 @@ export class Delivery {
       this.metrics.fanout.observe(written);
       const ts = publishTime(message.json);
       if (ts > 0) this.metrics.deliveryLatency.observe(Math.max(Date.now() - ts, 0) / 1000);
+    }
+  }
+
+  /**
+   * From the feed: a join or leave (namespaces with joinLeave), for the channel's subscribers
+   * here that are not paused. Not an event: no offset, not in history, not caught up after a
+   * gap; a client too slow for it goes without (a `presence` request reads the current state).
+   */
+  onPresence(channel: string, json: string): void {
+    const socketIds = this.io.of("/").adapter.rooms.get(roomOf(channel));
+    if (!socketIds || socketIds.size === 0) return;
+    const packet = presencePacket(json);
+    const frame = framed(packet);
+    const sockets = this.io.of("/").sockets;
+    for (const id of socketIds) {
+      const socket = sockets.get(id);
+      const sub = socket?.data.subscriptions.get(channel);
+      if (!socket || !sub || sub.state === "paused" || socket.conn.readyState !== "open" || this.isSlow(socket))
+        continue;
+      writePacket(socket, packet, frame);
     }
   }
 

@@ -11,6 +11,8 @@ import type { RoomcastServer, RoomcastSocket } from "./types.js";
 
 export function endSession(ctx: GatewayContext, socket: RoomcastSocket): void {
   ctx.expiry.untrack(socket);
+  for (const [channel, sub] of socket.data.subscriptions)
+    if (sub.target.settings.presence) ctx.presence.leave(socket, channel);
   socket.data.subscriptions.clear();
   ctx.admission.releaseAll(socket);
 }

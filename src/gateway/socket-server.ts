@@ -12,6 +12,7 @@ import { channelOfRoom } from "../channels/channel-keys.js";
 import { ChannelFeed } from "../channels/channel-feed.js";
 import type { ChannelRegistry } from "../channels/channel-registry.js";
 import type { ChannelStore } from "../channels/channel-store.js";
+import type { PresenceStore } from "../channels/presence.js";
 import { ConnectionQuotas } from "../cluster/connection-quotas.js";
 import type { RedisClients } from "../cluster/redis-clients.js";
 import { createSocketAdapter } from "../cluster/socket-adapter.js";
@@ -26,11 +27,13 @@ import type { GatewayContext } from "./context.js";
 import { Delivery } from "./delivery.js";
 import { EngineGate } from "./engine-gate.js";
 import { control } from "./handlers/control.js";
+import { presence, presenceStats } from "./handlers/presence.js";
 import { publish } from "./handlers/publish.js";
 import { refresh } from "./handlers/refresh.js";
 import { subscribe } from "./handlers/subscribe.js";
 import { unsubscribe } from "./handlers/unsubscribe.js";
 import { installHandshake } from "./handshake.js";
+import { PresenceTracker } from "./presence-tracker.js";
 import { RequestLimits } from "./request-limits.js";
 import { RequestRouter } from "./request-router.js";
 import { endSession, endWithNotice, kickLocal } from "./session.js";
@@ -58,6 +61,9 @@ export interface SocketServerDeps {
   store: ChannelStore;
   metrics: GatewayMetrics;
   verifyToken: TokenVerifier;
+  presenceStore: PresenceStore;
+  /** A channel's webhook stream has new occupancy changes (webhooks on): the workers deliver them. */
+  notifyWebhooks: (channel: string) => void;
 }
 
 export interface SocketServer {
@@ -114,6 +120,7 @@ export function limitsOf(config: Config): Limits {
 
 /** Connections by transport and subscriptions by namespace, counted when scraped (before the server exists: none). */
 export function liveCountsOf(server: () => SocketServer | undefined, redisUp: () => boolean): LiveCounts {
+  const none = { channels: 0, connections: 0 };
   const tally = (count: (add: (key: string, n?: number) => void, socket: RoomcastSocket) => void) => {
     const totals = new Map<string, number>();
     const add = (key: string, n = 1) => totals.set(key, (totals.get(key) ?? 0) + n);
@@ -123,6 +130,7 @@ export function liveCountsOf(server: () => SocketServer | undefined, redisUp: ()
   return {
     redisUp,
     unauthenticatedSessions: () => server()?.unauthenticated() ?? 0,
+    presence: () => server()?.context.presence.counts() ?? none,
     connectionsByTransport: () => tally((add, socket) => add(socket.conn.transport.name)),
     subscriptionsByNamespace: () =>
       tally((add, socket) => {
@@ -140,6 +148,8 @@ export function createSocketServer({
   store,
   metrics,
   verifyToken,
+  presenceStore,
+  notifyWebhooks,
 }: SocketServerDeps): SocketServer {
   let draining = false;
   const isReady = () => !draining && redis.isUp();
@@ -180,7 +190,11 @@ export function createSocketServer({
     sharded,
     log.child({ module: "feed" }),
     (channel, message) =>
-      "closed" in message ? delivery.onChannelClosed(channel, message) : delivery.onChannelMessage(channel, message),
+      "closed" in message
+        ? delivery.onChannelClosed(channel, message)
+        : "presence" in message
+          ? delivery.onPresence(channel, message.presence)
+          : delivery.onChannelMessage(channel, message),
   );
   // Events published here reach this replica's subscribers without the round trip through Redis.
   store.onPublished = (channel, message) => delivery.onLocalPublish(channel, message);
@@ -191,11 +205,21 @@ export function createSocketServer({
     feed.release(channel);
     delivery.forget(channel);
   });
+  const presenceTracker = new PresenceTracker(
+    presenceStore,
+    registry,
+    config,
+    metrics,
+    log.child({ module: "presence" }),
+    notifyWebhooks,
+  );
   const context: GatewayContext = {
     config,
     registry,
     store,
     delivery,
+    presence: presenceTracker,
+    presenceStore,
     feed,
     admission,
     verifyToken,
@@ -223,7 +247,7 @@ export function createSocketServer({
 
   // New sessions: refused (HTTP 503/429) while this replica cannot serve or too many are unauthenticated.
   const gate = new EngineGate(config, metrics, isReady);
-  const handlers = { subscribe, unsubscribe, publish, control, refresh };
+  const handlers = { subscribe, unsubscribe, publish, control, refresh, presence, presence_stats: presenceStats };
   const limits = limitsOf(config);
   const welcome = welcomeTail(config.nodeId, limits);
   const requests = new RequestRouter(context, handlers, new RequestLimits(config));
@@ -350,6 +374,7 @@ export function createSocketServer({
       for (const socket of io.of("/").sockets.values()) closeConnection(socket, "draining");
       await new Promise<void>((resolve) => io.close(() => resolve()));
       quotas.close();
+      presenceTracker.close();
       context.expiry.close();
     },
   };

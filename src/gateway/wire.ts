@@ -26,6 +26,11 @@ export function eventJsonOf(packet: string): string {
   return packet.slice(EVENT_HEAD.length, -1);
 }
 
+/** Socket.IO EVENT packet `2["presence",<json>]`: a join or leave. */
+export function presencePacket(json: string): string {
+  return `2["presence",${json}]`;
+}
+
 const WELCOME_HEAD = '2["welcome",{"sessionId":';
 
 /** The `welcome` packet: its fixed tail (node and limits) is encoded once per replica. */

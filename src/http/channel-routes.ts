@@ -1,14 +1,16 @@
 /**
  * Publishing and history over HTTP (docs/protocol.md, "HTTP API"):
- * POST /v1/channels/:channel/events, POST /v1/publish (a batch), GET /v1/channels/:channel/history.
+ * POST /v1/channels/:channel/events, POST /v1/publish (a batch), GET /v1/channels/:channel/history,
+ * GET /v1/channels/:channel/presence and /presence/stats (docs/protocol.md, "Presence").
  * Publishing needs scope `publish` and, for channels of an environment or a job, that
  * environment in the token's `envs`.
  */
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import type { Principal } from "../auth/token-verifier.js";
 import type { ChannelRegistry, ResolvedChannel } from "../channels/channel-registry.js";
 import type { ChannelStore, PublishInput } from "../channels/channel-store.js";
+import { requirePresence, type PresenceStore } from "../channels/presence.js";
 import { failedBecauseRedis } from "../cluster/redis-clients.js";
 import { RoomcastError, toErrorBody, type ErrorBody } from "../contracts/error-codes.js";
 import { httpBatchEventSchema, httpHistoryQuerySchema, httpPublishSchema, parseOrThrow } from "../contracts/schemas.js";
@@ -22,6 +24,8 @@ const DEFAULT_HISTORY_LIMIT = 100;
 export interface ChannelApi {
   registry: ChannelRegistry;
   store: ChannelStore;
+  presence: PresenceStore;
+  presenceMaxMembers: number;
   auth: V1Auth;
   log: Logger;
   isRedisUp: () => boolean;
@@ -129,10 +133,16 @@ export function channelRoutes(app: FastifyInstance, api: ChannelApi): void {
     return reply.code(202).send({ results });
   });
 
-  app.get<{ Params: { channel: string } }>("/v1/channels/:channel/history", route, async (request) => {
+  /** A channel the caller may read (history, presence): the grants of subscribe; an admin reads any. */
+  const readable = async (request: FastifyRequest<{ Params: { channel: string } }>): Promise<ResolvedChannel> => {
     const principal = principalOf(request);
     const target = api.registry.resolve(request.params.channel);
     if (!isAdmin(principal)) await api.registry.authorize(principal, target, "subscribe");
+    return target;
+  };
+
+  app.get<{ Params: { channel: string } }>("/v1/channels/:channel/history", route, async (request) => {
+    const target = await readable(request);
     const query = parseOrThrow(httpHistoryQuerySchema, request.query, "query");
     const limit = Math.min(query.limit ?? DEFAULT_HISTORY_LIMIT, Math.max(target.historySize, 1));
     const read = await api.store.read(
@@ -140,5 +150,21 @@ export function channelRoutes(app: FastifyInstance, api: ChannelApi): void {
       query.since === undefined ? { last: limit } : { since: query.since, limit },
     );
     return { offset: read.top, epoch: read.epoch, events: read.events };
+  });
+
+  /** Presence: a namespace without it is 4400 before any grant is looked at (it is configuration, not a secret). */
+  const withPresence = async (request: FastifyRequest<{ Params: { channel: string } }>): Promise<ResolvedChannel> => {
+    requirePresence(api.registry.resolve(request.params.channel));
+    return readable(request);
+  };
+
+  app.get<{ Params: { channel: string } }>("/v1/channels/:channel/presence", route, async (request) => {
+    const { channel } = await withPresence(request);
+    return api.presence.presence(channel, api.presenceMaxMembers);
+  });
+
+  app.get<{ Params: { channel: string } }>("/v1/channels/:channel/presence/stats", route, async (request) => {
+    const { channel } = await withPresence(request);
+    return api.presence.stats(channel);
   });
 }

@@ -16,6 +16,7 @@ import type { Logger } from "pino";
 import type { TokenVerifier } from "../auth/token-verifier.js";
 import type { ChannelRegistry } from "../channels/channel-registry.js";
 import type { ChannelStore } from "../channels/channel-store.js";
+import type { PresenceStore } from "../channels/presence.js";
 import type { Config } from "../config/load-config.js";
 import type { GatewayMetrics } from "../metrics/metrics.js";
 import { adminRoutes } from "./admin-routes.js";
@@ -33,6 +34,7 @@ export interface HttpDeps {
   verifyToken: TokenVerifier;
   registry: ChannelRegistry;
   store: ChannelStore;
+  presence: PresenceStore;
   log: Logger;
   /** Holds the cluster-wide HTTP rate-limit counters. */
   redis: RedisClient;
@@ -152,6 +154,8 @@ export function createHttpApp(options: HttpDeps): FastifyInstance {
     channelRoutes(v1, {
       registry: options.registry,
       store: options.store,
+      presence: options.presence,
+      presenceMaxMembers: config.presenceMaxMembers,
       auth,
       log: options.log,
       isRedisUp: options.isRedisUp,

@@ -28,6 +28,11 @@ export interface ExpiryJobData {
   jobId: string;
 }
 
+/** A channel whose webhook stream has occupancy changes to deliver (docs/protocol.md, "Presence"). */
+export interface WebhookJobData {
+  channel: string;
+}
+
 export function bullPrefix(config: Config): string {
   return `{${config.redisPrefix}:bull}`;
 }
@@ -35,6 +40,15 @@ export function bullPrefix(config: Config): string {
 export function expiryQueueName(config: Config): string {
   return `${config.queueName}-expiry`;
 }
+
+export function webhookQueueName(config: Config): string {
+  return `${config.queueName}-webhooks`;
+}
+
+/** Webhook deliveries: a failing receiver is retried for about 17 minutes (1 s, 2 s, ... 512 s). */
+const WEBHOOK_ATTEMPTS = 10;
+const WEBHOOK_BACKOFF_MS = 1000;
+const WEBHOOK_FAILED_KEPT_S = 86_400;
 
 /**
  * A Redis connection for BullMQ. `producer` (gateways adding jobs) fails fast like our own
@@ -74,8 +88,11 @@ export function jobOptions(
 export interface JobQueues {
   jobs: Queue<QueuedJobData>;
   expiry: Queue<ExpiryJobData>;
+  webhooks: Queue<WebhookJobData>;
   /** When a job's channel closes: `retentionS` after it finished. */
   scheduleExpiry(jobId: string): Promise<void>;
+  /** These channels' webhook streams have changes: a worker delivers each channel's, in order. */
+  deliverWebhooks(channels: readonly string[]): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -83,12 +100,21 @@ export function openJobQueues(config: Config, connection: RedisClient): JobQueue
   const prefix = bullPrefix(config);
   const jobs = new Queue<QueuedJobData>(config.queueName, { connection, prefix });
   const expiry = new Queue<ExpiryJobData>(expiryQueueName(config), { connection, prefix });
+  const webhooks = new Queue<WebhookJobData>(webhookQueueName(config), { connection, prefix });
   // BullMQ re-emits connection errors on the queue; our client already logs them once.
   jobs.on("error", () => undefined);
   expiry.on("error", () => undefined);
+  webhooks.on("error", () => undefined);
+  const webhookJob: JobsOptions = {
+    attempts: WEBHOOK_ATTEMPTS,
+    backoff: { type: "exponential", delay: WEBHOOK_BACKOFF_MS },
+    removeOnComplete: true,
+    removeOnFail: { age: WEBHOOK_FAILED_KEPT_S },
+  };
   return {
     jobs,
     expiry,
+    webhooks,
     async scheduleExpiry(jobId) {
       // The job id makes it idempotent: a second finish of the same job schedules nothing.
       await expiry.add(
@@ -97,8 +123,11 @@ export function openJobQueues(config: Config, connection: RedisClient): JobQueue
         { jobId: `close-${jobId}`, delay: config.jobRetentionS * 1000, removeOnComplete: true, removeOnFail: true },
       );
     },
+    async deliverWebhooks(channels) {
+      await webhooks.addBulk(channels.map((channel) => ({ name: "deliver", data: { channel }, opts: webhookJob })));
+    },
     async close() {
-      await Promise.allSettled([jobs.close(), expiry.close()]);
+      await Promise.allSettled([jobs.close(), expiry.close(), webhooks.close()]);
     },
   };
 }

@@ -5,6 +5,7 @@
  * (event loop lag, heap, GC) too.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { WEBHOOK_EVENTS } from "../contracts/webhooks.js";
 
 export type RedisOperation = "publish" | "read" | "quota";
 
@@ -35,6 +36,10 @@ export interface GatewayMetrics extends PublishPathMetrics {
   redisLinkMoves: Counter;
   httpRequests: Counter<"route" | "status">;
   httpDuration: Histogram<"route">;
+  /** Users per channel, observed as this replica renews its connections' presence there. */
+  presenceUsers: Histogram;
+  /** Joins and leaves this replica announced (a user's first connection came, its last one went). */
+  presenceChanges: Counter<"action">;
 }
 
 export interface LiveCounts {
@@ -46,6 +51,8 @@ export interface LiveCounts {
   subscriptionsByNamespace(): Map<string, number>;
   /** Engine.IO sessions that have not completed the Socket.IO CONNECT yet. */
   unauthenticatedSessions(): number;
+  /** Channels with presence this replica renews, and its connections present on them. */
+  presence(): { channels: number; connections: number };
 }
 
 /** Label values known up front: their series exist from the start (at 0), so rate() sees the first burst. */
@@ -154,6 +161,22 @@ export function createMetrics(nodeId: string, live: LiveCounts, known: KnownLabe
       this.set(live.unauthenticatedSessions());
     },
   });
+  new Gauge({
+    name: "roomcast_presence_channels",
+    help: "Channels with presence on which this replica has connections (and renews their leases).",
+    registers,
+    collect() {
+      this.set(live.presence().channels);
+    },
+  });
+  new Gauge({
+    name: "roomcast_presence_connections",
+    help: "This replica's connections present on channels (one per connection and channel).",
+    registers,
+    collect() {
+      this.set(live.presence().connections);
+    },
+  });
   const publishPath = publishPathMetrics(registers, known.namespaces, live.redisUp);
 
   const metrics: GatewayMetrics = {
@@ -246,7 +269,20 @@ export function createMetrics(nodeId: string, live: LiveCounts, known: KnownLabe
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers,
     }),
+    presenceUsers: new Histogram({
+      name: "roomcast_presence_channel_users",
+      help: "Users present on a channel, observed each time this replica renews its connections there.",
+      buckets: [1, 2, 5, 10, 50, 100, 500, 1000, 5000, 20000, 100000],
+      registers,
+    }),
+    presenceChanges: new Counter({
+      name: "roomcast_presence_changes_total",
+      help: "Presence joins and leaves this replica announced (a user's first connection on a channel came, its last one went), by action.",
+      labelNames: ["action"],
+      registers,
+    }),
   };
+  for (const action of ["join", "leave"]) metrics.presenceChanges.inc({ action }, 0);
   for (const reason of REFUSAL_REASONS) metrics.connectionRefusals.inc({ reason }, 0);
   for (const event of known.events) metrics.requests.inc({ event, outcome: "ok" }, 0);
   for (const namespace of known.namespaces) metrics.delivered.inc({ namespace }, 0);
@@ -269,6 +305,9 @@ export interface WorkerMetrics extends PublishPathMetrics {
   logLines: Counter<"processor">;
   stalled: Counter;
   publishRetries: Counter;
+  /** Webhook POSTs, by event and outcome (delivered, failed: retried later, skipped: an event not configured). */
+  webhooks: Counter<"event" | "outcome">;
+  webhookDuration: Histogram;
 }
 
 export interface WorkerLiveCounts {
@@ -342,7 +381,21 @@ export function createWorkerMetrics(
       help: "Job channel publishes retried after a failure (Redis away).",
       registers,
     }),
+    webhooks: new Counter({
+      name: "roomcast_webhook_deliveries_total",
+      help: "Presence webhook POSTs from this worker, by event and outcome (delivered: a 2xx; failed: retried with backoff).",
+      labelNames: ["event", "outcome"],
+      registers,
+    }),
+    webhookDuration: new Histogram({
+      name: "roomcast_webhook_duration_seconds",
+      help: "How long webhook receivers took to answer.",
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
   };
+  for (const event of WEBHOOK_EVENTS)
+    for (const outcome of ["delivered", "failed"]) metrics.webhooks.inc({ event, outcome }, 0);
   for (const processor of known.processors) {
     metrics.logLines.inc({ processor }, 0);
     for (const outcome of ATTEMPT_OUTCOMES) {

@@ -12,13 +12,14 @@ export type RedisTopology = "single" | "cluster";
 
 export const TOPOLOGY: RedisTopology = process.env.ROOMCAST_TEST_REDIS === "cluster" ? "cluster" : "single";
 
-/** Per-connection, per-user, per-IP and HTTP limits off: for tests about something else. */
+/** Per-connection, per-user, per-IP (handshakes too) and HTTP limits off: for tests about something else. */
 export const LIMITS_OFF = Object.freeze({
   ROOMCAST_RATE_LIMIT: "0",
   ROOMCAST_HTTP_RATE_LIMIT: "0",
   ROOMCAST_MAX_CONNECTIONS_PER_IP: "0",
   ROOMCAST_MAX_CONNECTIONS_PER_USER: "0",
   ROOMCAST_MAX_CONNECTIONS_PER_ENV: "0",
+  ROOMCAST_MAX_UNAUTHENTICATED_PER_IP: "0",
 });
 
 export interface TestRedis {

@@ -193,6 +193,8 @@ describe("loadConfig", () => {
       historySize: 50,
       policy: "conflate",
       snapshot: "none",
+      presence: false,
+      joinLeave: false,
     });
     // A file entry for a built-in namespace replaces it; schema defaults fill the rest.
     assert.deepEqual(namespaces.user, {
@@ -201,6 +203,8 @@ describe("loadConfig", () => {
       historySize: 5,
       policy: "reliable",
       snapshot: "none",
+      presence: false,
+      joinLeave: false,
     });
     assert.deepEqual(namespaces.env, BUILT_IN_NAMESPACES.env);
     assert.deepEqual(namespaces.job, BUILT_IN_NAMESPACES.job);
@@ -238,6 +242,31 @@ describe("loadConfig", () => {
         /^invalid setting ROOMCAST_RATE_BURST: /,
       ],
       ["REDIS_URL scheme", () => loadConfig({ env: { REDIS_URL: "http://x" } }), /^invalid setting REDIS_URL: /],
+      [
+        "webhook URLs without a secret",
+        () => loadConfig({ env: { ROOMCAST_WEBHOOK_URLS: "https://example.com/hooks" } }),
+        /^missing setting ROOMCAST_WEBHOOK_SECRET: /,
+      ],
+      [
+        "short webhook secret",
+        () => loadConfig({ env: { ROOMCAST_WEBHOOK_URLS: "https://example.com/h", ROOMCAST_WEBHOOK_SECRET: "short" } }),
+        /^invalid setting ROOMCAST_WEBHOOK_SECRET: must be at least 32 bytes/,
+      ],
+      [
+        "webhook URL scheme",
+        () => loadConfig({ env: { ROOMCAST_WEBHOOK_URLS: "ftp://x", ROOMCAST_WEBHOOK_SECRET: "x".repeat(32) } }),
+        /^invalid setting ROOMCAST_WEBHOOK_URLS: expected http/,
+      ],
+      [
+        "unknown webhook event",
+        () => loadConfig({ env: { ROOMCAST_WEBHOOK_EVENTS: "member_added,member_left" } }),
+        /^invalid setting ROOMCAST_WEBHOOK_EVENTS: "member_left" is none of/,
+      ],
+      [
+        "presence lease under 3 s",
+        () => loadConfig({ env: { ROOMCAST_PRESENCE_LEASE_S: "2" } }),
+        /^invalid setting ROOMCAST_PRESENCE_LEASE_S: /,
+      ],
       [
         "redis prefix",
         () => loadConfig({ env: { ROOMCAST_REDIS_PREFIX: "a b" } }),
@@ -299,6 +328,11 @@ describe("loadConfig", () => {
           "ns-extra.yaml",
           "namespaces:\n  chat:\n    subscribe: { match: any }\n    colour: blue\n",
           /^invalid setting namespaces\.chat\b.*\(ROOMCAST_CONFIG\).*colour/,
+        ],
+        [
+          "ns-join-leave.yaml",
+          "namespaces:\n  chat:\n    subscribe: { match: any }\n    joinLeave: true\n",
+          /^invalid setting namespaces\.chat\.joinLeave \(ROOMCAST_CONFIG\).*needs presence/,
         ],
         ["ns-list.yaml", "namespaces: [a]\n", /^invalid setting namespaces \(ROOMCAST_CONFIG\)/],
         ["list.yaml", "- 1\n", /^invalid setting ROOMCAST_CONFIG: .* must hold an object/],

@@ -24,6 +24,7 @@ export async function subscribe(
   await ctx.registry.authorize(socket.data.principal, target, "subscribe");
   const subscriptions = socket.data.subscriptions;
   let sub = subscriptions.get(req.channel);
+  let entered: Promise<void> | undefined;
   if (!sub) {
     const max = ctx.config.maxSubscriptions;
     if (max > 0 && subscriptions.size >= max) {
@@ -44,6 +45,12 @@ export async function subscribe(
       if (subscriptions.get(req.channel) === sub) endSubscription(ctx, socket, req.channel);
       throw new RoomcastError("unavailable", "cannot subscribe while Redis is unavailable; retry");
     }
+    // Present before the answer (sent ahead of the history read, on the same Redis connection).
+    // Should it fail, the subscription stands: the next presence round joins it again.
+    if (target.settings.presence)
+      entered = ctx.presence
+        .enter(socket, target)
+        .catch((err: unknown) => ctx.log.debug({ err, channel: req.channel }, "presence join failed"));
   } else {
     sub.state = "syncing";
     sub.pending = undefined;
@@ -53,6 +60,7 @@ export async function subscribe(
   let position;
   try {
     position = await readPosition(ctx.store, target, req);
+    await entered;
   } catch (err) {
     if (subscriptions.get(req.channel) === sub && sub.generation === generation)
       endSubscription(ctx, socket, req.channel);

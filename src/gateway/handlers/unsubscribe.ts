@@ -21,6 +21,7 @@ export function endSubscription(ctx: GatewayContext, socket: RoomcastSocket, cha
   if (!sub) return false;
   socket.data.subscriptions.delete(channel);
   void socket.leave(roomOf(channel));
+  if (sub.target.settings.presence) ctx.presence.leave(socket, channel);
   ctx.admission.leaveEnvironment(socket, sub.target);
   return true;
 }
