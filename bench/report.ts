@@ -70,6 +70,13 @@ export function checkTargets(results: ScenarioResult[]): TargetCheck[] {
         : `${lost} lost, ${resubscribed}/${clients} resubscribed, ${notRecovered} not recovered`,
     met: lost === undefined ? undefined : lost === 0 && resubscribed === clients && notRecovered === 0,
   });
+  const stats = figure(results, "presence", "roomcast", "presence_stats_p99_ms");
+  const present = figure(results, "presence", "roomcast", "connections");
+  checks.push({
+    target: "presence_stats p99 on a channel of 20,000 connections < 5 ms",
+    value: stats === undefined ? "n/a" : `${stats.toFixed(2)} ms at ${present} connections`,
+    met: stats === undefined || (present ?? 0) < 20_000 ? undefined : stats < 5,
+  });
   return checks;
 }
 

@@ -25,6 +25,7 @@ import { idleMemory } from "./scenarios/idle-memory.js";
 import { jobStream } from "./scenarios/job-stream.js";
 import { latency } from "./scenarios/latency.js";
 import { manyChannels } from "./scenarios/many-channels.js";
+import { presence } from "./scenarios/presence.js";
 import { recovery } from "./scenarios/recovery.js";
 import { checkTargets, markdownReport } from "./report.js";
 
@@ -51,6 +52,7 @@ export const SCENARIOS: Scenario[] = [
   { name: "many-channels", systems: ALL, run: manyChannels },
   { name: "job-stream", systems: ["roomcast"], run: (_key, profile) => jobStream(profile) },
   { name: "recovery", systems: ALL, run: recovery },
+  { name: "presence", systems: ["roomcast"], run: (_key, profile) => presence(profile) },
 ];
 
 function option(name: string): string | undefined {

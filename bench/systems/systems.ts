@@ -128,8 +128,11 @@ export async function startSystem(
       case "roomcast": {
         const dir = mkdtempSync(join(tmpdir(), "roomcast-bench-"));
         const config = join(dir, "roomcast.yaml");
-        // A namespace any valid token may subscribe to, reliable, default history.
-        writeFileSync(config, "namespaces:\n  bench:\n    subscribe: { match: any }\n");
+        // A namespace any valid token may subscribe to, reliable, default history; and one with presence.
+        writeFileSync(
+          config,
+          "namespaces:\n  bench:\n    subscribe: { match: any }\n  lobby:\n    subscribe: { match: any }\n    presence: true\n",
+        );
         for (let i = 0; i < options.replicas; i++) {
           replicas.push(
             await startNodeServer(join(ROOT, "dist/cli.js"), ["gateway"], {

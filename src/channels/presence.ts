@@ -93,9 +93,19 @@ return { joined, redis.call('HLEN', KEYS[3]), redis.call('ZCARD', KEYS[1]), hook
  */
 const SWEEP_SCRIPT = `${HOOK_LUA}
 local missing = {}
-for i = 7, #ARGV do
-  if redis.call('ZSCORE', KEYS[1], ARGV[i]) then redis.call('ZADD', KEYS[1], 'GT', ARGV[6], ARGV[i])
-  else missing[#missing + 1] = ARGV[i] end
+if #ARGV >= 7 then
+  -- One ZMSCORE and one ZADD for the whole batch, not two calls per connection.
+  local scores = redis.call('ZMSCORE', KEYS[1], unpack(ARGV, 7))
+  local renew = { 'ZADD', KEYS[1], 'XX', 'GT' }
+  for i, score in ipairs(scores) do
+    if score then
+      renew[#renew + 1] = ARGV[6]
+      renew[#renew + 1] = ARGV[i + 6]
+    else
+      missing[#missing + 1] = ARGV[i + 6]
+    end
+  end
+  if #renew > 4 then redis.call(unpack(renew)) end
 end
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 1000)
 local head = '{"channel":' .. ARGV[5] .. ',"ts":' .. ARGV[1]

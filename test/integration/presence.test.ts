@@ -9,7 +9,7 @@ import { after, before, describe, it } from "node:test";
 import type { PresenceEvent, PresenceOk, PresenceStatsOk } from "../../src/contracts/events.js";
 import { refusedWith, type Answer } from "../support/answers.js";
 import { connect, httpGet, request, token, waitUntil, type TestSocket } from "../support/clients.js";
-import { LIMITS_OFF, startCluster, type TestCluster } from "../support/cluster.js";
+import { LIMITS_OFF, redisCommand, startCluster, type TestCluster } from "../support/cluster.js";
 import { createJob, JOB_SCOPES } from "../support/jobs.js";
 import { range, sleep } from "../support/util.js";
 
@@ -225,6 +225,26 @@ describe("presence", () => {
       range(100, 149)
         .map((i) => `u${i}`)
         .sort(),
+    );
+  });
+
+  it("an entry lost in Redis (a failover that lost writes) comes back at its replica's next renewal", async () => {
+    const [a] = cluster.gateways;
+    const channel = freshChannel();
+    const judy = await join(a!.url, "judy", channel);
+    for (const key of ["conns", "owners", "users", "info"])
+      redisCommand(cluster.redis, "DEL", `rc:{${channel}}:p:${key}`);
+    assert.deepEqual(await statsOf(judy, channel), { ok: true, channel, users: 0, connections: 0 });
+    const deadline = Date.now() + LEASE_S * 1000;
+    let stats = await statsOf(judy, channel);
+    while (stats.users === 0 && Date.now() < deadline) {
+      await sleep(100);
+      stats = await statsOf(judy, channel);
+    }
+    assert.deepEqual(stats, { ok: true, channel, users: 1, connections: 1 });
+    assert.deepEqual(
+      (await presenceOf(judy, channel)).members!.map((m) => m.user),
+      ["judy"],
     );
   });
 
