@@ -18,7 +18,7 @@ import {
   type QueuedJobData,
   type WebhookJobData,
 } from "../jobs/job-queue.js";
-import { WebhookSender } from "../jobs/webhook-sender.js";
+import { webhookBackoff, WebhookSender } from "../jobs/webhook-sender.js";
 import { createWorkerMetrics, type WorkerMetrics } from "../metrics/metrics.js";
 import { CloseOrder } from "./close-order.js";
 import { channelStore, jobChannels, jobQueues, openCore } from "./core.js";
@@ -106,6 +106,7 @@ export async function createJobWorker(config: Config, log: Logger): Promise<JobW
       connection: connect(),
       prefix,
       concurrency: WEBHOOK_CONCURRENCY,
+      settings: { backoffStrategy: webhookBackoff },
     });
     webhookWorker.on("error", (err) => log.warn({ err: err.message }, "webhook worker error"));
   }

@@ -45,9 +45,10 @@ export function webhookQueueName(config: Config): string {
   return `${config.queueName}-webhooks`;
 }
 
-/** Webhook deliveries: a failing receiver is retried for about 17 minutes (1 s, 2 s, ... 512 s). */
-const WEBHOOK_ATTEMPTS = 10;
-const WEBHOOK_BACKOFF_MS = 1000;
+/** The backoff strategy of webhook jobs (the workers' webhookBackoff: exponential, capped at 10 minutes). */
+export const WEBHOOK_BACKOFF = "capped";
+/** Retried for about a day, as long as a channel's changes are kept. */
+const WEBHOOK_ATTEMPTS = 150;
 const WEBHOOK_FAILED_KEPT_S = 86_400;
 
 /**
@@ -107,7 +108,7 @@ export function openJobQueues(config: Config, connection: RedisClient): JobQueue
   webhooks.on("error", () => undefined);
   const webhookJob: JobsOptions = {
     attempts: WEBHOOK_ATTEMPTS,
-    backoff: { type: "exponential", delay: WEBHOOK_BACKOFF_MS },
+    backoff: { type: WEBHOOK_BACKOFF },
     removeOnComplete: true,
     removeOnFail: { age: WEBHOOK_FAILED_KEPT_S },
   };

@@ -8,8 +8,10 @@
  *   an entry goes again only to a URL that did not accept it;
  * - in order per channel: one worker at a time holds the channel (a lock with a token, kept
  *   alive while it sends); a job that finds the channel held waits a moment and tries again;
- * - a URL that fails stops at that entry, the job fails and BullMQ retries it with backoff;
- *   the other URLs are not held back;
+ * - a URL that fails stops at that entry, the job fails and BullMQ retries it with backoff
+ *   (1 s, 2 s, 4 s ... then every 10 minutes, for about a day, as long as the changes are
+ *   kept); one job per channel retries, the jobs of later changes leave it to that one; the
+ *   other URLs are not held back;
  * - signed: `X-Roomcast-Signature: sha256=<hex HMAC-SHA256 of the body>` with the webhook secret.
  */
 import { createHmac, randomUUID } from "node:crypto";
@@ -35,6 +37,17 @@ const LOCK_MS = POST_TIMEOUT_MS * 3;
 const HELD_RETRY_MS = 200;
 /** Entries read from the stream per call. */
 const READ_BATCH = 100;
+/** Retries wait 1 s, 2 s, 4 s ... and then every 10 minutes, until the changes expire (a day). */
+const RETRY_FIRST_MS = 1000;
+const RETRY_MAX_MS = 600_000;
+/** The channel's retrying job is known this long after its last attempt (longer than the longest wait). */
+const RETRIER_MS = RETRY_MAX_MS + 5 * 60_000;
+
+/** BullMQ backoff strategy of the webhook jobs: exponential, capped. */
+export function webhookBackoff(attemptsMade: number): number {
+  return Math.min(RETRY_FIRST_MS * 2 ** Math.max(attemptsMade - 1, 0), RETRY_MAX_MS);
+}
+
 /** Positions live as long as the stream (a day after the channel's last change). */
 const POSITIONS_TTL_MS = 86_400_000;
 
@@ -98,15 +111,26 @@ export class WebhookSender {
       await job.moveToDelayed(Date.now() + HELD_RETRY_MS, jobToken);
       throw new DelayedError();
     }
+    const retrier = `${keys.hooks}:retrier`;
+    const id = job.id ?? token;
     try {
       const results = await Promise.allSettled(
         this.config.webhookUrls.map((url) =>
           this.sendTo(url, channel, keys.hooks, `${keys.hooks}:positions`, lock, token),
         ),
       );
-      const failed = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
-      if (failed.length > 0)
-        throw failed[0]!.reason instanceof Error ? failed[0]!.reason : new Error(String(failed[0]!.reason));
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+      if (!failed) {
+        if ((await this.redis.get(retrier)) === id) await this.redis.del(retrier);
+        return;
+      }
+      // One job per channel retries (it sends everything pending when it does): the jobs of
+      // later changes, failing meanwhile, leave it to that one instead of each retrying too.
+      const claimed = await this.redis.set(retrier, id, "PX", RETRIER_MS, "NX");
+      const mine = claimed === "OK" || (await this.redis.get(retrier)) === id;
+      if (!mine) return;
+      await this.redis.pexpire(retrier, RETRIER_MS);
+      throw failed.reason instanceof Error ? failed.reason : new Error(String(failed.reason));
     } finally {
       await this.redis.roomcastHookLockRelease(lock, token).catch(() => undefined);
     }

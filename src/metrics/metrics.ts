@@ -305,7 +305,7 @@ export interface WorkerMetrics extends PublishPathMetrics {
   logLines: Counter<"processor">;
   stalled: Counter;
   publishRetries: Counter;
-  /** Webhook POSTs, by event and outcome (delivered, failed: retried later, skipped: an event not configured). */
+  /** Webhook POSTs, by event and outcome (delivered: a 2xx; failed: retried later). */
   webhooks: Counter<"event" | "outcome">;
   webhookDuration: Histogram;
 }
