@@ -493,6 +493,7 @@ describe("helm chart helm/roomcast", { skip }, () => {
       bad(["--set", "settings.ROOMCAST_MAX_CONECTIONS_PER_IP=1000"]),
       bad(["--set", "settings.ROOMCAST_DRAIN_S=30"]),
       bad(["--set", "channelNamespaces.chat.subscribe.match=anyone"]),
+      bad(["--set", "channelNamespaces.chat.subscribe.match=any", "--set", "channelNamespaces.chat.joinLeave=true"]),
       bad(["--set", "auth.method=rsa"]),
       bad(["--set", "redis.url=http://redis:6379"]),
       bad(["--set", "settings.ROOMCAST_WEBHOOK_URLS=https://hooks.example.com/roomcast"]),
@@ -536,6 +537,7 @@ describe("helm chart helm/roomcast", { skip }, () => {
       settingTypo,
       managed,
       nsTypo,
+      nsJoinLeave,
       method,
       redisScheme,
       webhookSetting,
@@ -561,6 +563,7 @@ describe("helm chart helm/roomcast", { skip }, () => {
       settingTypo: settingTypo!,
       managed: managed!,
       nsTypo: nsTypo!,
+      nsJoinLeave: nsJoinLeave!,
       method: method!,
       redisScheme: redisScheme!,
       webhookSetting: webhookSetting!,
@@ -998,6 +1001,8 @@ describe("helm chart helm/roomcast", { skip }, () => {
     const config = loadConfig({ env: { ROOMCAST_CONFIG: path }, argv: [] });
     assert.deepEqual(Object.keys(config.namespaces).sort(), ["chat", "env", "job", "team", "user"]);
     assert.equal(config.namespaces.chat!.historySize, 200);
+    assert.equal(config.namespaces.chat!.presence, true);
+    assert.equal(config.namespaces.chat!.joinLeave, true);
     assert.deepEqual(config.namespaces.chat!.publish, { match: "any", scope: "chat:write" });
     assert.deepEqual(config.namespaces.team!.streams?.presence, { policy: "conflate", snapshot: "latest" });
     // The same values as the values file said, nothing lost on the way.
@@ -1355,6 +1360,7 @@ describe("helm chart helm/roomcast", { skip }, () => {
       settingTypo: /\/settings': additional properties 'ROOMCAST_MAX_CONECTIONS_PER_IP' not allowed/,
       managed: /\/settings': additional properties 'ROOMCAST_DRAIN_S' not allowed/,
       nsTypo: /\/channelNamespaces\/chat\/subscribe\/match': value must be one of/,
+      nsJoinLeave: /\/channelNamespaces\/chat': missing property 'presence'/,
       method: /\/auth\/method': value must be one of 'hs256', 'publicKey', 'jwks'/,
       redisScheme: /\/redis\/url'/,
       webhookSetting: /\/settings': additional properties 'ROOMCAST_WEBHOOK_URLS' not allowed/,
