@@ -238,7 +238,7 @@ const CHANNELS: DashboardSpec = {
   uid: "roomcast-channels",
   title: "roomcast / Channels and delivery",
   description:
-    "Subscriptions, published and delivered events by namespace, fan-out, delivery latency, recoveries with since, lag notices and slow-consumer disconnects.",
+    "Subscriptions, published and delivered events by namespace, fan-out, delivery latency, recoveries with since, lag notices, slow-consumer disconnects and presence.",
   rows: [
     {
       title: "Subscriptions",
@@ -372,6 +372,39 @@ const CHANNELS: DashboardSpec = {
         },
       ],
     },
+    {
+      title: "Presence",
+      panels: [
+        {
+          title: "Channels with presence by node",
+          description:
+            "Channels with presence (namespaces with presence: true, like env and job) on which a replica has connections and renews their leases. A channel with members on several replicas counts on each.",
+          targets: [{ expr: `max by (node) (roomcast_presence_channels{${N}})`, legend: "{{node}}" }],
+        },
+        {
+          title: "Present connections by node",
+          description: "Connections present on channels, per replica: one per connection and channel.",
+          targets: [{ expr: `max by (node) (roomcast_presence_connections{${N}})`, legend: "{{node}}" }],
+        },
+        {
+          title: "Joins and leaves",
+          unit: "ops",
+          description:
+            "Presence changes announced by the selected replicas: join (a user's first connection on a channel came), leave (its last one went, ROOMCAST_PRESENCE_DEBOUNCE_S later, or a dead replica's members were swept).",
+          targets: [{ expr: sumRate("action", "roomcast_presence_changes_total"), legend: "{{action}}" }],
+        },
+        {
+          title: "Users per channel",
+          description:
+            "Users present on a channel, observed each time a replica renews its connections there (every quarter of ROOMCAST_PRESENCE_LEASE_S): p50, p95 and p99. Above ROOMCAST_PRESENCE_MAX_MEMBERS, presence answers hold only the counts.",
+          targets: [
+            { expr: quantile(0.5, "roomcast_presence_channel_users"), legend: "p50" },
+            { expr: quantile(0.95, "roomcast_presence_channel_users"), legend: "p95" },
+            { expr: quantile(0.99, "roomcast_presence_channel_users"), legend: "p99" },
+          ],
+        },
+      ],
+    },
   ],
 };
 
@@ -497,7 +530,7 @@ const JOBS: DashboardSpec = {
   uid: "roomcast-jobs",
   title: "roomcast / Jobs and workers",
   description:
-    "The job queue and its workers (roomcast worker): queue depth by state, running attempts, how attempts end, their duration, log lines streamed to job channels, stalled jobs and publish retries. The node picker lists workers.",
+    "The job queue and its workers (roomcast worker): queue depth by state, running attempts, how attempts end, their duration, log lines streamed to job channels, stalled jobs, publish retries and presence webhook deliveries. The node picker lists workers.",
   nodes: "workers",
   rows: [
     {
@@ -628,6 +661,51 @@ const JOBS: DashboardSpec = {
           description: "p99 of the publish script and history reads from the selected workers.",
           targets: [
             { expr: quantile(0.99, "roomcast_redis_command_duration_seconds", "operation"), legend: "{{operation}}" },
+          ],
+        },
+      ],
+    },
+    {
+      title: "Webhooks",
+      panels: [
+        {
+          title: "Webhook deliveries by outcome",
+          unit: "ops",
+          description:
+            "Presence webhook POSTs from the selected workers: delivered (a 2xx) or failed (another status, a timeout after 5 s, no connection; retried with backoff, in order per channel). Nothing unless ROOMCAST_WEBHOOK_URLS is set.",
+          targets: [{ expr: sumRate("outcome", "roomcast_webhook_deliveries_total"), legend: "{{outcome}}" }],
+        },
+        {
+          title: "Webhook failure ratio",
+          unit: "percentunit",
+          min: 0,
+          max: 1,
+          description:
+            "Failed POSTs divided by all POSTs (RoomcastWebhooksFailing fires above 50% over 10 minutes). The workers' logs name the URL and the status.",
+          targets: [
+            {
+              expr: `${sumRate("", "roomcast_webhook_deliveries_total", ', outcome="failed"')} / ${sumRate("", "roomcast_webhook_deliveries_total", ', outcome=~"delivered|failed"')}`,
+              legend: "failed",
+            },
+          ],
+        },
+        {
+          title: "Webhook deliveries by event",
+          unit: "ops",
+          description:
+            "The same POSTs by event (channel_occupied, channel_vacated, member_added, member_removed; only those of ROOMCAST_WEBHOOK_EVENTS are sent) and outcome.",
+          targets: [
+            { expr: sumRate("event, outcome", "roomcast_webhook_deliveries_total"), legend: "{{event}} {{outcome}}" },
+          ],
+        },
+        {
+          title: "Webhook receiver duration",
+          unit: "s",
+          description:
+            "How long receivers took to answer a POST, p50 and p95 (a receiver that has not answered after 5 s failed). A slow receiver delays every later change of the channels it gets.",
+          targets: [
+            { expr: quantile(0.5, "roomcast_webhook_duration_seconds"), legend: "p50" },
+            { expr: quantile(0.95, "roomcast_webhook_duration_seconds"), legend: "p95" },
           ],
         },
       ],

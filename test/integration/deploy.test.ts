@@ -286,6 +286,38 @@ describe("docker-compose.yml", () => {
     }
   });
 
+  it("has presence webhooks off, and its commented-out example gives gateways and the worker the same webhook settings", () => {
+    for (const [name, service] of roomcast)
+      assert.deepEqual(
+        Object.keys(service.environment ?? {}).filter((k) => k.startsWith("ROOMCAST_WEBHOOK_")),
+        [],
+        `${name}: webhooks are on by default`,
+      );
+    // What the file's comment says to do: delete the {} and uncomment the lines under it.
+    const text = read("docker-compose.yml");
+    const on = text.replace(
+      /^(x-webhook-env: &webhook-env) \{\}\n((?: {2}# .*\n)+)/m,
+      (_, head: string, lines: string) => `${head}\n${lines.replace(/^ {2}# /gm, "  ")}`,
+    );
+    assert.notEqual(on, text, "no commented-out webhook example under x-webhook-env");
+    const services = (parseDocument(on, { merge: true }).toJS() as typeof compose).services;
+    const webhookEnv = (name: string) =>
+      Object.fromEntries(
+        Object.entries(services[name]!.environment ?? {})
+          .filter(([k]) => k.startsWith("ROOMCAST_WEBHOOK_"))
+          .map(([k, v]) => [k, String(v).replace(/\$\{[^}]+\}/g, "compose-secret-of-at-least-32-characters")]),
+      );
+    const expected = webhookEnv("worker");
+    assert.deepEqual(Object.keys(expected).sort(), [
+      "ROOMCAST_WEBHOOK_EVENTS",
+      "ROOMCAST_WEBHOOK_SECRET",
+      "ROOMCAST_WEBHOOK_URLS",
+    ]);
+    for (const [name] of roomcast) assert.deepEqual(webhookEnv(name), expected, `${name}: other webhook settings`);
+    const config = loadConfig({ env: { REDIS_URL: "redis://redis:6379", ...expected } });
+    assert.equal(config.webhookUrls.length, 1);
+  });
+
   it("mounts files that exist; HAProxy's servers and Prometheus's targets are its services", () => {
     for (const [name, service] of Object.entries(compose.services)) {
       for (const volume of service.volumes ?? []) {

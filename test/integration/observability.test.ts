@@ -3,7 +3,8 @@
  * (grafana/alerts/roomcast-rules.yml) against real metrics: two real gateway processes and a
  * real worker get real traffic (socket.io-client connections over websocket and polling, HTTP
  * publishes, deliveries across replicas, a recovery with since, refused handshakes, limits and
- * rate limits, a Redis error, jobs that complete, retry, fail and are cancelled, a drain), a
+ * rate limits, a Redis error, jobs that complete, retry, fail and are cancelled, presence joins
+ * and leaves, presence webhooks to a receiver that refuses the first ones, a drain), a
  * real Prometheus (the Debian `prometheus` binary, on a free loopback port, storage in a
  * temporary directory) scrapes all three /metrics every second and
  * loads the rules, and then every PromQL expression of every panel and of every alert must be
@@ -21,6 +22,8 @@
  */
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -49,6 +52,7 @@ import { sleep } from "../support/util.js";
 const RULES_FILE = fileURLToPath(new URL("../../grafana/alerts/roomcast-rules.yml", import.meta.url));
 const JOB = "roomcast";
 const WORKER_JOB = "roomcast-worker";
+const WEBHOOK_SECRET = "observability-webhook-secret-of-32-bytes";
 
 const hasBinary = (name: string) => spawnSync(name, ["--version"], { stdio: "ignore" }).status === 0;
 const HAVE_PROMETHEUS = hasBinary("prometheus") && hasBinary("promtool");
@@ -199,6 +203,9 @@ describe("grafana dashboards and alert rules", () => {
     let promLog = "";
     let dir = "";
     const sockets: TestSocket[] = [];
+    // The webhook receiver: refuses the first two POSTs (failed deliveries), accepts the rest.
+    const hooks = { accepted: 0, refused: 0 };
+    let receiver: Server | undefined;
 
     async function promQuery(expr: string): Promise<{ status: string; error?: string; data?: { result: unknown[] } }> {
       const res = await fetch(`${promUrl}/api/v1/query`, {
@@ -243,8 +250,19 @@ describe("grafana dashboards and alert rules", () => {
           HAVE_PROMETHEUS,
           "the prometheus and promtool binaries are required in CI (.ci/run installs the prometheus package)",
         );
+        receiver = createServer((req, res) => {
+          req.resume();
+          req.on("end", () => {
+            const accept = hooks.refused >= 2;
+            hooks[accept ? "accepted" : "refused"]++;
+            res.writeHead(accept ? 204 : 500).end();
+          });
+        });
+        await new Promise<void>((resolve) => receiver!.listen(0, "127.0.0.1", resolve));
+        const hookUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks`;
         // Low limits so that a few requests reach them; a long drain so that a SIGTERMed
-        // replica stays draining (and scraped) for the rest of the test.
+        // replica stays draining (and scraped) for the rest of the test; short presence leases
+        // and debounce, so that users per channel are observed and leaves announced soon.
         cluster = await startCluster({
           replicas: 2,
           workers: 1,
@@ -254,6 +272,10 @@ describe("grafana dashboards and alert rules", () => {
             ROOMCAST_HTTP_RATE_LIMIT: "50",
             ROOMCAST_MAX_SUBSCRIPTIONS: "3",
             ROOMCAST_DRAIN_S: "600",
+            ROOMCAST_PRESENCE_LEASE_S: "3",
+            ROOMCAST_PRESENCE_DEBOUNCE_S: "1",
+            ROOMCAST_WEBHOOK_URLS: hookUrl,
+            ROOMCAST_WEBHOOK_SECRET: WEBHOOK_SECRET,
           },
         });
         const [a, b] = cluster.gateways as [(typeof cluster.gateways)[0], (typeof cluster.gateways)[0]];
@@ -411,6 +433,8 @@ describe("grafana dashboards and alert rules", () => {
             data: "x".repeat(70_000),
           });
           assert.equal(big.error?.reason, "too_large", JSON.stringify(big));
+          // carol leaves her env channels: presence leaves and webhooks (after the debounce).
+          carol.close();
 
           // Socket rate limit, then an abuse close (20 refusals within 10 s).
           const flooder = await connect(a.url, { token: await token({ sub: `flooder${n}` }) });
@@ -465,6 +489,14 @@ describe("grafana dashboards and alert rules", () => {
         await round(1);
         await scrapedAfter(Date.now());
         await round(2);
+        // Webhooks both refused and accepted, and a presence leave announced.
+        await waitUntil(() => hooks.refused >= 2 && hooks.accepted > 0, 20_000, "webhook deliveries");
+        const leaves = async () => {
+          const answer = await promQuery(`sum(roomcast_presence_changes_total{action="leave"})`);
+          return Number((answer.data?.result[0] as { value: [number, string] } | undefined)?.value[1] ?? 0);
+        };
+        for (const deadline = Date.now() + 20_000; (await leaves()) === 0; await sleep(200))
+          assert.ok(Date.now() < deadline, "no presence leave reached Prometheus");
 
         // Drain b (it keeps its connections for a while), and a handshake it refuses as unavailable.
         b.process.kill("SIGTERM");
@@ -481,7 +513,7 @@ describe("grafana dashboards and alert rules", () => {
         await scrapedAfter(Date.now() + 2000);
         await sleep(1200);
       },
-      { timeout: 60_000 },
+      { timeout: 120_000 },
     );
 
     after(async () => {
@@ -493,6 +525,7 @@ describe("grafana dashboards and alert rules", () => {
         clearTimeout(timer);
       }
       await cluster?.close();
+      receiver?.close();
       if (dir) rmSync(dir, { recursive: true, force: true });
     });
 

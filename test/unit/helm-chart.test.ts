@@ -4,14 +4,15 @@
  * - `helm lint --strict` over ci/default-values.yaml and ci/production-values.yaml;
  * - `helm template` of both (the production file with and without the Prometheus Operator API),
  *   and of a "variant" release that takes the other branches (chart-managed Secret with a PEM
- *   key, external Redis URL, admin UI, console, HTTPRoute, PrometheusRule without extra labels);
+ *   key, external Redis URL, admin UI, webhooks, console, HTTPRoute, PrometheusRule without extra
+ *   labels);
  * - every rendered document is validated against its schema (kubernetes-models and the CRD
  *   models; an unknown kind fails), and type-checked against the models' TypeScript types,
  *   which catches the unknown fields (typos) the JSON schemas let through;
  * - the SRE rules: probes, grace periods, security contexts, settings the app knows and
  *   accepts (its own loadConfig), routes, monitors, alert rules and dashboards equal to grafana/;
  * - values.schema.json refuses bad values, and rendering fails clearly without Redis, without
- *   a key, or with a grace period that cuts the drain short.
+ *   a key, with webhook URLs but no secret, or with a grace period that cuts the drain short.
  *
  * Needs helm on PATH (or /root/go/bin/helm); without it the test is skipped outside CI. In CI
  * a missing helm is a failure. Every helm command runs once, in parallel, before the checks.
@@ -68,6 +69,8 @@ const OPERATOR_API = ["--api-versions", "monitoring.coreos.com/v1"];
 const GATEWAY_API = ["--api-versions", "gateway.networking.k8s.io/v1"];
 /** A bcrypt hash (of "pw", cost 4), as in test/unit/config.test.ts. */
 const BCRYPT = "$2a$04$OBCLNttAtWFyRrq3SasuuuFjLClqXzXEYJpHcuDGYeFLaR/Lb3eu6";
+/** The variant's webhook secret (chart-managed Secret). */
+const WEBHOOK_SECRET = "variant-webhook-secret-of-at-least-32-bytes";
 
 /** Environment variables the chart sets that are not in SETTINGS (README, Configuration). */
 const EXTRA_ENV = new Set(["ROOMCAST_CONFIG"]);
@@ -93,12 +96,16 @@ const CHART_MANAGED = new Set([
   "ROOMCAST_WORKER_CONCURRENCY",
   "ROOMCAST_PROCESSORS",
   "ROOMCAST_SAMPLE_PROCESSORS",
+  "ROOMCAST_WEBHOOK_URLS",
+  "ROOMCAST_WEBHOOK_SECRET",
+  "ROOMCAST_WEBHOOK_EVENTS",
 ]);
 /** Dummy values of the keys of a Secret the chart does not render (existingSecret). */
 const DUMMY_SECRET: Record<string, string> = {
   REDIS_URL: "rediss+cluster://default:pw@redis-0.example.internal:6379,redis-1.example.internal:6379",
   ROOMCAST_JWT_SECRET: "dummy-secret-of-at-least-32-bytes",
   ROOMCAST_ADMIN_PASSWORD_HASH: BCRYPT,
+  ROOMCAST_WEBHOOK_SECRET: "dummy-webhook-secret-of-at-least-32-bytes",
   "jwt-public.pem": "-----BEGIN PUBLIC KEY-----\n-----END PUBLIC KEY-----\n",
   "jwks.json": '{"keys": []}',
 };
@@ -401,6 +408,8 @@ describe("helm chart helm/roomcast", { skip }, () => {
   let notes: Record<"defaults" | "production" | "productionNoOperator", string>;
   let refusals: Record<string, HelmResult>;
   let failures: Record<string, HelmResult>;
+  let renamedKey: Manifest[];
+  let webhooksWithoutWorkers: string;
   const started = Date.now();
 
   before(async () => {
@@ -416,6 +425,10 @@ describe("helm chart helm/roomcast", { skip }, () => {
         redis: { url: "redis://:secret@redis.example.internal:6379/0" },
         auth: { method: "publicKey", publicKey: publicKey.export({ type: "spki", format: "pem" }).toString() },
         admin: { enabled: true, user: "ops", passwordHash: BCRYPT, readonly: false },
+        webhooks: {
+          urls: ["https://hooks.example.com/roomcast", "http://audit.tools.svc:8080/presence"],
+          secret: WEBHOOK_SECRET,
+        },
         settings: {
           LOG_LEVEL: "debug",
           ROOMCAST_RATE_LIMIT: 12.5,
@@ -480,8 +493,13 @@ describe("helm chart helm/roomcast", { skip }, () => {
       bad(["--set", "settings.ROOMCAST_MAX_CONECTIONS_PER_IP=1000"]),
       bad(["--set", "settings.ROOMCAST_DRAIN_S=30"]),
       bad(["--set", "channelNamespaces.chat.subscribe.match=anyone"]),
+      bad(["--set", "channelNamespaces.chat.subscribe.match=any", "--set", "channelNamespaces.chat.joinLeave=true"]),
       bad(["--set", "auth.method=rsa"]),
       bad(["--set", "redis.url=http://redis:6379"]),
+      bad(["--set", "settings.ROOMCAST_WEBHOOK_URLS=https://hooks.example.com/roomcast"]),
+      bad(["--set", "webhooks.urls[0]=ftp://hooks.example.com/roomcast"]),
+      bad(["--set", "webhooks.events[0]=member_joined"]),
+      bad(["--set", "webhooks.urls[0]=https://hooks.example.com/roomcast", "--set", "webhooks.secret=too-short"]),
       // template failures
       template([], ["--set", "auth.jwtSecret=a-secret-of-at-least-thirty-two-bytes"]),
       bad(["--set", "gateway.terminationGracePeriodSeconds=30"]),
@@ -489,6 +507,19 @@ describe("helm chart helm/roomcast", { skip }, () => {
       template([], ["--set", "redis.embedded.enabled=true"]),
       bad(["--set", "auth.method=jwks"]),
       bad(["--set", "httpRoute.enabled=true", "--set", "httpRoute.parentRefs[0].name=public"]),
+      bad(["--set", "webhooks.urls[0]=https://hooks.example.com/roomcast"]),
+      template([PRODUCTION_VALUES], ["--set", `webhooks.secret=${WEBHOOK_SECRET}`]),
+      bad(["--set", `webhooks.secret=${WEBHOOK_SECRET}`]),
+      // The webhook secret under another key name; webhooks without workers (NOTES).
+      template([variantValues], [...GATEWAY_API, "--set", "existingSecretKeys.webhookSecret=hook-signing-key"]),
+      notesOf(DEFAULT_VALUES, [
+        "--set",
+        "webhooks.urls[0]=https://hooks.example.com/roomcast",
+        "--set",
+        `webhooks.secret=${WEBHOOK_SECRET}`,
+        "--set",
+        "worker.enabled=false",
+      ]),
     ]);
     lintDefault = ld!;
     lintProduction = lp!;
@@ -506,14 +537,24 @@ describe("helm chart helm/roomcast", { skip }, () => {
       settingTypo,
       managed,
       nsTypo,
+      nsJoinLeave,
       method,
       redisScheme,
+      webhookSetting,
+      webhookScheme,
+      webhookEvent,
+      webhookShortSecret,
       noRedis,
       gatewayGrace,
       workerGrace,
       noKey,
       jwksConflict,
       noGatewayApi,
+      webhookNoSecret,
+      webhookSecretAndExisting,
+      webhookSecretOnly,
+      renamed,
+      notesNoWorkers,
     ] = rest;
     refusals = {
       replicas: replicas!,
@@ -522,8 +563,13 @@ describe("helm chart helm/roomcast", { skip }, () => {
       settingTypo: settingTypo!,
       managed: managed!,
       nsTypo: nsTypo!,
+      nsJoinLeave: nsJoinLeave!,
       method: method!,
       redisScheme: redisScheme!,
+      webhookSetting: webhookSetting!,
+      webhookScheme: webhookScheme!,
+      webhookEvent: webhookEvent!,
+      webhookShortSecret: webhookShortSecret!,
     };
     failures = {
       noRedis: noRedis!,
@@ -532,7 +578,12 @@ describe("helm chart helm/roomcast", { skip }, () => {
       noKey: noKey!,
       jwksConflict: jwksConflict!,
       noGatewayApi: noGatewayApi!,
+      webhookNoSecret: webhookNoSecret!,
+      webhookSecretAndExisting: webhookSecretAndExisting!,
+      webhookSecretOnly: webhookSecretOnly!,
     };
+    renamedKey = parseManifests(renamed!);
+    webhooksWithoutWorkers = notesText(notesNoWorkers!);
   });
 
   after(() => {
@@ -950,11 +1001,71 @@ describe("helm chart helm/roomcast", { skip }, () => {
     const config = loadConfig({ env: { ROOMCAST_CONFIG: path }, argv: [] });
     assert.deepEqual(Object.keys(config.namespaces).sort(), ["chat", "env", "job", "team", "user"]);
     assert.equal(config.namespaces.chat!.historySize, 200);
+    assert.equal(config.namespaces.chat!.presence, true);
+    assert.equal(config.namespaces.chat!.joinLeave, true);
     assert.deepEqual(config.namespaces.chat!.publish, { match: "any", scope: "chat:write" });
     assert.deepEqual(config.namespaces.team!.streams?.presence, { policy: "conflate", snapshot: "latest" });
     // The same values as the values file said, nothing lost on the way.
     const values = parseYaml(readFileSync(PRODUCTION_VALUES, "utf8"));
     assert.deepEqual(parseYaml(file).namespaces, values.channelNamespaces);
+  });
+
+  it("gives gateways and workers the same webhook settings, the secret from the chart's Secret or existingSecret", () => {
+    const webhookEnv = (docs: Manifest[], component: "gateway" | "worker") => {
+      const deployment = get(docs, "Deployment", `${FULLNAME}-${component}`);
+      const { env } = resolveEnv(docs, deployment);
+      const secretRef = deployment.spec.template.spec.containers[0].env.find(
+        (e: { name: string }) => e.name === "ROOMCAST_WEBHOOK_SECRET",
+      )?.valueFrom?.secretKeyRef;
+      return { env, secretRef, config: loadConfig({ env: { ...env, ROOMCAST_CONFIG: "" }, argv: [] }) };
+    };
+    // Chart-managed Secret: the secret is one of its keys; URLs and (default) events in both ConfigMaps.
+    assert.equal(
+      Buffer.from(get(variant, "Secret", FULLNAME).data.ROOMCAST_WEBHOOK_SECRET, "base64").toString("utf8"),
+      WEBHOOK_SECRET,
+    );
+    for (const component of ["gateway", "worker"] as const) {
+      const { env, secretRef, config } = webhookEnv(variant, component);
+      assert.deepEqual(secretRef, { name: FULLNAME, key: "ROOMCAST_WEBHOOK_SECRET" }, `variant ${component}`);
+      assert.equal(env.ROOMCAST_WEBHOOK_SECRET, WEBHOOK_SECRET, `variant ${component}`);
+      assert.deepEqual(config.webhookUrls, [
+        "https://hooks.example.com/roomcast",
+        "http://audit.tools.svc:8080/presence",
+      ]);
+      assert.equal(env.ROOMCAST_WEBHOOK_EVENTS, undefined, "no events listed: roomcast's default, all of them");
+      assert.deepEqual(config.webhookEvents, ["channel_occupied", "channel_vacated", "member_added", "member_removed"]);
+    }
+    // existingSecret: the same key read from it; the events of the values.
+    for (const component of ["gateway", "worker"] as const) {
+      const { secretRef, config } = webhookEnv(production, component);
+      assert.deepEqual(
+        secretRef,
+        { name: "roomcast-secrets", key: "ROOMCAST_WEBHOOK_SECRET" },
+        `production ${component}`,
+      );
+      assert.deepEqual(config.webhookUrls, ["https://api.example.com/hooks/roomcast"]);
+      assert.deepEqual(config.webhookEvents, ["channel_occupied", "channel_vacated"]);
+    }
+    // Another key name, in the Secret and in both references.
+    assert.deepEqual(
+      Object.keys(get(renamedKey, "Secret", FULLNAME).data).filter((k) => k.includes("hook")),
+      ["hook-signing-key"],
+    );
+    for (const component of ["gateway", "worker"] as const)
+      assert.equal(webhookEnv(renamedKey, component).secretRef?.key, "hook-signing-key");
+    // Off by default: nothing about webhooks anywhere.
+    for (const component of ["gateway", "worker"] as const) {
+      const { env } = webhookEnv(defaults, component);
+      assert.deepEqual(
+        Object.keys(env).filter((k) => k.startsWith("ROOMCAST_WEBHOOK_")),
+        [],
+        `defaults: ${component} has webhook settings`,
+      );
+    }
+    assert.equal(get(defaults, "Secret", FULLNAME).data.ROOMCAST_WEBHOOK_SECRET, undefined);
+    // Only workers deliver: NOTES warns when there are none.
+    assert.match(webhooksWithoutWorkers, /WARNING: webhooks\.urls is set but worker\.enabled is false/);
+    assert.doesNotMatch(notes.production, /webhooks\.urls is set/);
   });
 
   it("routes /socket.io/ and /v1/ through the Ingress, never /metrics, with WebSocket timeouts and cookie affinity", () => {
@@ -1249,8 +1360,13 @@ describe("helm chart helm/roomcast", { skip }, () => {
       settingTypo: /\/settings': additional properties 'ROOMCAST_MAX_CONECTIONS_PER_IP' not allowed/,
       managed: /\/settings': additional properties 'ROOMCAST_DRAIN_S' not allowed/,
       nsTypo: /\/channelNamespaces\/chat\/subscribe\/match': value must be one of/,
+      nsJoinLeave: /\/channelNamespaces\/chat': missing property 'presence'/,
       method: /\/auth\/method': value must be one of 'hs256', 'publicKey', 'jwks'/,
       redisScheme: /\/redis\/url'/,
+      webhookSetting: /\/settings': additional properties 'ROOMCAST_WEBHOOK_URLS' not allowed/,
+      webhookScheme: /\/webhooks\/urls\/0': 'ftp:\/\/hooks\.example\.com\/roomcast' does not match pattern/,
+      webhookEvent: /\/webhooks\/events\/0': value must be one of 'channel_occupied'/,
+      webhookShortSecret: /\/webhooks\/secret': 'too-short' does not match pattern/,
     };
     for (const [name, pattern] of Object.entries(expect)) {
       const result = refusals[name]!;
@@ -1260,7 +1376,7 @@ describe("helm chart helm/roomcast", { skip }, () => {
     }
   });
 
-  it("fails rendering with a clear message without Redis, without a key, or with a grace period too short", () => {
+  it("fails rendering with a clear message without Redis, without a key, without a webhook secret, or with a grace period too short", () => {
     const expect: Record<string, RegExp> = {
       noRedis:
         /roomcast: no Redis configured\. Set redis\.url .*redis\+cluster:\/\/.*existingSecret.*redis\.embedded\.enabled=true/,
@@ -1271,6 +1387,11 @@ describe("helm chart helm/roomcast", { skip }, () => {
       jwksConflict:
         /roomcast: auth\.jwtSecret is set but auth\.method is jwks; the gateway takes exactly one key setting/,
       noGatewayApi: /roomcast: httpRoute\.enabled is true but the cluster has no gateway\.networking\.k8s\.io\/v1 API/,
+      webhookNoSecret:
+        /roomcast: webhooks\.urls is set but webhooks\.secret is empty: webhooks are signed\. Set webhooks\.secret .*or existingSecret with the key ROOMCAST_WEBHOOK_SECRET/,
+      webhookSecretAndExisting:
+        /roomcast: webhooks\.secret is set, but with existingSecret the webhook secret is read from its key ROOMCAST_WEBHOOK_SECRET; .*unset webhooks\.secret/,
+      webhookSecretOnly: /roomcast: webhooks\.secret is set but webhooks\.urls is empty/,
     };
     for (const [name, pattern] of Object.entries(expect)) {
       const result = failures[name]!;

@@ -209,6 +209,30 @@ a message naming the values to set.
 {{- end -}}
 {{- end -}}
 
+{{/* Whether presence webhooks are on (webhooks.urls set). */}}
+{{- define "roomcast.webhooksEnabled" -}}
+{{- if .Values.webhooks.urls -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+Checks the webhook values: with urls, the secret comes from webhooks.secret or existingSecret
+(roomcast refuses to start without one); a secret with nothing to sign is a mistake.
+*/}}
+{{- define "roomcast.validateWebhooks" -}}
+{{- $w := .Values.webhooks -}}
+{{- $key := .Values.existingSecretKeys.webhookSecret -}}
+{{- if and .Values.existingSecret $w.secret -}}
+{{- fail (printf "roomcast: webhooks.secret is set, but with existingSecret the webhook secret is read from its key %s; put it there and unset webhooks.secret" $key) -}}
+{{- end -}}
+{{- if $w.urls -}}
+{{- if and (not .Values.existingSecret) (not $w.secret) -}}
+{{- fail (printf "roomcast: webhooks.urls is set but webhooks.secret is empty: webhooks are signed. Set webhooks.secret (at least 32 bytes: --set webhooks.secret=$(openssl rand -base64 32)), or existingSecret with the key %s" $key) -}}
+{{- end -}}
+{{- else if $w.secret -}}
+{{- fail "roomcast: webhooks.secret is set but webhooks.urls is empty; set webhooks.urls or unset webhooks.secret" -}}
+{{- end -}}
+{{- end -}}
+
 {{/* The key (in the chart's Secret or existingSecret) of the auth.method's key material. */}}
 {{- define "roomcast.authSecretKey" -}}
 {{- $k := .Values.existingSecretKeys -}}
