@@ -1,11 +1,15 @@
 // The roomcast live console: start a sample job, watch its progress and log tail, see
-// environment status tiles. Everything goes through the roomcast/client SDK, which resumes
-// every subscription with `since` after a reconnect, so the log continues without a gap.
+// environment status tiles and who is watching each. Everything goes through the
+// roomcast/client SDK, which resumes every subscription with `since` after a reconnect, so the
+// log continues without a gap.
 import { createClient } from "/console/sdk/roomcast-client.js";
 
 const ENVIRONMENTS = ["dev", "staging", "prod"];
 const MAX_LINES = 3000;
 const HISTORY = 1000;
+const WATCHERS_SHOWN = 3;
+// Counts-only presence answers (too many users for a list) are read again this long after a change.
+const COUNTS_REREAD_MS = 2000;
 const $ = (id) => document.getElementById(id);
 
 let client;
@@ -14,6 +18,7 @@ let watching; // { jobId, channel, lastN, gaps, lines, next, stateOffset, paused
 let everDisconnected = false;
 let bannerTimer;
 let jobsRefresher;
+const watchers = new Map(); // channel -> { channel, el, members, count, missed, seq, timer }
 
 function showBanner(text, kind = "warn", hideAfterMs = 0) {
   const banner = $("banner");
@@ -81,8 +86,11 @@ function start(newToken) {
   client = createClient({ url: location.origin, token, transports: ["websocket", "polling"] });
   client.on("welcome", (welcome) => {
     setPill($("connection"), "online", `online · ${welcome.node}`);
-    if (everDisconnected)
+    if (everDisconnected) {
       showBanner(`Reconnected to ${welcome.node}: subscriptions resumed where they stopped.`, "ok", 5000);
+      // Joins and leaves during the disconnect were missed (and are never replayed).
+      for (const channel of watchers.keys()) readWatchers(channel);
+    }
   });
   client.on("disconnected", (reason) => {
     everDisconnected = true;
@@ -99,6 +107,9 @@ function start(newToken) {
     }
   });
   client.on("unsubscribed", (notice) => {
+    // history_lost: the SDK subscribes again at once.
+    if (notice.reason === "history_lost") readWatchers(notice.channel);
+    else forgetWatchers(notice.channel);
     if (watching && notice.channel === watching.channel) marker(`the channel ended (${notice.code} ${notice.reason})`);
   });
   client.on("lag", (lag) => {
@@ -119,7 +130,7 @@ function tileOf(env) {
     tile = document.createElement("div");
     tile.className = "tile";
     tile.dataset.env = env;
-    tile.innerHTML = `<h3><span></span><span class="pill">waiting</span></h3><dl></dl>`;
+    tile.innerHTML = `<h3><span></span><span class="pill">waiting</span></h3><dl></dl><p class="watching muted" hidden></p>`;
     tile.querySelector("h3 span").textContent = env;
     $("env-tiles").append(tile);
     const option = document.createElement("option");
@@ -150,13 +161,92 @@ function renderEnvironment(env, status) {
 }
 
 function subscribeEnvironment(env) {
-  tileOf(env);
+  const channel = `env:${env}:status`;
+  followWatchers(channel, tileOf(env).querySelector(".watching"));
   client
-    .subscribe(`env:${env}:status`, (event) => renderEnvironment(env, event.data), {
+    .subscribe(channel, (event) => renderEnvironment(env, event.data), {
       onReset: ({ snapshot }) => renderEnvironment(env, snapshot),
+      onPresence: presenceChanged,
     })
-    .then((answer) => renderEnvironment(env, answer.snapshot))
-    .catch((err) => setPill(tileOf(env).querySelector(".pill"), "failed", err.message.slice(0, 40)));
+    .then((answer) => {
+      renderEnvironment(env, answer.snapshot);
+      readWatchers(channel);
+    })
+    .catch((err) => {
+      forgetWatchers(channel);
+      setPill(tileOf(env).querySelector(".pill"), "failed", err.message.slice(0, 40));
+    });
+}
+
+// --- who is watching ---------------------------------------------------------------------
+
+// Per channel, its members (user -> name shown) from a presence() answer, kept live by the
+// join/leave callbacks. An answer may predate events that arrived before it: those are
+// replayed over it. Counts-only answers cannot take a join or leave: they are read again.
+function followWatchers(channel, el) {
+  forgetWatchers(channel);
+  watchers.set(channel, { channel, el, members: new Map(), count: 0, missed: undefined, seq: 0, timer: undefined });
+}
+
+function forgetWatchers(channel) {
+  const state = watchers.get(channel);
+  if (!state) return;
+  clearTimeout(state.timer);
+  state.el.hidden = true;
+  watchers.delete(channel);
+}
+
+async function readWatchers(channel) {
+  const state = watchers.get(channel);
+  if (!state) return;
+  const seq = ++state.seq;
+  state.missed = [];
+  let answer;
+  try {
+    answer = await client.presence(channel);
+  } catch {
+    if (seq === state.seq) state.missed = undefined;
+    return; // read again at the next reconnect
+  }
+  if (watchers.get(channel) !== state || seq !== state.seq) return; // a newer read is on its way
+  state.count = answer.count;
+  state.members = answer.members && new Map(answer.members.map((m) => [m.user, m.info?.name ?? m.user]));
+  const missed = state.missed;
+  state.missed = undefined;
+  missed.forEach((event) => applyPresence(state, event));
+  state.el.hidden = false;
+  renderWatchers(state);
+}
+
+function presenceChanged(event) {
+  const state = watchers.get(event.channel);
+  if (!state) return;
+  state.missed?.push(event);
+  applyPresence(state, event);
+  renderWatchers(state);
+}
+
+function applyPresence(state, event) {
+  if (!state.members) {
+    state.timer ??= setTimeout(() => {
+      state.timer = undefined;
+      readWatchers(state.channel);
+    }, COUNTS_REREAD_MS);
+  } else if (event.action === "join") state.members.set(event.user, event.info?.name ?? event.user);
+  else state.members.delete(event.user);
+}
+
+function renderWatchers({ el, members, count }) {
+  if (!members) {
+    el.textContent = `${count} watching`;
+    return;
+  }
+  const names = [...members.values()];
+  const more = names.length - WATCHERS_SHOWN;
+  el.textContent =
+    names.length === 0
+      ? "nobody watching"
+      : `watching: ${names.slice(0, WATCHERS_SHOWN).join(", ")}${more > 0 ? ` (+${more} more)` : ""}`;
 }
 
 // --- jobs --------------------------------------------------------------------------------
@@ -247,6 +337,7 @@ $("pause").addEventListener("click", async () => {
       await client.resume(watching.channel);
       watching.paused = false;
       marker("resumed: what was missed follows from history");
+      readWatchers(watching.channel); // no joins nor leaves come while paused
     } else {
       await client.pause(watching.channel);
       watching.paused = true;
@@ -383,7 +474,10 @@ function onJobEvent(event) {
 
 async function watch(jobId) {
   if (!jobId) return;
-  if (watching) client.unsubscribe(watching.channel).catch(() => undefined);
+  if (watching) {
+    client.unsubscribe(watching.channel).catch(() => undefined);
+    forgetWatchers(watching.channel);
+  }
   const channel = `job:${jobId}`;
   // Before any batch, the next one may start anywhere from line 1 (a late subscriber's history starts mid-job).
   watching = {
@@ -403,6 +497,7 @@ async function watch(jobId) {
   $("pause").textContent = "Pause";
   setProgress(0);
   const mine = watching;
+  followWatchers(channel, $("job-watching"));
   try {
     const answer = await client.subscribe(channel, (event) => mine === watching && onJobEvent(event), {
       history: HISTORY,
@@ -413,10 +508,13 @@ async function watch(jobId) {
         applySnapshot(snapshot);
         events.forEach(onJobEvent);
       },
+      onPresence: presenceChanged,
     });
     // The snapshot is the state at the answer: newer live events win over it.
     if (mine === watching && answer.offset >= watching.stateOffset) applySnapshot(answer.snapshot);
+    if (mine === watching) readWatchers(channel);
   } catch (err) {
+    if (mine === watching) forgetWatchers(channel);
     marker(`cannot watch ${jobId}: ${err.message}`);
   }
 }

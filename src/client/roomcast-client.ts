@@ -4,6 +4,7 @@
  * reconnect, delivers each event once and in offset order, hands over the snapshot when
  * history could not fill a gap (`recovered: false`), honours `closing.retryAfterMs`, backs
  * off with jitter, and refreshes the token before it expires. Runs in browsers and Node.
+ * On namespaces with presence, it reads who is on a channel and hands over joins and leaves.
  */
 import { io, type Socket } from "socket.io-client";
 import type {
@@ -13,6 +14,9 @@ import type {
   Closing,
   ControlOk,
   Lag,
+  PresenceEvent,
+  PresenceOk,
+  PresenceStatsOk,
   PublishOk,
   ServerToClientEvents,
   SubscribeOk,
@@ -46,6 +50,11 @@ export interface SubscribeOptions {
   onReset?: (reset: { snapshot: unknown; events: ChannelEvent[]; offset: number; epoch: string }) => void;
   /** Narrows the lines of log events (kept across reconnects; change it with setFilter). */
   filter?: LogFilter;
+  /**
+   * A user's first connection joined the channel, or its last one left (namespaces with
+   * joinLeave). Not replayed after a reconnect: call presence() again then.
+   */
+  onPresence?: (event: PresenceEvent) => void;
 }
 
 export type EventHandler = (event: ChannelEvent) => void;
@@ -67,6 +76,7 @@ interface Tracked {
 }
 
 export interface ClientEvents {
+  /** Connected. The subscriptions (but paused ones) were just sent again: requests made here are answered after them. */
   welcome: (welcome: Welcome) => void;
   lag: (lag: Lag) => void;
   unsubscribed: (notice: Unsubscribed) => void;
@@ -78,6 +88,9 @@ export interface ClientEvents {
 
 type RoomcastSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 type Listener = (...args: never[]) => void;
+
+/** How long a request waits for its answer (a lost connection fails it at once). */
+const REQUEST_TIMEOUT_MS = 10_000;
 
 export class RoomcastClient {
   private readonly urls: readonly string[];
@@ -177,12 +190,27 @@ export class RoomcastClient {
   }
 
   private async control(request: Parameters<ClientToServerEvents["control"]>[0]): Promise<ControlOk> {
-    return unwrap(await this.socket!.timeout(10_000).emitWithAck("control", request));
+    return unwrap(await this.socket!.timeout(REQUEST_TIMEOUT_MS).emitWithAck("control", request));
   }
 
   async publish(channel: string, type: string, data: unknown): Promise<PublishOk> {
     if (!this.socket?.connected) throw new Error("roomcast: not connected");
     return unwrap(await this.socket.emitWithAck("publish", { channel, type, data }));
+  }
+
+  /**
+   * Who is on the channel (namespaces with presence; the grants of subscribe): its users with
+   * their connections, or only the counts above the server's ROOMCAST_PRESENCE_MAX_MEMBERS.
+   */
+  async presence(channel: string): Promise<PresenceOk> {
+    if (!this.socket?.connected) throw new Error("roomcast: not connected");
+    return unwrap(await this.socket.timeout(REQUEST_TIMEOUT_MS).emitWithAck("presence", { channel }));
+  }
+
+  /** How many users and connections are on the channel, at any size. */
+  async presenceStats(channel: string): Promise<PresenceStatsOk> {
+    if (!this.socket?.connected) throw new Error("roomcast: not connected");
+    return unwrap(await this.socket.timeout(REQUEST_TIMEOUT_MS).emitWithAck("presence_stats", { channel }));
   }
 
   close(): void {
@@ -223,6 +251,8 @@ export class RoomcastClient {
       this.emitLocal("welcome", welcome);
     });
     socket.on("event", (event) => this.onEvent(event));
+    // Also while a subscribe is in flight: the server may send the join before the answer.
+    socket.on("presence", (event) => this.subscriptions.get(event.channel)?.options.onPresence?.(event));
     socket.on("lag", (lag) => {
       const tracked = this.subscriptions.get(lag.channel);
       if (tracked?.position) tracked.position = { offset: lag.offset, epoch: tracked.position.epoch };
@@ -281,7 +311,7 @@ export class RoomcastClient {
   private async refresh(): Promise<void> {
     try {
       const token = await this.currentToken(true);
-      const answer = await this.socket?.timeout(10_000).emitWithAck("refresh", { token });
+      const answer = await this.socket?.timeout(REQUEST_TIMEOUT_MS).emitWithAck("refresh", { token });
       if (answer && !answer.ok) this.emitLocal("error", answer.error);
     } catch (err) {
       this.emitLocal("error", { message: `token refresh failed: ${(err as Error).message}` });

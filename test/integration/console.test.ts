@@ -4,7 +4,8 @@
  * tiles from the demo status feed, a sample build started from the page, its replica
  * SIGKILLed mid-job (the reconnect banner shows, the log resumes without a gap), pause and
  * resume, the progress bar at 100% and the last line shown, then a build with a level filter set
- * and cleared mid-job (the lines it hid are no gap). Screenshot: test-artifacts/console.png.
+ * and cleared mid-job (the lines it hid are no gap); a second user watching an environment and the
+ * job shows in their "watching" lines, and goes after leaving. Screenshot: test-artifacts/console.png.
  */
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
@@ -16,8 +17,8 @@ import { fileURLToPath } from "node:url";
 import bcrypt from "bcryptjs";
 import { freePort } from "../../src/cluster/embedded-redis.js";
 import { startCluster, startTestRedis, type TestCluster, type TestRedis } from "../support/cluster.js";
-import { connect, type TestSocket } from "../support/clients.js";
-import { CLI, waitForExit, type GatewayProcess } from "../support/gateway-process.js";
+import { connect, request, token, type TestSocket } from "../support/clients.js";
+import { CLI, TEST_SECRET, waitForExit, type GatewayProcess } from "../support/gateway-process.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 const ARTIFACTS = fileURLToPath(new URL("../../test-artifacts/", import.meta.url));
@@ -127,10 +128,15 @@ describe("the console in a browser, against roomcast start", () => {
   after(() => redis?.stop());
 
   it(
-    "starts a build, survives the loss of its replica without a gap in the log, pauses and resumes, and ends at 100% with the last line shown",
+    "starts a build, survives the loss of its replica without a gap in the log, pauses and resumes, and ends at 100% with the last line shown; shows who is watching",
     { skip },
     async () => {
-      const local = await startLocalCluster(redis);
+      // A secret of ours, to mint a second user's token; leaves announced a second after the last connection went.
+      const local = await startLocalCluster(redis, false, {
+        HOST: "127.0.0.1",
+        ROOMCAST_JWT_SECRET: TEST_SECRET,
+        ROOMCAST_PRESENCE_DEBOUNCE_S: "1",
+      });
       const { chromium } = await import("playwright-core");
       const browser = await chromium.launch({
         executablePath: CHROMIUM,
@@ -145,6 +151,7 @@ describe("the console in a browser, against roomcast start", () => {
           "--disable-sync",
         ],
       });
+      let alice: TestSocket | undefined;
       try {
         const origin = new URL(local.consoleUrl).origin;
         const page = await browser.newPage({ viewport: { width: 1200, height: 1100 } });
@@ -169,6 +176,13 @@ describe("the console in a browser, against roomcast start", () => {
             .filter({ hasText: /healthy|degraded/ })
             .waitFor({ timeout: 20_000 });
         }
+        // Who is watching: the page's own user ("dev", no name claim), on every tile.
+        const watchingDev = page.locator('.tile[data-env="dev"] .watching');
+        await watchingDev.filter({ hasText: /^watching: dev$/ }).waitFor({ timeout: 20_000 });
+        await page
+          .locator('.tile[data-env="prod"] .watching')
+          .filter({ hasText: /^watching: dev$/ })
+          .waitFor({ timeout: 20_000 });
         await page.locator('input[name="lines"]').fill("600");
         await page.locator('input[name="seconds"]').fill("14");
         await page.click("#start-job");
@@ -209,9 +223,31 @@ describe("the console in a browser, against roomcast start", () => {
         );
         assert.match((await page.locator(".log .line .text").last().textContent()) ?? "", /^build ok: 600 lines/);
         assert.equal(await page.getAttribute("#log-count", "data-gaps"), "0");
+
+        // A second user watches dev and the job (it runs on dev), by the name in its token, then
+        // leaves: gone from both lines. (Connected only now: the SIGKILL above could have been its replica's.)
+        const jobWatching = page.locator("#job-watching");
+        await jobWatching.filter({ hasText: /^watching: dev$/ }).waitFor({ timeout: 20_000 });
+        const aliceToken = await token({
+          sub: "alice",
+          envs: ["dev"],
+          scope: "env:read jobs:read",
+          extra: { name: "Alice" },
+        });
+        alice = await connectRetrying(`http://127.0.0.1:${local.port}`, aliceToken);
+        const onEnv = await request<{ ok: boolean }>(alice, "subscribe", { channel: "env:dev:status" });
+        assert.equal(onEnv.ok, true, JSON.stringify(onEnv));
+        await watchingDev.filter({ hasText: /^watching: dev, Alice$/ }).waitFor({ timeout: 20_000 });
+        const jobChannel = `job:${await page.textContent("#job-id")}`;
+        const onJob = await request<{ ok: boolean }>(alice, "subscribe", { channel: jobChannel });
+        assert.equal(onJob.ok, true, JSON.stringify(onJob));
+        await jobWatching.filter({ hasText: /^watching: dev, Alice$/ }).waitFor({ timeout: 20_000 });
         await page.waitForTimeout(300);
         mkdirSync(ARTIFACTS, { recursive: true });
         await page.screenshot({ path: `${ARTIFACTS}console.png`, fullPage: true });
+        alice.close();
+        await jobWatching.filter({ hasText: /^watching: dev$/ }).waitFor({ timeout: 20_000 });
+        await watchingDev.filter({ hasText: /^watching: dev$/ }).waitFor({ timeout: 20_000 });
 
         // A second build, with a level filter set mid-job and cleared: the lines the filter hid
         // were received (the server counts them in `filtered`), so they are no gap.
@@ -249,6 +285,7 @@ describe("the console in a browser, against roomcast start", () => {
         assert.deepEqual(foreign, [], "requests to other origins");
         assert.deepEqual(problems, []);
       } finally {
+        alice?.close();
         await browser.close();
         local.child.kill("SIGTERM");
         const code = await waitForExit(local.child);

@@ -1,11 +1,12 @@
 /**
  * The client SDK (roomcast/client) against real replicas: a replica SIGKILLed under a
- * subscribed client, token refresh before expiry, and expiry without refresh.
+ * subscribed client, token refresh before expiry, and expiry without refresh; presence
+ * (members, counts, joins and leaves across a reconnect).
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { createClient, type RoomcastClient } from "../../src/client/index.js";
-import type { ChannelEvent, Closing } from "../../src/contracts/events.js";
+import type { ChannelEvent, Closing, PresenceEvent } from "../../src/contracts/events.js";
 import { httpPublish, token, waitUntil } from "../support/clients.js";
 import { startCluster, type TestCluster } from "../support/cluster.js";
 
@@ -150,6 +151,74 @@ describe("client SDK", () => {
       received.map((ev) => ev.offset),
       [1, 9],
     );
+  });
+
+  it("reads presence and its counts, and hands joins and leaves to onPresence, across a reconnect", async () => {
+    // A short debounce: a leave is announced a second after the last connection went.
+    const env = { ROOMCAST_HTTP_RATE_LIMIT: "0", ROOMCAST_PRESENCE_DEBOUNCE_S: "1" };
+    const d = await cluster.addGateway(env);
+    const e = await cluster.addGateway(env);
+    const channel = "env:sdkp:status";
+    const open = async (sub: string, url: string | string[], name?: string) => {
+      const extra = name ? { name } : {};
+      const client = createClient({
+        url,
+        token: await token({ sub, envs: ["sdkp"], scope: "env:read", extra }),
+        backoff: { initialMs: 100, maxMs: 200 },
+      });
+      clients.push(client);
+      await client.connect();
+      return client;
+    };
+    const watcher = await open("watcher", [d.url, e.url]);
+    const seen: PresenceEvent[] = [];
+    await watcher.subscribe(channel, () => undefined, { onPresence: (event) => seen.push(event) });
+    // Its own join comes too (maybe before the answer).
+    await waitUntil(() => seen.length === 1, 5000, "the watcher's own join");
+    assert.deepEqual(seen.shift(), { channel, action: "join", user: "watcher" });
+
+    const olive = await open("olive", e.url, "Olive");
+    await olive.subscribe(channel, () => undefined);
+    await waitUntil(() => seen.length === 1, 5000, "olive's join");
+    assert.deepEqual(seen.shift(), { channel, action: "join", user: "olive", info: { name: "Olive" } });
+    const presence = await watcher.presence(channel);
+    assert.equal(presence.channel, channel);
+    assert.equal(presence.count, 2);
+    assert.equal(presence.connections, 2);
+    assert.deepEqual(
+      presence.members!.map((m) => [m.user, m.connections, m.info]),
+      [
+        ["watcher", 1, undefined],
+        ["olive", 1, { name: "Olive" }],
+      ],
+    );
+    const stats = await olive.presenceStats(channel);
+    assert.deepEqual([stats.channel, stats.users, stats.connections], [channel, 2, 2]);
+
+    // The watcher's replica dies: onPresence still works on its next one.
+    const back = new Promise((resolve) => watcher.once("welcome", resolve));
+    await d.kill();
+    await back;
+    const pat = await open("pat", e.url, "Pat");
+    await pat.subscribe(channel, () => undefined);
+    await waitUntil(() => seen.some((ev) => ev.user === "pat"), 10_000, "pat's join after the reconnect");
+    assert.deepEqual(
+      seen.filter((ev) => ev.user === "pat"),
+      [{ channel, action: "join", user: "pat", info: { name: "Pat" } }],
+    );
+
+    olive.close();
+    await waitUntil(() => seen.some((ev) => ev.action === "leave"), 10_000, "olive's leave");
+    assert.deepEqual(
+      seen.filter((ev) => ev.action === "leave"),
+      [{ channel, action: "leave", user: "olive" }],
+    );
+    const after = await watcher.presenceStats(channel);
+    assert.equal(after.users, 3 - 1, "watcher and pat");
+
+    // Presence is for namespaces that have it: `user:` has none.
+    await assert.rejects(watcher.presence("user:watcher"), { code: 4400, reason: "bad_request" });
+    await assert.rejects(watcher.presenceStats("user:watcher"), { code: 4400, reason: "bad_request" });
   });
 
   it("refreshes the token before it expires and keeps the connection", async () => {
