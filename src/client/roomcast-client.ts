@@ -157,7 +157,12 @@ export class RoomcastClient {
 
   async unsubscribe(channel: string): Promise<void> {
     if (!this.subscriptions.delete(channel)) return;
-    if (this.socket?.connected) await this.socket.emitWithAck("unsubscribe", { channel });
+    // No answer (the connection dropped) is fine: a new connection does not resubscribe it.
+    if (this.socket?.connected)
+      await this.socket
+        .timeout(REQUEST_TIMEOUT_MS)
+        .emitWithAck("unsubscribe", { channel })
+        .catch(() => undefined);
   }
 
   /** Stops delivery on a channel until resume() (also across reconnects). */
@@ -195,7 +200,7 @@ export class RoomcastClient {
 
   async publish(channel: string, type: string, data: unknown): Promise<PublishOk> {
     if (!this.socket?.connected) throw new Error("roomcast: not connected");
-    return unwrap(await this.socket.emitWithAck("publish", { channel, type, data }));
+    return unwrap(await this.socket.timeout(REQUEST_TIMEOUT_MS).emitWithAck("publish", { channel, type, data }));
   }
 
   /**
