@@ -3,6 +3,7 @@
  * workers all call publish(); subscribe, recovery and the history API call read().
  */
 import { randomBytes } from "node:crypto";
+import { LuaScript } from "../cluster/lua-script.js";
 import type { RedisClient } from "../cluster/redis-clients.js";
 import type { PublishPathMetrics, RedisOperation } from "../metrics/metrics.js";
 import type { ChannelEvent } from "../contracts/events.js";
@@ -60,8 +61,6 @@ type PublishReply = (number | string)[];
 /** Events per publish script call, and the JSON they may carry, at most. */
 const PUBLISH_CHUNK_EVENTS = 100;
 const PUBLISH_CHUNK_BYTES = 1024 * 1024;
-/** Keys of its hash tag a channel's close may delete besides its own (the job record). */
-const CLOSE_EXTRA_KEYS = 4;
 
 interface PreparedEvent {
   id: string;
@@ -85,7 +84,11 @@ export interface ChannelStoreOptions {
 type ScriptArgs = (string | number)[];
 type ScriptedRedis = RedisClient & {
   roomcastRead(...args: ScriptArgs): Promise<ReadReply>;
-} & Record<string, (...args: ScriptArgs) => Promise<unknown>>;
+};
+
+// Their key count varies with the events of a chunk and the keys a close deletes.
+const PUBLISH = new LuaScript(PUBLISH_SCRIPT);
+const CLOSE = new LuaScript(CLOSE_SCRIPT);
 
 /** Epochs are fixed-width random tokens. */
 export function newEpoch(): string {
@@ -122,24 +125,7 @@ export class ChannelStore {
       maxReadBytes: this.maxReadBytes,
     } = options);
     redis.defineCommand("roomcastRead", { numberOfKeys: 3, lua: READ_SCRIPT });
-    // Scripts whose key count varies are defined once per count (the same script, one sha),
-    // all now: ioredis copies commands into each (auto-)pipeline when it makes one.
-    for (let events = 1; events <= PUBLISH_CHUNK_EVENTS; events++)
-      redis.defineCommand(`roomcastPublish${4 + events}`, { numberOfKeys: 4 + events, lua: PUBLISH_SCRIPT });
-    for (let keys = 4; keys <= 4 + CLOSE_EXTRA_KEYS; keys++)
-      redis.defineCommand(`roomcastClose${keys}`, { numberOfKeys: keys, lua: CLOSE_SCRIPT });
     this.redis = redis as ScriptedRedis;
-  }
-
-  /**
-   * A script with its key count declared: ioredis then knows the first key, and on a Redis
-   * Cluster routes (and auto-pipelines) the call by that key's slot. (Passing the count as the
-   * first argument made it group calls by the slot of "5", and mix shards in one pipeline.)
-   */
-  private script(name: "roomcastPublish" | "roomcastClose", keys: number): (...args: ScriptArgs) => Promise<unknown> {
-    const command = this.redis[`${name}${keys}`];
-    if (!command) throw new Error(`no ${name} script for ${keys} keys`);
-    return (...args) => command.apply(this.redis, args);
   }
 
   async publish(target: ResolvedChannel, input: PublishInput): Promise<PublishResult> {
@@ -209,8 +195,7 @@ export class ChannelStore {
     for (const event of events) args.push(keys.idempotency(event.idempotencyKey ?? "-"));
     args.push(newEpoch(), target.historySize, ttlS, head, this.sharded ? "SPUBLISH" : "PUBLISH", this.idempotencyTtlS);
     for (const event of events) args.push(event.tail, event.snapshot, event.id, event.idempotencyKey ? 1 : 0);
-    const publish = this.script("roomcastPublish", 4 + events.length);
-    const reply = (await this.timed("publish", () => publish(...args))) as PublishReply;
+    const reply = (await this.timed("publish", () => PUBLISH.run(this.redis, 4 + events.length, args))) as PublishReply;
     const results: PublishResult[] = [];
     for (let i = 0; i < reply.length; i += 4) {
       const duplicate = reply[i + 3] === 1;
@@ -241,14 +226,12 @@ export class ChannelStore {
   ): Promise<void> {
     const keys = channelKeys(this.prefix, target.channel);
     const deleted = [keys.meta, keys.history, keys.snapshot, ...alsoDelete];
-    if (alsoDelete.length > CLOSE_EXTRA_KEYS) throw new Error(`at most ${CLOSE_EXTRA_KEYS} keys besides the channel's`);
-    const close = this.script("roomcastClose", 1 + deleted.length);
-    await close(
+    await CLOSE.run(this.redis, 1 + deleted.length, [
       keys.feed,
       ...deleted,
       this.sharded ? "SPUBLISH" : "PUBLISH",
       closeMessage(ERROR_CODES[reason].code, reason),
-    );
+    ]);
   }
 
   /**
