@@ -7,6 +7,7 @@
  */
 import type { Logger } from "pino";
 import type { GatewayMetrics } from "../metrics/metrics.js";
+import { inWaves, type WeightedCall } from "./in-waves.js";
 import type { RedisClient } from "./redis-clients.js";
 
 export type QuotaScope = "user" | "ip" | "environment" | "user-environment";
@@ -98,6 +99,8 @@ return #KEYS
 
 /** Quota sets renewed per call on a single Redis. */
 const RENEW_BATCH = 500;
+/** Quota sets renewed in flight at most (src/cluster/in-waves.ts). */
+const RENEW_WAVE = 1000;
 
 type QuotaRedis = RedisClient & {
   roomcastQuotaRenewMany(...args: (string | number)[]): Promise<number>;
@@ -229,19 +232,20 @@ export class ConnectionQuotas {
       key,
       members: typeof members === "string" ? [members] : [...members],
     }));
-    const renewals: Promise<unknown>[] = [];
+    const renewals: WeightedCall[] = [];
     if (this.cluster) {
       // Quota sets live in different slots: one call each.
-      for (const { key, members } of held) renewals.push(this.redis.roomcastQuotaRenew(key, this.leaseMs, ...members));
+      for (const { key, members } of held)
+        renewals.push({ weight: 1, run: () => this.redis.roomcastQuotaRenew(key, this.leaseMs, ...members) });
     } else {
       for (let start = 0; start < held.length; start += RENEW_BATCH) {
         const batch = held.slice(start, start + RENEW_BATCH);
         const args: (string | number)[] = [batch.length, ...batch.map((h) => h.key), this.leaseMs];
         for (const { members } of batch) args.push(members.length, ...members);
-        renewals.push(this.redis.roomcastQuotaRenewMany(...args));
+        renewals.push({ weight: batch.length, run: () => this.redis.roomcastQuotaRenewMany(...args) });
       }
     }
-    const failed = (await Promise.allSettled(renewals)).filter((r) => r.status === "rejected").length;
+    const failed = (await inWaves(renewals, RENEW_WAVE)).filter((r) => r.status === "rejected").length;
     if (failed > 0) this.log.warn({ failed }, "quota lease renewal failed (Redis unavailable?)");
   }
 

@@ -17,6 +17,7 @@ import type { Logger } from "pino";
 import type { ResolvedChannel } from "../channels/channel-registry.js";
 import type { ChannelRegistry } from "../channels/channel-registry.js";
 import type { PresenceChange, PresenceStore } from "../channels/presence.js";
+import { inWaves, type WeightedCall } from "../cluster/in-waves.js";
 import type { Config } from "../config/load-config.js";
 import type { PresenceEvent } from "../contracts/events.js";
 import type { GatewayMetrics } from "../metrics/metrics.js";
@@ -26,6 +27,8 @@ import type { RoomcastSocket } from "./types.js";
 const SWEEP_SLACK_MS = 50;
 /** Connections renewed per script call: each call holds Redis for well under a millisecond. */
 const RENEW_BATCH = 500;
+/** Connections renewed in flight at most (src/cluster/in-waves.ts). */
+const RENEW_WAVE = 1000;
 /** Stale channels swept per round and replica. */
 const STALE_BATCH = 500;
 
@@ -162,20 +165,23 @@ export class PresenceTracker {
   /** A quarter of a lease went by: renew this replica's entries, then sweep the channels nobody renews. */
   private async round(): Promise<void> {
     const channels = [...this.local.keys()];
-    const renewals: Promise<unknown>[] = [
-      this.store.touch(channels).catch((err: unknown) => this.failed(err, "index")),
+    const renewals: WeightedCall[] = [
+      { weight: 1, run: () => this.store.touch(channels).catch((err: unknown) => this.failed(err, "index")) },
     ];
     for (const channel of channels) {
       const ids = [...(this.local.get(channel)?.keys() ?? [])];
       for (let i = 0; i < ids.length; i += RENEW_BATCH) {
-        renewals.push(
-          this.sweep(channel, ids.slice(i, i + RENEW_BATCH)).then((change) => {
-            if (change && i === 0) this.metrics.presenceUsers.observe(change.users);
-          }),
-        );
+        const batch = ids.slice(i, i + RENEW_BATCH);
+        renewals.push({
+          weight: batch.length,
+          run: () =>
+            this.sweep(channel, batch).then((change) => {
+              if (change && i === 0) this.metrics.presenceUsers.observe(change.users);
+            }),
+        });
       }
     }
-    await Promise.all(renewals);
+    await inWaves(renewals, RENEW_WAVE);
     if (this.closed) return;
     // Entries of channels not renewed for three quarters of a lease have all expired.
     try {
