@@ -8,7 +8,7 @@
  * headless Chromium logs in and saves test-artifacts/admin-ui.png.
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { after, before, beforeEach, describe, it } from "node:test";
 import bcrypt from "bcryptjs";
@@ -17,12 +17,12 @@ import { ADMIN_LOGIN_BUSY, INVALID_CREDENTIALS, TOO_MANY_LOGINS } from "../../sr
 import { adminLoginKey } from "../../src/gateway/admin-login-limit.js";
 import { ADMIN_LOGINS_PER_MINUTE } from "../../src/gateway/admin-ui.js";
 import { connect, connectError, nextEvent, token, waitUntil } from "../support/clients.js";
+import { browserSkip, launchChromium } from "../support/browser.js";
 import { redisCommand, startCluster, type TestCluster } from "../support/cluster.js";
 import type { GatewayProcess } from "../support/gateway-process.js";
 
 const USER = "ops";
 const PASSWORD = "correct horse battery staple";
-const CHROMIUM = "/usr/bin/chromium";
 const ARTIFACTS = fileURLToPath(new URL("../../test-artifacts/", import.meta.url));
 
 interface ServerStats {
@@ -426,25 +426,12 @@ describe("admin UI", () => {
     assert.equal(await refusal(off.url, { username: USER, password: PASSWORD }), "Invalid namespace");
   });
 
-  // In CI, .ci/run installs chromium: there a missing browser is a failure, not a skip.
-  const skip = !existsSync(CHROMIUM) && !process.env.CI ? `no ${CHROMIUM} here (apt-get install chromium)` : false;
+  const skip = browserSkip;
   it(
     "renders in a browser: log in from /admin/ and see this cluster's servers (test-artifacts/admin-ui.png)",
     { skip },
     async () => {
-      assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium`);
-      const { chromium } = await import("playwright-core");
-      const browser = await chromium.launch({
-        executablePath: CHROMIUM,
-        args: [
-          "--headless",
-          "--no-sandbox",
-          "--disable-gpu",
-          "--disable-background-networking",
-          "--disable-component-update",
-          "--no-first-run",
-        ],
-      });
+      const browser = await launchChromium();
       try {
         const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
         const foreign: string[] = [];

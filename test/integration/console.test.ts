@@ -9,7 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { createConnection } from "node:net";
 import { networkInterfaces } from "node:os";
 import { after, before, describe, it } from "node:test";
@@ -18,9 +18,9 @@ import bcrypt from "bcryptjs";
 import { freePort } from "../../src/cluster/embedded-redis.js";
 import { startCluster, startTestRedis, type TestCluster, type TestRedis } from "../support/cluster.js";
 import { connect, request, token, type TestSocket } from "../support/clients.js";
+import { browserSkip, launchChromium } from "../support/browser.js";
 import { CLI, TEST_SECRET, waitForExit, type GatewayProcess } from "../support/gateway-process.js";
 
-const CHROMIUM = "/usr/bin/chromium";
 const ARTIFACTS = fileURLToPath(new URL("../../test-artifacts/", import.meta.url));
 
 describe("the console, as served", () => {
@@ -119,8 +119,7 @@ async function startLocalCluster(
 }
 
 describe("the console in a browser, against roomcast start", () => {
-  // In CI, .ci/run installs chromium: there a missing browser is a failure, not a skip.
-  const skip = !existsSync(CHROMIUM) && !process.env.CI ? `no ${CHROMIUM} here (apt-get install chromium)` : false;
+  const skip = browserSkip;
   let redis: TestRedis;
   before(async () => {
     redis = await startTestRedis();
@@ -137,20 +136,7 @@ describe("the console in a browser, against roomcast start", () => {
         ROOMCAST_JWT_SECRET: TEST_SECRET,
         ROOMCAST_PRESENCE_DEBOUNCE_S: "1",
       });
-      const { chromium } = await import("playwright-core");
-      const browser = await chromium.launch({
-        executablePath: CHROMIUM,
-        args: [
-          "--headless",
-          "--no-sandbox",
-          "--disable-gpu",
-          "--disable-background-networking",
-          "--disable-component-update",
-          "--no-first-run",
-          "--disable-quic",
-          "--disable-sync",
-        ],
-      });
+      const browser = await launchChromium(["--disable-quic", "--disable-sync"]);
       let alice: TestSocket | undefined;
       try {
         const origin = new URL(local.consoleUrl).origin;

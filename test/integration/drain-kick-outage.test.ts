@@ -38,14 +38,12 @@ import {
   token,
   waitUntil,
   type TestSocket,
+  type SubscribeAnswer,
 } from "../support/clients.js";
 import { LIMITS_OFF, startCluster, TOPOLOGY, type TestCluster } from "../support/cluster.js";
 import type { GatewayProcess } from "../support/gateway-process.js";
 import { RawClient } from "../support/raw-client.js";
 import { range, sleep } from "../support/util.js";
-
-type SubscribeAnswer =
-  (SubscribeOk & { ok: true }) | { ok: false; error: { code: number; reason: string; message: string } };
 
 function offsets(events: readonly { offset: number }[]): number[] {
   return events.map((e) => e.offset);

@@ -15,13 +15,11 @@ import {
   token,
   waitUntil,
   type TestSocket,
+  type SubscribeAnswer,
 } from "../support/clients.js";
 import { startCluster, type TestCluster } from "../support/cluster.js";
 import type { GatewayProcess } from "../support/gateway-process.js";
 import { range } from "../support/util.js";
-
-type SubscribeAnswer =
-  (SubscribeOk & { ok: true }) | { ok: false; error: { code: number; reason: string; message: string } };
 
 const LIMITS_OFF = {
   ROOMCAST_RATE_LIMIT: "0",

@@ -10,7 +10,16 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import type { ChannelEvent, SubscribeOk } from "../../src/contracts/events.js";
-import { connect, httpGet, recordEvents, request, token, waitUntil, type TestSocket } from "../support/clients.js";
+import {
+  connect,
+  httpGet,
+  recordEvents,
+  request,
+  token,
+  waitUntil,
+  type TestSocket,
+  type SubscribeAnswer,
+} from "../support/clients.js";
 import { LIMITS_OFF, startCluster, type TestCluster } from "../support/cluster.js";
 import type { GatewayProcess } from "../support/gateway-process.js";
 import { RawClient } from "../support/raw-client.js";
@@ -30,8 +39,6 @@ function redisOutputBytes(cluster: TestCluster): number {
   }
   return total;
 }
-
-type SubscribeAnswer = (SubscribeOk & { ok: true }) | { ok: false; error: { code: number; reason: string } };
 
 describe("bounded history reads", () => {
   let cluster: TestCluster;

@@ -1,8 +1,17 @@
 /** Real socket.io-client connections, typed with the shared event maps. */
 import { io, type Socket } from "socket.io-client";
 import { mintToken, type MintOptions } from "../../src/auth/mint-token.js";
-import type { ChannelEvent, ClientToServerEvents, ServerToClientEvents } from "../../src/contracts/events.js";
+import type {
+  ChannelEvent,
+  ClientToServerEvents,
+  ServerToClientEvents,
+  SubscribeOk,
+} from "../../src/contracts/events.js";
 import { TEST_SECRET } from "./gateway-process.js";
+
+/** A subscribe request's answer, as the tests read it. */
+export type SubscribeAnswer =
+  (SubscribeOk & { ok: true }) | { ok: false; error: { code: number; reason: string; message: string } };
 
 export type TestSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
