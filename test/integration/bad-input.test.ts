@@ -26,6 +26,7 @@ import WebSocket from "ws";
 import type { ChannelEvent } from "../../src/contracts/events.js";
 import { connect, httpPublish, token, waitUntil, type TestSocket } from "../support/clients.js";
 import { startCluster, type TestCluster } from "../support/cluster.js";
+import { writeChatConfig } from "../support/util.js";
 import { TEST_SECRET, type GatewayProcess } from "../support/gateway-process.js";
 import { refusedWith, type Answer, type ErrorBody } from "../support/answers.js";
 
@@ -1280,17 +1281,7 @@ describe("bad input", () => {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), "roomcast-bad-input-"));
-    const configFile = join(dir, "roomcast.yaml");
-    writeFileSync(
-      configFile,
-      [
-        "namespaces:",
-        "  chat:",
-        "    subscribe: { match: any }",
-        '    publish: { match: any, scope: "chat:write" }',
-        "",
-      ].join("\n"),
-    );
+    const configFile = writeChatConfig(dir);
     writeFileSync(join(dir, "rsa.pem"), RSA_PUBLIC_PEM);
     cluster = await startCluster({
       replicas: 0,

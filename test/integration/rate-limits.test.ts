@@ -5,7 +5,7 @@
  * cluster-wide HTTP rate limit per token (429) and the HTTP security headers.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -23,7 +23,7 @@ import {
 import { startCluster, type TestCluster } from "../support/cluster.js";
 import type { GatewayProcess } from "../support/gateway-process.js";
 import { okAnswer, refusedWith, type Answer, type ErrorBody } from "../support/answers.js";
-import { sleep } from "../support/util.js";
+import { sleep, writeChatConfig } from "../support/util.js";
 
 const RATE = 5;
 const BURST = 10;
@@ -90,17 +90,7 @@ describe("request limits", () => {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), "roomcast-rate-limits-test-"));
-    const configFile = join(dir, "roomcast.yaml");
-    writeFileSync(
-      configFile,
-      [
-        "namespaces:",
-        "  chat:",
-        "    subscribe: { match: any }",
-        '    publish: { match: any, scope: "chat:write" }',
-        "",
-      ].join("\n"),
-    );
+    const configFile = writeChatConfig(dir);
     cluster = await startCluster({ replicas: 0, env: { ROOMCAST_CONFIG: configFile } });
     [rated, sized, httpA, httpB] = await Promise.all([
       cluster.addGateway({ ROOMCAST_RATE_LIMIT: String(RATE), ROOMCAST_RATE_BURST: String(BURST) }),

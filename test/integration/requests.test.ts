@@ -3,7 +3,7 @@
  * may subscribe or publish), against a real two-replica cluster with a configured namespace.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -19,6 +19,7 @@ import {
   openAs,
 } from "../support/clients.js";
 import { startCluster, type TestCluster } from "../support/cluster.js";
+import { writeChatConfig } from "../support/util.js";
 import type { GatewayProcess } from "../support/gateway-process.js";
 import { okAnswer, refusedWith, type Answer } from "../support/answers.js";
 
@@ -45,17 +46,7 @@ describe("requests", () => {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), "roomcast-requests-test-"));
-    const configFile = join(dir, "roomcast.yaml");
-    writeFileSync(
-      configFile,
-      [
-        "namespaces:",
-        "  chat:",
-        "    subscribe: { match: any }",
-        '    publish: { match: any, scope: "chat:write" }',
-        "",
-      ].join("\n"),
-    );
+    const configFile = writeChatConfig(dir);
     cluster = await startCluster({ replicas: 2, env: { ROOMCAST_CONFIG: configFile } });
     [a, b] = cluster.gateways as [GatewayProcess, GatewayProcess];
     limited = await cluster.addGateway({ ROOMCAST_MAX_SUBSCRIPTIONS: "2" });

@@ -1,4 +1,6 @@
 /** Small helpers the test files share. */
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -13,4 +15,23 @@ export async function metric(baseUrl: string, name: string): Promise<number> {
   const prefixes = name.includes("{") ? [name] : [`${name}{`, `${name} `];
   const line = text.split("\n").find((l) => prefixes.some((p) => l.startsWith(p)));
   return Number(line?.split(" ").at(-1) ?? NaN);
+}
+
+/**
+ * Writes a ROOMCAST_CONFIG file into `dir` with a `chat` namespace (anyone subscribes, tokens
+ * with scope chat:write publish); returns its path.
+ */
+export function writeChatConfig(dir: string): string {
+  const configFile = join(dir, "roomcast.yaml");
+  writeFileSync(
+    configFile,
+    [
+      "namespaces:",
+      "  chat:",
+      "    subscribe: { match: any }",
+      '    publish: { match: any, scope: "chat:write" }',
+      "",
+    ].join("\n"),
+  );
+  return configFile;
 }
