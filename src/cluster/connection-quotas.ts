@@ -8,25 +8,14 @@
 import type { Logger } from "pino";
 import type { GatewayMetrics } from "../metrics/metrics.js";
 import { inWaves, type WeightedCall } from "./in-waves.js";
+import { LuaScript, type ScriptArg } from "./lua-script.js";
 import type { RedisClient } from "./redis-clients.js";
 
 export type QuotaScope = "user" | "ip" | "environment" | "user-environment";
 
-/** KEYS: quota set. ARGV: lease ms, limit, member. Returns 1 (admitted) or 0 (full). */
-const ACQUIRE_SCRIPT = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-local limit = tonumber(ARGV[2])
-if not redis.call('ZSCORE', KEYS[1], ARGV[3]) and redis.call('ZCARD', KEYS[1]) >= limit then return 0 end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), ARGV[3])
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]) * 2)
-return 1
-`;
-
 /**
- * The handshakes of one turn of the event loop at once (a single Redis): each request all or
- * nothing on its own, in order. KEYS: every request's quota sets, one request after another.
+ * Quota requests at once: the handshakes of one turn of the event loop on a single Redis, or
+ * one key on a Redis Cluster. Each request all or nothing on its own, in order. KEYS: every request's quota sets, one request after another.
  * ARGV: lease ms, then per request: member, its key count, each key's limit. Returns per
  * request 0 (admitted to all) or the 1-based index of its first full set (admitted to none).
  */
@@ -70,18 +59,9 @@ interface PendingAcquire {
   reject(err: unknown): void;
 }
 
-/** KEYS: quota set. ARGV: lease ms, members... Extends (or restores) the leases. */
-const RENEW_SCRIPT = `
-local t = redis.call('TIME')
-local expiry = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
-for i = 2, #ARGV do redis.call('ZADD', KEYS[1], expiry, ARGV[i]) end
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]) * 2)
-return #ARGV - 1
-`;
-
 /**
- * Many quota sets at once (a single Redis: one call renews up to RENEW_BATCH of them, instead of
- * one call per user and IP every third of a lease). KEYS: quota sets. ARGV: lease ms, then for
+ * Renews quota sets (on a single Redis up to RENEW_BATCH in one call, instead of one call per
+ * user and IP every third of a lease; on a Redis Cluster one per call). KEYS: quota sets. ARGV: lease ms, then for
  * each key its member count and members.
  */
 const RENEW_MANY_SCRIPT = `
@@ -102,12 +82,9 @@ const RENEW_BATCH = 500;
 /** Quota sets renewed in flight at most (src/cluster/in-waves.ts). */
 const RENEW_WAVE = 1000;
 
-type QuotaRedis = RedisClient & {
-  roomcastQuotaRenewMany(...args: (string | number)[]): Promise<number>;
-  roomcastQuotaAcquireBatch(...args: (string | number)[]): Promise<number[]>;
-  roomcastQuotaAcquire(key: string, leaseMs: number, limit: number, member: string): Promise<number>;
-  roomcastQuotaRenew(key: string, leaseMs: number, ...members: string[]): Promise<number>;
-};
+// Both take a number of keys that varies from call to call.
+const ACQUIRE = new LuaScript(ACQUIRE_BATCH_SCRIPT);
+const RENEW = new LuaScript(RENEW_MANY_SCRIPT);
 
 function chunks<T>(items: T[], size: number): T[][] {
   const out: T[][] = [];
@@ -118,7 +95,7 @@ function chunks<T>(items: T[], size: number): T[][] {
 export class ConnectionQuotas {
   /** Handshakes waiting for this turn's batch call. */
   private batch: PendingAcquire[] = [];
-  private readonly redis: QuotaRedis;
+  private readonly redis: RedisClient;
   /** The entries this replica holds, by quota key: the key (one string shared by its holders) and its members. */
   private readonly held = new Map<string, { key: string; members: string | Set<string> }>();
   private readonly timer: NodeJS.Timeout;
@@ -132,11 +109,7 @@ export class ConnectionQuotas {
     /** On a Redis Cluster quota keys live in different slots: each is acquired on its own. */
     private readonly cluster = false,
   ) {
-    redis.defineCommand("roomcastQuotaAcquire", { numberOfKeys: 1, lua: ACQUIRE_SCRIPT });
-    redis.defineCommand("roomcastQuotaRenew", { numberOfKeys: 1, lua: RENEW_SCRIPT });
-    redis.defineCommand("roomcastQuotaRenewMany", { lua: RENEW_MANY_SCRIPT });
-    redis.defineCommand("roomcastQuotaAcquireBatch", { lua: ACQUIRE_BATCH_SCRIPT });
-    this.redis = redis as QuotaRedis;
+    this.redis = redis;
     // Renew three times per lease, so one missed renewal never expires a live connection.
     this.timer = setInterval(() => void this.renew(), Math.max(leaseMs / 3, 500));
     this.timer.unref();
@@ -149,8 +122,10 @@ export class ConnectionQuotas {
   /** Adds the member to the scope's quota unless `limit` entries are live; the quota's key if admitted. */
   async acquire(scope: QuotaScope, id: string, member: string, limit: number): Promise<string | undefined> {
     const key = this.key(scope, id);
-    const acquire = () => this.redis.roomcastQuotaAcquire(key, this.leaseMs, limit, member);
-    if ((await this.timed(acquire)) !== 1) return undefined;
+    const [full] = (await this.timed(() =>
+      ACQUIRE.run(this.redis, 1, [key, this.leaseMs, member, 1, limit]),
+    )) as number[];
+    if (Number(full) !== 0) return undefined;
     return this.hold(key, member);
   }
 
@@ -186,9 +161,9 @@ export class ConnectionQuotas {
   private flushBatch(): void {
     for (const batch of chunks(this.batch.splice(0), ACQUIRE_BATCH)) {
       const keys = batch.flatMap((p) => p.keys);
-      const args: (string | number)[] = [keys.length, ...keys, this.leaseMs];
+      const args: ScriptArg[] = [...keys, this.leaseMs];
       for (const p of batch) args.push(p.member, p.keys.length, ...p.limits);
-      this.timed(() => this.redis.roomcastQuotaAcquireBatch(...args)).then(
+      this.timed(() => ACQUIRE.run(this.redis, keys.length, args) as Promise<number[]>).then(
         (answers) => batch.forEach((p, i) => p.resolve(Number(answers[i]))),
         (err: unknown) => batch.forEach((p) => p.reject(err)),
       );
@@ -236,13 +211,15 @@ export class ConnectionQuotas {
     if (this.cluster) {
       // Quota sets live in different slots: one call each.
       for (const { key, members } of held)
-        renewals.push({ weight: 1, run: () => this.redis.roomcastQuotaRenew(key, this.leaseMs, ...members) });
+        renewals.push({
+          weight: 1,
+          run: () => RENEW.run(this.redis, 1, [key, this.leaseMs, members.length, ...members]),
+        });
     } else {
-      for (let start = 0; start < held.length; start += RENEW_BATCH) {
-        const batch = held.slice(start, start + RENEW_BATCH);
-        const args: (string | number)[] = [batch.length, ...batch.map((h) => h.key), this.leaseMs];
+      for (const batch of chunks(held, RENEW_BATCH)) {
+        const args: ScriptArg[] = [...batch.map((h) => h.key), this.leaseMs];
         for (const { members } of batch) args.push(members.length, ...members);
-        renewals.push({ weight: batch.length, run: () => this.redis.roomcastQuotaRenewMany(...args) });
+        renewals.push({ weight: batch.length, run: () => RENEW.run(this.redis, batch.length, args) });
       }
     }
     const failed = (await inWaves(renewals, RENEW_WAVE)).filter((r) => r.status === "rejected").length;
