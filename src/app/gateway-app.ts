@@ -16,8 +16,8 @@ import { LISTEN_BACKLOG } from "../gateway/listen-backlog.js";
 import { createSocketServer, liveCountsOf, type SocketServer } from "../gateway/socket-server.js";
 import type { RoomcastServer } from "../gateway/types.js";
 import { createHttpApp } from "../http/http-app.js";
-import type { JobQueues } from "../jobs/job-queue.js";
 import { JobService } from "../jobs/job-service.js";
+import { webhookNotifier } from "../jobs/webhook-notifier.js";
 import { createMetrics } from "../metrics/metrics.js";
 import { CloseOrder } from "./close-order.js";
 import { channelStore, jobChannels, jobQueues, openCore } from "./core.js";
@@ -32,30 +32,6 @@ export interface Gateway {
   /** Listens on config.host:config.port; returns the base URL. */
   listen(): Promise<string>;
   close(): Promise<void>;
-}
-
-const WEBHOOK_QUEUE_RETRY_MS = 1000;
-
-/**
- * Queues the delivery of channels' webhook changes: the channels noted in one turn of the event
- * loop go in one call. While the queue cannot be reached (Redis away) they are tried again every
- * second; the changes wait in their streams meanwhile.
- */
-function webhookNotifier(queues: JobQueues, log: Logger): (channel: string) => void {
-  const channels = new Set<string>();
-  const flush = () => {
-    const batch = [...channels];
-    channels.clear();
-    queues.deliverWebhooks(batch).catch((err: unknown) => {
-      log.warn({ err: (err as Error).message, channels: batch.length }, "could not queue webhooks; retrying");
-      setTimeout(() => batch.forEach(notify), WEBHOOK_QUEUE_RETRY_MS).unref();
-    });
-  };
-  const notify = (channel: string) => {
-    if (channels.size === 0) setImmediate(flush);
-    channels.add(channel);
-  };
-  return notify;
 }
 
 export async function createGateway(config: Config, log: Logger): Promise<Gateway> {
