@@ -14,7 +14,6 @@ import type { Closing, Unsubscribed, Welcome } from "../../src/contracts/events.
 import {
   connect,
   connectError,
-  httpGet,
   httpPublish,
   nextEvent,
   recordEvents,
@@ -26,6 +25,7 @@ import {
 } from "../support/clients.js";
 import { startCluster, type TestCluster } from "../support/cluster.js";
 import { TEST_SECRET, type GatewayProcess } from "../support/gateway-process.js";
+import { waitReadyz } from "../support/util.js";
 
 const b64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
 const nowS = () => Math.floor(Date.now() / 1000);
@@ -364,13 +364,7 @@ describe("HTTP 503 (4503 unavailable) at the Engine.IO handshake when the replic
     const jwt = await token({ sub: "alice" });
     await connectsAs(gw.url, { token: jwt }, "alice");
     await cluster.redis.stop();
-    let status = 0;
-    const deadline = Date.now() + 10_000;
-    while (status !== 503 && Date.now() < deadline) {
-      status = (await httpGet(`${gw.url}/readyz`)).status;
-      if (status !== 503) await new Promise((r) => setTimeout(r, 50));
-    }
-    assert.equal(status, 503);
+    await waitReadyz(gw.url, 503, 10_000);
     // Refused before a session exists (a Socket.IO connect_error would stop a stock client for good).
     for (const websocket of [false, true]) {
       const answer = await engineHandshake(gw.url, { websocket });

@@ -43,7 +43,7 @@ import {
 import { LIMITS_OFF, startCluster, TOPOLOGY, type TestCluster } from "../support/cluster.js";
 import type { GatewayProcess } from "../support/gateway-process.js";
 import { RawClient } from "../support/raw-client.js";
-import { range, sleep } from "../support/util.js";
+import { range, sleep, waitReadyz } from "../support/util.js";
 
 function offsets(events: readonly { offset: number }[]): number[] {
   return events.map((e) => e.offset);
@@ -78,25 +78,6 @@ function subscribeInWireOrder(
       }) as never,
     );
   });
-}
-
-async function readyz(gateway: GatewayProcess): Promise<number> {
-  try {
-    return (await fetch(`${gateway.url}/readyz`)).status;
-  } catch {
-    return 0;
-  }
-}
-
-async function waitReadyz(gateway: GatewayProcess, status: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last = -1;
-  while (Date.now() < deadline) {
-    last = await readyz(gateway);
-    if (last === status) return;
-    await sleep(20);
-  }
-  throw new Error(`${gateway.url}/readyz did not answer ${status} within ${timeoutMs} ms (last: ${last})`);
 }
 
 async function httpPost(url: string, bearer?: string): Promise<{ status: number; body: Record<string, unknown> }> {
@@ -229,7 +210,7 @@ describe("drain, admin kick and slow consumers", () => {
 
       const exited = a.stop();
       // Unready at once, while the process still runs (the drain takes up to 2 s).
-      await waitReadyz(a, 503, 1000);
+      await waitReadyz(a.url, 503, 1000);
       assert.ok(alive(a), "A exited before its drain");
       const refusal = await engineHandshake(a.url);
       assert.equal(refusal.status, 503, JSON.stringify(refusal));
@@ -623,7 +604,7 @@ describe(
       // Redis goes away.
       const port = Number(new URL(cluster.redis.url).port);
       await cluster.redis.stop();
-      await Promise.all([waitReadyz(a, 503, 10_000), waitReadyz(b, 503, 10_000)]);
+      await Promise.all([waitReadyz(a.url, 503, 10_000), waitReadyz(b.url, 503, 10_000)]);
       for (const gateway of [a, b]) {
         const res = await httpPublish(gateway.url, publisher, channel, { type: "status", data: { status: "lost" } });
         assert.equal(res.status, 503, `publish while Redis is away: ${JSON.stringify(res.body)}`);
@@ -639,7 +620,7 @@ describe(
 
       // Redis comes back, empty, on the same port: the replicas reconnect by themselves.
       restarted = await startEmbeddedRedis({ port });
-      await Promise.all([waitReadyz(a, 200, 15_000), waitReadyz(b, 200, 15_000)]);
+      await Promise.all([waitReadyz(a.url, 200, 15_000), waitReadyz(b.url, 200, 15_000)]);
 
       const after1 = await httpPublish(b.url, publisher, channel, { type: "status", data: { status: "restarted" } });
       assert.equal(after1.status, 202, JSON.stringify(after1.body));
@@ -689,7 +670,7 @@ describe("SIGTERM while Redis is down", () => {
     const closings: Closing[] = [];
     socket.on("closing", (c) => closings.push(c));
     await cluster.redis.stop();
-    await waitReadyz(gateway, 503, 10_000);
+    await waitReadyz(gateway.url, 503, 10_000);
     assert.equal(await gateway.stop(), 0, gateway.output());
     assert.doesNotMatch(gateway.output(), /Unhandled|Stream isn't writeable[\s\S]*\n\s+at /);
     assert.deepEqual(

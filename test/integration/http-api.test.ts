@@ -8,6 +8,7 @@ import { mintToken } from "../../src/auth/mint-token.js";
 import type { ChannelEvent, SubscribeOk } from "../../src/contracts/events.js";
 import { connect, recordEvents, request, token, waitUntil, type TestSocket } from "../support/clients.js";
 import { startCluster, type TestCluster } from "../support/cluster.js";
+import { waitReadyz } from "../support/util.js";
 
 const MAX_MESSAGE_BYTES = 4096;
 
@@ -553,14 +554,7 @@ describe("HTTP API without Redis", () => {
     // Right away, and again once the replica has noticed.
     const immediate = await call("POST", eventsUrl(base, "user:gone"), { bearer: publisher, body });
     assertError(immediate, 503, 4503, "unavailable");
-    let readyStatus = 0;
-    const deadline = Date.now() + 10_000;
-    while (Date.now() < deadline) {
-      readyStatus = (await fetch(`${base}/readyz`, { signal: AbortSignal.timeout(5000) })).status;
-      if (readyStatus === 503) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    assert.equal(readyStatus, 503, "/readyz still 200 without Redis");
+    await waitReadyz(base, 503, 10_000);
     const ready = await call("GET", `${base}/readyz`);
     assert.equal(ready.status, 503);
 

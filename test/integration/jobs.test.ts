@@ -28,6 +28,7 @@ import {
   states,
   waitForProgress,
 } from "../support/jobs.js";
+import { waitReadyz } from "../support/util.js";
 
 const SETTINGS = {
   ...LIMITS_OFF,
@@ -401,6 +402,8 @@ describe("jobs", () => {
       Array.from({ length: total }, (_, i) => i + 1),
       "every build line once, in order",
     );
+    // Each replica went unready while its connections came back; the next tests connect anew.
+    await Promise.all([waitReadyz(a.url, 200, 10_000), waitReadyz(b.url, 200, 10_000)]);
   });
 
   test("a deploy feeds its environment's status channel, whose snapshot is the newest status", async () => {

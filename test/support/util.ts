@@ -17,6 +17,21 @@ export async function metric(baseUrl: string, name: string): Promise<number> {
   return Number(line?.split(" ").at(-1) ?? NaN);
 }
 
+/** Waits until a process's /readyz answers `status` (0 while it does not answer at all). */
+export async function waitReadyz(baseUrl: string, status: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = -1;
+  while (Date.now() < deadline) {
+    last = await fetch(`${baseUrl}/readyz`).then(
+      (res) => res.status,
+      () => 0,
+    );
+    if (last === status) return;
+    await sleep(20);
+  }
+  throw new Error(`${baseUrl}/readyz did not answer ${status} within ${timeoutMs} ms (last: ${last})`);
+}
+
 /**
  * Writes a ROOMCAST_CONFIG file into `dir` with a `chat` namespace (anyone subscribes, tokens
  * with scope chat:write publish); returns its path.
