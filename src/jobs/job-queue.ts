@@ -125,7 +125,16 @@ export function openJobQueues(config: Config, connection: RedisClient): JobQueue
       );
     },
     async deliverWebhooks(channels) {
-      await webhooks.addBulk(channels.map((channel) => ({ name: "deliver", data: { channel }, opts: webhookJob })));
+      // One queued job per channel at most: while it waits, later changes are its to send too
+      // (it reads the stream when it runs). The worker lifts the deduplication once it holds the
+      // channel and before it reads, so a change after that read queues the next job.
+      await webhooks.addBulk(
+        channels.map((channel) => ({
+          name: "deliver",
+          data: { channel },
+          opts: { ...webhookJob, deduplication: { id: channel } },
+        })),
+      );
     },
     async close() {
       await Promise.allSettled([jobs.close(), expiry.close(), webhooks.close()]);

@@ -8,6 +8,9 @@
  *   an entry goes again only to a URL that did not accept it;
  * - in order per channel: one worker at a time holds the channel (a lock with a token, kept
  *   alive while it sends); a job that finds the channel held waits a moment and tries again;
+ * - bounded: a channel has at most one job waiting, however many changes come while no worker
+ *   runs (BullMQ deduplication by channel); the job that holds the channel lifts it before
+ *   reading, so the changes after its read queue the next job and none is left behind;
  * - a URL that fails stops at that entry, the job fails and BullMQ retries it with backoff
  *   (1 s, 2 s, 4 s ... then every 10 minutes, for about a day, as long as the changes are
  *   kept); one job per channel retries, the jobs of later changes leave it to that one; the
@@ -114,6 +117,8 @@ export class WebhookSender {
     const retrier = `${keys.hooks}:retrier`;
     const id = job.id ?? token;
     try {
+      // From here on, a new change queues a new job: this one may have read past it already.
+      await job.removeDeduplicationKey();
       const results = await Promise.allSettled(
         this.config.webhookUrls.map((url) =>
           this.sendTo(url, channel, keys.hooks, `${keys.hooks}:positions`, lock, token),

@@ -15,7 +15,7 @@ import {
 } from "../../src/contracts/webhooks.js";
 import type { Answer } from "../support/answers.js";
 import { connect, request, token, waitUntil, type TestSocket } from "../support/clients.js";
-import { LIMITS_OFF, startCluster, type TestCluster } from "../support/cluster.js";
+import { LIMITS_OFF, redisCommand, startCluster, type TestCluster } from "../support/cluster.js";
 import { sleep } from "../support/util.js";
 
 const SECRET = "webhook-secret-of-at-least-32-bytes!!";
@@ -188,6 +188,67 @@ describe("presence webhooks: ROOMCAST_WEBHOOK_EVENTS", () => {
       await waitUntil(() => acceptedFor(receiver.received, channel).length >= 2, 10_000, "occupied and vacated");
       await sleep(500);
       assert.deepEqual(acceptedFor(receiver.received, channel), ["channel_occupied", "channel_vacated"]);
+    } finally {
+      await cluster.close();
+      receiver.server.close();
+    }
+  });
+});
+
+describe("presence webhooks while no worker runs", () => {
+  it("keeps one queued delivery per channel, however many changes; a worker that starts later sends them all, in order", async () => {
+    const receiver = await startReceiver(0);
+    const cluster = await startCluster({
+      replicas: 1,
+      workers: 0,
+      env: {
+        ...LIMITS_OFF,
+        ROOMCAST_PRESENCE_DEBOUNCE_S: "0",
+        ROOMCAST_WEBHOOK_URLS: receiver.url,
+        ROOMCAST_WEBHOOK_SECRET: SECRET,
+      },
+    });
+    try {
+      const channels = ["env:idle1:status", "env:idle2:status", "env:idle3:logs"];
+      const cycles = 15;
+      // Each cycle is a join and a leave on every channel, in turns of their own: a queued job each, before.
+      for (let i = 0; i < cycles; i++) {
+        const sockets = await Promise.all(
+          channels.map(async (channel) => {
+            const socket = await connect(cluster.gateways[0]!.url, {
+              token: await token({ sub: `user${i}`, envs: [channel.split(":")[1]!], scope: "env:read" }),
+            });
+            assert.equal((await request<Answer>(socket, "subscribe", { channel })).ok, true);
+            return socket;
+          }),
+        );
+        await sleep(50);
+        for (const socket of sockets) socket.close();
+        await sleep(50);
+      }
+      await sleep(500);
+      const queue = "{rc:bull}:jobs-webhooks";
+      const queued =
+        Number(redisCommand(cluster.redis, "LLEN", `${queue}:wait`)) +
+        Number(redisCommand(cluster.redis, "ZCARD", `${queue}:delayed`)) +
+        Number(redisCommand(cluster.redis, "ZCARD", `${queue}:prioritized`));
+      assert.equal(queued, channels.length, "one queued delivery per channel");
+
+      await cluster.addWorker();
+      const perCycle = (i: number) => [
+        "channel_occupied",
+        `member_added user${i}`,
+        `member_removed user${i}`,
+        "channel_vacated",
+      ];
+      const expected = Array.from({ length: cycles }, (_, i) => perCycle(i)).flat();
+      await waitUntil(
+        () => channels.every((channel) => acceptedFor(receiver.received, channel).length >= expected.length),
+        20_000,
+        "every change delivered",
+      );
+      await sleep(500);
+      for (const channel of channels) assert.deepEqual(acceptedFor(receiver.received, channel), expected, channel);
     } finally {
       await cluster.close();
       receiver.server.close();
