@@ -117,6 +117,8 @@ function start(newToken) {
   });
   client.connect();
   for (const env of ENVIRONMENTS) subscribeEnvironment(env);
+  // A new token (the last one expired or was refused): the followed job goes on, on this connection.
+  if (watching) watch(watching.jobId);
   refreshJobs();
   clearInterval(jobsRefresher);
   jobsRefresher = setInterval(refreshJobs, 3000);

@@ -279,6 +279,53 @@ describe("the console in a browser, against roomcast start", () => {
       }
     },
   );
+  it(
+    "asks for a new token when the page's token expires, and goes on following the job with the new one",
+    { skip },
+    async () => {
+      const local = await startLocalCluster(redis, false, { HOST: "127.0.0.1", ROOMCAST_JWT_SECRET: TEST_SECRET });
+      const browser = await launchChromium(["--disable-quic", "--disable-sync"]);
+      try {
+        const claims = { sub: "dev", envs: ["*"], scope: "publish env:read jobs:read jobs:write admin" };
+        const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+        const problems: string[] = [];
+        page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+        const url = new URL(local.consoleUrl);
+        url.hash = `token=${await token({ ...claims, ttlS: 8 })}`;
+        await page.goto(url.toString());
+        await page.locator('input[name="lines"]').fill("300");
+        await page.locator('input[name="seconds"]').fill("20");
+        await page.click("#start-job");
+        await page.locator("#job-state").filter({ hasText: "active" }).waitFor({ timeout: 20_000 });
+
+        // The token expires: the page asks for another one, mid-job.
+        await page.locator("#token-panel").waitFor({ state: "visible", timeout: 20_000 });
+        const progress = async () => Number(await page.getAttribute("#progress", "aria-valuenow"));
+        const atExpiry = await progress();
+        assert.ok(atExpiry < 100, `the job still runs when the token expires (${atExpiry}%)`);
+        await page.locator("#token").fill(await token({ ...claims, ttlS: 3600 }));
+        await page.locator("#token-form button[type=submit]").click();
+
+        await page.locator("#job-state").filter({ hasText: "completed" }).waitFor({ timeout: 40_000 });
+        assert.equal(await progress(), 100);
+        assert.match((await page.locator(".log .line .text").last().textContent()) ?? "", /^build ok: 300 lines/);
+        const numbers = (
+          await page.locator(".log .line").evaluateAll((lines) => lines.map((l) => l.getAttribute("data-n")))
+        ).map(Number);
+        assert.deepEqual(
+          numbers,
+          Array.from({ length: numbers.length }, (_, i) => i + 1),
+          "every line once, in order, across the token change",
+        );
+        assert.deepEqual(problems, []);
+      } finally {
+        await browser.close();
+        local.child.kill("SIGTERM");
+        const code = await waitForExit(local.child);
+        assert.equal(code, 0, local.output().slice(-2000));
+      }
+    },
+  );
 });
 
 describe("roomcast start with its embedded Redis", () => {
