@@ -69,14 +69,20 @@ interface Tracked {
   waiting: boolean;
   /** The connection whose server holds this subscription now. */
   subscribedOn?: RoomcastSocket;
-  /** Paused by pause(): not resubscribed on reconnect until resume(). */
+  /** Paused by pause(): no delivery until resume(), also across reconnects. */
   paused?: boolean;
+  /**
+   * Paused, and subscribed again after a reconnect on this connection only to stay a member
+   * (presence): what arrives is dropped and `position` stays where the pause left it; resume()
+   * subscribes with `since` from there.
+   */
+  parkedOn?: RoomcastSocket;
   /** The caller of subscribe(), waiting for the first answer. */
   firstAnswer?: { resolve: (ok: SubscribeOk) => void; reject: (err: Error) => void };
 }
 
 export interface ClientEvents {
-  /** Connected. The subscriptions (but paused ones) were just sent again: requests made here are answered after them. */
+  /** Connected. The subscriptions (paused ones too, still paused) were just sent again: requests made here are answered after them. */
   welcome: (welcome: Welcome) => void;
   lag: (lag: Lag) => void;
   unsubscribed: (notice: Unsubscribed) => void;
@@ -178,7 +184,8 @@ export class RoomcastClient {
     const tracked = this.subscriptions.get(channel);
     if (!tracked) throw new Error(`roomcast: not subscribed to ${channel}`);
     tracked.paused = false;
-    if (this.isLive(tracked)) await this.control({ channel, action: "resume" });
+    // Parked after a reconnect: a subscribe with `since` replays from where the pause left off.
+    if (this.isLive(tracked) && tracked.parkedOn !== this.socket) await this.control({ channel, action: "resume" });
     else this.sendSubscribe(tracked);
   }
 
@@ -252,7 +259,7 @@ export class RoomcastClient {
       this.attempt = 0;
       this.retryAfterMs = undefined;
       this.scheduleRefresh();
-      for (const tracked of this.subscriptions.values()) if (!tracked.paused) this.sendSubscribe(tracked);
+      for (const tracked of this.subscriptions.values()) this.resubscribe(tracked);
       this.emitLocal("welcome", welcome);
     });
     socket.on("event", (event) => this.onEvent(event));
@@ -260,13 +267,13 @@ export class RoomcastClient {
     socket.on("presence", (event) => this.subscriptions.get(event.channel)?.options.onPresence?.(event));
     socket.on("lag", (lag) => {
       const tracked = this.subscriptions.get(lag.channel);
-      if (tracked?.position) tracked.position = { offset: lag.offset, epoch: tracked.position.epoch };
+      if (tracked?.position && tracked.parkedOn !== socket) tracked.position = { offset: lag.offset, epoch: tracked.position.epoch };
       this.emitLocal("lag", lag);
     });
     socket.on("unsubscribed", (notice) => {
       const tracked = this.subscriptions.get(notice.channel);
       // History lost under us: resubscribe with `since`, which answers recovered: false.
-      if (tracked && notice.reason === "history_lost") this.sendSubscribe(tracked);
+      if (tracked && notice.reason === "history_lost") this.resubscribe(tracked);
       else this.subscriptions.delete(notice.channel);
       this.emitLocal("unsubscribed", notice);
     });
@@ -324,11 +331,38 @@ export class RoomcastClient {
     if (this.socket?.connected) this.scheduleRefresh();
   }
 
+  private resubscribe(tracked: Tracked): void {
+    if (tracked.paused) this.park(tracked);
+    else this.sendSubscribe(tracked);
+  }
+
+  /**
+   * A paused subscription after a reconnect: subscribed (so the user stays a member of the
+   * channel's presence) and paused right behind it (requests run in order); nothing is
+   * delivered and its position is kept for resume().
+   */
+  private park(tracked: Tracked): void {
+    const socket = this.socket;
+    if (!socket?.connected) return;
+    tracked.parkedOn = socket;
+    tracked.subscribedOn = undefined;
+    const request: Parameters<ClientToServerEvents["subscribe"]>[0] = { channel: tracked.channel, history: 0 };
+    if (tracked.options.filter) request.filter = tracked.options.filter;
+    socket.emit("subscribe", request, (answer: Answer<SubscribeOk>) => {
+      if (this.subscriptions.get(tracked.channel) !== tracked || tracked.parkedOn !== socket) return;
+      if (answer.ok) tracked.subscribedOn = socket;
+      // Refused now (grants changed): resume() subscribes again and reports it then.
+      else tracked.parkedOn = undefined;
+    });
+    socket.emit("control", { channel: tracked.channel, action: "pause" }, () => undefined);
+  }
+
   /** Sends a subscribe for a tracked channel: with `since` once it has a position. */
   private sendSubscribe(tracked: Tracked): void {
     const socket = this.socket;
     if (!socket?.connected) return; // the next `welcome` sends it
     tracked.waiting = true;
+    tracked.parkedOn = undefined;
     const request: Parameters<ClientToServerEvents["subscribe"]>[0] = tracked.position
       ? { channel: tracked.channel, since: tracked.position }
       : { channel: tracked.channel, history: tracked.options.history ?? 0 };
@@ -368,7 +402,7 @@ export class RoomcastClient {
 
   private onEvent(event: ChannelEvent): void {
     const tracked = this.subscriptions.get(event.channel);
-    if (!tracked || tracked.waiting || !tracked.position) return;
+    if (!tracked || tracked.waiting || !tracked.position || tracked.parkedOn === this.socket) return;
     if (event.epoch !== tracked.position.epoch) return; // the server ends such a subscription (history_lost)
     if (event.offset > tracked.position.offset + 1) {
       // Never expected from the server; recover rather than deliver out of order.

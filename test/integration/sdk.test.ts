@@ -221,6 +221,73 @@ describe("client SDK", () => {
     await assert.rejects(watcher.presenceStats("user:watcher"), { code: 4400, reason: "bad_request" });
   });
 
+  it("keeps a paused subscription a member of the channel's presence across a reconnect; resume replays from the pause", async () => {
+    // A leave is announced within a second of the debounce (the other replica sweeps every 0.75 s).
+    const env = {
+      ROOMCAST_HTTP_RATE_LIMIT: "0",
+      ROOMCAST_PRESENCE_DEBOUNCE_S: "1",
+      ROOMCAST_PRESENCE_LEASE_S: "3",
+      ROOMCAST_DRAIN_S: "1",
+    };
+    const d = await cluster.addGateway(env);
+    const e = await cluster.addGateway(env);
+    const channel = "env:sdkpause:logs";
+    const open = async (sub: string, url: string | string[]) => {
+      const client = createClient({
+        url,
+        token: await token({ sub, envs: ["sdkpause"], scope: "env:read" }),
+        backoff: { initialMs: 100, maxMs: 200 },
+      });
+      clients.push(client);
+      await client.connect();
+      return client;
+    };
+    const observer = await open("observer", e.url);
+    const seen: PresenceEvent[] = [];
+    await observer.subscribe(channel, () => undefined, { onPresence: (event) => seen.push(event) });
+    const reader = await open("reader", [d.url, e.url]);
+    const received: ChannelEvent[] = [];
+    await reader.subscribe(channel, (event) => received.push(event));
+    await waitUntil(() => seen.some((ev) => ev.user === "reader"), 5000, "the reader's join");
+    const publisher = await token({ sub: "backend", scope: "publish", envs: ["*"] });
+    let n = 0;
+    const publish = async (count: number) => {
+      for (let i = 0; i < count; i++) {
+        const lines = [{ n: ++n, stream: "stdout", text: `line ${n}`, ts: Date.now() }];
+        const res = await httpPublish(e.url, publisher, channel, {
+          type: "log",
+          data: { jobId: "j", name: "x", lines },
+        });
+        assert.equal(res.status, 202);
+      }
+    };
+    await publish(3);
+    await waitUntil(() => received.length === 3, 5000, "3 events");
+    await reader.pause(channel);
+    await publish(3);
+    // Its replica drains: the reader moves to the other one, its subscription still paused.
+    const back = new Promise((resolve) => reader.once("welcome", resolve));
+    await d.stop();
+    await back;
+    await publish(3);
+    await new Promise((r) => setTimeout(r, 3500)); // a leave would be announced by now
+    assert.deepEqual(
+      seen.filter((ev) => ev.user === "reader"),
+      [{ channel, action: "join", user: "reader" }],
+      "the paused reader never left",
+    );
+    assert.equal((await observer.presenceStats(channel)).users, 2);
+    assert.equal(received.length, 3, "nothing while paused, across the reconnect");
+    await reader.resume(channel);
+    await waitUntil(() => received.length === 9, 5000, "the 6 missed events");
+    await publish(1);
+    await waitUntil(() => received.length === 10, 5000, "live again");
+    assert.deepEqual(
+      received.map((ev) => ev.offset),
+      Array.from({ length: 10 }, (_, i) => i + 1),
+    );
+  });
+
   it("refreshes the token before it expires and keeps the connection", async () => {
     const url = cluster.gateways[1]!.url;
     let minted = 0;
