@@ -267,7 +267,8 @@ export class RoomcastClient {
     socket.on("presence", (event) => this.subscriptions.get(event.channel)?.options.onPresence?.(event));
     socket.on("lag", (lag) => {
       const tracked = this.subscriptions.get(lag.channel);
-      if (tracked?.position && tracked.parkedOn !== socket) tracked.position = { offset: lag.offset, epoch: tracked.position.epoch };
+      if (tracked?.position && tracked.parkedOn !== socket)
+        tracked.position = { offset: lag.offset, epoch: tracked.position.epoch };
       this.emitLocal("lag", lag);
     });
     socket.on("unsubscribed", (notice) => {
