@@ -18,6 +18,7 @@ import bcrypt from "bcryptjs";
 import { freePort } from "../../src/cluster/embedded-redis.js";
 import { startCluster, startTestRedis, type TestCluster, type TestRedis } from "../support/cluster.js";
 import { connect, request, token, type TestSocket } from "../support/clients.js";
+import type { Page } from "playwright-core";
 import { browserSkip, launchChromium } from "../support/browser.js";
 import { CLI, TEST_SECRET, waitForExit, type GatewayProcess } from "../support/gateway-process.js";
 
@@ -199,15 +200,7 @@ describe("the console in a browser, against roomcast start", () => {
         await page.locator("#job-state").filter({ hasText: "completed" }).waitFor({ timeout: 60_000 });
         assert.equal(await progress(), 100);
         assert.ok(atReconnect < 100, "the job was still running when the replica died");
-        const numbers = (
-          await page.locator(".log .line").evaluateAll((lines) => lines.map((l) => l.getAttribute("data-n")))
-        ).map(Number);
-        assert.deepEqual(
-          numbers,
-          Array.from({ length: numbers.length }, (_, i) => i + 1),
-          "every line once, in order, across the reconnect and the pause",
-        );
-        assert.match((await page.locator(".log .line .text").last().textContent()) ?? "", /^build ok: 600 lines/);
+        await assertWholeLog(page, 600, "across the reconnect and the pause");
         assert.equal(await page.getAttribute("#log-count", "data-gaps"), "0");
 
         // A second user watches dev and the job (it runs on dev), by the name in its token, then
@@ -308,15 +301,7 @@ describe("the console in a browser, against roomcast start", () => {
 
         await page.locator("#job-state").filter({ hasText: "completed" }).waitFor({ timeout: 40_000 });
         assert.equal(await progress(), 100);
-        assert.match((await page.locator(".log .line .text").last().textContent()) ?? "", /^build ok: 300 lines/);
-        const numbers = (
-          await page.locator(".log .line").evaluateAll((lines) => lines.map((l) => l.getAttribute("data-n")))
-        ).map(Number);
-        assert.deepEqual(
-          numbers,
-          Array.from({ length: numbers.length }, (_, i) => i + 1),
-          "every line once, in order, across the token change",
-        );
+        await assertWholeLog(page, 300, "across the token change");
         assert.deepEqual(problems, []);
       } finally {
         await browser.close();
@@ -414,6 +399,20 @@ describe("roomcast start with its embedded Redis", () => {
  * handshake is now and then lost (the primary can read the client's first frame while it hands
  * the connection to a gateway), and this test is about stopping, not about that.
  */
+/** The console's log shows a build of `lines` lines whole: every line once, in order, up to its last one. */
+async function assertWholeLog(page: Page, lines: number, across: string): Promise<void> {
+  const numbers = (
+    await page.locator(".log .line").evaluateAll((shown) => shown.map((l) => l.getAttribute("data-n")))
+  ).map(Number);
+  assert.deepEqual(
+    numbers,
+    Array.from({ length: numbers.length }, (_, i) => i + 1),
+    `every line once, in order, ${across}`,
+  );
+  const last = (await page.locator(".log .line .text").last().textContent()) ?? "";
+  assert.ok(last.startsWith(`build ok: ${lines} lines`), `the last line shown: ${last}`);
+}
+
 async function connectRetrying(url: string, token: string): Promise<TestSocket> {
   for (let attempt = 1; ; attempt++) {
     const pending = connect(url, { token });
