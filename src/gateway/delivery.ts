@@ -16,7 +16,8 @@ import type { GatewayMetrics } from "../metrics/metrics.js";
 import { closeConnection } from "./close-connection.js";
 import { filterEvent } from "./log-filter.js";
 import { eventJsonOf, eventPacket, framed, presencePacket, writePacket } from "./wire.js";
-import type { PendingEvent, RoomcastServer, RoomcastSocket, Subscription } from "./types.js";
+import type { PendingEvent, Subscription } from "./subscription.js";
+import type { RoomcastServer, RoomcastSocket } from "./types.js";
 
 /** The event's `ts` (publish time), read without parsing: the first `,"ts":` is ours (type and id cannot hold quotes). */
 function publishTime(json: string): number {
@@ -106,12 +107,12 @@ export class Delivery {
     // A connection being closed (moved off, its `closing` sent) gets nothing more.
     if (socket.conn.readyState !== "open") return false;
     if (!this.isSlow(socket)) {
-      sub.offset = event.offset;
+      sub.sent(event.offset);
       writeEvent(socket, sub, event);
       return true;
     }
     if (sub.target.policy === "conflate") {
-      sub.conflated = { event, skipped: 0 };
+      sub.conflate(event);
       this.flushConflatedLater(socket);
     } else {
       this.cutSlowConsumer(socket, `a live event of ${sub.target.channel}`);
@@ -131,16 +132,15 @@ export class Delivery {
       }
       this.flushing.delete(socket);
       for (const sub of socket.data.subscriptions.values()) {
-        const held = sub.conflated;
-        if (!held || sub.state !== "live") continue;
-        sub.conflated = undefined;
+        const held = sub.takeConflated();
+        if (!held) continue;
         const skipped = held.event.offset - sub.offset - 1;
         if (skipped > 0) {
           // `offset` is the last one skipped, as after any gap: the next event is offset + 1.
           socket.emit("lag", { channel: sub.target.channel, skipped, offset: held.event.offset - 1 });
           this.metrics.lagNotices.inc();
         }
-        sub.offset = held.event.offset;
+        sub.sent(held.event.offset);
         writeEvent(socket, sub, held.event);
         this.metrics.delivered.inc({ namespace: sub.target.namespace });
       }
@@ -231,27 +231,11 @@ export class Delivery {
    * otherwise. True when it was written.
    */
   offer(socket: RoomcastSocket, sub: Subscription, event: PendingEvent): boolean {
-    if (sub.state === "syncing") {
-      (sub.pending ??= []).push(event);
-      return false;
-    }
-    if (sub.state === "paused") return false;
-    if (event.epoch !== sub.epoch) {
-      this.historyLost(socket, sub);
-      return false;
-    }
-    if (event.offset <= sub.offset) return false;
-    if (sub.conflated) {
-      // Still behind: the newest state replaces the one held back.
-      if (event.offset > sub.conflated.event.offset) sub.conflated = { event, skipped: sub.conflated.skipped + 1 };
-      return false;
-    }
-    if (event.offset > sub.offset + 1) {
-      (sub.pending ??= []).push(event);
-      void this.resync(socket, sub);
-      return false;
-    }
-    return this.write(socket, sub, event);
+    const verdict = sub.offer(event);
+    if (verdict === "write") return this.write(socket, sub, event);
+    if (verdict === "fill") void this.resync(socket, sub);
+    else if (verdict === "history_lost") this.historyLost(socket, sub);
+    return false;
   }
 
   /**
@@ -262,8 +246,7 @@ export class Delivery {
    */
   async resync(socket: RoomcastSocket, sub: Subscription): Promise<void> {
     // A pause that came in after the resume which scheduled this sync wins.
-    if (sub.state === "paused") return;
-    sub.state = "syncing";
+    if (!sub.beginSync()) return;
     const generation = sub.generation;
     const channel = sub.target.channel;
     const current = () => socket.data.subscriptions.get(channel) === sub && sub.generation === generation;
@@ -280,7 +263,7 @@ export class Delivery {
           const resumeAt = read.events[0]?.offset ?? read.top + 1;
           socket.emit("lag", { channel, skipped: Math.max(resumeAt - sub.offset - 1, 0), offset: resumeAt - 1 });
           this.metrics.lagNotices.inc();
-          sub.offset = resumeAt - 1;
+          sub.sent(resumeAt - 1);
         }
         this.sendEvents(socket, sub, read.events);
         if (!read.more) break;
@@ -345,7 +328,7 @@ export class Delivery {
     let written = 0;
     for (const event of events) {
       if (event.offset <= sub.offset) continue;
-      sub.offset = event.offset;
+      sub.sent(event.offset);
       writePacket(socket, eventPacket(JSON.stringify(filterEvent(event, sub.filter))));
       written++;
     }
@@ -354,18 +337,11 @@ export class Delivery {
 
   /** Ends a sync: flushes the buffered live events in order. */
   goLive(socket: RoomcastSocket, sub: Subscription): void {
-    const pending = sub.pending ?? [];
-    sub.pending = undefined;
-    // The sync read the channel past any state held back for a slow client: holding it still
-    // would make offer() swallow every later event (a flush skips subscriptions not live).
-    sub.conflated = undefined;
-    if (sub.state === "paused") return;
-    sub.state = "live";
-    pending.sort((a, b) => a.offset - b.offset);
+    const pending = sub.goLive();
     for (let i = 0; i < pending.length; i++) {
       if (sub.state !== "live") {
         // A gap sent it back to syncing: the rest waits for that catch-up.
-        (sub.pending ??= []).push(...pending.slice(i));
+        sub.holdAgain(pending.slice(i));
         return;
       }
       this.offer(socket, sub, pending[i]!);

@@ -1,40 +1,7 @@
 import type { Server, Socket } from "socket.io";
 import type { Principal } from "../auth/token-verifier.js";
-import type { ResolvedChannel } from "../channels/channel-registry.js";
-import type { ChannelEvent } from "../contracts/events.js";
-import type { CompiledFilter } from "./log-filter.js";
+import type { Subscription } from "./subscription.js";
 import type { ClientToServerEvents, InterServerEvents, ServerToClientEvents } from "../contracts/events.js";
-
-/** One delivery waiting in a subscription's buffer. */
-export interface PendingEvent {
-  offset: number;
-  epoch: string;
-  /** The Socket.IO packet, encoded once per replica. */
-  packet: string;
-  /** Its WebSocket message, framed once per replica. */
-  frame?: Buffer | undefined;
-  /** The event, parsed once per replica for the subscriptions that filter it. */
-  parsed?: ChannelEvent;
-}
-
-/**
- * A socket's subscription to one channel. `offset` is the last offset this socket has
- * been sent; while `syncing` (reading history) live events wait in `pending`.
- */
-export interface Subscription {
-  target: ResolvedChannel;
-  epoch: string;
-  offset: number;
-  state: "syncing" | "live" | "paused";
-  /** Created when the first event has to wait (most subscriptions never need it). */
-  pending: PendingEvent[] | undefined;
-  /** Bumped by each (re)subscribe, so a slower earlier one does not win. */
-  generation: number;
-  /** Conflating channels of a slow consumer: the newest event held back, and how many it replaced. */
-  conflated?: { event: PendingEvent; skipped: number };
-  /** Narrows the lines of log events (subscribe `filter`, control `filter`). */
-  filter?: CompiledFilter;
-}
 
 export interface SocketData {
   principal: Principal;

@@ -22,13 +22,10 @@ export async function control(
   switch (req.action) {
     case "pause":
       // Also while syncing (a resume or subscribe still reading history): the sync stops at its end.
-      sub.state = "paused";
+      sub.pause();
       break;
     case "resume":
-      if (sub.state === "paused") {
-        sub.state = "syncing";
-        request.afterAnswer(() => void ctx.delivery.resync(socket, sub));
-      }
+      if (sub.resume()) request.afterAnswer(() => void ctx.delivery.resync(socket, sub));
       break;
     case "filter":
       if (!req.filter)

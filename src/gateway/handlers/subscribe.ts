@@ -7,7 +7,8 @@ import type { GatewayContext } from "../context.js";
 import type { RequestScope } from "../request-router.js";
 import { compileFilter, filterEvent } from "../log-filter.js";
 import { endSubscription } from "./unsubscribe.js";
-import type { RoomcastSocket, Subscription } from "../types.js";
+import { Subscription } from "../subscription.js";
+import type { RoomcastSocket } from "../types.js";
 
 /**
  * Joins the room first, then reads history: live events that arrive meanwhile wait in the
@@ -36,7 +37,7 @@ export async function subscribe(
       ctx.admission.leaveEnvironment(socket, target);
       throw new RoomcastError("bad_request", "connection closed");
     }
-    sub = { target, epoch: "", offset: 0, state: "syncing", pending: undefined, generation: 0 } satisfies Subscription;
+    sub = new Subscription(target);
     subscriptions.set(req.channel, sub);
     await socket.join(roomOf(req.channel));
     try {
@@ -51,12 +52,9 @@ export async function subscribe(
       entered = ctx.presence
         .enter(socket, target)
         .catch((err: unknown) => ctx.log.debug({ err, channel: req.channel }, "presence join failed"));
-  } else {
-    sub.state = "syncing";
-    sub.pending = undefined;
   }
+  const generation = sub.restart();
   sub.filter = compileFilter(req.filter);
-  const generation = ++sub.generation;
   let position;
   try {
     position = await readPosition(ctx.store, target, req);
@@ -70,8 +68,7 @@ export async function subscribe(
     throw new RoomcastError("bad_request", "subscription changed while subscribing (unsubscribed or subscribed again)");
   }
   if (req.since) ctx.metrics.recoveries.inc({ outcome: position.recovered ? "recovered" : "not_recovered" });
-  sub.epoch = position.epoch;
-  sub.offset = position.offset;
+  sub.at(position.epoch, position.offset);
   const answer: SubscribeOk = {
     channel: req.channel,
     offset: position.offset,
