@@ -61,18 +61,41 @@ function acceptedFor(received: readonly Received[], channel: string): string[] {
     .map((r) => (r.body.user === undefined ? r.body.event : `${r.body.event} ${r.body.user}`));
 }
 
+/** One replica and `workers` workers that POST every presence change (no debounce) to the receiver. */
+function startHookCluster(
+  receiverUrl: string,
+  workers: number,
+  env: Record<string, string> = {},
+): Promise<TestCluster> {
+  return startCluster({
+    replicas: 1,
+    workers,
+    env: {
+      ...LIMITS_OFF,
+      ROOMCAST_PRESENCE_DEBOUNCE_S: "0",
+      ROOMCAST_WEBHOOK_URLS: receiverUrl,
+      ROOMCAST_WEBHOOK_SECRET: SECRET,
+      ...env,
+    },
+  });
+}
+
+/** A connection of user `sub`, subscribed to the environment channel. */
+async function subscribed(url: string, sub: string, channel: string): Promise<TestSocket> {
+  const socket = await connect(url, { token: await token({ sub, envs: [channel.split(":")[1]!], scope: "env:read" }) });
+  const answer = await request<Answer>(socket, "subscribe", { channel });
+  assert.equal(answer.ok, true, JSON.stringify(answer));
+  return socket;
+}
+
 describe("presence webhooks", () => {
   let cluster: TestCluster;
   let receiver: Awaited<ReturnType<typeof startReceiver>>;
   const opened: TestSocket[] = [];
 
   const join = async (url: string, sub: string, channel: string) => {
-    const socket = await connect(url, {
-      token: await token({ sub, envs: [channel.split(":")[1]!], scope: "env:read" }),
-    });
+    const socket = await subscribed(url, sub, channel);
     opened.push(socket);
-    const answer = await request<Answer>(socket, "subscribe", { channel });
-    assert.equal(answer.ok, true, JSON.stringify(answer));
     return socket;
   };
 
@@ -167,24 +190,12 @@ describe("presence webhooks", () => {
 describe("presence webhooks: ROOMCAST_WEBHOOK_EVENTS", () => {
   it("sends only the events listed", async () => {
     const receiver = await startReceiver(0);
-    const cluster = await startCluster({
-      replicas: 1,
-      workers: 1,
-      env: {
-        ...LIMITS_OFF,
-        ROOMCAST_PRESENCE_DEBOUNCE_S: "0",
-        ROOMCAST_WEBHOOK_URLS: receiver.url,
-        ROOMCAST_WEBHOOK_SECRET: SECRET,
-        ROOMCAST_WEBHOOK_EVENTS: "channel_occupied,channel_vacated",
-      },
+    const cluster = await startHookCluster(receiver.url, 1, {
+      ROOMCAST_WEBHOOK_EVENTS: "channel_occupied,channel_vacated",
     });
     try {
       const channel = "env:hooks4:status";
-      const socket = await connect(cluster.gateways[0]!.url, {
-        token: await token({ sub: "erin", envs: ["hooks4"], scope: "env:read" }),
-      });
-      assert.equal((await request<Answer>(socket, "subscribe", { channel })).ok, true);
-      socket.close();
+      (await subscribed(cluster.gateways[0]!.url, "erin", channel)).close();
       await waitUntil(() => acceptedFor(receiver.received, channel).length >= 2, 10_000, "occupied and vacated");
       await sleep(500);
       assert.deepEqual(acceptedFor(receiver.received, channel), ["channel_occupied", "channel_vacated"]);
@@ -198,29 +209,14 @@ describe("presence webhooks: ROOMCAST_WEBHOOK_EVENTS", () => {
 describe("presence webhooks while no worker runs", () => {
   it("keeps one queued delivery per channel, however many changes; a worker that starts later sends them all, in order", async () => {
     const receiver = await startReceiver(0);
-    const cluster = await startCluster({
-      replicas: 1,
-      workers: 0,
-      env: {
-        ...LIMITS_OFF,
-        ROOMCAST_PRESENCE_DEBOUNCE_S: "0",
-        ROOMCAST_WEBHOOK_URLS: receiver.url,
-        ROOMCAST_WEBHOOK_SECRET: SECRET,
-      },
-    });
+    const cluster = await startHookCluster(receiver.url, 0);
     try {
       const channels = ["env:idle1:status", "env:idle2:status", "env:idle3:logs"];
       const cycles = 15;
       // Each cycle is a join and a leave on every channel, in turns of their own: a queued job each, before.
       for (let i = 0; i < cycles; i++) {
         const sockets = await Promise.all(
-          channels.map(async (channel) => {
-            const socket = await connect(cluster.gateways[0]!.url, {
-              token: await token({ sub: `user${i}`, envs: [channel.split(":")[1]!], scope: "env:read" }),
-            });
-            assert.equal((await request<Answer>(socket, "subscribe", { channel })).ok, true);
-            return socket;
-          }),
+          channels.map((channel) => subscribed(cluster.gateways[0]!.url, `user${i}`, channel)),
         );
         await sleep(50);
         for (const socket of sockets) socket.close();
