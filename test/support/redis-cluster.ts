@@ -4,9 +4,36 @@
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { answersPing, freePort } from "../../src/cluster/embedded-redis.js";
+import { answersPing } from "../../src/cluster/embedded-redis.js";
+
+/**
+ * A cluster node listens on its port and on port + 10000 (the cluster bus). Both are taken
+ * below Linux's ephemeral range (32768 and up): a port from there (listen on port 0) has its
+ * bus port inside it, where any outgoing connection of the tests may hold it by the time the
+ * node binds it, and the node then fails to start.
+ */
+const NODE_PORTS = { from: 20_000, to: 22_700 };
+const NODE_STARTS = 5;
+
+function listenable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
+}
+
+/** A port whose cluster bus port is free too. */
+async function nodePort(): Promise<number> {
+  for (let i = 0; i < 200; i++) {
+    const port = NODE_PORTS.from + Math.floor(Math.random() * (NODE_PORTS.to - NODE_PORTS.from));
+    if ((await listenable(port)) && (await listenable(port + 10_000))) return port;
+  }
+  throw new Error("no free port pair for a cluster node");
+}
 
 export interface ClusterNode {
   port: number;
@@ -48,9 +75,8 @@ export async function startRedisCluster(
   const count = masters * (1 + replicas);
   const dir = mkdtempSync(join(tmpdir(), "roomcast-redis-cluster-"));
   const nodes: ClusterNode[] = [];
-  for (let i = 0; i < count; i++) {
-    const port = await freePort();
-    const child = spawn(
+  const spawnNode = (port: number) =>
+    spawn(
       "redis-server",
       [
         "--port",
@@ -76,28 +102,39 @@ export async function startRedisCluster(
       ],
       { stdio: "ignore" },
     );
-    nodes.push({
-      port,
-      process: child,
-      async kill() {
-        child.kill("SIGKILL");
-        await exited(child);
-      },
-    });
-  }
+  /** A node that answers PING; one that exits at start (its port taken meanwhile) is started again on other ports. */
+  const startNode = async (): Promise<void> => {
+    for (let attempt = 1; ; attempt++) {
+      const port = await nodePort();
+      const child = spawnNode(port);
+      const node: ClusterNode = {
+        port,
+        process: child,
+        async kill() {
+          child.kill("SIGKILL");
+          await exited(child);
+        },
+      };
+      nodes.push(node);
+      const deadline = Date.now() + 10_000;
+      while (!(await answersPing(port))) {
+        if (child.exitCode !== null || child.signalCode !== null) break;
+        if (Date.now() > deadline) throw new Error(`cluster node ${port} did not start`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      if (child.exitCode === null && child.signalCode === null) return;
+      nodes.splice(nodes.indexOf(node), 1);
+      if (attempt >= NODE_STARTS) throw new Error(`cluster node ${port} exited at start (${attempt} attempts)`);
+    }
+  };
   const stop = async () => {
     for (const node of nodes) node.process.kill("SIGKILL");
     await Promise.all(nodes.map((n) => exited(n.process)));
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    for (const node of nodes) {
-      const deadline = Date.now() + 10_000;
-      while (!(await answersPing(node.port))) {
-        if (Date.now() > deadline) throw new Error(`cluster node ${node.port} did not start`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    }
+    // One after another: each takes the ports it checked before the next one looks.
+    for (let i = 0; i < count; i++) await startNode();
     const create = spawnSync(
       "redis-cli",
       [
