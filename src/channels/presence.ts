@@ -18,6 +18,7 @@
  * announces each user's leave once, atomically: on the channel's feed (`presence` events) and
  * on its webhook stream.
  */
+import { chunks } from "../cluster/in-waves.js";
 import type { RedisClient } from "../cluster/redis-clients.js";
 import { RoomcastError } from "../contracts/error-codes.js";
 import type { MemberInfo, PresenceMember, PresenceOk, PresenceStatsOk } from "../contracts/events.js";
@@ -335,10 +336,9 @@ export class PresenceStore {
   /** Notes that these channels were renewed now (one call for all). */
   async touch(channels: readonly string[]): Promise<void> {
     const now = Date.now();
-    const calls: Promise<unknown>[] = [];
-    for (let i = 0; i < channels.length; i += TOUCH_BATCH)
-      calls.push(this.redis.zadd(this.indexKey, ...channels.slice(i, i + TOUCH_BATCH).flatMap((c) => [now, c])));
-    await Promise.all(calls);
+    await Promise.all(
+      chunks(channels, TOUCH_BATCH).map((batch) => this.redis.zadd(this.indexKey, ...batch.flatMap((c) => [now, c]))),
+    );
   }
 
   /** Channels nobody renewed since `before` (ms): their members were all on replicas that died. */

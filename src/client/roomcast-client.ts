@@ -347,9 +347,7 @@ export class RoomcastClient {
     if (!socket?.connected) return;
     tracked.parkedOn = socket;
     tracked.subscribedOn = undefined;
-    const request: Parameters<ClientToServerEvents["subscribe"]>[0] = { channel: tracked.channel, history: 0 };
-    if (tracked.options.filter) request.filter = tracked.options.filter;
-    socket.emit("subscribe", request, (answer: Answer<SubscribeOk>) => {
+    socket.emit("subscribe", subscribeRequest(tracked, true), (answer: Answer<SubscribeOk>) => {
       if (this.subscriptions.get(tracked.channel) !== tracked || tracked.parkedOn !== socket) return;
       if (answer.ok) tracked.subscribedOn = socket;
       // Refused now (grants changed): resume() subscribes again and reports it then.
@@ -364,10 +362,7 @@ export class RoomcastClient {
     if (!socket?.connected) return; // the next `welcome` sends it
     tracked.waiting = true;
     tracked.parkedOn = undefined;
-    const request: Parameters<ClientToServerEvents["subscribe"]>[0] = tracked.position
-      ? { channel: tracked.channel, since: tracked.position }
-      : { channel: tracked.channel, history: tracked.options.history ?? 0 };
-    if (tracked.options.filter) request.filter = tracked.options.filter;
+    const request = subscribeRequest(tracked, false);
     // The answer is handled inside the ack callback: it runs before any later event packet.
     socket.emit("subscribe", request, (answer: Answer<SubscribeOk>) => {
       if (this.subscriptions.get(tracked.channel) !== tracked) return;
@@ -418,6 +413,16 @@ export class RoomcastClient {
     tracked.position = { offset: event.offset, epoch: event.epoch };
     tracked.handler(event);
   }
+}
+
+/** A tracked channel's subscribe: with `since` once it has a position; parked, without history or `since`. */
+function subscribeRequest(tracked: Tracked, parked: boolean): Parameters<ClientToServerEvents["subscribe"]>[0] {
+  const request: Parameters<ClientToServerEvents["subscribe"]>[0] =
+    !parked && tracked.position
+      ? { channel: tracked.channel, since: tracked.position }
+      : { channel: tracked.channel, history: parked ? 0 : (tracked.options.history ?? 0) };
+  if (tracked.options.filter) request.filter = tracked.options.filter;
+  return request;
 }
 
 function unwrap<T>(answer: Answer<T>): { ok: true } & T {

@@ -7,7 +7,7 @@
  */
 import type { Logger } from "pino";
 import type { GatewayMetrics } from "../metrics/metrics.js";
-import { inWaves, type WeightedCall } from "./in-waves.js";
+import { chunks, inWaves, type WeightedCall } from "./in-waves.js";
 import { LuaScript, type ScriptArg } from "./lua-script.js";
 import type { RedisClient } from "./redis-clients.js";
 
@@ -85,12 +85,6 @@ const RENEW_WAVE = 1000;
 // Both take a number of keys that varies from call to call.
 const ACQUIRE = new LuaScript(ACQUIRE_BATCH_SCRIPT);
 const RENEW = new LuaScript(RENEW_MANY_SCRIPT);
-
-function chunks<T>(items: T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
-}
 
 export class ConnectionQuotas {
   /** Handshakes waiting for this turn's batch call. */

@@ -1,9 +1,16 @@
 /**
- * Runs a replica's bulk Redis work (lease renewals) in waves of at most `budget` units, each
+ * A replica's bulk Redis work: cut into batches (chunks), and run (lease renewals) in waves of at most `budget` units, each
  * wave after the one before. Sent all at once, thousands of renewals reach Redis together,
  * and a client's request queued behind them waits for all of them: in waves, it gets in
  * between two.
  */
+/** The items in slices of at most `size`, in order (the batches of one kind of call). */
+export function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
 export interface WeightedCall {
   /** Entries the call touches. */
   weight: number;

@@ -17,7 +17,7 @@ import type { Logger } from "pino";
 import type { ResolvedChannel } from "../channels/channel-registry.js";
 import type { ChannelRegistry } from "../channels/channel-registry.js";
 import type { PresenceChange, PresenceStore } from "../channels/presence.js";
-import { inWaves, type WeightedCall } from "../cluster/in-waves.js";
+import { chunks, inWaves, type WeightedCall } from "../cluster/in-waves.js";
 import type { Config } from "../config/load-config.js";
 import type { PresenceEvent } from "../contracts/events.js";
 import type { GatewayMetrics } from "../metrics/metrics.js";
@@ -170,8 +170,7 @@ export class PresenceTracker {
     ];
     for (const channel of channels) {
       const ids = [...(this.local.get(channel)?.keys() ?? [])];
-      for (let i = 0; i < ids.length; i += RENEW_BATCH) {
-        const batch = ids.slice(i, i + RENEW_BATCH);
+      for (const [i, batch] of chunks(ids, RENEW_BATCH).entries()) {
         renewals.push({
           weight: batch.length,
           run: () =>

@@ -1,7 +1,7 @@
 /** inWaves: bulk calls go in waves within a budget, one wave after another, every result kept in order. */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { inWaves } from "../../src/cluster/in-waves.js";
+import { chunks, inWaves } from "../../src/cluster/in-waves.js";
 
 describe("inWaves", () => {
   it("runs at most `budget` units at once, a call over the budget alone, and settles every call in order", async () => {
@@ -25,5 +25,13 @@ describe("inWaves", () => {
     );
     // Waves: 400+500, then 300 (400+500+300 is over), then 1500 alone, then 100+1.
     assert.deepEqual(waves, [400, 900, 300, 1500, 100, 101]);
+  });
+});
+
+describe("chunks", () => {
+  it("cuts items into slices of at most `size`, in order, and nothing into nothing", () => {
+    assert.deepEqual(chunks([1, 2, 3, 4, 5], 2), [[1, 2], [3, 4], [5]]);
+    assert.deepEqual(chunks([1, 2], 5), [[1, 2]]);
+    assert.deepEqual(chunks([], 3), []);
   });
 });
